@@ -1,0 +1,48 @@
+# anvil — the two commands of the quick start are `make run` and `make test`.
+JOBS ?= $(shell nproc)
+PRESET ?= cpu-release
+BUILD_DIR := build/$(PRESET)
+
+.PHONY: setup build run test test-debug cuda-build bench format check-format tidy clean
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	@cmake --preset $(PRESET) > /dev/null
+	@cmake --build --preset $(PRESET) -j $(JOBS)
+
+# The main job: until models land, a demonstration of the runtime on random data.
+run: build
+	@$(BUILD_DIR)/anvil system
+	@$(BUILD_DIR)/anvil demo
+
+# Every CPU test (labels unit, op, e2e; the gpu label skips without a GPU).
+test: build
+	@ctest --preset $(PRESET) -j $(JOBS)
+
+# The same tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-debug:
+	@$(MAKE) --no-print-directory test PRESET=cpu-debug
+
+# The CUDA build (compiles and links here; runs on the GPU machine, see docs/gpu.md).
+cuda-build: setup
+	@cmake --preset cuda-release > /dev/null
+	@cmake --build --preset cuda-release -j $(JOBS)
+
+bench: build
+	@$(BUILD_DIR)/bench/anvil_bench
+
+SOURCES = $(shell git ls-files '*.h' '*.cpp' '*.cu' '*.cuh')
+
+format:
+	@clang-format -i $(SOURCES)
+
+check-format:
+	@clang-format --dry-run --Werror $(SOURCES) && echo "format: ok"
+
+tidy: build
+	@clang-tidy -p $(BUILD_DIR) --quiet $(filter src/%.cpp,$(SOURCES)) && echo "tidy: ok"
+
+clean:
+	@rm -rf build

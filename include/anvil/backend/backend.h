@@ -1,0 +1,135 @@
+#pragma once
+// The backend interface: one virtual method per op kernel. The free functions in
+// anvil/ops/*.h validate arguments once, then call the backend of the tensors' device.
+// A backend that lacks an op keeps the default, which throws a clear "not supported".
+// Tensors given to a backend are already checked: same device, contiguous, shapes agree.
+#include <cstdint>
+#include <string>
+
+#include "anvil/backend/op_params.h"
+#include "anvil/core/device.h"
+#include "anvil/core/tensor.h"
+
+namespace anvil {
+
+enum class OpKind : uint8_t {
+  Copy,
+  Matmul,
+  Add,
+  Mul,
+  Scale,
+  AddBackward,
+  MulBackward,
+  Embedding,
+  EmbeddingBackward,
+  LayerNorm,
+  LayerNormBackward,
+  RmsNorm,
+  RmsNormBackward,
+  Rope,
+  RopeBackward,
+  Gelu,
+  GeluBackward,
+  Silu,
+  SiluBackward,
+  Swiglu,
+  SwigluBackward,
+  Softmax,
+  SoftmaxBackward,
+  Attention,
+  AttentionBackward,
+  CrossEntropy,
+  CrossEntropyBackward,
+  AdamW,
+  Argmax,
+  TopKFilter,
+  TopPFilter,
+  MinPFilter,
+  SampleMultinomial,
+};
+const char* op_name(OpKind op);
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  [[nodiscard]] virtual Device device() const = 0;
+  [[nodiscard]] virtual Allocator& allocator() = 0;
+  // Whether `op` runs on this backend with `dtype` as its main input type.
+  [[nodiscard]] virtual bool supports(OpKind op, DType dtype) const = 0;
+
+  // dst = src (same shape; dtypes may differ; devices may differ when one is the host).
+  virtual void copy(Tensor& dst, const Tensor& src);
+
+  // out (..., M, N) = alpha * op(a) @ op(b) + beta * out. a: (..., M, K) or (..., K, M) when
+  // trans_a; b: (..., K, N) or (..., N, K) when trans_b, or 2-D and shared by every batch.
+  virtual void matmul(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, float alpha,
+                      float beta);
+
+  // Elementwise with b broadcast over a's leading dims (b's shape is a suffix of a's).
+  virtual void add(Tensor& out, const Tensor& a, const Tensor& b);
+  virtual void mul(Tensor& out, const Tensor& a, const Tensor& b);
+  virtual void scale(Tensor& out, const Tensor& a, float factor);
+  // grad_a = grad_out; grad_b = grad_out summed over the broadcast dims (either may be undefined).
+  virtual void add_backward(Tensor& grad_a, Tensor& grad_b, const Tensor& grad_out);
+  virtual void mul_backward(Tensor& grad_a, Tensor& grad_b, const Tensor& grad_out, const Tensor& a, const Tensor& b);
+
+  // out (N, C) = table[ids]; ids (N) i32. Backward accumulates: grad_table[ids[i]] += grad_out[i].
+  virtual void embedding(Tensor& out, const Tensor& table, const Tensor& ids);
+  virtual void embedding_backward(Tensor& grad_table, const Tensor& grad_out, const Tensor& ids);
+
+  // Normalisation over the last dim C of x (N, C). mean/rstd (N) f32 are saved for backward
+  // (may be undefined in inference). Backward writes dx and accumulates dweight/dbias.
+  virtual void layer_norm(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& weight,
+                          const Tensor& bias, float eps);
+  virtual void layer_norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
+                                   const Tensor& weight, const Tensor& mean, const Tensor& rstd);
+  virtual void rms_norm(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps);
+  virtual void rms_norm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight,
+                                 const Tensor& rstd);
+
+  // Rotary embedding of x (N, H, D) at positions (N) i32; out may alias x.
+  virtual void rope(Tensor& out, const Tensor& x, const Tensor& positions, const RopeParams& params);
+  virtual void rope_backward(Tensor& dx, const Tensor& dout, const Tensor& positions, const RopeParams& params);
+
+  // Activations. gelu is the tanh approximation. swiglu: out = silu(gate) * up.
+  virtual void gelu(Tensor& out, const Tensor& x);
+  virtual void gelu_backward(Tensor& dx, const Tensor& dout, const Tensor& x);
+  virtual void silu(Tensor& out, const Tensor& x);
+  virtual void silu_backward(Tensor& dx, const Tensor& dout, const Tensor& x);
+  virtual void swiglu(Tensor& out, const Tensor& gate, const Tensor& up);
+  virtual void swiglu_backward(Tensor& dgate, Tensor& dup, const Tensor& dout, const Tensor& gate, const Tensor& up);
+
+  // Softmax over the last dim; backward from the saved output y.
+  virtual void softmax(Tensor& out, const Tensor& x);
+  virtual void softmax_backward(Tensor& dx, const Tensor& dout, const Tensor& y);
+
+  // Self-attention. q (B, T, Hq, D), k/v (B, T, Hkv, D) with Hq a multiple of Hkv (GQA);
+  // out (B, T, Hq, D); lse (B, Hq, T) f32 log-sum-exp of scaled scores, saved for backward.
+  virtual void attention(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                         const AttentionParams& params);
+  virtual void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
+                                  const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                                  const AttentionParams& params);
+
+  // Fused softmax + cross-entropy. logits (N, V); targets (N) i32, negative = ignored (loss 0).
+  // losses (N) f32. Backward: dlogits = (softmax - onehot) * dlosses[row].
+  virtual void cross_entropy(Tensor& losses, const Tensor& logits, const Tensor& targets);
+  virtual void cross_entropy_backward(Tensor& dlogits, const Tensor& dlosses, const Tensor& logits,
+                                      const Tensor& targets);
+
+  // One AdamW step, in place on param, m, v (f32); grad f32 or bf16.
+  virtual void adamw(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params);
+
+  // Sampling primitives on logits (N, V) f32. Filters set dropped entries to -inf in place.
+  virtual void argmax(Tensor& ids, const Tensor& logits);
+  virtual void top_k_filter(Tensor& logits, int64_t k);
+  virtual void top_p_filter(Tensor& logits, float top_p);
+  virtual void min_p_filter(Tensor& logits, float min_p);
+  // Draws ids (N) i32 from softmax(logits / temperature) per row using Philox(seed, row), counter `offset`.
+  virtual void sample_multinomial(Tensor& ids, const Tensor& logits, float temperature, uint64_t seed, uint64_t offset);
+
+ protected:
+  [[noreturn]] void not_supported(OpKind op) const;
+};
+
+}  // namespace anvil

@@ -1,0 +1,46 @@
+#pragma once
+// Parameter structs of the ops, shared by the free functions and every backend.
+#include <cstdint>
+
+namespace anvil {
+
+enum class RopeLayout : uint8_t {
+  RotateHalf,   // pairs (i, i + rot_dim/2): GPT-NeoX, HF Llama
+  Interleaved,  // pairs (2i, 2i + 1): GPT-J, Meta's original Llama, GGUF "norm" rope
+};
+
+enum class RopeScaling : uint8_t { None, Linear, Llama3 };
+
+struct RopeParams {
+  RopeLayout layout = RopeLayout::RotateHalf;
+  float base = 10000.0F;  // theta
+  int64_t rot_dim = 0;    // rotated leading dims of each head; 0 = the whole head
+  RopeScaling scaling = RopeScaling::None;
+  float factor = 1.0F;                   // Linear: positions / factor; Llama3: long-wavelength divisor
+  float low_freq_factor = 1.0F;          // Llama3
+  float high_freq_factor = 4.0F;         // Llama3
+  int64_t original_max_position = 8192;  // Llama3
+};
+
+enum class AttentionImpl : uint8_t {
+  Reference,  // materialises the (T, T) score matrix per head
+  Blocked,    // tiles over keys with an online softmax; memory O(T) per head
+};
+
+struct AttentionParams {
+  bool causal = true;
+  float scale = 0.0F;  // 0 means 1/sqrt(head_dim)
+  AttentionImpl impl = AttentionImpl::Blocked;
+};
+
+struct AdamWParams {
+  float learning_rate = 1e-3F;
+  float beta1 = 0.9F;
+  float beta2 = 0.999F;
+  float eps = 1e-8F;
+  float weight_decay = 0.0F;
+  int64_t step = 1;         // 1-based step, for bias correction
+  float grad_scale = 1.0F;  // gradients are multiplied by this first (unscaling, clipping)
+};
+
+}  // namespace anvil

@@ -1,0 +1,51 @@
+#pragma once
+// Element types. Plain types store one element per `bytes`; block-quantized types
+// (GGUF's Q8_0, Q4_K, ...) store `block_elems` elements in `block_bytes` bytes.
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace anvil {
+
+enum class DType : uint8_t {
+  F32,
+  F64,
+  F16,
+  BF16,
+  F8E4M3,
+  F8E5M2,
+  I8,
+  U8,
+  I32,
+  I64,
+  Q8_0,
+  Q4_0,
+  Q4_1,
+  Q5_0,
+  Q5_1,
+  Q4_K,
+  Q5_K,
+  Q6_K,
+};
+inline constexpr int kNumDTypes = 18;
+
+struct DTypeInfo {
+  std::string_view name;
+  int64_t block_elems;  // 1 for plain types
+  int64_t block_bytes;  // bytes of one element (plain) or one block (quantized)
+  bool is_float;        // holds real numbers (floats and quantized floats)
+  bool is_quantized;    // block-quantized storage type
+};
+
+// Static facts about a dtype.
+const DTypeInfo& dtype_info(DType dtype);
+inline std::string_view dtype_name(DType dtype) { return dtype_info(dtype).name; }
+// Parses "f32", "bf16", "q4_k", ...; nullopt when unknown.
+std::optional<DType> dtype_from_name(std::string_view name);
+
+// Bytes needed for `num_elems` elements; throws if num_elems is not a whole number of blocks.
+int64_t dtype_bytes_for(DType dtype, int64_t num_elems);
+// Bytes of one element of a plain type; throws for block types.
+int64_t dtype_elem_bytes(DType dtype);
+
+}  // namespace anvil

@@ -1,0 +1,15 @@
+#pragma once
+// Every op, for callers that want them all.
+#include "anvil/ops/activations.h"
+#include "anvil/ops/adamw.h"
+#include "anvil/ops/attention.h"
+#include "anvil/ops/copy.h"
+#include "anvil/ops/cross_entropy.h"
+#include "anvil/ops/elementwise.h"
+#include "anvil/ops/embedding.h"
+#include "anvil/ops/layer_norm.h"
+#include "anvil/ops/matmul.h"
+#include "anvil/ops/rms_norm.h"
+#include "anvil/ops/rope.h"
+#include "anvil/ops/sampling.h"
+#include "anvil/ops/softmax.h"

@@ -1,0 +1,110 @@
+#include "anvil/backend/backend.h"
+
+#include <array>
+
+#include "anvil/core/error.h"
+
+namespace anvil {
+
+const char* op_name(OpKind op) {
+  static constexpr std::array kNames = {
+      "copy",
+      "matmul",
+      "add",
+      "mul",
+      "scale",
+      "add_backward",
+      "mul_backward",
+      "embedding",
+      "embedding_backward",
+      "layer_norm",
+      "layer_norm_backward",
+      "rms_norm",
+      "rms_norm_backward",
+      "rope",
+      "rope_backward",
+      "gelu",
+      "gelu_backward",
+      "silu",
+      "silu_backward",
+      "swiglu",
+      "swiglu_backward",
+      "softmax",
+      "softmax_backward",
+      "attention",
+      "attention_backward",
+      "cross_entropy",
+      "cross_entropy_backward",
+      "adamw",
+      "argmax",
+      "top_k_filter",
+      "top_p_filter",
+      "min_p_filter",
+      "sample_multinomial",
+  };
+  const auto index = static_cast<size_t>(op);
+  return index < kNames.size() ? kNames[index] : "unknown_op";
+}
+
+void Backend::not_supported(OpKind op) const {
+  throw make_error("op ", op_name(op), " is not supported on ", device_string(device()));
+}
+
+// Defaults: a backend overrides what it implements.
+void Backend::copy(Tensor&, const Tensor&) { not_supported(OpKind::Copy); }
+void Backend::matmul(Tensor&, const Tensor&, const Tensor&, bool, bool, float, float) { not_supported(OpKind::Matmul); }
+void Backend::add(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::Add); }
+void Backend::mul(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::Mul); }
+void Backend::scale(Tensor&, const Tensor&, float) { not_supported(OpKind::Scale); }
+void Backend::add_backward(Tensor&, Tensor&, const Tensor&) { not_supported(OpKind::AddBackward); }
+void Backend::mul_backward(Tensor&, Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  not_supported(OpKind::MulBackward);
+}
+void Backend::embedding(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::Embedding); }
+void Backend::embedding_backward(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::EmbeddingBackward); }
+void Backend::layer_norm(Tensor&, Tensor&, Tensor&, const Tensor&, const Tensor&, const Tensor&, float) {
+  not_supported(OpKind::LayerNorm);
+}
+void Backend::layer_norm_backward(Tensor&, Tensor&, Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                  const Tensor&) {
+  not_supported(OpKind::LayerNormBackward);
+}
+void Backend::rms_norm(Tensor&, Tensor&, const Tensor&, const Tensor&, float) { not_supported(OpKind::RmsNorm); }
+void Backend::rms_norm_backward(Tensor&, Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  not_supported(OpKind::RmsNormBackward);
+}
+void Backend::rope(Tensor&, const Tensor&, const Tensor&, const RopeParams&) { not_supported(OpKind::Rope); }
+void Backend::rope_backward(Tensor&, const Tensor&, const Tensor&, const RopeParams&) {
+  not_supported(OpKind::RopeBackward);
+}
+void Backend::gelu(Tensor&, const Tensor&) { not_supported(OpKind::Gelu); }
+void Backend::gelu_backward(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::GeluBackward); }
+void Backend::silu(Tensor&, const Tensor&) { not_supported(OpKind::Silu); }
+void Backend::silu_backward(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::SiluBackward); }
+void Backend::swiglu(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::Swiglu); }
+void Backend::swiglu_backward(Tensor&, Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  not_supported(OpKind::SwigluBackward);
+}
+void Backend::softmax(Tensor&, const Tensor&) { not_supported(OpKind::Softmax); }
+void Backend::softmax_backward(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::SoftmaxBackward); }
+void Backend::attention(Tensor&, Tensor&, const Tensor&, const Tensor&, const Tensor&, const AttentionParams&) {
+  not_supported(OpKind::Attention);
+}
+void Backend::attention_backward(Tensor&, Tensor&, Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                 const Tensor&, const Tensor&, const AttentionParams&) {
+  not_supported(OpKind::AttentionBackward);
+}
+void Backend::cross_entropy(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::CrossEntropy); }
+void Backend::cross_entropy_backward(Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  not_supported(OpKind::CrossEntropyBackward);
+}
+void Backend::adamw(Tensor&, Tensor&, Tensor&, const Tensor&, const AdamWParams&) { not_supported(OpKind::AdamW); }
+void Backend::argmax(Tensor&, const Tensor&) { not_supported(OpKind::Argmax); }
+void Backend::top_k_filter(Tensor&, int64_t) { not_supported(OpKind::TopKFilter); }
+void Backend::top_p_filter(Tensor&, float) { not_supported(OpKind::TopPFilter); }
+void Backend::min_p_filter(Tensor&, float) { not_supported(OpKind::MinPFilter); }
+void Backend::sample_multinomial(Tensor&, const Tensor&, float, uint64_t, uint64_t) {
+  not_supported(OpKind::SampleMultinomial);
+}
+
+}  // namespace anvil

@@ -1,0 +1,25 @@
+#include "cpu/cpu_backend.h"
+
+namespace anvil::cpu {
+
+CpuBackend::CpuBackend(ThreadPool& pool, const CpuFeatures& features)
+    : pool_(pool), features_(features), isa_(best_isa(features)) {}
+
+bool CpuBackend::supports(OpKind op, DType dtype) const {
+  const bool float_type = dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
+  switch (op) {
+    case OpKind::Copy:
+      return true;
+    case OpKind::AdamW:
+    case OpKind::Argmax:
+    case OpKind::TopKFilter:
+    case OpKind::TopPFilter:
+    case OpKind::MinPFilter:
+    case OpKind::SampleMultinomial:
+      return dtype == DType::F32;
+    default:
+      return float_type;
+  }
+}
+
+}  // namespace anvil::cpu

@@ -1,0 +1,47 @@
+#include "anvil/ops/rms_norm.h"
+
+#include "ops/op_checks.h"
+
+namespace anvil {
+
+namespace oc = op_checks;
+
+void rms_norm(Ctx& ctx, Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) {
+  constexpr const char* kOp = "rms_norm";
+  oc::require_float(kOp, {"x", &x});
+  oc::require(kOp, {"x", &x});
+  const int64_t channels = x.size(-1);
+  const int64_t rows = x.numel() / channels;
+  oc::require_same_shape(kOp, {"x", &x}, {"out", &out});
+  oc::require_shape(kOp, {"weight", &weight}, {channels});
+  oc::require_float(kOp, {"weight", &weight});
+  if (rstd.defined()) {
+    oc::require_shape(kOp, {"rstd", &rstd}, {rows});
+    oc::require_dtype(kOp, {"rstd", &rstd}, {DType::F32});
+  }
+  const Device device = oc::common_device(kOp, {{"out", &out}, {"rstd", &rstd}, {"x", &x}, {"weight", &weight}});
+  ctx.backend(device).rms_norm(out, rstd, x, weight, eps);
+}
+
+void rms_norm_backward(Ctx& ctx, Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight,
+                       const Tensor& rstd) {
+  constexpr const char* kOp = "rms_norm_backward";
+  oc::require_float(kOp, {"x", &x});
+  oc::require(kOp, {"x", &x});
+  const int64_t channels = x.size(-1);
+  const int64_t rows = x.numel() / channels;
+  oc::require_same_shape(kOp, {"x", &x}, {"dx", &dx});
+  oc::require_same_shape(kOp, {"x", &x}, {"dout", &dout});
+  oc::require_shape(kOp, {"weight", &weight}, {channels});
+  oc::require_shape(kOp, {"rstd", &rstd}, {rows});
+  oc::require_dtype(kOp, {"rstd", &rstd}, {DType::F32});
+  if (dweight.defined()) {
+    oc::require_shape(kOp, {"dweight", &dweight}, {channels});
+    oc::require_dtype(kOp, {"dweight", &dweight}, {DType::F32});
+  }
+  const Device device = oc::common_device(
+      kOp, {{"dx", &dx}, {"dweight", &dweight}, {"dout", &dout}, {"x", &x}, {"weight", &weight}, {"rstd", &rstd}});
+  ctx.backend(device).rms_norm_backward(dx, dweight, dout, x, weight, rstd);
+}
+
+}  // namespace anvil

@@ -1,0 +1,32 @@
+// anvil: the command-line entry point. Subcommands are added as their layers land
+// (generate, chat, serve, train, ...); for now `system` and `demo` show the runtime.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "demo.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"anvil: one native stack to train, run and serve transformer language models"};
+  app.require_subcommand(1);
+
+  int threads = 0;
+  auto* system = app.add_subcommand("system", "Show the CPU features, threads and backends anvil sees");
+  system->add_option("--threads", threads, "Worker threads (0 = all cores)");
+  auto* demo = app.add_subcommand("demo", "Run a small transformer block forward and backward on random data");
+  anvil::cli::DemoOptions demo_options;
+  demo->add_option("--threads", demo_options.threads, "Worker threads (0 = all cores)");
+  demo->add_option("--tokens", demo_options.tokens, "Tokens in the batch");
+  demo->add_option("--width", demo_options.width, "Model width");
+  demo->add_option("--seed", demo_options.seed, "Random seed");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*system) return anvil::cli::run_system(threads);
+    if (*demo) return anvil::cli::run_demo(demo_options);
+  } catch (const std::exception& error) {
+    std::cerr << "anvil: error: " << error.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

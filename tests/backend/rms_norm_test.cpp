@@ -1,0 +1,99 @@
+// RMSNorm: forward against float64, backward against finite differences, every backend.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "anvil/ops/rms_norm.h"
+#include "support/op_harness.h"
+
+namespace anvil::testing {
+namespace {
+
+constexpr double kEps = 1e-5;
+
+// y[r, c] = x[r, c] / sqrt(mean_c(x[r]^2) + eps) * w[c], in float64.
+HostArray rms_norm_reference(const HostArray& x, const HostArray& weight) {
+  const int64_t channels = weight.numel();
+  HostArray y{x.shape, std::vector<double>(x.values.size())};
+  for (int64_t row = 0; row < x.numel() / channels; ++row) {
+    double sum_squares = 0.0;
+    for (int64_t c = 0; c < channels; ++c) sum_squares += x[row * channels + c] * x[row * channels + c];
+    const double inv_rms = 1.0 / std::sqrt(sum_squares / static_cast<double>(channels) + kEps);
+    for (int64_t c = 0; c < channels; ++c) y[row * channels + c] = x[row * channels + c] * inv_rms * weight[c];
+  }
+  return y;
+}
+
+const std::vector<Shape> kShapes = {{1, 1}, {3, 7}, {17, 64}, {5, 257}, {2, 3, 33}};
+
+TEST(OpRmsNorm, ForwardMatchesFloat64) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const Device device : test_devices(ctx)) {
+    for (const DType dtype : float_dtypes()) {
+      for (const Shape& shape : kShapes) {
+        SCOPED_TRACE(case_label(dtype, device, shape));
+        HostArray x = random_array(shape, rng, -2.0, 2.0);
+        HostArray weight = random_array({shape.back()}, rng, 0.5, 1.5);
+        Tensor x_tensor = make_tensor(ctx, x, dtype, device);
+        Tensor weight_tensor = make_tensor(ctx, weight, dtype, device);
+        Tensor out = ctx.empty(shape, dtype, device);
+        Tensor rstd = ctx.empty({x.numel() / shape.back()}, DType::F32, device);
+        rms_norm(ctx, out, rstd, x_tensor, weight_tensor, static_cast<float>(kEps));
+        expect_close(to_host(ctx, out), rms_norm_reference(x, weight), tolerance_for(dtype), "out");
+      }
+    }
+  }
+}
+
+TEST(OpRmsNorm, BackwardMatchesFiniteDifferences) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const Device device : test_devices(ctx)) {
+    for (const DType dtype : float_dtypes()) {
+      for (const Shape& shape : {Shape{1, 1}, Shape{3, 7}, Shape{4, 33}}) {
+        SCOPED_TRACE(case_label(dtype, device, shape));
+        const int64_t channels = shape.back();
+        HostArray x = random_array(shape, rng, -2.0, 2.0);
+        HostArray weight = random_array({channels}, rng, 0.5, 1.5);
+        HostArray dout = random_array(shape, rng);
+        Tensor x_tensor = make_tensor(ctx, x, dtype, device);
+        Tensor weight_tensor = make_tensor(ctx, weight, dtype, device);
+        Tensor dout_tensor = make_tensor(ctx, dout, dtype, device);
+        Tensor out = ctx.empty(shape, dtype, device);
+        Tensor rstd = ctx.empty({x.numel() / channels}, DType::F32, device);
+        rms_norm(ctx, out, rstd, x_tensor, weight_tensor, static_cast<float>(kEps));
+        Tensor dx = ctx.empty(shape, dtype, device);
+        HostArray dweight_start = random_array({channels}, rng);  // backward accumulates into it
+        Tensor dweight = make_tensor(ctx, dweight_start, DType::F32, device);
+        rms_norm_backward(ctx, dx, dweight, dout_tensor, x_tensor, weight_tensor, rstd);
+
+        const HostArray dx_ref =
+            finite_difference([&](const HostArray& probe) { return rms_norm_reference(probe, weight); }, x, dout);
+        HostArray dweight_ref =
+            finite_difference([&](const HostArray& probe) { return rms_norm_reference(x, probe); }, weight, dout);
+        for (int64_t c = 0; c < channels; ++c) dweight_ref[c] += dweight_start[c];
+        // Gradients come out of a longer f32 chain than the forward: a looser f32 bound.
+        Tolerance tolerance = tolerance_for(dtype);
+        if (dtype == DType::F32) tolerance.rtol = 1e-4;
+        expect_close(to_host(ctx, dx), dx_ref, tolerance, "dx");
+        expect_close(to_host(ctx, dweight), dweight_ref, tolerance, "dweight");
+      }
+    }
+  }
+}
+
+TEST(OpRmsNorm, RejectsBadArguments) {
+  Ctx& ctx = test_ctx();
+  Tensor x = Tensor::zeros({4, 8}, DType::F32);
+  Tensor weight = Tensor::zeros({7}, DType::F32);
+  Tensor out = Tensor::zeros({4, 8}, DType::F32);
+  Tensor rstd;
+  EXPECT_THROW(rms_norm(ctx, out, rstd, x, weight, 1e-5F), Error);
+  Tensor ids = Tensor::zeros({4, 8}, DType::I32);
+  Tensor good_weight = Tensor::zeros({8}, DType::F32);
+  EXPECT_THROW(rms_norm(ctx, out, rstd, ids, good_weight, 1e-5F), Error);
+}
+
+}  // namespace
+}  // namespace anvil::testing
