@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
-  libopenblas-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
-  clang-format clang-tidy python3-venv
+  libopenblas-dev libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
+  clang-format clang-tidy
 )
 
 missing=()

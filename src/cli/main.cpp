@@ -6,7 +6,9 @@
 
 #include "demo.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   CLI::App app{"anvil: one native stack to train, run and serve transformer language models"};
   app.require_subcommand(1);
 
@@ -29,4 +31,17 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& error) {
+    std::cerr << "anvil: error: " << error.what() << "\n";
+  } catch (...) {
+    std::cerr << "anvil: unknown error\n";
+  }
+  return 1;
 }

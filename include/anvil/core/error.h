@@ -12,7 +12,7 @@ namespace anvil {
 
 class Error : public std::runtime_error {
  public:
-  explicit Error(std::string message) : std::runtime_error(std::move(message)) {}
+  explicit Error(const std::string& message) : std::runtime_error(message) {}
 
   // Returns a copy of this error with "key=value" context appended, e.g. file or offset.
   [[nodiscard]] Error with(const std::string& key, const std::string& value) const {
