@@ -68,18 +68,31 @@ void top_k_row(float* x, int64_t vocab, int64_t k, std::vector<float>& scratch) 
 }
 
 // Keeps the shortest prefix, in rank order, whose probability reaches top_p (at least one).
+// Ranks are sorted lazily: the top 64, then 4x more at a time, since the kept set is
+// usually a small part of a large vocabulary.
 void top_p_row(float* x, int64_t vocab, double top_p, std::vector<double>& weights, std::vector<int32_t>& order) {
   const double total = row_weights(x, vocab, 1.0, weights);
   order.resize(static_cast<size_t>(vocab));
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [x](int32_t a, int32_t b) { return ranks_above(x[a], x[b]); });
+  // A total order: rank, then the lower index first.
+  const auto before = [x](int32_t a, int32_t b) {
+    return ranks_above(x[a], x[b]) || (!ranks_above(x[b], x[a]) && a < b);
+  };
   const double target = top_p * total;
   double cumulative = 0.0;
   size_t kept = 0;
-  while (kept < order.size()) {
-    cumulative += weights[static_cast<size_t>(order[kept])];
-    ++kept;
-    if (cumulative >= target) break;
+  size_t sorted = 0;
+  bool reached = false;
+  while (!reached && kept < order.size()) {
+    const size_t next_sorted = std::min(order.size(), std::max<size_t>(64, 4 * sorted));
+    std::partial_sort(order.begin() + static_cast<std::ptrdiff_t>(sorted),
+                      order.begin() + static_cast<std::ptrdiff_t>(next_sorted), order.end(), before);
+    sorted = next_sorted;
+    while (!reached && kept < sorted) {
+      cumulative += weights[static_cast<size_t>(order[kept])];
+      ++kept;
+      reached = cumulative >= target;
+    }
   }
   for (size_t j = kept; j < order.size(); ++j) x[order[j]] = kNegInf;
 }

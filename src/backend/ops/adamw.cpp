@@ -14,10 +14,8 @@ namespace {
 void check_adamw_params(const char* op, const AdamWParams& params) {
   ANVIL_CHECK(std::isfinite(params.learning_rate) && params.learning_rate >= 0.0F, "op ", op,
               ": learning_rate must be finite and >= 0, got ", params.learning_rate);
-  ANVIL_CHECK(params.beta1 >= 0.0F && params.beta1 < 1.0F, "op ", op, ": beta1 must be in [0, 1), got ",
-              params.beta1);
-  ANVIL_CHECK(params.beta2 >= 0.0F && params.beta2 < 1.0F, "op ", op, ": beta2 must be in [0, 1), got ",
-              params.beta2);
+  ANVIL_CHECK(params.beta1 >= 0.0F && params.beta1 < 1.0F, "op ", op, ": beta1 must be in [0, 1), got ", params.beta1);
+  ANVIL_CHECK(params.beta2 >= 0.0F && params.beta2 < 1.0F, "op ", op, ": beta2 must be in [0, 1), got ", params.beta2);
   ANVIL_CHECK(std::isfinite(params.eps) && params.eps >= 0.0F, "op ", op, ": eps must be finite and >= 0, got ",
               params.eps);
   ANVIL_CHECK(std::isfinite(params.weight_decay) && params.weight_decay >= 0.0F, "op ", op,
