@@ -1,0 +1,155 @@
+// AdamW: several steps against a float64 reference of torch.optim.AdamW, every backend.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "anvil/ops/adamw.h"
+#include "support/op_harness.h"
+
+namespace anvil::testing {
+namespace {
+
+struct AdamWState {
+  HostArray param;
+  HostArray m;
+  HostArray v;
+};
+
+// One step in float64, in torch.optim.AdamW's order: decoupled decay of param, the moment
+// updates, then the bias-corrected Adam step. The hyper-parameters are the f32 values the op gets.
+void adamw_reference(AdamWState& state, const HostArray& grad, const AdamWParams& p) {
+  const double lr = p.learning_rate;
+  const double beta1 = p.beta1;
+  const double beta2 = p.beta2;
+  const auto step = static_cast<double>(p.step);
+  for (int64_t i = 0; i < grad.numel(); ++i) {
+    const double g = grad[i] * static_cast<double>(p.grad_scale);
+    state.param[i] *= 1.0 - lr * static_cast<double>(p.weight_decay);
+    state.m[i] = beta1 * state.m[i] + (1.0 - beta1) * g;
+    state.v[i] = beta2 * state.v[i] + (1.0 - beta2) * g * g;
+    const double m_hat = state.m[i] / (1.0 - std::pow(beta1, step));
+    const double v_hat = state.v[i] / (1.0 - std::pow(beta2, step));
+    state.param[i] -= lr * m_hat / (std::sqrt(v_hat) + static_cast<double>(p.eps));
+  }
+}
+
+HostArray zeros_like(const HostArray& array) { return {array.shape, std::vector<double>(array.values.size(), 0.0)}; }
+
+// f32 state after a few steps: about an ulp of rounding per step. param and m are
+// differences of O(1) terms (param * decay - update, b1 m + (1 - b1) g) that can cancel,
+// so their absolute floor is a few ulps of 1; v is a sum of positive terms: relative only.
+constexpr Tolerance kCancellingTolerance{2e-6, 1e-6};
+constexpr Tolerance kPositiveTolerance{2e-6, 1e-9};
+
+void expect_state_close(Ctx& ctx, const Tensor& param, const Tensor& m, const Tensor& v, const AdamWState& ref) {
+  expect_close(to_host(ctx, param), ref.param, kCancellingTolerance, "param");
+  expect_close(to_host(ctx, m), ref.m, kCancellingTolerance, "m");
+  expect_close(to_host(ctx, v), ref.v, kPositiveTolerance, "v");
+}
+
+const std::vector<Shape> kShapes = {{1}, {7}, {1000}, {4097}, {3, 5}};
+
+struct Config {
+  float learning_rate;
+  float beta1;
+  float beta2;
+  float weight_decay;
+  float grad_scale;
+};
+
+const std::vector<Config> kConfigs = {
+    {1e-2F, 0.9F, 0.999F, 0.0F, 1.0F},   // plain Adam
+    {2e-2F, 0.9F, 0.999F, 0.1F, 1.0F},   // with weight decay
+    {5e-3F, 0.8F, 0.95F, 0.05F, 0.37F},  // other betas, decay and grad scaling
+};
+
+TEST(OpAdamW, StepsFromZeroMomentsMatchFloat64) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const Device device : test_devices(ctx)) {
+    for (const DType grad_dtype : {DType::F32, DType::BF16}) {
+      for (const Config& config : kConfigs) {
+        for (const Shape& shape : kShapes) {
+          SCOPED_TRACE(case_label(grad_dtype, device, shape) + ", wd " + std::to_string(config.weight_decay) +
+                       ", grad_scale " + std::to_string(config.grad_scale));
+          AdamWState state{random_array(shape, rng, -2.0, 2.0), {}, {}};
+          round_to(state.param, DType::F32);
+          state.m = zeros_like(state.param);
+          state.v = zeros_like(state.param);
+          Tensor param = make_tensor_exact(ctx, state.param, DType::F32, device);
+          Tensor m = make_tensor_exact(ctx, state.m, DType::F32, device);
+          Tensor v = make_tensor_exact(ctx, state.v, DType::F32, device);
+          for (int64_t step = 1; step <= 5; ++step) {
+            SCOPED_TRACE("step " + std::to_string(step));
+            HostArray grad = random_array(shape, rng, -1.5, 1.5);
+            const Tensor grad_tensor = make_tensor(ctx, grad, grad_dtype, device);
+            const AdamWParams params{config.learning_rate, config.beta1, config.beta2,     1e-8F,
+                                     config.weight_decay,  step,         config.grad_scale};
+            adamw(ctx, param, m, v, grad_tensor, params);
+            adamw_reference(state, grad, params);
+            expect_state_close(ctx, param, m, v, state);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(OpAdamW, LateStepFromArbitraryMomentsMatchesFloat64) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const Device device : test_devices(ctx)) {
+    for (const DType grad_dtype : {DType::F32, DType::BF16}) {
+      for (const Shape& shape : kShapes) {
+        SCOPED_TRACE(case_label(grad_dtype, device, shape));
+        AdamWState state{random_array(shape, rng, -2.0, 2.0), random_array(shape, rng, -0.5, 0.5),
+                         random_array(shape, rng, 1e-4, 0.5)};
+        for (HostArray* array : {&state.param, &state.m, &state.v}) round_to(*array, DType::F32);
+        Tensor param = make_tensor_exact(ctx, state.param, DType::F32, device);
+        Tensor m = make_tensor_exact(ctx, state.m, DType::F32, device);
+        Tensor v = make_tensor_exact(ctx, state.v, DType::F32, device);
+        HostArray grad = random_array(shape, rng, -1.0, 1.0);
+        const Tensor grad_tensor = make_tensor(ctx, grad, grad_dtype, device);
+        const AdamWParams params{3e-3F, 0.9F, 0.99F, 1e-6F, 0.01F, 250, 2.0F};
+        adamw(ctx, param, m, v, grad_tensor, params);
+        adamw_reference(state, grad, params);
+        expect_state_close(ctx, param, m, v, state);
+      }
+    }
+  }
+}
+
+TEST(OpAdamW, RejectsBadArguments) {
+  Ctx& ctx = test_ctx();
+  Tensor param = Tensor::zeros({4, 8}, DType::F32);
+  Tensor m = Tensor::zeros({4, 8}, DType::F32);
+  Tensor v = Tensor::zeros({4, 8}, DType::F32);
+  const Tensor grad = Tensor::zeros({4, 8}, DType::F32);
+  const AdamWParams good;
+  EXPECT_NO_THROW(adamw(ctx, param, m, v, grad, good));
+
+  Tensor wrong_shape = Tensor::zeros({4, 7}, DType::F32);
+  EXPECT_THROW(adamw(ctx, param, wrong_shape, v, grad, good), Error);
+  EXPECT_THROW(adamw(ctx, param, m, v, Tensor::zeros({32}, DType::F32), good), Error);
+  Tensor bf16_param = Tensor::zeros({4, 8}, DType::BF16);
+  EXPECT_THROW(adamw(ctx, bf16_param, m, v, grad, good), Error);
+  EXPECT_THROW(adamw(ctx, param, m, v, Tensor::zeros({4, 8}, DType::F16), good), Error);
+  EXPECT_THROW(adamw(ctx, param, m, m, grad, good), Error);  // m and v alias
+  Tensor undefined;
+  EXPECT_THROW(adamw(ctx, param, undefined, v, grad, good), Error);
+
+  const auto with = [&](auto change) {
+    AdamWParams params = good;
+    change(params);
+    return params;
+  };
+  EXPECT_THROW(adamw(ctx, param, m, v, grad, with([](AdamWParams& p) { p.step = 0; })), Error);
+  EXPECT_THROW(adamw(ctx, param, m, v, grad, with([](AdamWParams& p) { p.beta1 = 1.0F; })), Error);
+  EXPECT_THROW(adamw(ctx, param, m, v, grad, with([](AdamWParams& p) { p.beta2 = -0.1F; })), Error);
+  EXPECT_THROW(adamw(ctx, param, m, v, grad, with([](AdamWParams& p) { p.learning_rate = -1e-3F; })), Error);
+  EXPECT_THROW(adamw(ctx, param, m, v, grad, with([](AdamWParams& p) { p.weight_decay = NAN; })), Error);
+  EXPECT_THROW(adamw(ctx, param, m, v, grad, with([](AdamWParams& p) { p.grad_scale = INFINITY; })), Error);
+}
+
+}  // namespace
+}  // namespace anvil::testing
