@@ -15,11 +15,11 @@ int run(int argc, char** argv) {
   int threads = 0;
   auto* system = app.add_subcommand("system", "Show the CPU features, threads and backends anvil sees");
   system->add_option("--threads", threads, "Worker threads (0 = all cores)");
-  auto* demo = app.add_subcommand("demo", "Run a small transformer block forward and backward on random data");
+  auto* demo =
+      app.add_subcommand("demo", "Train a tiny transformer block on a synthetic task (every op, forward and backward)");
   anvil::cli::DemoOptions demo_options;
   demo->add_option("--threads", demo_options.threads, "Worker threads (0 = all cores)");
-  demo->add_option("--tokens", demo_options.tokens, "Tokens in the batch");
-  demo->add_option("--width", demo_options.width, "Model width");
+  demo->add_option("--steps", demo_options.steps, "Optimizer steps");
   demo->add_option("--seed", demo_options.seed, "Random seed");
 
   CLI11_PARSE(app, argc, argv);
