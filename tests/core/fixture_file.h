@@ -38,7 +38,7 @@ class FixtureFile {
     const auto bytes = static_cast<size_t>(count) * sizeof(T);
     ANVIL_CHECK(position_ + bytes <= bytes_.size(), "fixture ", path_, " is truncated");
     std::vector<T> values(static_cast<size_t>(count));
-    std::memcpy(values.data(), bytes_.data() + position_, bytes);
+    if (bytes > 0) std::memcpy(values.data(), bytes_.data() + position_, bytes);
     position_ += bytes;
     return values;
   }
