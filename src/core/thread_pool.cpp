@@ -59,7 +59,7 @@ void ThreadPool::worker_loop(int worker_index) {
 void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
-  const int64_t max_chunks = (n + grain - 1) / grain;
+  const int64_t max_chunks = std::max<int64_t>(n / grain, 1);  // so every chunk has >= grain items
   bool serial = workers_.empty() || max_chunks == 1;
   {
     const std::lock_guard lock(mutex_);
