@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "demo.h"
+#include "info.h"
 
 namespace {
 
@@ -22,10 +23,17 @@ int run(int argc, char** argv) {
   demo->add_option("--steps", demo_options.steps, "Optimizer steps");
   demo->add_option("--seed", demo_options.seed, "Random seed");
 
+  auto* info = app.add_subcommand("info", "Show what a model file holds (GGUF, safetensors, or a Hugging Face folder)");
+  std::string info_path;
+  bool all_tensors = false;
+  info->add_option("path", info_path, "Model file or folder")->required();
+  info->add_flag("--all", all_tensors, "List every tensor");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*system) return anvil::cli::run_system(threads);
     if (*demo) return anvil::cli::run_demo(demo_options);
+    if (*info) return anvil::cli::run_info(info_path, all_tensors);
   } catch (const std::exception& error) {
     std::cerr << "anvil: error: " << error.what() << "\n";
     return 1;

@@ -65,7 +65,8 @@ class Tensor {
   // Copies (always contiguous, host unless a backend copies them elsewhere).
   [[nodiscard]] Tensor contiguous() const;
   [[nodiscard]] Tensor clone() const;
-  // Host copy converted to `dtype` (any plain dtype; quantized sources are dequantised).
+  // Host copy converted to `dtype`: any plain dtype; quantized sources are dequantised,
+  // quantized targets quantised (rows a whole number of blocks).
   [[nodiscard]] Tensor to_dtype(DType dtype) const;
   // Host f32 values in logical (row-major) order.
   [[nodiscard]] std::vector<float> to_f32_vector() const;
