@@ -206,14 +206,14 @@ TEST(OpRope, InvFrequencyMatchesHandComputedValues) {
   const auto expect_relative = [&](int64_t pair, double expected) {
     EXPECT_NEAR(rope_inv_frequency(llama3, 128, pair) / expected, 1.0, 1e-12) << "pair " << pair;
   };
-  expect_relative(0, 1.0);                      // wavelength 2 pi: unchanged
-  expect_relative(28, 0.003211445994752591);    // wavelength 1956.5 < 2048: unchanged
+  expect_relative(0, 1.0);                    // wavelength 2 pi: unchanged
+  expect_relative(28, 0.003211445994752591);  // wavelength 1956.5 < 2048: unchanged
   // pair 32: inv 1/sqrt(500000) = 1.41421356e-3, wavelength 4442.88,
   // smooth (8192/4442.88 - 1)/3 = 0.281283: inv ((1 - smooth)/8 + smooth).
   expect_relative(32, 5.248461609929547e-4);
-  expect_relative(29, 0.002166570763503359);    // wavelength 2401.7, smooth 0.803621
-  expect_relative(35, 9.556212353964683e-05);   // wavelength 8218.7 > 8192: 7.644970e-4 / 8
-  expect_relative(63, 3.068925988914511e-07);   // 500000^(-63/64) / 8
+  expect_relative(29, 0.002166570763503359);   // wavelength 2401.7, smooth 0.803621
+  expect_relative(35, 9.556212353964683e-05);  // wavelength 8218.7 > 8192: 7.644970e-4 / 8
+  expect_relative(63, 3.068925988914511e-07);  // 500000^(-63/64) / 8
   EXPECT_THROW((void)rope_inv_frequency(llama3, 128, 64), Error);
   EXPECT_THROW((void)rope_inv_frequency(llama3, 128, -1), Error);
 }

@@ -91,9 +91,8 @@ float silu_derivative(float x) {
 }  // namespace
 
 void CpuBackend::gelu(Tensor& out, const Tensor& x) {
-  map_elements<1, 1>(pool_, {&x}, {&out}, [](const std::array<float, 1>& in) {
-    return std::array<float, 1>{gelu_value(in[0])};
-  });
+  map_elements<1, 1>(pool_, {&x}, {&out},
+                     [](const std::array<float, 1>& in) { return std::array<float, 1>{gelu_value(in[0])}; });
 }
 
 void CpuBackend::gelu_backward(Tensor& dx, const Tensor& dout, const Tensor& x) {
@@ -103,9 +102,8 @@ void CpuBackend::gelu_backward(Tensor& dx, const Tensor& dout, const Tensor& x) 
 }
 
 void CpuBackend::silu(Tensor& out, const Tensor& x) {
-  map_elements<1, 1>(pool_, {&x}, {&out}, [](const std::array<float, 1>& in) {
-    return std::array<float, 1>{silu_value(in[0])};
-  });
+  map_elements<1, 1>(pool_, {&x}, {&out},
+                     [](const std::array<float, 1>& in) { return std::array<float, 1>{silu_value(in[0])}; });
 }
 
 void CpuBackend::silu_backward(Tensor& dx, const Tensor& dout, const Tensor& x) {
@@ -115,13 +113,11 @@ void CpuBackend::silu_backward(Tensor& dx, const Tensor& dout, const Tensor& x) 
 }
 
 void CpuBackend::swiglu(Tensor& out, const Tensor& gate, const Tensor& up) {
-  map_elements<2, 1>(pool_, {&gate, &up}, {&out}, [](const std::array<float, 2>& in) {
-    return std::array<float, 1>{silu_value(in[0]) * in[1]};
-  });
+  map_elements<2, 1>(pool_, {&gate, &up}, {&out},
+                     [](const std::array<float, 2>& in) { return std::array<float, 1>{silu_value(in[0]) * in[1]}; });
 }
 
-void CpuBackend::swiglu_backward(Tensor& dgate, Tensor& dup, const Tensor& dout, const Tensor& gate,
-                                 const Tensor& up) {
+void CpuBackend::swiglu_backward(Tensor& dgate, Tensor& dup, const Tensor& dout, const Tensor& gate, const Tensor& up) {
   // out = silu(gate) * up: dgate = dout * up * silu'(gate), dup = dout * silu(gate).
   map_elements<3, 2>(pool_, {&dout, &gate, &up}, {&dgate, &dup}, [](const std::array<float, 3>& in) {
     return std::array<float, 2>{in[0] * in[2] * silu_derivative(in[1]), in[0] * silu_value(in[1])};

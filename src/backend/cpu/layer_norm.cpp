@@ -29,7 +29,7 @@ void CpuBackend::layer_norm(Tensor& out, Tensor& mean, Tensor& rstd, const Tenso
   const int64_t rows = x.numel() / channels;
   std::vector<float> weight_scratch;
   std::vector<float> bias_scratch;
-  const float* w = load_row(weight, 0, channels, weight_scratch);                        // (C)
+  const float* w = load_row(weight, 0, channels, weight_scratch);                         // (C)
   const float* b = bias.defined() ? load_row(bias, 0, channels, bias_scratch) : nullptr;  // (C) or none
   pool_.parallel_for(rows, 16, [&](int64_t begin, int64_t end) {
     std::vector<float> in_scratch;

@@ -47,27 +47,25 @@ double llama3_scaled(const RopeParams& params, double inv_frequency) {
   return (1.0 - smooth) * inv_frequency / params.factor + smooth * inv_frequency;
 }
 
-// x/out (N, H, D) and positions (N) i32 agree; returns D.
-int64_t check_rope_args(const char* op, const oc::Arg& out, const oc::Arg& in, const Tensor& positions,
-                        const RopeParams& params) {
+// in/out (N, H, D) and positions (N) i32 agree, and the params fit a head of D.
+void check_rope_args(const char* op, const oc::Arg& out, const oc::Arg& in, const Tensor& positions,
+                     const RopeParams& params) {
   oc::require_rank(op, in, 3);
   oc::require_float(op, in);
   oc::require_same_shape(op, in, out);
   oc::require_float(op, out);
   oc::require_shape(op, {"positions", &positions}, {in.tensor->size(0)});
   oc::require_dtype(op, {"positions", &positions}, {DType::I32});
-  const int64_t head_dim = in.tensor->size(2);
-  check_rope_params(op, params, head_dim);
+  check_rope_params(op, params, in.tensor->size(2));
   // In place is fine; a partial overlap would read values already rotated.
   if (out.tensor->storage() == in.tensor->storage() && out.tensor->numel() > 0) {
-    const bool same = out.tensor->offset_bytes() == in.tensor->offset_bytes() &&
-                      out.tensor->dtype() == in.tensor->dtype();
+    const bool same =
+        out.tensor->offset_bytes() == in.tensor->offset_bytes() && out.tensor->dtype() == in.tensor->dtype();
     const bool disjoint = out.tensor->offset_bytes() >= in.tensor->offset_bytes() + in.tensor->nbytes() ||
                           in.tensor->offset_bytes() >= out.tensor->offset_bytes() + out.tensor->nbytes();
     ANVIL_CHECK(same || disjoint, "op ", op, ": '", out.name, "' partially overlaps '", in.name,
                 "' (only exact aliasing is allowed)");
   }
-  return head_dim;
 }
 
 }  // namespace
@@ -75,8 +73,7 @@ int64_t check_rope_args(const char* op, const oc::Arg& out, const oc::Arg& in, c
 double rope_inv_frequency(const RopeParams& params, int64_t head_dim, int64_t pair) {
   check_rope_params("rope_inv_frequency", params, head_dim);
   const int64_t rot_dim = rotary_dims(params, head_dim);
-  ANVIL_CHECK(pair >= 0 && pair < rot_dim / 2, "rope_inv_frequency: pair ", pair, " is outside [0, ", rot_dim / 2,
-              ")");
+  ANVIL_CHECK(pair >= 0 && pair < rot_dim / 2, "rope_inv_frequency: pair ", pair, " is outside [0, ", rot_dim / 2, ")");
   // theta^(-2 pair / rot_dim), as in HF: 1 / base^(arange(0, rot_dim, 2) / rot_dim).
   const double inv_frequency =
       std::pow(static_cast<double>(params.base), -2.0 * static_cast<double>(pair) / static_cast<double>(rot_dim));

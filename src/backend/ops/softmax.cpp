@@ -12,8 +12,8 @@ namespace {
 void require_rows(const char* op, std::initializer_list<oc::Arg> args) {
   const oc::Arg& reference = *args.begin();
   oc::require(op, reference);
-  ANVIL_CHECK(reference.tensor->dim() >= 1 && reference.tensor->size(-1) > 0, "op ", op, ": argument '",
-              reference.name, "' has shape ", shape_string(reference.tensor->shape()), ", expected (..., C) with C > 0");
+  ANVIL_CHECK(reference.tensor->dim() >= 1 && reference.tensor->size(-1) > 0, "op ", op, ": argument '", reference.name,
+              "' has shape ", shape_string(reference.tensor->shape()), ", expected (..., C) with C > 0");
   for (const oc::Arg& arg : args) {
     oc::require_same_shape(op, reference, arg);
     oc::require_float(op, arg);
