@@ -1,0 +1,56 @@
+#pragma once
+// The CUDA backend for one device. Every kernel and copy it issues goes on its one stream,
+// in order, which is what the caching allocator's reuse relies on. Ops land one by one;
+// until an op is written here the Backend default throws "not supported".
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <memory>
+#include <mutex>
+
+#include "anvil/backend/backend.h"
+#include "cuda/caching_allocator.h"
+
+namespace anvil::cuda {
+
+class CudaBackend final : public Backend {
+ public:
+  // Opens device `device_index`: its stream and caching allocator. Throws anvil::Error
+  // when the runtime refuses (the factory checks that the device exists first).
+  explicit CudaBackend(int device_index);
+  // Waits for queued work, then frees cached memory, the cuBLASLt handle and the stream.
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  [[nodiscard]] Device device() const override { return Device::cuda(device_index_); }
+  [[nodiscard]] Allocator& allocator() override { return *allocator_; }
+  [[nodiscard]] CachingAllocator& caching_allocator() { return *allocator_; }
+  [[nodiscard]] bool supports(OpKind op, DType dtype) const override;
+
+  // dst = src where each is on this device or the host (at least one on this device).
+  // Same dtype: cudaMemcpyAsync on the stream; device->host waits for the copy. Different
+  // dtype: host<->device converts on the host (anvil::convert_host) before upload or after
+  // download; device->device runs the cast kernel (f32/bf16/f16 only, else anvil::Error).
+  // Device sources must be contiguous (there is no strided-gather kernel yet).
+  void copy(Tensor& dst, const Tensor& src) override;
+
+  [[nodiscard]] cudaStream_t stream() const { return stream_; }
+  // The cuBLASLt handle, created on first use (thread-safe).
+  [[nodiscard]] cublasLtHandle_t cublas_lt();
+  // Blocks the host until all work queued on the stream is done.
+  void synchronize();
+
+ private:
+  void copy_host_to_device(Tensor& dst, const Tensor& src);
+  void copy_device_to_host(Tensor& dst, const Tensor& src);
+  void copy_device_to_device(Tensor& dst, const Tensor& src);
+
+  int device_index_;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<CachingAllocator> allocator_;
+  std::once_flag cublas_lt_created_;
+  cublasLtHandle_t cublas_lt_ = nullptr;
+};
+
+}  // namespace anvil::cuda
