@@ -1,0 +1,25 @@
+#pragma once
+// A decoder-only language model for inference: forward(batch) -> logits of the requested
+// rows, reading and writing K/V through the batch's block tables (ARCHITECTURE.md).
+#include <memory>
+#include <string>
+
+#include "anvil/model/batch.h"
+#include "anvil/model/kv_cache.h"
+#include "anvil/model/model_config.h"
+
+namespace anvil::model {
+
+class CausalLM {
+ public:
+  virtual ~CausalLM() = default;
+  [[nodiscard]] virtual const ModelConfig& config() const = 0;
+  // Logits (batch.logit_rows.size(), vocab) f32 on the host.
+  [[nodiscard]] virtual Tensor forward(Ctx& ctx, const Batch& batch, PagedKvCache& cache) = 0;
+};
+
+// Loads a GGUF file, a safetensors file with config.json beside it, or a Hugging Face
+// folder; weights stay memory-mapped (quantized ones are used as stored).
+std::unique_ptr<CausalLM> load_causal_lm(Ctx& ctx, const std::string& path);
+
+}  // namespace anvil::model

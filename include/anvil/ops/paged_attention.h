@@ -1,0 +1,26 @@
+#pragma once
+// Attention over a paged KV cache: the inference path for prefill, chunked prefill and
+// decode alike. Caches are (num_blocks, block_size, Hkv, D); a flat slot is
+// block * block_size + offset.
+#include "anvil/context.h"
+
+namespace anvil {
+
+struct PagedAttentionParams {
+  float scale = 0.0F;          // 0 means 1/sqrt(D)
+  int64_t sliding_window = 0;  // > 0: a token at position p sees positions > p - window only
+};
+
+// Writes k, v (N, Hkv, D) into key_cache/value_cache at slots (N) i32.
+void kv_cache_write(Ctx& ctx, Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v,
+                    const Tensor& slots);
+
+// out (N, Hq, D) for q (N, Hq, D): token i of sequence s = token_sequences[i] at position
+// p = positions[i] attends to that sequence's cached positions 0..p (causal; its own K/V
+// must already be written). block_tables (S, max_blocks) i32 maps position / block_size
+// to a block id. Hq % Hkv == 0 (grouped-query heads).
+void paged_attention(Ctx& ctx, Tensor& out, const Tensor& q, const Tensor& key_cache, const Tensor& value_cache,
+                     const Tensor& token_sequences, const Tensor& positions, const Tensor& block_tables,
+                     const PagedAttentionParams& params);
+
+}  // namespace anvil
