@@ -1,10 +1,9 @@
 // CPU causal self-attention forward, Blocked and Reference implementations.
 // FLOPs: QK^T and PV are 2*T*T*D each per head, so 4*B*H*T^2*D, halved for causal.
-// Calls the backend directly: the free function anvil::attention is not on this branch
-// yet (it lands with the attention work item); the backend is what it dispatches to.
 #include <cmath>
 #include <string>
 
+#include "anvil/ops/attention.h"
 #include "bench_support.h"
 
 namespace anvil::bench {
@@ -26,8 +25,7 @@ void bench_attention(benchmark::State& state, BenchEnv& env, AttentionImpl impl,
   params.causal = true;
   params.scale = 1.0F / std::sqrt(static_cast<float>(kHeadDim));
   params.impl = impl;
-  Backend& backend = env.ctx.backend(Device::cpu());
-  const auto seconds = time_op(state, [&] { backend.attention(out, lse, q, k, v, params); });
+  const auto seconds = time_op(state, [&] { attention(env.ctx, out, lse, q, k, v, params); });
   if (!seconds) return;
   const double full = 4.0 * kBatch * kHeads * static_cast<double>(tokens * tokens) * kHeadDim;
   set_flop_counters(state, params.causal ? full / 2.0 : full, *seconds, env.peak);

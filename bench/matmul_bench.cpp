@@ -1,10 +1,9 @@
 // CPU matmul: out (M, N) f32 = a (M, K) @ b (K, N), a and b f32 or bf16. Reports
 // GFLOP/s and %peak (f32 FMA peak; bf16 dot-product instructions can exceed it) and GB/s.
-// Calls the backend directly: the free function anvil::matmul is not on this branch yet
-// (it lands with the matmul work item); the backend is what it dispatches to.
 #include <array>
 #include <string>
 
+#include "anvil/ops/matmul.h"
 #include "bench_support.h"
 
 namespace anvil::bench {
@@ -19,8 +18,7 @@ void bench_matmul(benchmark::State& state, BenchEnv& env, DType dtype, MatmulSha
   const Tensor a = random_tensor({shape.m, shape.k}, dtype, rng);
   const Tensor b = random_tensor({shape.k, shape.n}, dtype, rng);
   Tensor out = Tensor::empty({shape.m, shape.n}, DType::F32);
-  Backend& backend = env.ctx.backend(Device::cpu());
-  const auto seconds = time_op(state, [&] { backend.matmul(out, a, b, false, false, 1.0F, 0.0F); });
+  const auto seconds = time_op(state, [&] { matmul(env.ctx, out, a, b); });
   if (!seconds) return;
   set_flop_counters(state, 2.0 * static_cast<double>(shape.m * shape.n * shape.k), *seconds, env.peak);
   // Bytes too: the one-token GEMV only streams b, so bandwidth is its yardstick.
