@@ -41,6 +41,8 @@ const char* op_name(OpKind op) {
       "top_p_filter",
       "min_p_filter",
       "sample_multinomial",
+      "kv_cache_write",
+      "paged_attention",
   };
   const auto index = static_cast<size_t>(op);
   return index < kNames.size() ? kNames[index] : "unknown_op";
@@ -93,6 +95,13 @@ void Backend::attention(Tensor&, Tensor&, const Tensor&, const Tensor&, const Te
 void Backend::attention_backward(Tensor&, Tensor&, Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                                  const Tensor&, const Tensor&, const AttentionParams&) {
   not_supported(OpKind::AttentionBackward);
+}
+void Backend::kv_cache_write(Tensor&, Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  not_supported(OpKind::KvCacheWrite);
+}
+void Backend::paged_attention(Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                              const Tensor&, const PagedAttentionParams&) {
+  not_supported(OpKind::PagedAttention);
 }
 void Backend::cross_entropy(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::CrossEntropy); }
 void Backend::cross_entropy_backward(Tensor&, const Tensor&, const Tensor&, const Tensor&) {

@@ -46,6 +46,8 @@ enum class OpKind : uint8_t {
   TopPFilter,
   MinPFilter,
   SampleMultinomial,
+  KvCacheWrite,
+  PagedAttention,
 };
 const char* op_name(OpKind op);
 
@@ -110,6 +112,17 @@ class Backend {
   virtual void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
                                   const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                                   const AttentionParams& params);
+
+  // Paged KV cache (anvil/ops/paged_attention.h): caches (num_blocks, block_size, Hkv, D).
+  // kv_cache_write copies k/v (N, Hkv, D) to flat slots (N) i32. paged_attention: out/q
+  // (N, Hq, D); token i of sequence token_sequences[i] at positions[i] attends causally to
+  // its sequence's cached positions through block_tables (S, max_blocks) i32. Slot, sequence,
+  // position and block id values are checked here (they may live on the device).
+  virtual void kv_cache_write(Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v,
+                              const Tensor& slots);
+  virtual void paged_attention(Tensor& out, const Tensor& q, const Tensor& key_cache, const Tensor& value_cache,
+                               const Tensor& token_sequences, const Tensor& positions, const Tensor& block_tables,
+                               const PagedAttentionParams& params);
 
   // Fused softmax + cross-entropy. logits (N, V); targets (N) i32, negative = ignored (loss 0).
   // losses (N) f32. Backward: dlogits = (softmax - onehot) * dlosses[row].

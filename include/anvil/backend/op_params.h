@@ -33,6 +33,11 @@ struct AttentionParams {
   AttentionImpl impl = AttentionImpl::Blocked;
 };
 
+struct PagedAttentionParams {
+  float scale = 0.0F;          // 0 means 1/sqrt(D)
+  int64_t sliding_window = 0;  // > 0: a token at position p sees positions > p - window only
+};
+
 struct AdamWParams {
   float learning_rate = 1e-3F;
   float beta1 = 0.9F;

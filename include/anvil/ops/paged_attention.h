@@ -6,12 +6,10 @@
 
 namespace anvil {
 
-struct PagedAttentionParams {
-  float scale = 0.0F;          // 0 means 1/sqrt(D)
-  int64_t sliding_window = 0;  // > 0: a token at position p sees positions > p - window only
-};
+// PagedAttentionParams (scale, sliding_window) lives in anvil/backend/op_params.h.
 
-// Writes k, v (N, Hkv, D) into key_cache/value_cache at slots (N) i32.
+// Writes k, v (N, Hkv, D) into key_cache/value_cache at slots (N) i32; slots must be
+// distinct and in [0, num_blocks * block_size). Dtypes may differ (converted on write).
 void kv_cache_write(Ctx& ctx, Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v,
                     const Tensor& slots);
 

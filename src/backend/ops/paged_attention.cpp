@@ -1,0 +1,83 @@
+#include "anvil/ops/paged_attention.h"
+
+#include <cmath>
+
+#include "ops/op_checks.h"
+
+namespace anvil {
+
+namespace oc = op_checks;
+
+namespace {
+
+// key_cache/value_cache (num_blocks, block_size, Hkv, D), one float dtype, one shape.
+void check_caches(const char* op, const Tensor& key_cache, const Tensor& value_cache) {
+  oc::require_rank(op, {"key_cache", &key_cache}, 4);
+  oc::require_float(op, {"key_cache", &key_cache});
+  oc::require_same_shape(op, {"key_cache", &key_cache}, {"value_cache", &value_cache});
+  oc::require_dtype(op, {"value_cache", &value_cache}, {key_cache.dtype()});
+  ANVIL_CHECK(key_cache.size(1) > 0 && key_cache.size(2) > 0 && key_cache.size(3) > 0, "op ", op, ": key_cache ",
+              shape_string(key_cache.shape()), " must have positive block_size, kv heads and head_dim");
+}
+
+// A token-indexed i32 vector of length n.
+void check_token_ids(const char* op, const oc::Arg& arg, int64_t n) {
+  oc::require_shape(op, arg, {n});
+  oc::require_dtype(op, arg, {DType::I32});
+}
+
+}  // namespace
+
+void kv_cache_write(Ctx& ctx, Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v,
+                    const Tensor& slots) {
+  constexpr const char* kOp = "kv_cache_write";
+  check_caches(kOp, key_cache, value_cache);
+  oc::require_rank(kOp, {"k", &k}, 3);
+  oc::require_float(kOp, {"k", &k});
+  const int64_t tokens = k.size(0);
+  oc::require_shape(kOp, {"k", &k}, {tokens, key_cache.size(2), key_cache.size(3)});
+  oc::require_same_shape(kOp, {"k", &k}, {"v", &v});
+  oc::require_dtype(kOp, {"v", &v}, {k.dtype()});
+  check_token_ids(kOp, {"slots", &slots}, tokens);
+  const Device device = oc::common_device(
+      kOp, {{"key_cache", &key_cache}, {"value_cache", &value_cache}, {"k", &k}, {"v", &v}, {"slots", &slots}});
+  if (tokens == 0) return;
+  ctx.backend(device).kv_cache_write(key_cache, value_cache, k, v, slots);
+}
+
+void paged_attention(Ctx& ctx, Tensor& out, const Tensor& q, const Tensor& key_cache, const Tensor& value_cache,
+                     const Tensor& token_sequences, const Tensor& positions, const Tensor& block_tables,
+                     const PagedAttentionParams& params) {
+  constexpr const char* kOp = "paged_attention";
+  check_caches(kOp, key_cache, value_cache);
+  oc::require_rank(kOp, {"q", &q}, 3);
+  oc::require_float(kOp, {"q", &q});
+  const int64_t tokens = q.size(0);
+  const int64_t q_heads = q.size(1);
+  const int64_t kv_heads = key_cache.size(2);
+  ANVIL_CHECK(q.size(2) == key_cache.size(3), "op ", kOp, ": head_dim of q ", shape_string(q.shape()),
+              " must match key_cache ", shape_string(key_cache.shape()));
+  ANVIL_CHECK(q_heads > 0 && q_heads % kv_heads == 0, "op ", kOp, ": query heads (", q_heads,
+              ") must be a positive multiple of kv heads (", kv_heads, ")");
+  oc::require_same_shape(kOp, {"q", &q}, {"out", &out});
+  oc::require_dtype(kOp, {"out", &out}, {q.dtype()});
+  check_token_ids(kOp, {"token_sequences", &token_sequences}, tokens);
+  check_token_ids(kOp, {"positions", &positions}, tokens);
+  oc::require_rank(kOp, {"block_tables", &block_tables}, 2);
+  oc::require_dtype(kOp, {"block_tables", &block_tables}, {DType::I32});
+  ANVIL_CHECK(std::isfinite(params.scale) && params.scale >= 0.0F, "op ", kOp, ": scale ", params.scale,
+              " must be finite and >= 0 (0 means 1/sqrt(head_dim))");
+  ANVIL_CHECK(params.sliding_window >= 0, "op ", kOp, ": sliding_window ", params.sliding_window,
+              " must be >= 0 (0 means full attention)");
+  const Device device = oc::common_device(kOp, {{"out", &out},
+                                                {"q", &q},
+                                                {"key_cache", &key_cache},
+                                                {"value_cache", &value_cache},
+                                                {"token_sequences", &token_sequences},
+                                                {"positions", &positions},
+                                                {"block_tables", &block_tables}});
+  if (tokens == 0) return;
+  ctx.backend(device).paged_attention(out, q, key_cache, value_cache, token_sequences, positions, block_tables, params);
+}
+
+}  // namespace anvil

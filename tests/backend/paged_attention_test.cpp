@@ -1,0 +1,350 @@
+// Paged attention and KV cache writes: a batch mixing decode rows and prefill chunks of
+// several sequences, whose K/V live in randomly scattered cache blocks, against a float64
+// reference that reads each sequence's K/V history directly (no paging). GQA, sliding
+// windows, odd block sizes and head dims, f32/bf16/f16 caches; every backend.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <string>
+
+#include "anvil/ops/paged_attention.h"
+#include "support/op_harness.h"
+
+namespace anvil::testing {
+namespace {
+
+struct Heads {
+  int64_t q_heads, kv_heads, head_dim;
+};
+
+// One sequence of the batch: `context` tokens in the cache after the step, the last
+// `new_tokens` of which are queried in this batch (1 = decode, context = full prefill).
+struct SequenceCase {
+  int64_t context, new_tokens;
+};
+
+// Everything one case draws: the K/V history of each sequence, the block tables, the
+// batch's query tokens (shuffled over sequences) and q.
+struct Scenario {
+  Heads heads;
+  int64_t block_size = 16;
+  int64_t num_blocks = 0;
+  int64_t max_blocks = 0;
+  std::vector<HostArray> keys, values;  // per sequence (context, Hkv, D)
+  std::vector<int32_t> block_tables;    // (S, max_blocks), -1 where unused
+  std::vector<int32_t> token_sequences, positions;
+  HostArray q;  // (N, Hq, D)
+
+  [[nodiscard]] int64_t slot(int64_t sequence, int64_t position) const {
+    return block_tables[static_cast<size_t>(sequence * max_blocks + position / block_size)] * block_size +
+           position % block_size;
+  }
+};
+
+int64_t blocks_for(int64_t tokens, int64_t block_size) { return (tokens + block_size - 1) / block_size; }
+
+Scenario make_scenario(const Heads& heads, int64_t block_size, const std::vector<SequenceCase>& sequences, Rng& rng) {
+  Scenario s;
+  s.heads = heads;
+  s.block_size = block_size;
+  int64_t needed = 0;
+  for (const SequenceCase& seq : sequences) {
+    needed += blocks_for(seq.context, block_size);
+    s.max_blocks = std::max(s.max_blocks, blocks_for(seq.context, block_size) + 2);  // spare columns stay -1
+  }
+  s.num_blocks = needed + 3;  // spare blocks nobody owns
+  std::vector<int32_t> free_blocks(static_cast<size_t>(s.num_blocks));
+  std::iota(free_blocks.begin(), free_blocks.end(), 0);
+  std::shuffle(free_blocks.begin(), free_blocks.end(), rng);
+  s.block_tables.assign(sequences.size() * static_cast<size_t>(s.max_blocks), -1);
+  size_t next = 0;
+  std::vector<std::pair<int32_t, int32_t>> tokens;  // (sequence, position)
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    const SequenceCase& seq = sequences[i];
+    for (int64_t b = 0; b < blocks_for(seq.context, block_size); ++b) {
+      s.block_tables[i * static_cast<size_t>(s.max_blocks) + static_cast<size_t>(b)] = free_blocks[next++];
+    }
+    s.keys.push_back(random_array({seq.context, heads.kv_heads, heads.head_dim}, rng, -2.0, 2.0));
+    s.values.push_back(random_array({seq.context, heads.kv_heads, heads.head_dim}, rng));
+    for (int64_t p = seq.context - seq.new_tokens; p < seq.context; ++p) {
+      tokens.emplace_back(static_cast<int32_t>(i), static_cast<int32_t>(p));
+    }
+  }
+  std::shuffle(tokens.begin(), tokens.end(), rng);
+  for (const auto& [sequence, position] : tokens) {
+    s.token_sequences.push_back(sequence);
+    s.positions.push_back(position);
+  }
+  s.q = random_array({static_cast<int64_t>(tokens.size()), heads.q_heads, heads.head_dim}, rng, -2.0, 2.0);
+  return s;
+}
+
+// out (N, Hq, D) in float64: each token attends to its sequence's positions
+// [max(0, p - window + 1), p], reading the history arrays directly.
+HostArray paged_attention_reference(const Scenario& s, double scale, int64_t window) {
+  const int64_t d = s.heads.head_dim;
+  const int64_t group = s.heads.q_heads / s.heads.kv_heads;
+  HostArray out{s.q.shape, std::vector<double>(s.q.values.size(), 0.0)};
+  for (size_t i = 0; i < s.positions.size(); ++i) {
+    const HostArray& keys = s.keys[static_cast<size_t>(s.token_sequences[i])];
+    const HostArray& values = s.values[static_cast<size_t>(s.token_sequences[i])];
+    const int64_t p = s.positions[i];
+    const int64_t first = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
+    for (int64_t h = 0; h < s.heads.q_heads; ++h) {
+      const int64_t q_at = (static_cast<int64_t>(i) * s.heads.q_heads + h) * d;
+      std::vector<double> scores;
+      for (int64_t j = first; j <= p; ++j) {
+        const int64_t k_at = (j * s.heads.kv_heads + h / group) * d;
+        double dot = 0.0;
+        for (int64_t c = 0; c < d; ++c) dot += s.q[q_at + c] * keys[k_at + c];
+        scores.push_back(scale * dot);
+      }
+      const double top = *std::max_element(scores.begin(), scores.end());
+      double total = 0.0;
+      for (double& score : scores) total += (score = std::exp(score - top));
+      for (int64_t j = first; j <= p; ++j) {
+        const int64_t v_at = (j * s.heads.kv_heads + h / group) * d;
+        for (int64_t c = 0; c < d; ++c)
+          out[q_at + c] += scores[static_cast<size_t>(j - first)] / total * values[v_at + c];
+      }
+    }
+  }
+  return out;
+}
+
+Tensor int_tensor(Ctx& ctx, const Shape& shape, const std::vector<int32_t>& values, Device device) {
+  const Tensor host = Tensor::from_i32(shape, values);
+  return device.is_cpu() ? host : ctx.to_device(host, device);
+}
+
+// Caches filled with NaN, so reading a slot nobody wrote poisons the output.
+Tensor nan_cache(Ctx& ctx, const Scenario& s, DType dtype, Device device) {
+  const Shape shape{s.num_blocks, s.block_size, s.heads.kv_heads, s.heads.head_dim};
+  HostArray nan{shape,
+                std::vector<double>(static_cast<size_t>(shape_numel(shape)), std::numeric_limits<double>::quiet_NaN())};
+  return make_tensor_exact(ctx, nan, dtype, device);
+}
+
+// Writes every sequence's whole history into the caches with one kv_cache_write (K/V rounded
+// to `dtype` in place, as the cache stores them); checks each written slot reads back exactly.
+void fill_caches(Ctx& ctx, Scenario& s, DType dtype, Device device, Tensor& key_cache, Tensor& value_cache) {
+  const int64_t row = s.heads.kv_heads * s.heads.head_dim;
+  HostArray all_keys{{0, s.heads.kv_heads, s.heads.head_dim}, {}};
+  HostArray all_values = all_keys;
+  std::vector<int32_t> slots;
+  for (size_t seq = 0; seq < s.keys.size(); ++seq) {
+    round_to(s.keys[seq], dtype);
+    round_to(s.values[seq], dtype);
+    all_keys.values.insert(all_keys.values.end(), s.keys[seq].values.begin(), s.keys[seq].values.end());
+    all_values.values.insert(all_values.values.end(), s.values[seq].values.begin(), s.values[seq].values.end());
+    for (int64_t p = 0; p < s.keys[seq].shape[0]; ++p) slots.push_back(static_cast<int32_t>(s.slot(seq, p)));
+  }
+  all_keys.shape[0] = all_values.shape[0] = static_cast<int64_t>(slots.size());
+  const Tensor k = make_tensor_exact(ctx, all_keys, dtype, device);
+  const Tensor v = make_tensor_exact(ctx, all_values, dtype, device);
+  kv_cache_write(ctx, key_cache, value_cache, k, v,
+                 int_tensor(ctx, {static_cast<int64_t>(slots.size())}, slots, device));
+  const HostArray key_host = to_host(ctx, key_cache);
+  const HostArray value_host = to_host(ctx, value_cache);
+  for (size_t i = 0; i < slots.size(); ++i) {
+    for (int64_t c = 0; c < row; ++c) {
+      const auto src = static_cast<int64_t>(i) * row + c;
+      ASSERT_EQ(key_host[slots[i] * row + c], all_keys[src]) << "key slot " << slots[i];
+      ASSERT_EQ(value_host[slots[i] * row + c], all_values[src]) << "value slot " << slots[i];
+    }
+  }
+}
+
+struct RunOptions {
+  DType q_dtype, cache_dtype;
+  int64_t block_size;
+  PagedAttentionParams params;
+};
+
+void run_case(Ctx& ctx, Device device, Rng& rng, const Heads& heads, const std::vector<SequenceCase>& sequences,
+              const RunOptions& options) {
+  Scenario s = make_scenario(heads, options.block_size, sequences, rng);
+  const auto tokens = static_cast<int64_t>(s.positions.size());
+  SCOPED_TRACE("q " + std::string(dtype_name(options.q_dtype)) + ", cache " +
+               std::string(dtype_name(options.cache_dtype)) + " on " + device_string(device) +
+               ", Hq=" + std::to_string(heads.q_heads) + " Hkv=" + std::to_string(heads.kv_heads) +
+               " D=" + std::to_string(heads.head_dim) + " block=" + std::to_string(options.block_size) +
+               " window=" + std::to_string(options.params.sliding_window) + " N=" + std::to_string(tokens));
+  Tensor key_cache = nan_cache(ctx, s, options.cache_dtype, device);
+  Tensor value_cache = nan_cache(ctx, s, options.cache_dtype, device);
+  fill_caches(ctx, s, options.cache_dtype, device, key_cache, value_cache);
+  const Tensor q = make_tensor(ctx, s.q, options.q_dtype, device);
+  Tensor out = ctx.empty(s.q.shape, options.q_dtype, device);
+  paged_attention(ctx, out, q, key_cache, value_cache, int_tensor(ctx, {tokens}, s.token_sequences, device),
+                  int_tensor(ctx, {tokens}, s.positions, device),
+                  int_tensor(ctx, {static_cast<int64_t>(sequences.size()), s.max_blocks}, s.block_tables, device),
+                  options.params);
+  const double scale = options.params.scale != 0.0F ? static_cast<double>(options.params.scale)
+                                                    : 1.0 / std::sqrt(static_cast<double>(heads.head_dim));
+  expect_close(to_host(ctx, out), paged_attention_reference(s, scale, options.params.sliding_window),
+               tolerance_for(options.q_dtype), "out");
+}
+
+// Decode rows, prefill chunks, a whole prefill, a one-token sequence and block boundaries.
+const std::vector<SequenceCase> kMixedBatch = {{37, 1}, {20, 20}, {50, 7}, {1, 1}, {16, 1}, {33, 3}};
+const std::vector<Heads> kHeads = {{4, 2, 16}, {3, 1, 7}, {2, 2, 33}, {8, 2, 64}};
+
+TEST(OpPagedAttention, MatchesFloat64) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const Device device : test_devices(ctx)) {
+    for (const DType dtype : float_dtypes()) {
+      for (const Heads& heads : kHeads) {
+        for (const int64_t block_size : {16, 5}) {
+          run_case(ctx, device, rng, heads, kMixedBatch, {dtype, dtype, block_size, {}});
+        }
+      }
+    }
+  }
+}
+
+TEST(OpPagedAttention, SlidingWindowAndScale) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const Device device : test_devices(ctx)) {
+    for (const int64_t window : {1, 4, 6, 20}) {
+      for (const int64_t block_size : {16, 5}) {
+        run_case(ctx, device, rng, {4, 2, 16}, kMixedBatch, {DType::F32, DType::F32, block_size, {0.0F, window}});
+      }
+    }
+    run_case(ctx, device, rng, {6, 3, 12}, kMixedBatch, {DType::F32, DType::F32, 5, {0.37F, 9}});
+  }
+}
+
+TEST(OpPagedAttention, LowPrecisionCacheWithF32Queries) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const Device device : test_devices(ctx)) {
+    for (const DType cache_dtype : {DType::BF16, DType::F16}) {
+      run_case(ctx, device, rng, {4, 2, 16}, kMixedBatch, {DType::F32, cache_dtype, 16, {}});
+      run_case(ctx, device, rng, {3, 1, 7}, kMixedBatch, {DType::F32, cache_dtype, 5, {0.0F, 6}});
+    }
+  }
+}
+
+TEST(OpPagedAttention, EmptyBatchIsANoOp) {
+  Ctx& ctx = test_ctx();
+  Tensor cache = Tensor::zeros({2, 4, 1, 8}, DType::F32);
+  Tensor value_cache = Tensor::zeros({2, 4, 1, 8}, DType::F32);
+  Tensor q = Tensor::zeros({0, 2, 8}, DType::F32);
+  Tensor out = Tensor::zeros({0, 2, 8}, DType::F32);
+  const Tensor none = Tensor::zeros({0}, DType::I32);
+  const Tensor tables = Tensor::zeros({0, 1}, DType::I32);
+  EXPECT_NO_THROW(paged_attention(ctx, out, q, cache, value_cache, none, none, tables, {}));
+  const Tensor kv = Tensor::zeros({0, 1, 8}, DType::F32);
+  EXPECT_NO_THROW(kv_cache_write(ctx, cache, value_cache, kv, kv, none));
+}
+
+// A valid small setup on the host that each bad-argument case perturbs once.
+struct SmallCall {
+  Tensor key_cache = Tensor::zeros({3, 4, 2, 8}, DType::F32);  // 3 blocks of 4 slots
+  Tensor value_cache = Tensor::zeros({3, 4, 2, 8}, DType::F32);
+  Tensor k = Tensor::zeros({2, 2, 8}, DType::F32);
+  Tensor v = Tensor::zeros({2, 2, 8}, DType::F32);
+  Tensor q = Tensor::zeros({2, 4, 8}, DType::F32);
+  Tensor out = Tensor::zeros({2, 4, 8}, DType::F32);
+  std::vector<int32_t> slots{0, 5};
+  std::vector<int32_t> sequences{0, 1};
+  std::vector<int32_t> positions{3, 6};
+  std::vector<int32_t> tables{2, -1, 0, 1};  // (2, 2)
+
+  void write(Ctx& ctx) {
+    kv_cache_write(ctx, key_cache, value_cache, k, v, Tensor::from_i32({static_cast<int64_t>(slots.size())}, slots));
+  }
+  void attend(Ctx& ctx, const PagedAttentionParams& params = {}) {
+    paged_attention(ctx, out, q, key_cache, value_cache,
+                    Tensor::from_i32({static_cast<int64_t>(sequences.size())}, sequences),
+                    Tensor::from_i32({static_cast<int64_t>(positions.size())}, positions),
+                    Tensor::from_i32({static_cast<int64_t>(tables.size()) / 2, 2}, tables), params);
+  }
+};
+
+TEST(OpPagedAttention, RejectsBadValues) {
+  Ctx& ctx = test_ctx();
+  EXPECT_NO_THROW(SmallCall().write(ctx));
+  EXPECT_NO_THROW(SmallCall().attend(ctx));
+  auto write_with_slots = [&](std::vector<int32_t> slots) {
+    SmallCall call;
+    call.slots = std::move(slots);
+    call.write(ctx);
+  };
+  EXPECT_THROW(write_with_slots({0, 12}), Error);  // 3 * 4 slots
+  EXPECT_THROW(write_with_slots({-1, 2}), Error);
+  EXPECT_THROW(write_with_slots({4, 4}), Error);  // the same slot twice
+  auto attend_with = [&](std::vector<int32_t> sequences, std::vector<int32_t> positions, std::vector<int32_t> tables) {
+    SmallCall call;
+    call.sequences = std::move(sequences);
+    call.positions = std::move(positions);
+    call.tables = std::move(tables);
+    call.attend(ctx);
+  };
+  EXPECT_THROW(attend_with({0, 2}, {3, 6}, {2, -1, 0, 1}), Error);  // sequence 2 of 2
+  EXPECT_THROW(attend_with({0, -1}, {3, 6}, {2, -1, 0, 1}), Error);
+  EXPECT_THROW(attend_with({0, 1}, {-1, 6}, {2, -1, 0, 1}), Error);
+  EXPECT_THROW(attend_with({0, 1}, {4, 6}, {2, -1, 0, 1}), Error);  // position 4 reads block -1
+  EXPECT_THROW(attend_with({0, 1}, {3, 8}, {2, -1, 0, 1}), Error);  // block index 2 of 2 columns
+  EXPECT_THROW(attend_with({0, 1}, {3, 6}, {2, -1, 0, 3}), Error);  // block id 3 of 3
+  SmallCall windowed;
+  windowed.tables = {-1, 2, 0, 1};  // block 0 of sequence 0 dropped: fine with a window of 2 at position 6
+  windowed.positions = {6, 6};
+  EXPECT_NO_THROW(windowed.attend(ctx, {0.0F, 2}));
+  EXPECT_NO_THROW(windowed.attend(ctx, {0.0F, 3}));
+  EXPECT_THROW(windowed.attend(ctx, {0.0F, 4}), Error);  // now position 3 of block 0 is visible
+  EXPECT_THROW(windowed.attend(ctx), Error);
+}
+
+TEST(OpPagedAttention, RejectsBadShapes) {
+  Ctx& ctx = test_ctx();
+  {
+    SmallCall call;
+    call.q = Tensor::zeros({2, 3, 8}, DType::F32);  // 3 query heads over 2 kv heads
+    call.out = Tensor::zeros({2, 3, 8}, DType::F32);
+    EXPECT_THROW(call.attend(ctx), Error);
+  }
+  {
+    SmallCall call;
+    call.q = Tensor::zeros({2, 4, 7}, DType::F32);  // head_dim 7 vs 8
+    call.out = Tensor::zeros({2, 4, 7}, DType::F32);
+    EXPECT_THROW(call.attend(ctx), Error);
+  }
+  {
+    SmallCall call;
+    call.out = Tensor::zeros({2, 4, 8}, DType::BF16);
+    EXPECT_THROW(call.attend(ctx), Error);
+  }
+  {
+    SmallCall call;
+    call.value_cache = Tensor::zeros({3, 4, 2, 8}, DType::BF16);
+    EXPECT_THROW(call.attend(ctx), Error);
+    EXPECT_THROW(call.write(ctx), Error);
+  }
+  {
+    SmallCall call;
+    call.positions = {3};  // one position for two tokens
+    EXPECT_THROW(call.attend(ctx), Error);
+  }
+  {
+    SmallCall call;
+    EXPECT_THROW(call.attend(ctx, {-1.0F, 0}), Error);
+    EXPECT_THROW(call.attend(ctx, {0.0F, -3}), Error);
+  }
+  {
+    SmallCall call;
+    call.k = Tensor::zeros({2, 1, 8}, DType::F32);  // kv heads 1 vs the cache's 2
+    EXPECT_THROW(call.write(ctx), Error);
+    call.k = Tensor::zeros({2, 2, 8}, DType::I32);
+    call.v = Tensor::zeros({2, 2, 8}, DType::I32);
+    EXPECT_THROW(call.write(ctx), Error);
+  }
+}
+
+}  // namespace
+}  // namespace anvil::testing
