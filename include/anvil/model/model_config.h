@@ -5,6 +5,10 @@
 
 #include "anvil/backend/op_params.h"
 
+namespace anvil::io {
+class GgufFile;
+}
+
 namespace anvil::model {
 
 enum class Architecture : uint8_t { Llama, Mistral, Qwen2, Qwen3, Gpt2 };
@@ -38,5 +42,16 @@ struct ModelConfig {
   // Throws anvil::Error naming the field when the values are inconsistent.
   void validate() const;
 };
+
+// The config of a GGUF file from its metadata ("<arch>.block_count", ...) and, where the
+// metadata is silent, its tensors (biases, q/k norms, a separate output head). RoPE is
+// Interleaved for llama-arch files (llama.cpp permutes their Q/K rows), RotateHalf for
+// qwen2/qwen3. Throws anvil::Error naming the file and key. The result is validated.
+ModelConfig config_from_gguf(const io::GgufFile& file);
+
+// The config of a Hugging Face config.json (text in `json_text`, `source` names it in
+// errors): LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM,
+// GPT2LMHeadModel. RoPE is RotateHalf (HF layout). The result is validated.
+ModelConfig config_from_hf_json(const std::string& json_text, const std::string& source);
 
 }  // namespace anvil::model
