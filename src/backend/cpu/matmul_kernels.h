@@ -4,6 +4,7 @@
 // differ in the storage type of A and B. beta == 0 never reads C (it may hold garbage).
 #include <cstdint>
 
+#include "anvil/core/dtype.h"
 #include "anvil/core/thread_pool.h"
 
 namespace anvil::cpu {
@@ -32,9 +33,19 @@ struct GemmProblem {
 // tiles over `pool` here, so one pool owns all the threads). M == 1 tiles use sgemv.
 void gemm_f32_blas(ThreadPool& pool, const GemmProblem& problem);
 
-// A and B bf16 (raw uint16_t), AVX-512 BF16 (vdpbf16ps) kernels: a packed, register-blocked
-// kernel for general shapes and a streaming kernel for small M (decode). Needs avx512_bf16.
+// Up to this many rows of A (decode), the small-M kernels stream B instead of packing it.
+inline constexpr int64_t kSmallMRows = 16;
+
+// A and B bf16 (raw uint16_t), AVX-512 BF16 (vdpbf16ps): a packed, register-blocked kernel,
+// or gemm_small_m_avx512 for M <= kSmallMRows. Needs avx512_bf16.
 void gemm_bf16_avx512(ThreadPool& pool, const GemmProblem& problem);
+
+// A and B bf16 or f16 (`dtype`), M <= kSmallMRows, streaming B once. f16 needs only AVX-512F;
+// bf16 needs avx512_bf16.
+void gemm_small_m_avx512(ThreadPool& pool, const GemmProblem& problem, DType dtype);
+
+// dst = src widened to f32, for src bf16 or f16 (AVX-512; f16 through vcvtph2ps).
+void widen_to_f32_avx512(DType dtype, const void* src, float* dst, int64_t count);
 
 // Handles K == 0 (nothing to multiply): C = beta * C, or 0 when beta == 0.
 void gemm_scale_only(const GemmProblem& problem);
