@@ -17,8 +17,8 @@ struct BroadcastCase {
   Shape b;
 };
 const std::vector<BroadcastCase> kCases = {
-    {{1}, {1}},       {{7}, {}},           {{3, 7}, {7}},      {{5, 33}, {5, 33}},
-    {{2, 3, 257}, {3, 257}}, {{3, 5000}, {5000}}, {{9000}, {9000}}, {{1000, 7}, {7}},
+    {{1}, {1}},          {{7}, {}},        {{3, 7}, {7}},    {{5, 33}, {5, 33}}, {{2, 3, 257}, {3, 257}},
+    {{3, 5000}, {5000}}, {{9000}, {9000}}, {{1000, 7}, {7}},
 };
 
 // out[i] = op(a[i], b[i mod |b|]) in float64.
@@ -104,10 +104,10 @@ TEST(OpElementwise, AddBackwardMatchesFiniteDifferences) {
         Tensor grad_a = ctx.empty(c.a, dtype, device);
         Tensor grad_b = ctx.empty(c.b, DType::F32, device);
         add_backward(ctx, grad_a, grad_b, grad_out_tensor);
-        const HostArray grad_a_ref = finite_difference(
-            [&](const HostArray& probe) { return broadcast_reference(probe, b, plus); }, a, grad_out);
-        const HostArray grad_b_ref = finite_difference(
-            [&](const HostArray& probe) { return broadcast_reference(a, probe, plus); }, b, grad_out);
+        const HostArray grad_a_ref =
+            finite_difference([&](const HostArray& probe) { return broadcast_reference(probe, b, plus); }, a, grad_out);
+        const HostArray grad_b_ref =
+            finite_difference([&](const HostArray& probe) { return broadcast_reference(a, probe, plus); }, b, grad_out);
         // grad_b is f32: the sum runs in f64 and is rounded once, so f32's tolerance holds.
         expect_close(to_host(ctx, grad_a), grad_a_ref, tolerance_for(dtype), "grad_a");
         expect_close(to_host(ctx, grad_b), grad_b_ref, tolerance_for(DType::F32), "grad_b");
@@ -188,8 +188,8 @@ TEST(OpElementwise, BackwardSkipsUndefinedGrads) {
   Tensor none;
   Tensor grad_b = Tensor::empty({5}, DType::F32);
   mul_backward(ctx, none, grad_b, grad_out_tensor, a_tensor, b_tensor);
-  const HostArray grad_b_ref = finite_difference(
-      [&](const HostArray& probe) { return broadcast_reference(a, probe, times); }, b, grad_out);
+  const HostArray grad_b_ref =
+      finite_difference([&](const HostArray& probe) { return broadcast_reference(a, probe, times); }, b, grad_out);
   expect_close(to_host(ctx, grad_b), grad_b_ref, tolerance_for(DType::F32), "grad_b");
   Tensor grad_a = Tensor::empty({6, 5}, DType::F32);
   add_backward(ctx, grad_a, none, grad_out_tensor);

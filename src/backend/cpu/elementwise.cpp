@@ -11,10 +11,10 @@
 namespace anvil::cpu {
 namespace {
 
-constexpr int64_t kBlockElems = 4096;           // elements per parallel task
+constexpr int64_t kBlockElems = 4096;              // elements per parallel task
 constexpr int64_t kWholeBroadcastElems = 1 << 16;  // a non-f32 b up to this size is widened once
-constexpr int64_t kMinRowsPerBlock = 32;        // reduction: rows summed per partial ...
-constexpr int64_t kMaxRowBlocks = 64;           // ... and at most this many partials per column
+constexpr int64_t kMinRowsPerBlock = 32;           // reduction: rows summed per partial ...
+constexpr int64_t kMaxRowBlocks = 64;              // ... and at most this many partials per column
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -131,7 +131,8 @@ void sum_rows(ThreadPool& pool, Tensor& sums, const Tensor& grad, const Tensor* 
       float* out = output_span(sums, col0, count, out_scratch);
       for (int64_t i = 0; i < count; ++i) {
         double total = 0.0;
-        for (int64_t block = 0; block < row_blocks; ++block) total += partials[static_cast<size_t>(block * period + col0 + i)];
+        for (int64_t block = 0; block < row_blocks; ++block)
+          total += partials[static_cast<size_t>(block * period + col0 + i)];
         out[i] = static_cast<float>(total);
       }
       store_span(sums, col0, count, out);

@@ -35,8 +35,8 @@ void CpuBackend::embedding(Tensor& out, const Tensor& table, const Tensor& ids) 
   const int32_t* id_values = ids.data<const int32_t>();
   pool_.parallel_for(ids.numel(), kRowsPerTask, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
-      convert_host(table.dtype(), row_bytes(table, id_values[row], channels), out.dtype(), row_bytes(out, row, channels),
-                   channels);
+      convert_host(table.dtype(), row_bytes(table, id_values[row], channels), out.dtype(),
+                   row_bytes(out, row, channels), channels);
     }
   });
 }

@@ -79,7 +79,8 @@ void CpuBackend::matmul(Tensor& out, const Tensor& a, const Tensor& b, bool tran
     p.c = out.data<float>();
   } else {
     c_scratch = Tensor::empty({out.numel()}, DType::F32);
-    if (beta != 0.0F) convert_parallel(pool_, out.dtype(), out.raw_data(), DType::F32, c_scratch.raw_data(), out.numel());
+    if (beta != 0.0F)
+      convert_parallel(pool_, out.dtype(), out.raw_data(), DType::F32, c_scratch.raw_data(), out.numel());
     p.c = c_scratch.data<float>();
   }
   if (p.k == 0) {

@@ -169,8 +169,8 @@ void packed_entry(ThreadPool& pool, const GemmProblem& p, const uint32_t* a_pack
           const uint32_t* b_block = b_packed + (np * pairs + kp0) * kNr;
           for (int64_t mp = mp_begin; mp < mp_end; ++mp) {
             const uint32_t* a_block = a_packed + (mp * pairs + kp0) * kMr;
-            micro_kernel(a_block, b_block, block, c + mp * kMr * p.ldc + np * kNr, p.ldc,
-                         std::min(kMr, p.m - mp * kMr), std::min(kNr, p.n - np * kNr), p.alpha, p.beta, kp0 == 0);
+            micro_kernel(a_block, b_block, block, c + mp * kMr * p.ldc + np * kNr, p.ldc, std::min(kMr, p.m - mp * kMr),
+                         std::min(kNr, p.n - np * kNr), p.alpha, p.beta, kp0 == 0);
           }
         }
       }

@@ -276,7 +276,8 @@ void widen_to_f32_avx512(DType dtype, const void* src, float* dst, int64_t count
   for (int64_t i = 0; i < count; i += 16) {
     const int64_t left = count - i;
     const auto mask = static_cast<__mmask16>(left >= 16 ? 0xFFFFU : (1U << left) - 1U);
-    const __m512 values = dtype == DType::F16 ? load_as_f32<true>(halves + i, mask) : load_as_f32<false>(halves + i, mask);
+    const __m512 values =
+        dtype == DType::F16 ? load_as_f32<true>(halves + i, mask) : load_as_f32<false>(halves + i, mask);
     _mm512_mask_storeu_ps(dst + i, mask, values);
   }
 }

@@ -82,8 +82,8 @@ void mul_backward(Ctx& ctx, Tensor& grad_a, Tensor& grad_b, const Tensor& grad_o
     oc::require_float(kOp, {"grad_b", &grad_b});
     oc::require_same_shape(kOp, {"b", &b}, {"grad_b", &grad_b});
   }
-  const Device device = oc::common_device(
-      kOp, {{"grad_a", &grad_a}, {"grad_b", &grad_b}, {"grad_out", &grad_out}, {"a", &a}, {"b", &b}});
+  const Device device =
+      oc::common_device(kOp, {{"grad_a", &grad_a}, {"grad_b", &grad_b}, {"grad_out", &grad_out}, {"a", &a}, {"b", &b}});
   ctx.backend(device).mul_backward(grad_a, grad_b, grad_out, a, b);
 }
 

@@ -92,8 +92,8 @@ void matmul_grad_b_batched(Ctx& ctx, Tensor& grad_b, const Tensor& grad_out, con
 }
 
 // grad_b of a 2-D b shared by a batched a: the sum over batch entries.
-void matmul_grad_b_shared(Ctx& ctx, Tensor& grad_b, const Tensor& grad_out, const Tensor& a, bool trans_a,
-                          bool trans_b, float beta) {
+void matmul_grad_b_shared(Ctx& ctx, Tensor& grad_b, const Tensor& grad_out, const Tensor& a, bool trans_a, bool trans_b,
+                          float beta) {
   if (!trans_a) {
     // The batch entries are one tall matrix: (B*M, K) and (B*M, N); the product sums over them.
     const Tensor a_rows = a.view({-1, a.size(-1)});
@@ -139,8 +139,8 @@ void matmul_backward(Ctx& ctx, Tensor& grad_a, Tensor& grad_b, const Tensor& gra
   }
   if (grad_a.defined()) oc::require_same_shape(kOp, {"a", &a}, {"grad_a", &grad_a});
   if (grad_b.defined()) oc::require_same_shape(kOp, {"b", &b}, {"grad_b", &grad_b});
-  const Device device = oc::common_device(
-      kOp, {{"grad_a", &grad_a}, {"grad_b", &grad_b}, {"grad_out", &grad_out}, {"a", &a}, {"b", &b}});
+  const Device device =
+      oc::common_device(kOp, {{"grad_a", &grad_a}, {"grad_b", &grad_b}, {"grad_out", &grad_out}, {"a", &a}, {"b", &b}});
   // The products below pair grad_out with a or b, which need one dtype: a grad_out of
   // another dtype (f32 logits of a bf16 matmul, say) is rounded to a's dtype first.
   Tensor grad = grad_out;
