@@ -4,9 +4,10 @@
 // in practice; the instruction flushes those).
 //
 // Two kernels:
-//  - packed: A packed into 12-row panels and B into 32-column panels of k-pairs; a 12 x 32
-//    register tile (24 zmm accumulators) runs over cache blocks of k. For M > 16.
+//  - packed (here): A packed into 12-row panels and B into 32-column panels of k-pairs; a
+//    12 x 32 register tile (24 zmm accumulators) runs over cache blocks of k. M > kSmallMRows.
 //  - streaming, for small M (decode, M <= kSmallMRows): matmul_small_m_avx512.cpp.
+//
 // GCC 12's AVX-512 headers seed some intrinsics with a self-initialised "undefined" vector
 // (`__m512i __Y = __Y;`), which -Wmaybe-uninitialized flags once inlined: silence it for
 // the header's lines only.
