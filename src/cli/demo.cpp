@@ -124,12 +124,12 @@ void backward(Ctx& ctx, Weights& w, const Dims& d, const Activations& a, const T
   const Tensor dlosses = Tensor::from_f32({n}, mean_weights);
   Tensor dlogits = f32({n, d.vocab});
   cross_entropy_backward(ctx, dlogits, dlosses, a.logits, targets);
-  Tensor dnf = f32({n, d.width});
+  Tensor dnf = Tensor::zeros({n, d.width}, DType::F32);  // matmul_backward accumulates
   matmul_backward(ctx, dnf, w.head.grad, dlogits, a.nf, w.head.value, false, false, true);
   Tensor dx2 = f32({n, d.width});
   rms_norm_backward(ctx, dx2, w.norm_final.grad, dnf, a.x2, w.norm_final.value, a.rstdf);
   // MLP branch: x2 = x1 + mlp.
-  Tensor dact = f32({n, d.hidden});
+  Tensor dact = Tensor::zeros({n, d.hidden}, DType::F32);
   matmul_backward(ctx, dact, w.w_down.grad, dx2, a.act, w.w_down.value, false, false, true);
   Tensor dgate = f32({n, d.hidden}), dup = f32({n, d.hidden});
   swiglu_backward(ctx, dgate, dup, dact, a.gate, a.up);
@@ -140,7 +140,7 @@ void backward(Ctx& ctx, Weights& w, const Dims& d, const Activations& a, const T
   rms_norm_backward(ctx, dx1, w.norm2.grad, dn2, a.x1, w.norm2.value, a.rstd2);
   add(ctx, dx1, dx1, dx2);
   // Attention branch: x1 = x0 + o.
-  Tensor datt = f32({n, d.heads * d.head_dim});
+  Tensor datt = Tensor::zeros({n, d.heads * d.head_dim}, DType::F32);
   matmul_backward(ctx, datt, w.wo.grad, dx1, a.att.view({n, -1}), w.wo.value, false, false, true);
   Tensor dq = f32({d.batch, d.seq, d.heads, d.head_dim});
   Tensor dk = f32({d.batch, d.seq, d.kv_heads, d.head_dim});
@@ -225,7 +225,7 @@ int run_demo(const DemoOptions& options) {
       std::printf("demo: step %3d  loss %.4f  (%.1f ms/step)\n", step, last_loss, elapsed_ms(start) / step);
     }
   }
-  std::printf("demo: loss %.4f -> %.4f (uniform guess: %.4f)\n", first_loss, last_loss,
+  std::printf("demo: loss %.4f -> %.9f (uniform guess: %.4f)\n", first_loss, last_loss,
               std::log(static_cast<double>(d.vocab)));
   if (!(last_loss < 0.5 * first_loss)) {
     std::printf("demo: FAILED (loss did not fall)\n");

@@ -1,9 +1,15 @@
 #include "cpu/cpu_backend.h"
 
+#include <cblas.h>
+
 namespace anvil::cpu {
 
 CpuBackend::CpuBackend(ThreadPool& pool, const CpuFeatures& features)
-    : pool_(pool), features_(features), isa_(best_isa(features)) {}
+    : pool_(pool), features_(features), isa_(best_isa(features)) {
+  // OpenBLAS runs single-threaded: matmul splits GEMMs into tiles over pool_, so the pool
+  // owns every thread (no oversubscription, nested calls stay serial).
+  openblas_set_num_threads(1);
+}
 
 bool CpuBackend::supports(OpKind op, DType dtype) const {
   const bool float_type = dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
