@@ -1,0 +1,127 @@
+// Shared pieces of the inference forward pass (see layers.h).
+#include "layers.h"
+
+#include <algorithm>
+
+#include "anvil/core/convert.h"
+#include "anvil/core/error.h"
+#include "anvil/ops/elementwise.h"
+#include "anvil/ops/layer_norm.h"
+#include "anvil/ops/paged_attention.h"
+#include "anvil/ops/quantized_matmul.h"
+#include "anvil/ops/rms_norm.h"
+
+namespace anvil::model {
+
+namespace {
+
+void check_cache_fits(const PagedKvCache& cache, const ModelConfig& config) {
+  const KvCacheShape& shape = cache.shape();
+  ANVIL_CHECK(shape.num_layers == config.num_layers && shape.num_kv_heads == config.num_kv_heads &&
+                  shape.head_dim == config.head_dim,
+              "forward: kv cache has (layers ", shape.num_layers, ", kv heads ", shape.num_kv_heads, ", head_dim ",
+              shape.head_dim, ") but the model needs (", config.num_layers, ", ", config.num_kv_heads, ", ",
+              config.head_dim, ")");
+}
+
+void check_tokens(const Batch& batch, const ModelConfig& config) {
+  for (size_t i = 0; i < batch.tokens.size(); ++i) {
+    ANVIL_CHECK(batch.tokens[i] >= 0 && batch.tokens[i] < config.vocab_size, "forward: token id ", batch.tokens[i],
+                " at row ", i, " is outside the vocabulary of ", config.vocab_size);
+    ANVIL_CHECK(!config.learned_positions || batch.positions[i] < config.max_position, "forward: position ",
+                batch.positions[i], " at row ", i, " is past the ", config.max_position,
+                " learned positions of the model");
+  }
+}
+
+}  // namespace
+
+StepInputs make_step_inputs(const Batch& batch, const PagedKvCache& cache, const ModelConfig& config) {
+  const int64_t block_size = cache.shape().block_size;
+  batch.validate(block_size);
+  check_cache_fits(cache, config);
+  check_tokens(batch, config);
+  size_t max_blocks = 1;
+  for (const SequenceSlice& slice : batch.sequences) max_blocks = std::max(max_blocks, slice.block_table.size());
+  std::vector<int32_t> tables(batch.sequences.size() * max_blocks, -1);
+  std::vector<int32_t> slots(batch.tokens.size());
+  std::vector<int32_t> sequence_of(batch.tokens.size());
+  for (size_t s = 0; s < batch.sequences.size(); ++s) {
+    const SequenceSlice& slice = batch.sequences[s];
+    for (size_t b = 0; b < slice.block_table.size(); ++b) {
+      ANVIL_CHECK(slice.block_table[b] < cache.shape().num_blocks, "forward: sequence ", s, " names block ",
+                  slice.block_table[b], " but the kv cache has ", cache.shape().num_blocks, " blocks");
+      tables[s * max_blocks + b] = slice.block_table[b];
+    }
+    for (int64_t row = slice.token_begin; row < slice.token_begin + slice.token_count; ++row) {
+      const int64_t position = batch.positions[static_cast<size_t>(row)];
+      const int64_t block = slice.block_table[static_cast<size_t>(position / block_size)];
+      slots[static_cast<size_t>(row)] = static_cast<int32_t>(block * block_size + position % block_size);
+      sequence_of[static_cast<size_t>(row)] = static_cast<int32_t>(s);
+    }
+  }
+  StepInputs step;
+  step.tokens = batch.num_tokens();
+  step.positions = Tensor::from_i32({step.tokens}, batch.positions);
+  step.slots = Tensor::from_i32({step.tokens}, slots);
+  step.token_sequences = Tensor::from_i32({step.tokens}, sequence_of);
+  step.block_tables =
+      Tensor::from_i32({static_cast<int64_t>(batch.sequences.size()), static_cast<int64_t>(max_blocks)}, tables);
+  return step;
+}
+
+Tensor activation(const Shape& shape) { return Tensor::empty(shape, DType::F32); }
+
+void linear(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  quantized_matmul(ctx, out, x, weight);
+  if (bias.defined()) add(ctx, out, out, bias);
+}
+
+Tensor project(Ctx& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  Tensor out = activation({x.size(0), weight.size(0)});
+  linear(ctx, out, x, weight, bias);
+  return out;
+}
+
+Tensor gather_rows(const Tensor& table, std::span<const int32_t> ids) {
+  const int64_t vocab = table.size(0);
+  const int64_t channels = table.size(1);
+  const int64_t row_bytes = dtype_bytes_for(table.dtype(), channels);
+  Tensor out = activation({static_cast<int64_t>(ids.size()), channels});
+  const auto* base = static_cast<const char*>(table.raw_data());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ANVIL_CHECK(ids[i] >= 0 && ids[i] < vocab, "gather_rows: id ", ids[i], " outside the table of ", vocab, " rows");
+    convert_host(table.dtype(), base + ids[i] * row_bytes, DType::F32,
+                 out.data<float>() + static_cast<int64_t>(i) * channels, channels);
+  }
+  return out;
+}
+
+Tensor cached_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, PagedKvCache& cache,
+                        int64_t layer, const StepInputs& step, const ModelConfig& config) {
+  kv_cache_write(ctx, cache.keys(layer), cache.values(layer), k, v, step.slots);
+  Tensor out = activation(q.shape());
+  PagedAttentionParams params;
+  params.sliding_window = config.sliding_window;
+  paged_attention(ctx, out, q, cache.keys(layer), cache.values(layer), step.token_sequences, step.positions,
+                  step.block_tables, params);
+  return out;
+}
+
+Tensor output_logits(Ctx& ctx, const Tensor& x, const Batch& batch, const ModelWeights& weights,
+                     const ModelConfig& config) {
+  const auto rows = static_cast<int64_t>(batch.logit_rows.size());
+  const Tensor selected = gather_rows(x, batch.logit_rows);  // (R, C)
+  Tensor normed = activation(selected.shape());
+  Tensor none;
+  if (config.norm == NormKind::LayerNorm) {
+    layer_norm(ctx, normed, none, none, selected, weights.final_norm, weights.final_norm_bias, config.norm_eps);
+  } else {
+    rms_norm(ctx, normed, none, selected, weights.final_norm, config.norm_eps);
+  }
+  Tensor logits = activation({rows, config.vocab_size});
+  if (rows > 0) linear(ctx, logits, normed, weights.lm_head, Tensor());
+  return logits;
+}
+
+}  // namespace anvil::model

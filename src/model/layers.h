@@ -1,0 +1,48 @@
+#pragma once
+// Pieces of the inference forward pass shared by the architectures: the per-step index
+// tensors derived from a Batch, linear layers, row gathers, attention over the paged KV
+// cache and the final norm + head. All activations are f32 (N, ...) host tensors.
+#include <span>
+
+#include "anvil/context.h"
+#include "anvil/model/batch.h"
+#include "anvil/model/kv_cache.h"
+#include "anvil/model/model_config.h"
+#include "weights.h"
+
+namespace anvil::model {
+
+// Index tensors of one forward step, shared by every layer.
+struct StepInputs {
+  int64_t tokens = 0;      // N
+  Tensor positions;        // (N) i32
+  Tensor slots;            // (N) i32: flat KV cache slot of each token
+  Tensor token_sequences;  // (N) i32: which sequence (row of block_tables) a token belongs to
+  Tensor block_tables;     // (S, max_blocks) i32, padded with -1
+};
+
+// Validates `batch` against the cache and the model (token ids, block ids, positions,
+// cache shape) and builds the step's index tensors. Throws anvil::Error naming the problem.
+StepInputs make_step_inputs(const Batch& batch, const PagedKvCache& cache, const ModelConfig& config);
+
+// New uninitialised f32 host activation.
+Tensor activation(const Shape& shape);
+
+// out (M, N) = x (M, K) @ weight (N, K)^T (+ bias (N) when defined); weight as stored.
+void linear(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias);
+// The same into a new (M, N) activation.
+Tensor project(Ctx& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias);
+// Rows `ids` of `table` (V, C), any float or quantized dtype, as f32 (n, C).
+Tensor gather_rows(const Tensor& table, std::span<const int32_t> ids);
+
+// Writes k, v (N, Hkv, D) of `layer` into the cache at the step's slots, then returns the
+// attention output (N, Hq, D) of q (N, Hq, D) over each token's cached context.
+Tensor cached_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, PagedKvCache& cache,
+                        int64_t layer, const StepInputs& step, const ModelConfig& config);
+
+// Logits (R, V) of the batch's logit rows of the final hidden state x (N, C): final norm
+// (RMSNorm or LayerNorm per config), then the head.
+Tensor output_logits(Ctx& ctx, const Tensor& x, const Batch& batch, const ModelWeights& weights,
+                     const ModelConfig& config);
+
+}  // namespace anvil::model

@@ -1,0 +1,81 @@
+// The Llama family's inference forward pass over a paged KV cache.
+#include "anvil/ops/activations.h"
+#include "anvil/ops/elementwise.h"
+#include "anvil/ops/rms_norm.h"
+#include "anvil/ops/rope.h"
+#include "architectures.h"
+#include "layers.h"
+
+namespace anvil::model {
+
+namespace {
+
+class LlamaModel final : public CausalLM {
+ public:
+  LlamaModel(ModelConfig config, ModelWeights weights) : config_(std::move(config)), weights_(std::move(weights)) {}
+
+  [[nodiscard]] const ModelConfig& config() const override { return config_; }
+
+  Tensor forward(Ctx& ctx, const Batch& batch, PagedKvCache& cache) override {
+    const StepInputs step = make_step_inputs(batch, cache, config_);
+    Tensor x = gather_rows(weights_.token_embedding, batch.tokens);  // (N, C) residual stream
+    if (step.tokens > 0) {
+      for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
+        attention_block(ctx, layer, x, step, cache);
+        mlp_block(ctx, weights_.layers[static_cast<size_t>(layer)], x);
+      }
+    }
+    return output_logits(ctx, x, batch, weights_, config_);
+  }
+
+ private:
+  // x += W_o attention(rope(W_q h), rope(W_k h), W_v h), h = rms_norm(x).
+  void attention_block(Ctx& ctx, int64_t layer, Tensor& x, const StepInputs& step, PagedKvCache& cache) const {
+    const LayerWeights& w = weights_.layers[static_cast<size_t>(layer)];
+    const int64_t n = step.tokens;
+    const int64_t d = config_.head_dim;
+    const Tensor h = norm(ctx, x, w.attn_norm);
+    Tensor q = project(ctx, h, w.wq, w.bq).view({n, config_.num_heads, d});
+    Tensor k = project(ctx, h, w.wk, w.bk).view({n, config_.num_kv_heads, d});
+    const Tensor v = project(ctx, h, w.wv, w.bv).view({n, config_.num_kv_heads, d});
+    if (config_.qk_norm) {
+      q = norm(ctx, q, w.q_norm);
+      k = norm(ctx, k, w.k_norm);
+    }
+    rope(ctx, q, q, step.positions, config_.rope);
+    rope(ctx, k, k, step.positions, config_.rope);
+    const Tensor attended = cached_attention(ctx, q, k, v, cache, layer, step, config_);
+    const Tensor out = project(ctx, attended.view({n, config_.num_heads * d}), w.wo, w.bo);
+    add(ctx, x, x, out);
+  }
+
+  // x += W_down (silu(W_gate h) * W_up h), h = rms_norm(x).
+  void mlp_block(Ctx& ctx, const LayerWeights& w, Tensor& x) const {
+    const Tensor h = norm(ctx, x, w.ffn_norm);
+    const Tensor gate = project(ctx, h, w.w_gate, Tensor());
+    const Tensor up = project(ctx, h, w.w_up, Tensor());
+    Tensor hidden = activation(gate.shape());
+    swiglu(ctx, hidden, gate, up);
+    const Tensor out = project(ctx, hidden, w.w_down, Tensor());
+    add(ctx, x, x, out);
+  }
+
+  // RMSNorm over the last dim of x (..., C) with weight (C).
+  [[nodiscard]] Tensor norm(Ctx& ctx, const Tensor& x, const Tensor& weight) const {
+    Tensor out = activation(x.shape());
+    Tensor no_rstd;
+    rms_norm(ctx, out, no_rstd, x, weight, config_.norm_eps);
+    return out;
+  }
+
+  ModelConfig config_;
+  ModelWeights weights_;
+};
+
+}  // namespace
+
+std::unique_ptr<CausalLM> make_llama_model(ModelConfig config, ModelWeights weights) {
+  return std::make_unique<LlamaModel>(std::move(config), std::move(weights));
+}
+
+}  // namespace anvil::model
