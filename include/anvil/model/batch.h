@@ -10,15 +10,15 @@
 namespace anvil::model {
 
 struct SequenceSlice {
-  int64_t token_begin = 0;   // first row of this sequence in Batch::tokens
-  int64_t token_count = 0;   // rows it has in this batch
-  int64_t context_length = 0;  // tokens in the KV cache after this step (cached + these)
+  int64_t token_begin = 0;           // first row of this sequence in Batch::tokens
+  int64_t token_count = 0;           // rows it has in this batch
+  int64_t context_length = 0;        // tokens in the KV cache after this step (cached + these)
   std::vector<int32_t> block_table;  // KV block ids; position p lives in block p / block_size
 };
 
 struct Batch {
-  std::vector<int32_t> tokens;      // (N) token ids
-  std::vector<int32_t> positions;   // (N) position of each token in its sequence
+  std::vector<int32_t> tokens;     // (N) token ids
+  std::vector<int32_t> positions;  // (N) position of each token in its sequence
   std::vector<SequenceSlice> sequences;
   std::vector<int32_t> logit_rows;  // rows of `tokens` whose logits are returned, in order
 

@@ -23,11 +23,11 @@ struct ModelConfig {
   int64_t hidden_size = 0;        // C
   int64_t intermediate_size = 0;  // F (MLP hidden)
   int64_t num_layers = 0;
-  int64_t num_heads = 0;          // Hq
-  int64_t num_kv_heads = 0;       // Hkv (GQA when < Hq)
-  int64_t head_dim = 0;           // D (usually C / Hq)
-  int64_t max_position = 0;       // context length the model was trained for
-  int64_t sliding_window = 0;     // 0 = full attention (Mistral uses 4096)
+  int64_t num_heads = 0;       // Hq
+  int64_t num_kv_heads = 0;    // Hkv (GQA when < Hq)
+  int64_t head_dim = 0;        // D (usually C / Hq)
+  int64_t max_position = 0;    // context length the model was trained for
+  int64_t sliding_window = 0;  // 0 = full attention (Mistral uses 4096)
   float norm_eps = 1e-5F;
   NormKind norm = NormKind::RmsNorm;
   MlpKind mlp = MlpKind::SwiGlu;
