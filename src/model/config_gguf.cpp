@@ -76,7 +76,8 @@ int64_t vocab_size_from_gguf(const GgufKeys& keys) {
 
 // Llama 3 checkpoints converted by llama.cpp carry their frequency scaling as a tensor of
 // per-pair divisors (rope_freqs.weight) instead of metadata. This finds the llama3
-// parameters that reproduce it (the released models use a handful of values).
+// parameters that reproduce it, searching the values released models use (power-of-two
+// original context lengths; low/high frequency factors 0.5..8).
 RopeParams rope_from_freq_factors(const RopeParams& base, int64_t head_dim, const std::vector<float>& factors,
                                   const std::string& path) {
   float largest = 1.0F;
@@ -87,7 +88,7 @@ RopeParams rope_from_freq_factors(const RopeParams& base, int64_t head_dim, cons
   candidate.factor = largest;
   RopeParams plain = base;
   plain.scaling = RopeScaling::None;
-  for (const int64_t original : {8192, 4096, 2048, 16384, 32768, 65536, 131072}) {
+  for (int64_t original = 16; original <= (int64_t{1} << 20); original *= 2) {
     for (const float low : {1.0F, 2.0F, 0.5F}) {
       for (const float high : {4.0F, 2.0F, 8.0F, 1.0F}) {
         if (high <= low) continue;

@@ -31,7 +31,7 @@ std::unique_ptr<model::CausalLM> load_tiny(Ctx& ctx, const TinySpec& spec, const
 }
 
 const std::vector<TinySpec>& all_specs() {
-  static const std::vector<TinySpec> kSpecs = {llama_spec(), smollm_spec(), mistral_spec(),
+  static const std::vector<TinySpec> kSpecs = {llama_spec(), llama3_spec(), smollm_spec(), mistral_spec(),
                                                qwen2_spec(), qwen3_spec(),  gpt2_spec()};
   return kSpecs;
 }

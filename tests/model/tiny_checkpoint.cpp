@@ -179,6 +179,13 @@ std::string hf_config_json(const TinySpec& spec) {
             {"bos_token_id", 1},
             {"eos_token_id", {2, 3}},
             {"torch_dtype", "float32"}};
+  if (spec.llama3_factor > 0.0) {
+    config["rope_scaling"] = {{"rope_type", "llama3"},
+                              {"factor", spec.llama3_factor},
+                              {"low_freq_factor", spec.llama3_low_freq_factor},
+                              {"high_freq_factor", spec.llama3_high_freq_factor},
+                              {"original_max_position_embeddings", spec.llama3_original_max_position}};
+  }
   if (spec.architecture == Architecture::Mistral) {
     config["sliding_window"] = spec.sliding_window > 0 ? nlohmann::json(spec.sliding_window) : nlohmann::json();
   }
@@ -205,6 +212,11 @@ void write_gguf_checkpoint(const std::string& path, const TinySpec& spec, const 
     const std::string gguf_name = spec.gpt2() ? gpt2_gguf_name(name) : llama_gguf_name(name);
     const HostArray stored = gguf_layout(spec, name, array);
     writer.add_tensor(gguf_name, to_tensor(stored, stored.shape.size() == 2 ? matrix_dtype : DType::F32));
+  }
+  if (spec.llama3_factor > 0.0) {  // the converter's generate_extra_tensors
+    HostArray divisors{{spec.head_dim / 2}, {}};
+    for (int64_t i = 0; i < spec.head_dim / 2; ++i) divisors.values.push_back(llama3_frequency_divisor(spec, i));
+    writer.add_tensor("rope_freqs.weight", to_tensor(divisors));
   }
   writer.write(path);
 }

@@ -12,6 +12,13 @@ using model::Architecture;
 
 TinySpec llama_spec() { return {}; }
 
+TinySpec llama3_spec() {
+  TinySpec spec;
+  spec.rope_base = 500000.0;
+  spec.llama3_factor = 8.0;
+  return spec;
+}
+
 TinySpec smollm_spec() {
   TinySpec spec;
   spec.tied = true;
@@ -57,6 +64,7 @@ TinySpec gpt2_spec() {
 
 std::string spec_label(const TinySpec& spec) {
   return std::string(model::architecture_name(spec.architecture)) + (spec.tied ? " (tied)" : "") +
+         (spec.llama3_factor > 0.0 ? " (llama3 rope)" : "") +
          (spec.sliding_window > 0 ? " (window " + std::to_string(spec.sliding_window) + ")" : "");
 }
 
@@ -134,6 +142,18 @@ TinyWeights random_weights(const TinySpec& spec, Rng& rng) {
   return w;
 }
 
+double llama3_frequency_divisor(const TinySpec& spec, int64_t pair) {
+  if (spec.llama3_factor <= 0.0) return 1.0;
+  const double frequency = std::pow(spec.rope_base, -2.0 * static_cast<double>(pair) / static_cast<double>(spec.head_dim));
+  const double wavelength = 2.0 * std::numbers::pi / frequency;
+  const auto original = static_cast<double>(spec.llama3_original_max_position);
+  if (wavelength < original / spec.llama3_high_freq_factor) return 1.0;
+  if (wavelength > original / spec.llama3_low_freq_factor) return spec.llama3_factor;
+  const double smooth = (original / wavelength - spec.llama3_low_freq_factor) /
+                        (spec.llama3_high_freq_factor - spec.llama3_low_freq_factor);
+  return 1.0 / ((1.0 - smooth) / spec.llama3_factor + smooth);
+}
+
 void round_matrices(TinyWeights& weights, DType dtype) {
   for (auto& [name, array] : weights) {
     if (array.shape.size() != 2) continue;
@@ -206,13 +226,16 @@ Vec layer_norm(const Vec& x, const HostArray& weight, const HostArray& bias, dou
   return y;
 }
 
-// Rotate-half RoPE (HF layout) on every head of x: pairs (i, i + D/2), angle pos * base^(-2i/D).
-void rope(Vec& x, int64_t position, int64_t head_dim, double base) {
+// Rotate-half RoPE (HF layout) on every head of x: pairs (i, i + D/2), angle
+// pos * base^(-2i/D) / (Llama 3 divisor).
+void rope(Vec& x, int64_t position, const TinySpec& spec) {
+  const int64_t head_dim = spec.head_dim;
   const int64_t half = head_dim / 2;
   for (size_t head = 0; head < x.size(); head += static_cast<size_t>(head_dim)) {
     for (int64_t i = 0; i < half; ++i) {
-      const double angle =
-          static_cast<double>(position) * std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
+      const double angle = static_cast<double>(position) *
+                           std::pow(spec.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(head_dim)) /
+                           llama3_frequency_divisor(spec, i);
       const double a = x[head + i];
       const double b = x[head + i + half];
       x[head + i] = a * std::cos(angle) - b * std::sin(angle);
@@ -272,8 +295,8 @@ void llama_layer(const TinySpec& spec, const TinyWeights& w, const std::string& 
       qt = rms_norm(qt, w.at(p + "self_attn.q_norm.weight"), spec.norm_eps);
       kt = rms_norm(kt, w.at(p + "self_attn.k_norm.weight"), spec.norm_eps);
     }
-    rope(qt, static_cast<int64_t>(t), spec.head_dim, spec.rope_base);
-    rope(kt, static_cast<int64_t>(t), spec.head_dim, spec.rope_base);
+    rope(qt, static_cast<int64_t>(t), spec);
+    rope(kt, static_cast<int64_t>(t), spec);
     q.push_back(qt);
     k.push_back(kt);
     v.push_back(vt);

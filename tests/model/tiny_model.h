@@ -27,6 +27,11 @@ struct TinySpec {
   bool tied = false;
   double rope_base = 10000.0;
   double norm_eps = 1e-5;
+  // Llama 3 RoPE frequency scaling when llama3_factor > 0.
+  double llama3_factor = 0.0;
+  double llama3_low_freq_factor = 1.0;
+  double llama3_high_freq_factor = 4.0;
+  int64_t llama3_original_max_position = 16;
 
   [[nodiscard]] bool gpt2() const { return architecture == model::Architecture::Gpt2; }
   [[nodiscard]] bool qkv_bias() const { return architecture == model::Architecture::Qwen2; }
@@ -36,6 +41,7 @@ struct TinySpec {
 // The specs the tests cover: Llama (GQA), SmolLM2-like (tied), Mistral (sliding window),
 // Qwen2 (QKV bias), Qwen3 (q/k norm, head_dim != C / Hq), GPT-2.
 TinySpec llama_spec();
+TinySpec llama3_spec();
 TinySpec smollm_spec();
 TinySpec mistral_spec();
 TinySpec qwen2_spec();
@@ -46,6 +52,8 @@ std::string spec_label(const TinySpec& spec);
 // Weights by Hugging Face name, in HF layout (Linear (out, in); GPT-2 Conv1D (in, out)).
 using TinyWeights = std::map<std::string, HostArray>;
 TinyWeights random_weights(const TinySpec& spec, Rng& rng);
+// The Llama 3 divisor of RoPE pair i's frequency (1 without scaling), as HF computes it.
+double llama3_frequency_divisor(const TinySpec& spec, int64_t pair);
 // Every 2-D weight rounded through `dtype` along its rows (what a quantized GGUF stores).
 void round_matrices(TinyWeights& weights, DType dtype);
 
@@ -58,7 +66,7 @@ std::string hf_config_json(const TinySpec& spec);
 void write_hf_checkpoint(const std::string& folder, const TinySpec& spec, const TinyWeights& weights);
 // Writes a GGUF file as llama.cpp's converter would: GGUF names, llama-arch Q/K rows
 // permuted for interleaved RoPE, GPT-2 Conv1D weights transposed; 2-D weights stored as
-// `matrix_dtype`, vectors as f32.
+// `matrix_dtype`, vectors as f32; Llama 3 scaling as a rope_freqs.weight tensor.
 void write_gguf_checkpoint(const std::string& path, const TinySpec& spec, const TinyWeights& weights,
                            DType matrix_dtype = DType::F32);
 
