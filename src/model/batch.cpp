@@ -22,8 +22,8 @@ void validate_slice(const Batch& batch, size_t index, int64_t block_size, std::v
   ANVIL_CHECK(table_tokens >= slice.context_length, "batch: sequence ", index, " has ", slice.block_table.size(),
               " blocks of ", block_size, " slots, too few for context_length ", slice.context_length);
   for (size_t b = 0; b < slice.block_table.size(); ++b) {
-    ANVIL_CHECK(slice.block_table[b] >= 0, "batch: sequence ", index, " has negative block id ",
-                slice.block_table[b], " at block index ", b);
+    ANVIL_CHECK(slice.block_table[b] >= 0, "batch: sequence ", index, " has negative block id ", slice.block_table[b],
+                " at block index ", b);
   }
   const int64_t first_position = slice.context_length - slice.token_count;
   for (int64_t row = slice.token_begin; row < end; ++row) {

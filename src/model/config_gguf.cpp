@@ -172,7 +172,8 @@ ModelConfig config_from_gguf(const io::GgufFile& file) {
     config.learned_positions = true;
     config.norm_eps = static_cast<float>(keys.real_or("gpt2.attention.layer_norm_epsilon").value_or(1e-5));
   } else {
-    config.norm_eps = static_cast<float>(keys.real_or(keys.arch() + ".attention.layer_norm_rms_epsilon").value_or(1e-5));
+    config.norm_eps =
+        static_cast<float>(keys.real_or(keys.arch() + ".attention.layer_norm_rms_epsilon").value_or(1e-5));
     config.qkv_bias = file.find_tensor("blk.0.attn_q.bias") != nullptr;
     config.qk_norm = file.find_tensor("blk.0.attn_q_norm.weight") != nullptr;
     config.rope = rope_from_gguf(keys, config);

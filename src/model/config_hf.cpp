@@ -142,8 +142,8 @@ ModelConfig gpt2_config(const Fields& fields) {
   config.norm_eps = static_cast<float>(fields.real_or("layer_norm_epsilon", 1e-5));
   config.tied_embeddings = fields.boolean_or("tie_word_embeddings", true);
   const std::string activation = fields.string_or("activation_function", "gelu_new");
-  ANVIL_CHECK(activation == "gelu_new" || activation == "gelu_pytorch_tanh", fields.source(),
-              ": activation_function '", activation, "' is not supported (gelu_new)");
+  ANVIL_CHECK(activation == "gelu_new" || activation == "gelu_pytorch_tanh", fields.source(), ": activation_function '",
+              activation, "' is not supported (gelu_new)");
   config.norm = NormKind::LayerNorm;
   config.mlp = MlpKind::GeluTanh;
   config.learned_positions = true;
@@ -162,7 +162,8 @@ ModelConfig config_from_hf_json(const std::string& json_text, const std::string&
   ANVIL_CHECK(root.is_object(), source, ": expected a JSON object at the top level");
   const Fields fields(root, source);
   const Architecture architecture = architecture_from_hf(fields);
-  ModelConfig config = architecture == Architecture::Gpt2 ? gpt2_config(fields) : llama_family_config(fields, architecture);
+  ModelConfig config =
+      architecture == Architecture::Gpt2 ? gpt2_config(fields) : llama_family_config(fields, architecture);
   config.bos_token_id = fields.token_id_or("bos_token_id", -1);
   config.eos_token_id = fields.token_id_or("eos_token_id", -1);
   try {

@@ -107,8 +107,8 @@ Tensor gather_rows(const Tensor& table, std::span<const int32_t> ids) {
   return out;
 }
 
-Tensor cached_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, PagedKvCache& cache,
-                        int64_t layer, const StepInputs& step, const ModelConfig& config) {
+Tensor cached_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, PagedKvCache& cache, int64_t layer,
+                        const StepInputs& step, const ModelConfig& config) {
   kv_cache_write(ctx, cache.keys(layer), cache.values(layer), k, v, step.slots);
   Tensor out = activation(q.shape());
   PagedAttentionParams params;

@@ -37,8 +37,8 @@ Tensor gather_rows(const Tensor& table, std::span<const int32_t> ids);
 
 // Writes k, v (N, Hkv, D) of `layer` into the cache at the step's slots, then returns the
 // attention output (N, Hq, D) of q (N, Hq, D) over each token's cached context.
-Tensor cached_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, PagedKvCache& cache,
-                        int64_t layer, const StepInputs& step, const ModelConfig& config);
+Tensor cached_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, PagedKvCache& cache, int64_t layer,
+                        const StepInputs& step, const ModelConfig& config);
 
 // Logits (R, V) of the batch's logit rows of the final hidden state x (N, C): final norm
 // (RMSNorm or LayerNorm per config), then the head.

@@ -61,8 +61,8 @@ void ModelConfig::validate() const {
   ANVIL_CHECK(sliding_window >= 0, "model config: sliding_window must be >= 0, got ", sliding_window);
   ANVIL_CHECK(std::isfinite(norm_eps) && norm_eps > 0.0F, "model config: norm_eps must be > 0, got ", norm_eps);
   ANVIL_CHECK(vocab_size <= INT32_MAX, "model config: vocab_size ", vocab_size, " does not fit token ids (i32)");
-  ANVIL_CHECK(bos_token_id < vocab_size && eos_token_id < vocab_size, "model config: bos/eos token ids (",
-              bos_token_id, ", ", eos_token_id, ") must be below vocab_size ", vocab_size);
+  ANVIL_CHECK(bos_token_id < vocab_size && eos_token_id < vocab_size, "model config: bos/eos token ids (", bos_token_id,
+              ", ", eos_token_id, ") must be below vocab_size ", vocab_size);
   const bool gpt2 = architecture == Architecture::Gpt2;
   ANVIL_CHECK(learned_positions == gpt2 && (norm == NormKind::LayerNorm) == gpt2 && (mlp == MlpKind::GeluTanh) == gpt2,
               "model config: architecture ", architecture_name(architecture),

@@ -31,8 +31,8 @@ class SafetensorsWeightSource final : public WeightSource {
     for (size_t shard = 0; shard < shards_.size(); ++shard) {
       for (const io::SafetensorsEntry& entry : shards_[shard].entries()) {
         const auto [at, inserted] = shard_of_.emplace(entry.name, shard);
-        ANVIL_CHECK(inserted, "safetensors weights: tensor '", entry.name, "' is in both '",
-                    shards_[at->second].path(), "' and '", shards_[shard].path(), "'");
+        ANVIL_CHECK(inserted, "safetensors weights: tensor '", entry.name, "' is in both '", shards_[at->second].path(),
+                    "' and '", shards_[shard].path(), "'");
       }
     }
   }

@@ -94,7 +94,8 @@ TEST(CausalLmBatching, SequencesInOneBatchMatchEachAlone) {
     auto split = [&](const HostArray& rows, int64_t first_count, HostArray& first, HostArray& second) {
       const int64_t v = rows.shape[1];
       append_rows(first, {{first_count, v}, {rows.values.begin(), rows.values.begin() + first_count * v}});
-      append_rows(second, {{rows.shape[0] - first_count, v}, {rows.values.begin() + first_count * v, rows.values.end()}});
+      append_rows(second,
+                  {{rows.shape[0] - first_count, v}, {rows.values.begin() + first_count * v, rows.values.end()}});
     };
     split(runner.step(*loaded->lm, {{ia, slice(a, 0, 10)}, {ib, slice(b, 0, 6)}}), 10, a_logits, b_logits);
     split(runner.step(*loaded->lm, {{ia, slice(a, 10, 11)}, {ib, slice(b, 6, 9)}}), 1, a_logits, b_logits);

@@ -144,7 +144,8 @@ ModelConfig gguf_config(const TinySpec& spec, Edit edit, const TinyWeights& weig
 }
 
 ModelConfig gguf_config(const TinySpec& spec, const TinyWeights& weights = {}) {
-  return gguf_config(spec, [](io::GgufWriter&) {}, weights);
+  return gguf_config(
+      spec, [](io::GgufWriter&) {}, weights);
 }
 
 TEST(ModelConfigGguf, ReadsEachArchitecture) {
@@ -191,8 +192,8 @@ TEST(ModelConfigGguf, Llama3ScalingFromRopeFreqsMatchesTheHfConfig) {
     const ModelConfig from_hf = from_json(Json::parse(hf_config_json(spec)));
     ASSERT_EQ(from_gguf.rope.scaling, RopeScaling::Llama3);
     for (int64_t pair = 0; pair < 32; ++pair) {
-      const double expected = std::pow(spec.rope_base, -2.0 * static_cast<double>(pair) / 64.0) /
-                              llama3_frequency_divisor(spec, pair);
+      const double expected =
+          std::pow(spec.rope_base, -2.0 * static_cast<double>(pair) / 64.0) / llama3_frequency_divisor(spec, pair);
       EXPECT_NEAR(rope_inv_frequency(from_gguf.rope, 64, pair), expected, 1e-5 * expected) << "pair " << pair;
       EXPECT_NEAR(rope_inv_frequency(from_hf.rope, 64, pair), expected, 1e-5 * expected) << "pair " << pair;
     }
@@ -204,8 +205,7 @@ TEST(ModelConfigGguf, ErrorsNameTheKey) {
   expect_error_mentions([] { gguf_config(llama_spec(), [](W& w) { w.set("llama.block_count", W::string("2")); }); },
                         {"llama.block_count"});
   expect_error_mentions(
-      [] { gguf_config(llama_spec(), [](W& w) { w.set("general.architecture", W::string("falcon")); }); },
-      {"falcon"});
+      [] { gguf_config(llama_spec(), [](W& w) { w.set("general.architecture", W::string("falcon")); }); }, {"falcon"});
   expect_error_mentions(
       [] { gguf_config(llama_spec(), [](W& w) { w.set("llama.rope.scaling.type", W::string("yarn")); }); },
       {"llama.rope.scaling.type", "yarn"});

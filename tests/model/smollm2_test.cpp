@@ -57,7 +57,8 @@ TEST(SmolLm2, GreedyContinuationIsFiniteAndStable) {
   all.insert(all.end(), generated.begin(), generated.end() - 1);
   const HostArray prefill = prefill_logits(ctx, *lm, all, 16, rng);
   for (size_t i = 0; i < generated.size(); ++i) {
-    EXPECT_EQ(row_argmax(prefill, static_cast<int64_t>(tokens.size() - 1 + i)), generated[i]) << "generated token " << i;
+    EXPECT_EQ(row_argmax(prefill, static_cast<int64_t>(tokens.size() - 1 + i)), generated[i])
+        << "generated token " << i;
   }
   std::string text;
   for (const int32_t token : generated) text += std::to_string(token) + " ";

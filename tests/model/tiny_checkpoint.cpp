@@ -127,8 +127,8 @@ std::string llama_gguf_name(const std::string& name) {
 
 std::string gpt2_gguf_name(const std::string& name) {
   static const std::vector<std::pair<std::string, std::string>> kParts = {
-      {"ln_1.", "attn_norm."},         {"attn.c_attn.", "attn_qkv."}, {"attn.c_proj.", "attn_output."},
-      {"ln_2.", "ffn_norm."},          {"mlp.c_fc.", "ffn_up."},      {"mlp.c_proj.", "ffn_down."}};
+      {"ln_1.", "attn_norm."}, {"attn.c_attn.", "attn_qkv."}, {"attn.c_proj.", "attn_output."},
+      {"ln_2.", "ffn_norm."},  {"mlp.c_fc.", "ffn_up."},      {"mlp.c_proj.", "ffn_down."}};
   if (name == "transformer.wte.weight") return "token_embd.weight";
   if (name == "transformer.wpe.weight") return "position_embd.weight";
   if (name.starts_with("transformer.ln_f.")) return "output_norm." + name.substr(name.rfind('.') + 1);
@@ -155,10 +155,18 @@ HostArray gguf_layout(const TinySpec& spec, const std::string& name, const HostA
 std::string hf_config_json(const TinySpec& spec) {
   nlohmann::json config;
   if (spec.gpt2()) {
-    config = {{"architectures", {"GPT2LMHeadModel"}}, {"model_type", "gpt2"},       {"vocab_size", spec.vocab},
-              {"n_embd", spec.hidden},                {"n_layer", spec.layers},     {"n_head", spec.heads},
-              {"n_positions", spec.max_position},     {"n_inner", nullptr},         {"layer_norm_epsilon", spec.norm_eps},
-              {"activation_function", "gelu_new"},    {"bos_token_id", 1},          {"eos_token_id", 2}};
+    config = {{"architectures", {"GPT2LMHeadModel"}},
+              {"model_type", "gpt2"},
+              {"vocab_size", spec.vocab},
+              {"n_embd", spec.hidden},
+              {"n_layer", spec.layers},
+              {"n_head", spec.heads},
+              {"n_positions", spec.max_position},
+              {"n_inner", nullptr},
+              {"layer_norm_epsilon", spec.norm_eps},
+              {"activation_function", "gelu_new"},
+              {"bos_token_id", 1},
+              {"eos_token_id", 2}};
     return config.dump(2);
   }
   const char* names[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"};

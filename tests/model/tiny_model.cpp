@@ -144,7 +144,8 @@ TinyWeights random_weights(const TinySpec& spec, Rng& rng) {
 
 double llama3_frequency_divisor(const TinySpec& spec, int64_t pair) {
   if (spec.llama3_factor <= 0.0) return 1.0;
-  const double frequency = std::pow(spec.rope_base, -2.0 * static_cast<double>(pair) / static_cast<double>(spec.head_dim));
+  const double frequency =
+      std::pow(spec.rope_base, -2.0 * static_cast<double>(pair) / static_cast<double>(spec.head_dim));
   const double wavelength = 2.0 * std::numbers::pi / frequency;
   const auto original = static_cast<double>(spec.llama3_original_max_position);
   if (wavelength < original / spec.llama3_high_freq_factor) return 1.0;
@@ -363,9 +364,9 @@ HostArray reference_logits(const TinySpec& spec, const TinyWeights& w, const std
   const HostArray& head = spec.tied ? embedding : w.at("lm_head.weight");
   HostArray logits{{static_cast<int64_t>(tokens.size()), spec.vocab}, {}};
   for (const Vec& row : x) {
-    const Vec normed = spec.gpt2() ? layer_norm(row, w.at("transformer.ln_f.weight"), w.at("transformer.ln_f.bias"),
-                                                spec.norm_eps)
-                                   : rms_norm(row, w.at("model.norm.weight"), spec.norm_eps);
+    const Vec normed =
+        spec.gpt2() ? layer_norm(row, w.at("transformer.ln_f.weight"), w.at("transformer.ln_f.bias"), spec.norm_eps)
+                    : rms_norm(row, w.at("model.norm.weight"), spec.norm_eps);
     const Vec out = linear(head, normed);
     logits.values.insert(logits.values.end(), out.begin(), out.end());
   }

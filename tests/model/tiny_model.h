@@ -19,8 +19,8 @@ struct TinySpec {
   int64_t hidden = 64;        // C
   int64_t intermediate = 96;  // F
   int64_t layers = 2;
-  int64_t heads = 4;     // Hq
-  int64_t kv_heads = 2;  // Hkv
+  int64_t heads = 4;      // Hq
+  int64_t kv_heads = 2;   // Hkv
   int64_t head_dim = 16;  // D
   int64_t max_position = 64;
   int64_t sliding_window = 0;
