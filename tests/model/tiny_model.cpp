@@ -1,6 +1,7 @@
 // Tiny random transformers: specs, random weights and the float64 reference forward.
 #include "model/tiny_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -170,8 +171,28 @@ namespace {
 
 using Vec = std::vector<double>;
 
+// x rounded as quantized_matmul rounds its input for 32-element-block weights.
+Vec round_q8_blocks(const Vec& x) {
+  constexpr size_t kBlock = 32;
+  Vec y(x.size());
+  for (size_t start = 0; start < x.size(); start += kBlock) {
+    const size_t end = std::min(x.size(), start + kBlock);
+    double amax = 0.0;
+    for (size_t i = start; i < end; ++i) amax = std::max(amax, std::abs(x[i]));
+    const double inverse = amax > 0.0 ? 127.0 / amax : 0.0;
+    for (size_t i = start; i < end; ++i) y[i] = std::nearbyint(x[i] * inverse) * (amax / 127.0);
+  }
+  return y;
+}
+
+// The input a linear layer of `spec` sees.
+Vec linear_input(const TinySpec& spec, const Vec& x) {
+  return spec.reference_rounds_inputs_q8 ? round_q8_blocks(x) : x;
+}
+
 // W (out, in) x.
-Vec linear(const HostArray& w, const Vec& x) {
+Vec linear(const TinySpec& spec, const HostArray& w, const Vec& x_in) {
+  const Vec x = linear_input(spec, x_in);
   const int64_t rows = w.shape[0];
   const int64_t cols = w.shape[1];
   Vec y(static_cast<size_t>(rows), 0.0);
@@ -182,7 +203,8 @@ Vec linear(const HostArray& w, const Vec& x) {
 }
 
 // x W for a Conv1D weight W (in, out).
-Vec conv1d(const HostArray& w, const Vec& x) {
+Vec conv1d(const TinySpec& spec, const HostArray& w, const Vec& x_in) {
+  const Vec x = linear_input(spec, x_in);
   const int64_t in = w.shape[0];
   const int64_t out = w.shape[1];
   Vec y(static_cast<size_t>(out), 0.0);
@@ -284,9 +306,9 @@ void llama_layer(const TinySpec& spec, const TinyWeights& w, const std::string& 
   std::vector<Vec> q, k, v;
   for (size_t t = 0; t < x.size(); ++t) {
     const Vec h = rms_norm(x[t], w.at(p + "input_layernorm.weight"), spec.norm_eps);
-    Vec qt = linear(w.at(p + "self_attn.q_proj.weight"), h);
-    Vec kt = linear(w.at(p + "self_attn.k_proj.weight"), h);
-    Vec vt = linear(w.at(p + "self_attn.v_proj.weight"), h);
+    Vec qt = linear(spec, w.at(p + "self_attn.q_proj.weight"), h);
+    Vec kt = linear(spec, w.at(p + "self_attn.k_proj.weight"), h);
+    Vec vt = linear(spec, w.at(p + "self_attn.v_proj.weight"), h);
     if (spec.qkv_bias()) {
       add_bias(qt, w.at(p + "self_attn.q_proj.bias"));
       add_bias(kt, w.at(p + "self_attn.k_proj.bias"));
@@ -304,12 +326,12 @@ void llama_layer(const TinySpec& spec, const TinyWeights& w, const std::string& 
   }
   const std::vector<Vec> attended = attention(spec, q, k, v);
   for (size_t t = 0; t < x.size(); ++t) {
-    add_into(x[t], linear(w.at(p + "self_attn.o_proj.weight"), attended[t]));
+    add_into(x[t], linear(spec, w.at(p + "self_attn.o_proj.weight"), attended[t]));
     const Vec h = rms_norm(x[t], w.at(p + "post_attention_layernorm.weight"), spec.norm_eps);
-    Vec gate = linear(w.at(p + "mlp.gate_proj.weight"), h);
-    const Vec up = linear(w.at(p + "mlp.up_proj.weight"), h);
+    Vec gate = linear(spec, w.at(p + "mlp.gate_proj.weight"), h);
+    const Vec up = linear(spec, w.at(p + "mlp.up_proj.weight"), h);
     for (size_t i = 0; i < gate.size(); ++i) gate[i] = silu(gate[i]) * up[i];
-    add_into(x[t], linear(w.at(p + "mlp.down_proj.weight"), gate));
+    add_into(x[t], linear(spec, w.at(p + "mlp.down_proj.weight"), gate));
   }
 }
 
@@ -318,7 +340,7 @@ void gpt2_layer(const TinySpec& spec, const TinyWeights& w, const std::string& p
   std::vector<Vec> q, k, v;
   for (const Vec& row : x) {
     const Vec h = layer_norm(row, w.at(p + "ln_1.weight"), w.at(p + "ln_1.bias"), spec.norm_eps);
-    Vec qkv = conv1d(w.at(p + "attn.c_attn.weight"), h);
+    Vec qkv = conv1d(spec, w.at(p + "attn.c_attn.weight"), h);
     add_bias(qkv, w.at(p + "attn.c_attn.bias"));
     q.emplace_back(qkv.begin(), qkv.begin() + static_cast<std::ptrdiff_t>(c));
     k.emplace_back(qkv.begin() + static_cast<std::ptrdiff_t>(c), qkv.begin() + static_cast<std::ptrdiff_t>(2 * c));
@@ -326,14 +348,14 @@ void gpt2_layer(const TinySpec& spec, const TinyWeights& w, const std::string& p
   }
   const std::vector<Vec> attended = attention(spec, q, k, v);
   for (size_t t = 0; t < x.size(); ++t) {
-    Vec out = conv1d(w.at(p + "attn.c_proj.weight"), attended[t]);
+    Vec out = conv1d(spec, w.at(p + "attn.c_proj.weight"), attended[t]);
     add_bias(out, w.at(p + "attn.c_proj.bias"));
     add_into(x[t], out);
     const Vec h = layer_norm(x[t], w.at(p + "ln_2.weight"), w.at(p + "ln_2.bias"), spec.norm_eps);
-    Vec hidden = conv1d(w.at(p + "mlp.c_fc.weight"), h);
+    Vec hidden = conv1d(spec, w.at(p + "mlp.c_fc.weight"), h);
     add_bias(hidden, w.at(p + "mlp.c_fc.bias"));
     for (double& value : hidden) value = gelu_tanh(value);
-    Vec down = conv1d(w.at(p + "mlp.c_proj.weight"), hidden);
+    Vec down = conv1d(spec, w.at(p + "mlp.c_proj.weight"), hidden);
     add_bias(down, w.at(p + "mlp.c_proj.bias"));
     add_into(x[t], down);
   }
@@ -367,7 +389,7 @@ HostArray reference_logits(const TinySpec& spec, const TinyWeights& w, const std
     const Vec normed =
         spec.gpt2() ? layer_norm(row, w.at("transformer.ln_f.weight"), w.at("transformer.ln_f.bias"), spec.norm_eps)
                     : rms_norm(row, w.at("model.norm.weight"), spec.norm_eps);
-    const Vec out = linear(head, normed);
+    const Vec out = linear(spec, head, normed);
     logits.values.insert(logits.values.end(), out.begin(), out.end());
   }
   return logits;

@@ -32,6 +32,9 @@ struct TinySpec {
   double llama3_low_freq_factor = 1.0;
   double llama3_high_freq_factor = 4.0;
   int64_t llama3_original_max_position = 16;
+  // Reference only: round every linear layer's input to 8 bits per block of 32 as
+  // quantized_matmul documents for Q8_0..Q5_1 weights (d = amax / 127, round half even).
+  bool reference_rounds_inputs_q8 = false;
 
   [[nodiscard]] bool gpt2() const { return architecture == model::Architecture::Gpt2; }
   [[nodiscard]] bool qkv_bias() const { return architecture == model::Architecture::Qwen2; }
