@@ -127,10 +127,12 @@ std::unordered_map<std::string, int32_t> read_vocab(const Context& context, cons
     const int64_t id = context.field(token, where, "id").get<int64_t>();
     if (id < 0) context.fail(where, "bad id");
     size = std::max(size, id + 1);
-    spec.added_tokens.push_back({static_cast<int32_t>(id), context.string_field(token, where, "content"),
-                                 context.flag(token, "special", false), context.flag(token, "lstrip", false),
-                                 context.flag(token, "rstrip", false), context.flag(token, "single_word", false),
-                                 context.flag(token, "normalized", true)});
+    const bool special = context.flag(token, "special", false);
+    // Missing flags take HF's AddedToken::from defaults (special tokens are not normalized).
+    spec.added_tokens.push_back({static_cast<int32_t>(id), context.string_field(token, where, "content"), special,
+                                 context.flag(token, "lstrip", false), context.flag(token, "rstrip", false),
+                                 context.flag(token, "single_word", false),
+                                 context.flag(token, "normalized", !special)});
   }
   spec.token_bytes.assign(static_cast<size_t>(size), std::string());
   spec.token_kinds.assign(static_cast<size_t>(size), TokenKind::Unused);

@@ -16,7 +16,7 @@ struct GgufPreName {
 
 // tokenizer.ggml.pre values (as written by llama.cpp's convert_hf_to_gguf.py) whose
 // Hugging Face pre-tokenizer we implement.
-constexpr std::array<GgufPreName, 22> kGgufPreNames = {{
+constexpr std::array<GgufPreName, 21> kGgufPreNames = {{
     {"default", &PreTokenizer::gpt2},
     {"gpt-2", &PreTokenizer::gpt2},
     {"gpt2", &PreTokenizer::gpt2},
@@ -38,7 +38,6 @@ constexpr std::array<GgufPreName, 22> kGgufPreNames = {{
     {"codeshell", &PreTokenizer::smollm},
     {"exaone", &PreTokenizer::smollm},
     {"minerva-7b", &PreTokenizer::smollm},
-    {"chatglm-bpe", &PreTokenizer::llama3},
 }};
 
 }  // namespace
