@@ -107,6 +107,7 @@ HAND_TEXTS = [
     "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n",
     "<|endoftext|><|endoftext|>text<|im_end|>more <|im_start <|im_end|<|im_end|>",
     "<|begin_of_text|>Hello<|eot_id|> [MASK] x [MASK]y  [MASK]  z xyzzy axyzzy xyzzyb <tool>call</tool>",
+    "<|eot <|eot_id|> <|eot_i<|eot_id|><|eot<|begin_of_text|>",
     "Supercalifragilistic is a word; Supercalifragilisticexpialidocious is longer.",
     "Ａｂｃ１２３ fullwidth, ℌ𝔢𝔩𝔩𝔬 math letters, 𝟙𝟚𝟛 math digits, K Kelvin, Å angstrom.",
     "Cafe\u0301 vs Café, Å vs A\u030a, \u1e9b\u0323 (NFC changes these).",
@@ -187,7 +188,7 @@ def smollm2_json(gguf_path):
     return tokenizer_json(vocab, merges, specials, PRE_TOKENIZERS["smollm"])
 
 
-ADDED_CONTENTS = ["<|begin_of_text|>", "<|eot_id|>", "[MASK]", "xyzzy", "<tool>", "<|endoftext|>", "<|im_start|>",
+ADDED_CONTENTS = ["<|begin_of_text|>", "<|eot_id|>", "<|eot", "[MASK]", "xyzzy", "<tool>", "<|endoftext|>", "<|im_start|>",
                   "<|im_end|>"]
 
 
@@ -221,6 +222,7 @@ def small_variants(texts):
         added(next_id + 3, "[MASK]", lstrip=True, rstrip=True),
         added(next_id + 4, "xyzzy", special=False, single_word=True, normalized=True),
         added(next_id + 5, "<tool>", special=False, normalized=True),
+        added(next_id + 6, "<|eot", special=False),  # a prefix of <|eot_id|>: leftmost-longest decides
     ]
     llama_post = {"type": "TemplateProcessing",
                   "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},

@@ -1,6 +1,7 @@
 #include "added_tokens.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "unicode_class.h"
 
@@ -45,21 +46,41 @@ size_t whitespace_end_after(std::string_view text, size_t begin) {
 
 AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens) : tokens_(std::move(tokens)) {
   std::erase_if(tokens_, [](const AddedToken& token) { return token.content.empty(); });
+  trie_.emplace_back();
   for (size_t index = 0; index < tokens_.size(); ++index) {
-    by_first_byte_[static_cast<unsigned char>(tokens_[index].content[0])].push_back(static_cast<uint32_t>(index));
+    uint32_t node = 0;
+    for (const char c : tokens_[index].content) {
+      const auto byte = static_cast<unsigned char>(c);
+      uint32_t next = node == 0 ? root_children_[byte] : child(node, byte);
+      if (next == 0) {
+        next = static_cast<uint32_t>(trie_.size());
+        trie_.emplace_back();
+        if (node == 0) root_children_[byte] = next;
+        trie_[node].children.emplace_back(byte, next);
+      }
+      node = next;
+    }
+    if (trie_[node].token < 0) trie_[node].token = static_cast<int32_t>(index);  // first of duplicate contents
   }
-  for (auto& bucket : by_first_byte_) {
-    std::stable_sort(bucket.begin(), bucket.end(),
-                     [&](uint32_t a, uint32_t b) { return tokens_[a].content.size() > tokens_[b].content.size(); });
+}
+
+uint32_t AddedTokenMatcher::child(uint32_t node, unsigned char byte) const {
+  for (const auto& [edge, next] : trie_[node].children) {
+    if (edge == byte) return next;
   }
+  return 0;
 }
 
 AddedTokenMatcher::Match AddedTokenMatcher::find(std::string_view text, size_t from) const {
   for (size_t pos = from; pos < text.size(); ++pos) {
-    for (const uint32_t index : by_first_byte_[static_cast<unsigned char>(text[pos])]) {
-      const std::string& content = tokens_[index].content;
-      if (text.compare(pos, content.size(), content) == 0) return {pos, pos + content.size(), &tokens_[index]};
+    uint32_t node = root_children_[static_cast<unsigned char>(text[pos])];
+    Match longest{pos, pos, nullptr};
+    for (size_t end = pos + 1; node != 0; ++end) {
+      if (trie_[node].token >= 0) longest = {pos, end, &tokens_[static_cast<size_t>(trie_[node].token)]};
+      if (end == text.size()) break;
+      node = child(node, static_cast<unsigned char>(text[end]));
     }
+    if (longest.token != nullptr) return longest;
   }
   return {text.size(), text.size(), nullptr};
 }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace anvil::tokenizer {
@@ -47,8 +48,17 @@ class AddedTokenMatcher {
   // The leftmost-longest match starting at or after `from`, or token == nullptr.
   [[nodiscard]] Match find(std::string_view text, size_t from) const;
 
+  // A byte trie of the contents: matching at a position walks it once, so the cost does not
+  // grow with the number of tokens (Llama 3 has 256 special tokens, all starting with "<|").
+  struct TrieNode {
+    int32_t token = -1;                                        // index into tokens_ of the content ending here
+    std::vector<std::pair<unsigned char, uint32_t>> children;  // (byte, node)
+  };
+  [[nodiscard]] uint32_t child(uint32_t node, unsigned char byte) const;  // 0 when none
+
   std::vector<AddedToken> tokens_;
-  std::array<std::vector<uint32_t>, 256> by_first_byte_;  // indices into tokens_, longest first
+  std::vector<TrieNode> trie_;  // node 0 is the root
+  std::array<uint32_t, 256> root_children_{};
 };
 
 }  // namespace anvil::tokenizer
