@@ -5,6 +5,8 @@
 // token for token: added/special tokens are cut out first, the rest is normalized (NFC for
 // Qwen2), pre-tokenized by the family's split pattern, and each piece is BPE-merged by rank.
 // A tokenizer is an immutable shared handle: cheap to copy, safe to use from many threads.
+// Character classes come from utf8proc (Unicode 15.0 in Debian 12's libutf8proc 2.8): text with
+// characters assigned by later Unicode versions may split differently from HF.
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -81,6 +83,7 @@ class BpeTokenizer {
   // One line for logs: source, vocabulary and merge counts, pre-tokenizer, normalizer.
   [[nodiscard]] std::string describe() const;
 
+  // Internal: the loaders build tokenizers through this.
   struct Impl;
   explicit BpeTokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
