@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
-  libopenblas-dev libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
+  libopenblas-dev libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libutf8proc-dev
   clang-format clang-tidy
 )
 
