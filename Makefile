@@ -39,6 +39,7 @@ fuzz: setup
 	@set -eo pipefail; for target in build/fuzz/fuzz/*_fuzz; do \
 	  name=$$(basename $$target _fuzz); corpus=build/fuzz/corpus/$$name; mkdir -p $$corpus; \
 	  cp -n tests/fixtures/io/*.$$name $$corpus/ 2>/dev/null || true; \
+	  [ $$name != tokenizer_json ] || cp -n tests/fixtures/tokenizer/small_*.json $$corpus/; \
 	  echo "fuzz: $$name for $(FUZZ_SECONDS) s"; \
 	  $$target -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$corpus 2>&1 | tail -4; \
 	done
