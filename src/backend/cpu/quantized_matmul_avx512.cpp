@@ -156,7 +156,61 @@ __m512i reduce_block_dots(const __m512i* dots) {
   return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15), sums);
 }
 
-// The f16 pairs at the start of `count` blocks (d, and m or the first code bytes) as 16 u32.
+// Where the heads (first 2 or 4 bytes: d, or d and m) of a full group of 16 blocks sit,
+// for permutes over 128-byte windows of the group: window p of the group feeds lane i
+// (u32 lanes; the low u16 when heads are 2 bytes) from its index[p][i] where mask[p] says.
+struct HeadTable {
+  static constexpr int kMaxWindows = 5;
+  bool dword = false;  // heads read as u32 (d and m) when blocks are 4-byte multiples
+  int windows = 0;
+  uint32_t index[kMaxWindows][kGroupBlocks] = {};
+  uint32_t mask[kMaxWindows] = {};
+};
+
+constexpr HeadTable make_head_table(size_t block_bytes) {
+  HeadTable table;
+  table.dword = block_bytes % 4 == 0;
+  table.windows = static_cast<int>((kGroupBlocks - 1) * block_bytes / 128) + 1;
+  for (int i = 0; i < kGroupBlocks; ++i) {
+    const size_t offset = i * block_bytes;
+    const size_t window = offset / 128;
+    const auto local = static_cast<uint32_t>(offset - 128 * window);
+    table.index[window][i] = table.dword ? local / 4 : local / 2;  // u16 case: lane 2i = low half of word i
+    table.mask[window] |= table.dword ? (1U << i) : (1U << (2 * i));
+  }
+  return table;
+}
+
+// 64 bytes at `bytes`, of which only the first `valid` may be read (zeros after).
+__m512i load_window(const uint8_t* bytes, int64_t valid) {
+  if (valid >= 64) return load_512(bytes);
+  if (valid <= 0) return _mm512_setzero_si512();
+  return _mm512_maskz_loadu_epi8((uint64_t{1} << valid) - 1U, bytes);
+}
+
+// The heads of 16 consecutive blocks as 16 u32 (low 16 bits: d; high: m for Q4_1 / Q5_1),
+// picked out of the group's bytes with permutes (a gather costs more).
+template <typename Format>
+__m512i block_heads(const uint8_t* blocks) {
+  static constexpr HeadTable kTable = make_head_table(Format::kBytes);
+  constexpr int64_t kRegionBytes = kGroupBlocks * static_cast<int64_t>(Format::kBytes);
+  __m512i heads = _mm512_setzero_si512();
+#pragma GCC unroll 5
+  for (int w = 0; w < kTable.windows; ++w) {
+    const __m512i low = load_window(blocks + 128 * w, kRegionBytes - 128 * w);
+    const __m512i high = load_window(blocks + 128 * w + 64, kRegionBytes - 128 * w - 64);
+    const __m512i index = load_512(kTable.index[w]);
+    if constexpr (kTable.dword) {
+      heads = _mm512_mask_mov_epi32(heads, static_cast<__mmask16>(kTable.mask[w]),
+                                    _mm512_permutex2var_epi32(low, index, high));
+    } else {
+      heads = _mm512_mask_mov_epi16(heads, kTable.mask[w], _mm512_permutex2var_epi16(low, index, high));
+    }
+  }
+  return heads;
+}
+
+// The same for the first `count` blocks only (zeros after), with a gather.
 template <typename Format>
 __m512i gather_block_heads(const uint8_t* blocks, __mmask16 mask) {
   const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -171,12 +225,13 @@ void legacy_group(const uint8_t* blocks, int64_t first, int count, const ActTile
   constexpr int kPairs = kGroupBlocks / 2;
   const int pairs = kFull ? kPairs : (count + 1) / 2;
   __m512i codes[kPairs];
+#pragma GCC unroll 8
   for (int p = 0; p < pairs; ++p) {
     const uint8_t* b0 = blocks + 2 * p * Format::kBytes;
     codes[p] = Format::codes(b0, (kFull || 2 * p + 1 < count) ? b0 + Format::kBytes : nullptr);
   }
   const __mmask16 mask = kFull ? __mmask16{0xFFFF} : static_cast<__mmask16>((1U << count) - 1U);
-  const __m512i heads = gather_block_heads<Format>(blocks, mask);
+  const __m512i heads = kFull ? block_heads<Format>(blocks) : gather_block_heads<Format>(blocks, mask);
   const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(heads));
   constexpr bool kCorrect = Format::kHasMin || Format::kOffset != 0;
   __m512 c = _mm512_setzero_ps();
@@ -187,6 +242,7 @@ void legacy_group(const uint8_t* blocks, int64_t first, int count, const ActTile
   for (int r = 0; r < tile.rows; ++r) {
     const int8_t* x = tile.codes[r] + first * kQuantBlock;
     __m512i dots[kPairs];
+#pragma GCC unroll 8
     for (int p = 0; p < kPairs; ++p) {
       if (!kFull && p >= pairs) {
         dots[p] = _mm512_setzero_si512();
@@ -210,6 +266,41 @@ void legacy_group(const uint8_t* blocks, int64_t first, int count, const ActTile
   }
 }
 
+// Adds `count` blocks from block `first` on, a pair per vector with its two scales spread
+// over the lanes: cheaper than a group for the few blocks left after the last full group.
+template <typename Format, bool kVnni>
+void legacy_pairs(const uint8_t* blocks, int64_t first, int count, const ActTile& tile, __m512* acc) {
+  for (int p = 0; 2 * p < count; ++p) {
+    const bool two = 2 * p + 1 < count;
+    const uint8_t* b0 = blocks + 2 * p * Format::kBytes;
+    const uint8_t* b1 = two ? b0 + Format::kBytes : nullptr;
+    const __m512i codes = Format::codes(b0, b1);
+    const float d0 = load_f16(b0);
+    const float d1 = two ? load_f16(b1) : 0.0F;
+    const float c0 = Format::kHasMin ? load_f16(b0 + 2) : d0 * static_cast<float>(Format::kOffset);
+    const float c1 = !two ? 0.0F : Format::kHasMin ? load_f16(b1 + 2) : d1 * static_cast<float>(Format::kOffset);
+    for (int r = 0; r < tile.rows; ++r) {
+      const int64_t b = first + 2 * p;
+      const int8_t* x = tile.codes[r] + b * kQuantBlock;
+      __m512i xs = two ? load_512(x) : _mm512_maskz_loadu_epi8(0xFFFFFFFFULL, x);
+      __m512i magnitudes = codes;
+      if constexpr (Format::kSigned) {
+        xs = _mm512_mask_sub_epi8(xs, _mm512_movepi8_mask(codes), _mm512_setzero_si512(), xs);
+        magnitudes = _mm512_abs_epi8(codes);
+      }
+      const float dx0 = tile.scales[r][b];
+      const float dx1 = two ? tile.scales[r][b + 1] : 0.0F;
+      const __m512 scale = _mm512_insertf32x8(_mm512_set1_ps(d0 * dx0), _mm256_set1_ps(d1 * dx1), 1);
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_u8_s8<kVnni>(magnitudes, xs)), scale, acc[r]);
+      if constexpr (Format::kHasMin || Format::kOffset != 0) {
+        float correction = (c0 * dx0) * static_cast<float>(tile.sums[r][b]);
+        if (two) correction += (c1 * dx1) * static_cast<float>(tile.sums[r][b + 1]);
+        acc[r] = _mm512_mask_add_ps(acc[r], 1, acc[r], _mm512_set1_ps(correction));
+      }
+    }
+  }
+}
+
 template <typename Format, bool kVnni>
 void legacy_avx512(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
   __m512 acc[kTileRows];
@@ -220,9 +311,12 @@ void legacy_avx512(const uint8_t* weight_row, int64_t k, const ActTile& tile, fl
     legacy_group<Format, kVnni, true>(weight_row + b * static_cast<int64_t>(Format::kBytes), b, kGroupBlocks, tile,
                                       acc);
   }
-  if (b < num_blocks) {
-    legacy_group<Format, kVnni, false>(weight_row + b * static_cast<int64_t>(Format::kBytes), b,
-                                       static_cast<int>(num_blocks - b), tile, acc);
+  const int left = static_cast<int>(num_blocks - b);
+  const uint8_t* rest = weight_row + b * static_cast<int64_t>(Format::kBytes);
+  if (left > 2) {  // measured: a masked group beats two or more separate pairs
+    legacy_group<Format, kVnni, false>(rest, b, left, tile, acc);
+  } else if (left > 0) {
+    legacy_pairs<Format, kVnni>(rest, b, left, tile, acc);
   }
   for (int r = 0; r < tile.rows; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
