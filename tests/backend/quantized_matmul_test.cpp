@@ -37,7 +37,7 @@ int64_t act_block_of(DType dtype) { return block_of(dtype) == kQuantSuperBlock ?
 // K values: 1 block, odd and even block counts, up to 1024.
 std::vector<int64_t> k_values(DType dtype) {
   if (block_of(dtype) == kQuantSuperBlock) return {256, 768, 1024};
-  return {32, 96, 576, 1024};
+  return {32, 96, 416, 576, 1024};
 }
 
 // A weight (N, K) quantised to `dtype` from random rows with varied scale and offset (so
