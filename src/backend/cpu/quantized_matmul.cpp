@@ -31,17 +31,6 @@ int8_t round_to_code(float value) {
   return static_cast<int8_t>(static_cast<int>((value + kMagic) - kMagic));
 }
 
-void quantize_block(const float* values, int length, int8_t* codes, float* scale) {
-  float amax = 0.0F;
-  for (int i = 0; i < length; ++i) {
-    const float magnitude = values[i] < 0.0F ? -values[i] : values[i];
-    amax = magnitude > amax ? magnitude : amax;
-  }
-  *scale = amax / 127.0F;
-  const float inverse = amax > 0.0F ? 127.0F / amax : 0.0F;
-  for (int i = 0; i < length; ++i) codes[i] = round_to_code(values[i] * inverse);
-}
-
 // The activation rows (M, K) quantised for one weight family.
 struct QuantizedActivations {
   int64_t k = 0;
@@ -65,7 +54,8 @@ struct QuantizedActivations {
 };
 
 // Quantises x (M, K) f32 in blocks of `block`, with code sums per `sum_group` elements.
-QuantizedActivations quantize_activations(ThreadPool& pool, const Tensor& x, int block, int sum_group) {
+QuantizedActivations quantize_activations(ThreadPool& pool, qmm::RowQuantizer quantize_row, const Tensor& x,
+                                          int block, int sum_group) {
   QuantizedActivations acts;
   const int64_t rows = x.size(0);
   acts.k = x.size(1);
@@ -77,16 +67,8 @@ QuantizedActivations quantize_activations(ThreadPool& pool, const Tensor& x, int
   const float* values = x.data<const float>();
   pool.parallel_for(rows, 16, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
-      int8_t* codes = acts.codes.data() + row * acts.k;
-      for (int64_t b = 0; b < acts.blocks_per_row; ++b) {
-        quantize_block(values + row * acts.k + b * block, block, codes + b * block,
-                       acts.scales.data() + row * acts.blocks_per_row + b);
-      }
-      for (int64_t g = 0; g < acts.sums_per_row; ++g) {
-        int sum = 0;
-        for (int i = 0; i < sum_group; ++i) sum += codes[g * sum_group + i];
-        acts.sums[static_cast<size_t>(row * acts.sums_per_row + g)] = static_cast<int16_t>(sum);
-      }
+      quantize_row(values + row * acts.k, acts.k, block, sum_group, acts.codes.data() + row * acts.k,
+                   acts.scales.data() + row * acts.blocks_per_row, acts.sums.data() + row * acts.sums_per_row);
     }
   });
   return acts;
@@ -324,6 +306,25 @@ void plain_matmul(ThreadPool& pool, Tensor& out, const Tensor& x, const Tensor& 
 
 namespace qmm {
 
+void quantize_row_scalar(const float* x, int64_t k, int block, int sum_group, int8_t* codes, float* scales,
+                         int16_t* sums) {
+  for (int64_t start = 0; start < k; start += block) {
+    float amax = 0.0F;
+    for (int64_t i = start; i < start + block; ++i) {
+      const float magnitude = x[i] < 0.0F ? -x[i] : x[i];
+      amax = magnitude > amax ? magnitude : amax;  // NaN is skipped
+    }
+    scales[start / block] = amax / 127.0F;
+    const float inverse = amax > 0.0F ? 127.0F / amax : 0.0F;
+    for (int64_t i = start; i < start + block; ++i) codes[i] = round_to_code(x[i] * inverse);
+  }
+  for (int64_t g = 0; g < k / sum_group; ++g) {
+    int sum = 0;
+    for (int i = 0; i < sum_group; ++i) sum += codes[g * sum_group + i];
+    sums[g] = static_cast<int16_t>(sum);
+  }
+}
+
 RowKernel scalar_row_kernel(DType dtype) {
   switch (dtype) {
     case DType::Q8_0:
@@ -359,9 +360,12 @@ void CpuBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& we
   const int64_t k = x.size(1);
   const int64_t n = weight.size(0);
   const bool k_quant = info.block_elems == kQuantSuperBlock;
+  const qmm::RowQuantizer quantize_row = isa_ == CpuIsa::Avx512 ? qmm::quantize_row_avx512
+                                         : isa_ == CpuIsa::Avx2   ? qmm::quantize_row_avx2
+                                                                  : qmm::quantize_row_scalar;
   const QuantizedActivations acts =
-      k_quant ? quantize_activations(pool_, x, kQuantSuperBlock, qmm::kSuperSumGroup)
-              : quantize_activations(pool_, x, kQuantBlock, kQuantBlock);
+      k_quant ? quantize_activations(pool_, quantize_row, x, kQuantSuperBlock, qmm::kSuperSumGroup)
+              : quantize_activations(pool_, quantize_row, x, kQuantBlock, kQuantBlock);
   const qmm::RowKernel kernel = pick_kernel(isa_, features_.avx512_vnni, weight.dtype());
   const int64_t row_bytes = dtype_bytes_for(weight.dtype(), k);
   const int64_t num_tiles = (rows + kTileRows - 1) / kTileRows;

@@ -230,7 +230,55 @@ void q6_k_avx2(const uint8_t* weight_row, int64_t k, const ActTile& tile, float*
   for (int r = 0; r < tile.rows; ++r) out[r] = hsum(acc[r]) + correction[r];
 }
 
+// 8 codes of x * inverse as int32, as the scalar round_to_code: max/min return their second
+// operand for NaN, so NaN gives -127; rounding is to nearest, ties to even.
+__m256i codes_8(const float* x, __m256 inverse) {
+  __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x), inverse);
+  v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-127.0F)), _mm256_set1_ps(127.0F));
+  return _mm256_cvttps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+int hsum_epi32(__m256i v) {
+  const __m128i quad = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  const __m128i pair = _mm_add_epi32(quad, _mm_unpackhi_epi64(quad, quad));
+  return _mm_cvtsi128_si32(_mm_add_epi32(pair, _mm_shuffle_epi32(pair, 1)));
+}
+
 }  // namespace
+
+void quantize_row_avx2(const float* x, int64_t k, int block, int sum_group, int8_t* codes, float* scales,
+                       int16_t* sums) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  for (int64_t start = 0; start < k; start += block) {
+    __m256 amax8 = _mm256_setzero_ps();
+    for (int64_t i = start; i < start + block; i += 8) {
+      amax8 = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask), amax8);  // NaN is skipped
+    }
+    __m128 amax4 = _mm_max_ps(_mm256_castps256_ps128(amax8), _mm256_extractf128_ps(amax8, 1));
+    amax4 = _mm_max_ps(amax4, _mm_movehl_ps(amax4, amax4));
+    const float amax = _mm_cvtss_f32(_mm_max_ss(amax4, _mm_movehdup_ps(amax4)));
+    scales[start / block] = amax / 127.0F;
+    const __m256 inverse = _mm256_set1_ps(amax > 0.0F ? 127.0F / amax : 0.0F);
+    for (int64_t i = start; i < start + block; i += 32) {
+      const __m256i a = codes_8(x + i, inverse);
+      const __m256i b = codes_8(x + i + 8, inverse);
+      const __m256i c = codes_8(x + i + 16, inverse);
+      const __m256i d = codes_8(x + i + 24, inverse);
+      // packs interleave 128-bit lanes: bytes come out as a0-3 b0-3 c0-3 d0-3 a4-7 b4-7 ...
+      const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+      const __m256i ordered = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + i), ordered);
+      const int first = hsum_epi32(_mm256_add_epi32(a, b));
+      const int second = hsum_epi32(_mm256_add_epi32(c, d));
+      if (sum_group == 16) {
+        sums[i / 16] = static_cast<int16_t>(first);
+        sums[i / 16 + 1] = static_cast<int16_t>(second);
+      } else {
+        sums[i / 32] = static_cast<int16_t>(first + second);
+      }
+    }
+  }
+}
 
 RowKernel avx2_row_kernel(DType dtype) {
   switch (dtype) {

@@ -455,6 +455,14 @@ void q6_k_avx512(const uint8_t* weight_row, int64_t k, const ActTile& tile, floa
   for (int r = 0; r < tile.rows; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
+// 16 codes of x * inverse, as the scalar round_to_code: max/min return their second operand
+// for NaN, so NaN gives -127; rounding is to nearest, ties to even.
+__m128i codes_16(const float* x, __m512 inverse) {
+  __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x), inverse);
+  v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-127.0F)), _mm512_set1_ps(127.0F));
+  return _mm512_cvtsepi32_epi8(_mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
 template <bool kVnni>
 RowKernel kernel_for(DType dtype) {
   switch (dtype) {
@@ -480,6 +488,30 @@ RowKernel kernel_for(DType dtype) {
 }
 
 }  // namespace
+
+void quantize_row_avx512(const float* x, int64_t k, int block, int sum_group, int8_t* codes, float* scales,
+                         int16_t* sums) {
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
+  for (int64_t start = 0; start < k; start += block) {
+    __m512 amax16 = _mm512_setzero_ps();
+    for (int64_t i = start; i < start + block; i += 16) {
+      amax16 = _mm512_max_ps(_mm512_and_ps(_mm512_loadu_ps(x + i), abs_mask), amax16);  // NaN is skipped
+    }
+    const float amax = _mm512_reduce_max_ps(amax16);
+    scales[start / block] = amax / 127.0F;
+    const __m512 inverse = _mm512_set1_ps(amax > 0.0F ? 127.0F / amax : 0.0F);
+    for (int64_t i = start; i < start + block; i += 16) {
+      const __m128i codes16 = codes_16(x + i, inverse);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + i), codes16);
+      const int sum = _mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(codes16));
+      if (sum_group == 16 || (i / 16) % 2 == 0) {
+        sums[i / sum_group] = static_cast<int16_t>(sum);
+      } else {
+        sums[i / sum_group] = static_cast<int16_t>(sums[i / sum_group] + sum);
+      }
+    }
+  }
+}
 
 RowKernel avx512_row_kernel(DType dtype, bool vnni) { return vnni ? kernel_for<true>(dtype) : kernel_for<false>(dtype); }
 

@@ -27,6 +27,19 @@ struct ActTile {
 // elements of the kernel's block type and x_r the tile's quantised rows.
 using RowKernel = void (*)(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out);
 
+// Quantises one activation row x (K) in blocks of `block` (32 or 256): scales (K / block)
+// d = amax / 127, codes (K) round-half-even(clamp(x * (127 / amax), -127, 127)), and the
+// code sums of each `sum_group` (32 or 16) elements (K / sum_group). Every version does the
+// same f32 operations, so all give the same bits.
+using RowQuantizer = void (*)(const float* x, int64_t k, int block, int sum_group, int8_t* codes, float* scales,
+                              int16_t* sums);
+void quantize_row_scalar(const float* x, int64_t k, int block, int sum_group, int8_t* codes, float* scales,
+                         int16_t* sums);
+void quantize_row_avx2(const float* x, int64_t k, int block, int sum_group, int8_t* codes, float* scales,
+                       int16_t* sums);
+void quantize_row_avx512(const float* x, int64_t k, int block, int sum_group, int8_t* codes, float* scales,
+                         int16_t* sums);
+
 // Kernels for a block-quantized dtype; nullptr when the family lacks that dtype.
 RowKernel scalar_row_kernel(DType dtype);
 RowKernel avx2_row_kernel(DType dtype);
