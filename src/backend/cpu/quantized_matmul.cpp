@@ -36,9 +36,9 @@ struct QuantizedActivations {
   int64_t k = 0;
   int64_t blocks_per_row = 0;
   int64_t sums_per_row = 0;
-  std::vector<int8_t> codes;    // (M, K)
-  std::vector<float> scales;    // (M, blocks_per_row)
-  std::vector<int16_t> sums;    // (M, sums_per_row)
+  std::vector<int8_t> codes;  // (M, K)
+  std::vector<float> scales;  // (M, blocks_per_row)
+  std::vector<int16_t> sums;  // (M, sums_per_row)
 
   [[nodiscard]] ActTile tile(int64_t first_row, int64_t num_rows) const {
     ActTile tile;
@@ -54,8 +54,8 @@ struct QuantizedActivations {
 };
 
 // Quantises x (M, K) f32 in blocks of `block`, with code sums per `sum_group` elements.
-QuantizedActivations quantize_activations(ThreadPool& pool, qmm::RowQuantizer quantize_row, const Tensor& x,
-                                          int block, int sum_group) {
+QuantizedActivations quantize_activations(ThreadPool& pool, qmm::RowQuantizer quantize_row, const Tensor& x, int block,
+                                          int sum_group) {
   QuantizedActivations acts;
   const int64_t rows = x.size(0);
   acts.k = x.size(1);
@@ -361,8 +361,8 @@ void CpuBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& we
   const int64_t n = weight.size(0);
   const bool k_quant = info.block_elems == kQuantSuperBlock;
   const qmm::RowQuantizer quantize_row = isa_ == CpuIsa::Avx512 ? qmm::quantize_row_avx512
-                                         : isa_ == CpuIsa::Avx2   ? qmm::quantize_row_avx2
-                                                                  : qmm::quantize_row_scalar;
+                                         : isa_ == CpuIsa::Avx2 ? qmm::quantize_row_avx2
+                                                                : qmm::quantize_row_scalar;
   const QuantizedActivations acts =
       k_quant ? quantize_activations(pool_, quantize_row, x, kQuantSuperBlock, qmm::kSuperSumGroup)
               : quantize_activations(pool_, quantize_row, x, kQuantBlock, kQuantBlock);

@@ -151,7 +151,8 @@ void q45_k_avx2(const uint8_t* weight_row, int64_t k, const ActTile& tile, float
     __m256i sums[kTileRows];
     for (__m256i& s : sums) s = _mm256_setzero_si256();
     __m256i high_bits = _mm256_setzero_si256();
-    if constexpr (kFiveBit) high_bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + offsetof(Block, qh)));
+    if constexpr (kFiveBit)
+      high_bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + offsetof(Block, qh)));
     for (int c = 0; c < 4; ++c) {
       const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
       __m256i low = _mm256_and_si256(bytes, low_mask);
@@ -200,7 +201,8 @@ void q6_k_avx2(const uint8_t* weight_row, int64_t k, const ActTile& tile, float*
     __m256i sums[kTileRows];
     for (__m256i& s : sums) s = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {
-      __m256i high_bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + offsetof(BlockQ6_K, qh) + 32 * h));
+      __m256i high_bits =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + offsetof(BlockQ6_K, qh) + 32 * h));
       for (int g = 0; g < 4; ++g) {
         const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * h + 32 * (g % 2)));
         const __m256i low = _mm256_and_si256(g < 2 ? bytes : _mm256_srli_epi16(bytes, 4), low_mask);
@@ -211,8 +213,7 @@ void q6_k_avx2(const uint8_t* weight_row, int64_t k, const ActTile& tile, float*
         const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(scales[s + 1]), _mm_set1_epi16(scales[s]));
         for (int r = 0; r < tile.rows; ++r) {
           const int8_t* x = tile.codes[r] + b * kQuantSuperBlock + 128 * h + 32 * g;
-          const __m256i product =
-              _mm256_maddubs_epi16(codes, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
+          const __m256i product = _mm256_maddubs_epi16(codes, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
           sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(product, scale));
         }
       }

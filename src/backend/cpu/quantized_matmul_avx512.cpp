@@ -67,15 +67,56 @@ __m512i add_scaled_pairs(__m512i acc, __m512i pairs, __m512i scales) {
   }
 }
 
+// out[r] = sum of the 16 lanes of acc[r], r < kRows. One transposing tree for four rows;
+// each row's sum is the same tree ((lanes i + i+8) + (i+4 + i+12), then within 128 bits)
+// whatever kRows, so an output does not depend on the other rows of its tile.
+template <int kRows>
+void store_lane_sums(const __m512* acc, float* out) {
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 a0 = acc[0];
+  const __m512 a1 = kRows > 1 ? acc[1] : zero;
+  const __m512 a2 = kRows > 2 ? acc[2] : zero;
+  const __m512 a3 = kRows > 3 ? acc[3] : zero;
+  // 128-bit lanes: row 0 (L0 + L2), row 0 (L1 + L3), row 1 ..., row 1 ...
+  const __m512 t01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_f32x4(a0, a1, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 t23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_f32x4(a2, a3, _MM_SHUFFLE(3, 2, 3, 2)));
+  // 128-bit lane r: four partial sums of row r.
+  const __m512 rows = _mm512_add_ps(_mm512_shuffle_f32x4(t01, t23, _MM_SHUFFLE(2, 0, 2, 0)),
+                                    _mm512_shuffle_f32x4(t01, t23, _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512 halves = _mm512_add_ps(rows, _mm512_permute_ps(rows, _MM_SHUFFLE(1, 0, 3, 2)));
+  const __m512 sums = _mm512_add_ps(halves, _mm512_permute_ps(halves, _MM_SHUFFLE(2, 3, 0, 1)));
+  const __m128 packed = _mm512_castps512_ps128(
+      _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), sums));
+  _mm_mask_storeu_ps(out, static_cast<__mmask8>((1U << kRows) - 1U), packed);
+}
+
+// Calls the kernel instance for the tile's row count (a compile-time count keeps the
+// per-row accumulators in registers).
+template <RowKernel kOne, RowKernel kTwo, RowKernel kThree, RowKernel kFour>
+void dispatch_rows(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
+  switch (tile.rows) {
+    case 1:
+      return kOne(weight_row, k, tile, out);
+    case 2:
+      return kTwo(weight_row, k, tile, out);
+    case 3:
+      return kThree(weight_row, k, tile, out);
+    default:
+      return kFour(weight_row, k, tile, out);
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Legacy formats.
 
 // Nibbles of one or two blocks -> 64 codes: block 0 low nibbles, high nibbles, block 1 the same.
 __m512i unpack_nibbles(const uint8_t* qs0, const uint8_t* qs1) {
   const __m256i first = _mm256_broadcastsi128_si256(load_128(qs0));
-  const __m512i both = qs1 == nullptr ? _mm512_zextsi256_si512(first)
-                                      : _mm512_inserti64x4(_mm512_castsi256_si512(first),
-                                                           _mm256_broadcastsi128_si256(load_128(qs1)), 1);
+  const __m512i both =
+      qs1 == nullptr ? _mm512_zextsi256_si512(first)
+                     : _mm512_inserti64x4(_mm512_castsi256_si512(first), _mm256_broadcastsi128_si256(load_128(qs1)), 1);
   const __m512i shifted = _mm512_mask_srli_epi16(both, 0xFF00FF00U, both, 4);  // 128-bit lanes 1 and 3
   return _mm512_and_si512(shifted, _mm512_set1_epi8(0x0F));
 }
@@ -147,12 +188,11 @@ __m512i reduce_block_dots(const __m512i* dots) {
     quads[q] = _mm512_add_epi32(_mm512_unpacklo_epi32(dots[2 * q], dots[2 * q + 1]),
                                 _mm512_unpackhi_epi32(dots[2 * q], dots[2 * q + 1]));
   }
-  const __m512i low = _mm512_add_epi32(_mm512_unpacklo_epi64(quads[0], quads[1]),
-                                       _mm512_unpackhi_epi64(quads[0], quads[1]));
-  const __m512i high = _mm512_add_epi32(_mm512_unpacklo_epi64(quads[2], quads[3]),
-                                        _mm512_unpackhi_epi64(quads[2], quads[3]));
-  const __m512i sums =
-      _mm512_add_epi32(_mm512_shuffle_i32x4(low, high, 0x88), _mm512_shuffle_i32x4(low, high, 0xDD));
+  const __m512i low =
+      _mm512_add_epi32(_mm512_unpacklo_epi64(quads[0], quads[1]), _mm512_unpackhi_epi64(quads[0], quads[1]));
+  const __m512i high =
+      _mm512_add_epi32(_mm512_unpacklo_epi64(quads[2], quads[3]), _mm512_unpackhi_epi64(quads[2], quads[3]));
+  const __m512i sums = _mm512_add_epi32(_mm512_shuffle_i32x4(low, high, 0x88), _mm512_shuffle_i32x4(low, high, 0xDD));
   return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15), sums);
 }
 
@@ -220,7 +260,7 @@ __m512i gather_block_heads(const uint8_t* blocks, __mmask16 mask) {
 
 // Adds `count` (<= 16) blocks starting at block `first` of the row to acc[r], per row:
 // sum_b (d_b * dx_b) * dot_b + (c_b * dx_b) * sum_b, c = d * kOffset or m.
-template <typename Format, bool kVnni, bool kFull>
+template <typename Format, bool kVnni, int kRows, bool kFull>
 void legacy_group(const uint8_t* blocks, int64_t first, int count, const ActTile& tile, __m512* acc) {
   constexpr int kPairs = kGroupBlocks / 2;
   const int pairs = kFull ? kPairs : (count + 1) / 2;
@@ -239,7 +279,7 @@ void legacy_group(const uint8_t* blocks, int64_t first, int count, const ActTile
   if constexpr (!Format::kHasMin && Format::kOffset != 0) {
     c = _mm512_mul_ps(d, _mm512_set1_ps(static_cast<float>(Format::kOffset)));
   }
-  for (int r = 0; r < tile.rows; ++r) {
+  for (int r = 0; r < kRows; ++r) {
     const int8_t* x = tile.codes[r] + first * kQuantBlock;
     __m512i dots[kPairs];
 #pragma GCC unroll 8
@@ -248,8 +288,8 @@ void legacy_group(const uint8_t* blocks, int64_t first, int count, const ActTile
         dots[p] = _mm512_setzero_si512();
         continue;
       }
-      __m512i xs = (kFull || 2 * p + 1 < count) ? load_512(x + 64 * p)
-                                                : _mm512_maskz_loadu_epi8(0xFFFFFFFFULL, x + 64 * p);
+      __m512i xs =
+          (kFull || 2 * p + 1 < count) ? load_512(x + 64 * p) : _mm512_maskz_loadu_epi8(0xFFFFFFFFULL, x + 64 * p);
       __m512i magnitudes = codes[p];
       if constexpr (Format::kSigned) {  // |w| * (x * sign(w))
         xs = _mm512_mask_sub_epi8(xs, _mm512_movepi8_mask(codes[p]), _mm512_setzero_si512(), xs);
@@ -260,7 +300,8 @@ void legacy_group(const uint8_t* blocks, int64_t first, int count, const ActTile
     const __m512 dx = _mm512_maskz_loadu_ps(mask, tile.scales[r] + first);
     acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(reduce_block_dots(dots)), _mm512_mul_ps(d, dx), acc[r]);
     if constexpr (kCorrect) {
-      const __m512 sums = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(mask, tile.sums[r] + first)));
+      const __m512 sums =
+          _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(mask, tile.sums[r] + first)));
       acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(c, dx), sums, acc[r]);
     }
   }
@@ -268,7 +309,7 @@ void legacy_group(const uint8_t* blocks, int64_t first, int count, const ActTile
 
 // Adds `count` blocks from block `first` on, a pair per vector with its two scales spread
 // over the lanes: cheaper than a group for the few blocks left after the last full group.
-template <typename Format, bool kVnni>
+template <typename Format, bool kVnni, int kRows>
 void legacy_pairs(const uint8_t* blocks, int64_t first, int count, const ActTile& tile, __m512* acc) {
   for (int p = 0; 2 * p < count; ++p) {
     const bool two = 2 * p + 1 < count;
@@ -279,7 +320,7 @@ void legacy_pairs(const uint8_t* blocks, int64_t first, int count, const ActTile
     const float d1 = two ? load_f16(b1) : 0.0F;
     const float c0 = Format::kHasMin ? load_f16(b0 + 2) : d0 * static_cast<float>(Format::kOffset);
     const float c1 = !two ? 0.0F : Format::kHasMin ? load_f16(b1 + 2) : d1 * static_cast<float>(Format::kOffset);
-    for (int r = 0; r < tile.rows; ++r) {
+    for (int r = 0; r < kRows; ++r) {
       const int64_t b = first + 2 * p;
       const int8_t* x = tile.codes[r] + b * kQuantBlock;
       __m512i xs = two ? load_512(x) : _mm512_maskz_loadu_epi8(0xFFFFFFFFULL, x);
@@ -301,24 +342,30 @@ void legacy_pairs(const uint8_t* blocks, int64_t first, int count, const ActTile
   }
 }
 
-template <typename Format, bool kVnni>
-void legacy_avx512(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
+template <typename Format, bool kVnni, int kRows>
+void legacy_rows(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
   __m512 acc[kTileRows];
   for (__m512& a : acc) a = _mm512_setzero_ps();
   const int64_t num_blocks = k / kQuantBlock;
   int64_t b = 0;
   for (; b + kGroupBlocks <= num_blocks; b += kGroupBlocks) {
-    legacy_group<Format, kVnni, true>(weight_row + b * static_cast<int64_t>(Format::kBytes), b, kGroupBlocks, tile,
-                                      acc);
+    legacy_group<Format, kVnni, kRows, true>(weight_row + b * static_cast<int64_t>(Format::kBytes), b, kGroupBlocks,
+                                             tile, acc);
   }
   const int left = static_cast<int>(num_blocks - b);
   const uint8_t* rest = weight_row + b * static_cast<int64_t>(Format::kBytes);
   if (left > 2) {  // measured: a masked group beats two or more separate pairs
-    legacy_group<Format, kVnni, false>(rest, b, left, tile, acc);
+    legacy_group<Format, kVnni, kRows, false>(rest, b, left, tile, acc);
   } else if (left > 0) {
-    legacy_pairs<Format, kVnni>(rest, b, left, tile, acc);
+    legacy_pairs<Format, kVnni, kRows>(rest, b, left, tile, acc);
   }
-  for (int r = 0; r < tile.rows; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+  store_lane_sums<kRows>(acc, out);
+}
+
+template <typename Format, bool kVnni>
+void legacy_avx512(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
+  dispatch_rows<legacy_rows<Format, kVnni, 1>, legacy_rows<Format, kVnni, 2>, legacy_rows<Format, kVnni, 3>,
+                legacy_rows<Format, kVnni, 4>>(weight_row, k, tile, out);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -348,8 +395,8 @@ __m512i q45_scale_index(int c) {
 }
 
 // Q4_K / Q5_K: per super-block and row, (d * dx) * sum_j scale_j * dot_j - (dmin * dx) * sum_j min_j * xsum_j.
-template <bool kFiveBit, bool kVnni>
-void q45_k_avx512(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
+template <bool kFiveBit, bool kVnni, int kRows>
+void q45_k_rows(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
   using Block = std::conditional_t<kFiveBit, BlockQ5_K, BlockQ4_K>;
   __m512 acc[kTileRows];
   __m256 min_acc[kTileRows];
@@ -376,14 +423,14 @@ void q45_k_avx512(const uint8_t* weight_row, int64_t k, const ActTile& tile, flo
         const __m512i high_bits = _mm512_broadcast_i64x4(load_256(block + offsetof(Block, qh)));
         const __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8(static_cast<char>(1 << (2 * c))),
                                                _mm256_set1_epi8(static_cast<char>(1 << (2 * c + 1))), 1);
-        codes[c] = _mm512_mask_add_epi8(codes[c], _mm512_test_epi8_mask(high_bits, bit), codes[c],
-                                        _mm512_set1_epi8(16));
+        codes[c] =
+            _mm512_mask_add_epi8(codes[c], _mm512_test_epi8_mask(high_bits, bit), codes[c], _mm512_set1_epi8(16));
       }
       sub_scales[c] = _mm512_permutexvar_epi16(scale_index[c], scales16);
     }
     const float d = load_f16(block + offsetof(Block, d));
     const float dmin = load_f16(block + offsetof(Block, dmin));
-    for (int r = 0; r < tile.rows; ++r) {
+    for (int r = 0; r < kRows; ++r) {
       const int8_t* x = tile.codes[r] + b * kQuantSuperBlock;
       __m512i sums = _mm512_setzero_si512();
       for (int c = 0; c < 4; ++c) {
@@ -391,13 +438,19 @@ void q45_k_avx512(const uint8_t* weight_row, int64_t k, const ActTile& tile, flo
       }
       const float dx = tile.scales[r][b];
       acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_set1_ps(d * dx), acc[r]);
-      const __m256i min_dots = _mm256_madd_epi16(load_256(tile.sums[r] + b * (kQuantSuperBlock / kSuperSumGroup)), mins16);
+      const __m256i min_dots =
+          _mm256_madd_epi16(load_256(tile.sums[r] + b * (kQuantSuperBlock / kSuperSumGroup)), mins16);
       min_acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(min_dots), _mm256_set1_ps(dmin * dx), min_acc[r]);
     }
   }
-  for (int r = 0; r < tile.rows; ++r) {
-    out[r] = _mm512_reduce_add_ps(acc[r]) - _mm512_reduce_add_ps(_mm512_zextps256_ps512(min_acc[r]));
-  }
+  for (int r = 0; r < kRows; ++r) acc[r] = _mm512_sub_ps(acc[r], _mm512_zextps256_ps512(min_acc[r]));
+  store_lane_sums<kRows>(acc, out);
+}
+
+template <bool kFiveBit, bool kVnni>
+void q45_k_avx512(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
+  dispatch_rows<q45_k_rows<kFiveBit, kVnni, 1>, q45_k_rows<kFiveBit, kVnni, 2>, q45_k_rows<kFiveBit, kVnni, 3>,
+                q45_k_rows<kFiveBit, kVnni, 4>>(weight_row, k, tile, out);
 }
 
 // 16-bit lane i of the result = lane (first + i / 8) of a 16 x int16 vector: the scales of
@@ -407,15 +460,14 @@ __m512i q6_scale_index(int first) {
   const __m128i lane1 = _mm_set1_epi16(static_cast<int16_t>(first + 1));
   const __m128i lane2 = _mm_set1_epi16(static_cast<int16_t>(first + 2));
   const __m128i lane3 = _mm_set1_epi16(static_cast<int16_t>(first + 3));
-  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(lane1, lane0)), _mm256_set_m128i(lane3, lane2),
-                            1);
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(lane1, lane0)), _mm256_set_m128i(lane3, lane2), 1);
 }
 
 // Q6_K: half h of a super-block: elements 0..63 are ql[64h..64h+63] low nibbles with qh[32h + l]
 // bits 0-1 (first 32) and 2-3 (next 32); elements 64..127 the high nibbles with bits 4-5, 6-7.
 // Codes (0..63) - 32 times the int8 scale of each 16; the -32 comes from the activation sums.
-template <bool kVnni>
-void q6_k_avx512(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
+template <bool kVnni, int kRows>
+void q6_k_rows(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
   __m512 acc[kTileRows];
   for (__m512& a : acc) a = _mm512_setzero_ps();
   __m512i scale_index[4];
@@ -442,17 +494,25 @@ void q6_k_avx512(const uint8_t* weight_row, int64_t k, const ActTile& tile, floa
       sub_scales[i] = _mm512_permutexvar_epi16(scale_index[i], _mm512_castsi256_si512(scales16));
     }
     const float d = load_f16(block + offsetof(BlockQ6_K, d));
-    for (int r = 0; r < tile.rows; ++r) {
+    for (int r = 0; r < kRows; ++r) {
       const int8_t* x = tile.codes[r] + b * kQuantSuperBlock;
-      const __m256i offset_dots = _mm256_madd_epi16(scales16, load_256(tile.sums[r] + b * (kQuantSuperBlock / kSuperSumGroup)));
-      __m512i sums = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(_mm256_slli_epi32(offset_dots, 5)));
+      const __m256i offset_dots =
+          _mm256_madd_epi16(scales16, load_256(tile.sums[r] + b * (kQuantSuperBlock / kSuperSumGroup)));
+      __m512i sums =
+          _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(_mm256_slli_epi32(offset_dots, 5)));
       for (int i = 0; i < 4; ++i) {
         sums = add_scaled_pairs<kVnni>(sums, _mm512_maddubs_epi16(codes[i], load_512(x + 64 * i)), sub_scales[i]);
       }
       acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_set1_ps(d * tile.scales[r][b]), acc[r]);
     }
   }
-  for (int r = 0; r < tile.rows; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+  store_lane_sums<kRows>(acc, out);
+}
+
+template <bool kVnni>
+void q6_k_avx512(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
+  dispatch_rows<q6_k_rows<kVnni, 1>, q6_k_rows<kVnni, 2>, q6_k_rows<kVnni, 3>, q6_k_rows<kVnni, 4>>(weight_row, k, tile,
+                                                                                                    out);
 }
 
 // 16 codes of x * inverse, as the scalar round_to_code: max/min return their second operand
@@ -513,6 +573,8 @@ void quantize_row_avx512(const float* x, int64_t k, int block, int sum_group, in
   }
 }
 
-RowKernel avx512_row_kernel(DType dtype, bool vnni) { return vnni ? kernel_for<true>(dtype) : kernel_for<false>(dtype); }
+RowKernel avx512_row_kernel(DType dtype, bool vnni) {
+  return vnni ? kernel_for<true>(dtype) : kernel_for<false>(dtype);
+}
 
 }  // namespace anvil::cpu::qmm

@@ -8,19 +8,19 @@
 
 namespace anvil::cpu::qmm {
 
-inline constexpr int kTileRows = 4;         // activation rows per weight-row load
-inline constexpr int kLegacyBlock = 32;     // activation block for Q8_0..Q5_1 weights
-inline constexpr int kSuperBlock = 256;     // activation block for K-quant weights
-inline constexpr int kSuperSumGroup = 16;   // K-quant activations keep code sums per 16
+inline constexpr int kTileRows = 4;        // activation rows per weight-row load
+inline constexpr int kLegacyBlock = 32;    // activation block for Q8_0..Q5_1 weights
+inline constexpr int kSuperBlock = 256;    // activation block for K-quant weights
+inline constexpr int kSuperSumGroup = 16;  // K-quant activations keep code sums per 16
 
 // Up to kTileRows activation rows, each quantised as x ~ scale[block] * code.
 // Legacy weights: blocks of 32, sums[b] = sum of the 32 codes of block b.
 // K-quant weights: blocks of 256, sums[g] = sum of the 16 codes of group g.
 struct ActTile {
   int rows = 0;
-  const int8_t* codes[kTileRows] = {};   // (K)
-  const float* scales[kTileRows] = {};   // (K / block)
-  const int16_t* sums[kTileRows] = {};   // (K / 32) or (K / 16)
+  const int8_t* codes[kTileRows] = {};  // (K)
+  const float* scales[kTileRows] = {};  // (K / block)
+  const int16_t* sums[kTileRows] = {};  // (K / 32) or (K / 16)
 };
 
 // out[r] = sum_k weight_row[k] * x_r[k] for r < tile.rows, with weight_row one row of K

@@ -19,8 +19,8 @@ void quantized_matmul(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weig
   const int64_t n = weight.size(0);
   const int64_t block = dtype_info(weight.dtype()).block_elems;
   ANVIL_CHECK(k > 0, "op ", kOp, ": weight ", shape_string(weight.shape()), " has no columns");
-  ANVIL_CHECK(k % block == 0, "op ", kOp, ": weight ", shape_string(weight.shape()), " of ",
-              dtype_name(weight.dtype()), " has K = ", k, ", not a multiple of its ", block, "-element blocks");
+  ANVIL_CHECK(k % block == 0, "op ", kOp, ": weight ", shape_string(weight.shape()), " of ", dtype_name(weight.dtype()),
+              " has K = ", k, ", not a multiple of its ", block, "-element blocks");
   ANVIL_CHECK(x.size(-1) == k, "op ", kOp, ": argument 'x' ", shape_string(x.shape()), " has K = ", x.size(-1),
               " but weight ", shape_string(weight.shape()), " has K = ", k);
   Shape out_shape = x.shape();
