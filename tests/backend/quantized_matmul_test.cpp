@@ -260,21 +260,26 @@ TEST(OpQuantizedMatmul, PlainWeightsMatchFloat64) {
   }
 }
 
-// Every output comes from one kernel call whatever the split over threads: bitwise equal.
-TEST(OpQuantizedMatmul, ResultsDoNotDependOnThreadCount) {
+// Every output comes from one kernel call whatever the split over threads, and a row's
+// result does not depend on the other rows of the batch: bitwise equal.
+TEST(OpQuantizedMatmul, ResultsDoNotDependOnThreadCountOrBatch) {
   Rng rng(test_seed());
   ThreadPool one_thread(1);
   ThreadPool three_threads(3);
-  const CpuFeatures features = CpuFeatures::detect();
-  cpu::CpuBackend serial(one_thread, features);
-  cpu::CpuBackend parallel(three_threads, features);
-  for (const DType dtype : {DType::Q4_0, DType::Q4_K}) {
-    SCOPED_TRACE(std::string(dtype_name(dtype)));
-    const QuantWeight weight = random_weight(301, 512, dtype, rng);
-    const HostArray x = random_x(9, 512, rng);
-    const HostArray a = run_on(serial, x, weight);
-    const HostArray b = run_on(parallel, x, weight);
-    EXPECT_EQ(a.values, b.values);
+  for (const KernelPath& path : kernel_paths()) {
+    cpu::CpuBackend serial(one_thread, path.features);
+    cpu::CpuBackend parallel(three_threads, path.features);
+    for (const DType dtype : {DType::Q4_0, DType::Q4_K}) {
+      SCOPED_TRACE(path.name + " " + std::string(dtype_name(dtype)));
+      const QuantWeight weight = random_weight(301, 512, dtype, rng);
+      const HostArray x = random_x(9, 512, rng);
+      const HostArray a = run_on(serial, x, weight);
+      const HostArray b = run_on(parallel, x, weight);
+      EXPECT_EQ(a.values, b.values);
+      const HostArray last_row{{1, 512}, std::vector<double>(x.values.end() - 512, x.values.end())};
+      const HostArray alone = run_on(parallel, last_row, weight);
+      EXPECT_EQ(alone.values, std::vector<double>(a.values.end() - 301, a.values.end()));
+    }
   }
 }
 
@@ -303,6 +308,12 @@ TEST(OpQuantizedMatmul, RejectsBadArguments) {
   EXPECT_THROW(quantized_matmul(ctx, out, x, weight_k), Error);
   const Tensor undefined;
   EXPECT_THROW(quantized_matmul(ctx, out, undefined, weight), Error);
+  const Tensor no_rows = Tensor::zeros({0, 64}, DType::F32);
+  Tensor no_out = Tensor::zeros({0, 7}, DType::F32);
+  EXPECT_NO_THROW(quantized_matmul(ctx, no_out, no_rows, weight));
+  const Tensor no_columns = Tensor::zeros({0, 64}, DType::Q4_0);
+  Tensor out_no_columns = Tensor::zeros({3, 0}, DType::F32);
+  EXPECT_NO_THROW(quantized_matmul(ctx, out_no_columns, x, no_columns));
 }
 
 }  // namespace

@@ -352,6 +352,7 @@ RowKernel scalar_row_kernel(DType dtype) {
 
 void CpuBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight) {
   const DTypeInfo& info = dtype_info(weight.dtype());
+  if (x.size(0) == 0 || weight.size(0) == 0) return;  // empty output
   if (!info.is_quantized) {
     plain_matmul(pool_, out, x, weight);
     return;

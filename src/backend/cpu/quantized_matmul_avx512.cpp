@@ -2,8 +2,8 @@
 // Legacy formats (32-element blocks) go 16 blocks at a time: two blocks per 512-bit vector
 // give 16 int32 lanes of partial dots (VNNI: _mm512_dpbusd_epi32; else maddubs + madd);
 // a transpose-and-add tree turns the 8 vectors into one vector of 16 block dots, and the
-// block scales (one gather of the 16 f16 scales per weight row) are applied with
-// vector f32 multiplies instead of per-block scalar work.
+// 16 block scales (picked out of the blocks with permutes, once per weight row) are
+// applied with vector f32 multiplies instead of per-block scalar work.
 // K-quants go one 256-element super-block at a time; sub-block scales are applied in
 // int32 (VNNI: _mm512_dpwssd_epi32), and d * dx once per super-block.
 // Codes are unsigned (Q8_0 through the sign trick) and offsets/mins use the activation
