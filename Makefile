@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 PRESET ?= cpu-release
 BUILD_DIR := build/$(PRESET)
 
-.PHONY: setup build run test test-debug cuda-build bench format check-format tidy clean
+.PHONY: setup build run test test-debug cuda-build bench fuzz format check-format tidy clean
 
 setup:
 	@scripts/setup.sh
@@ -30,6 +30,19 @@ test-debug:
 cuda-build: setup
 	@cmake --preset cuda-release > /dev/null
 	@cmake --build --preset cuda-release -j $(JOBS)
+
+# libFuzzer targets (clang preset), each run for FUZZ_SECONDS on the fixtures as seeds.
+FUZZ_SECONDS ?= 30
+fuzz: setup
+	@cmake --preset fuzz > /dev/null
+	@cmake --build --preset fuzz -j $(JOBS)
+	@set -eo pipefail; for target in build/fuzz/fuzz/*_fuzz; do \
+	  name=$$(basename $$target _fuzz); corpus=build/fuzz/corpus/$$name; mkdir -p $$corpus; \
+	  cp -n tests/fixtures/io/*.$$name $$corpus/ 2>/dev/null || true; \
+	  [ $$name != tokenizer_json ] || cp -n tests/fixtures/tokenizer/small_*.json $$corpus/; \
+	  echo "fuzz: $$name for $(FUZZ_SECONDS) s"; \
+	  $$target -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$corpus 2>&1 | tail -4; \
+	done
 
 bench: build
 	@$(BUILD_DIR)/bench/anvil_bench

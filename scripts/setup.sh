@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
-  libopenblas-dev libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
-  clang-format clang-tidy
+  libopenblas-dev libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libutf8proc-dev
+  clang-format clang-tidy clang libclang-rt-14-dev
 )
 
 missing=()
@@ -28,7 +28,7 @@ if [[ ! -x .venv/bin/python ]]; then
   echo "setup: creating .venv"
   "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, ml_dtypes" 2>/dev/null; then
+if ! .venv/bin/python -c "import numpy, ml_dtypes, gguf, safetensors, tokenizers, jinja2" 2>/dev/null; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
 fi

@@ -9,6 +9,8 @@
 #include "anvil/ops/embedding.h"
 #include "anvil/ops/layer_norm.h"
 #include "anvil/ops/matmul.h"
+#include "anvil/ops/paged_attention.h"
+#include "anvil/ops/quantized_matmul.h"
 #include "anvil/ops/rms_norm.h"
 #include "anvil/ops/rope.h"
 #include "anvil/ops/sampling.h"

@@ -41,6 +41,7 @@ const char* op_name(OpKind op) {
       "top_p_filter",
       "min_p_filter",
       "sample_multinomial",
+      "quantized_matmul",
       "kv_cache_write",
       "paged_attention",
   };
@@ -115,5 +116,6 @@ void Backend::min_p_filter(Tensor&, float) { not_supported(OpKind::MinPFilter); 
 void Backend::sample_multinomial(Tensor&, const Tensor&, float, uint64_t, uint64_t) {
   not_supported(OpKind::SampleMultinomial);
 }
+void Backend::quantized_matmul(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::QuantizedMatmul); }
 
 }  // namespace anvil

@@ -8,12 +8,7 @@
 #include "anvil/ops/elementwise.h"
 #include "anvil/ops/layer_norm.h"
 #include "anvil/ops/paged_attention.h"
-#if __has_include("anvil/ops/quantized_matmul.h")
 #include "anvil/ops/quantized_matmul.h"
-#define ANVIL_HAVE_QMATMUL 1
-#else
-#include "anvil/ops/matmul.h"  // TEMPORARY until the qmatmul branch is merged
-#endif
 #include "anvil/ops/rms_norm.h"
 
 namespace anvil::model {
@@ -78,12 +73,7 @@ StepInputs make_step_inputs(const Batch& batch, const PagedKvCache& cache, const
 Tensor activation(const Shape& shape) { return Tensor::empty(shape, DType::F32); }
 
 void linear(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias) {
-#ifdef ANVIL_HAVE_QMATMUL
   quantized_matmul(ctx, out, x, weight);
-#else
-  const Tensor weight_f32 = weight.dtype() == DType::F32 ? weight : weight.to_dtype(DType::F32);
-  matmul(ctx, out, x, weight_f32, false, true);
-#endif
   if (bias.defined()) add(ctx, out, out, bias);
 }
 

@@ -126,35 +126,37 @@ TEST(CausalLmBatching, LogitRowsSelectAndOrderTheOutput) {
   EXPECT_EQ(loaded->lm->forward(ctx, batch, runner.cache()).shape(), (Shape{0, spec.vocab}));
 }
 
-// Q8_0 weights: the reference uses the dequantised weights exactly, so what remains is
-// quantized_matmul's 8-bit rounding of its f32 input (blocks of 32, d = amax / 127): each
-// input element moves by at most d / 2, i.e. by at most 1/254 of its block's largest
-// magnitude, a relative RMS perturbation of about amax / rms / (254 sqrt(3)) ~ 0.6% (amax
-// ~ 2.5 rms for 32 samples) per matmul input. The logits see 2 layers x 4 quantised inputs
-// + the head's (independent errors add in quadrature: sqrt(9) x 0.6% ~ 2%), each passed on
-// through O(1)-gain layers. So: 5% of the logits' RMS, plus 1% of each logit.
+// Q8_0 weights: the reference uses the dequantised weights exactly and rounds each linear
+// layer's input to 8 bits as quantized_matmul documents (blocks of 32, d = amax / 127,
+// round half even), so what remains is f32 rounding, plus the rare input element whose f32
+// value lands on the other side of a rounding boundary than the float64 one (probability
+// ~ 1e-6 |x| / d ~ 1e-4 per element, ~10^4 rounded elements per run): such a flip moves
+// that input by d ~ amax / 127 ~ 2% of its RMS, one output row by ~ d |w| ~ 0.5% of its
+// RMS, and the logits by about as much through O(1)-gain layers. 3% of the logits' RMS
+// covers several flips; a plumbing mistake (a wrong row, a missed bias) moves logits by
+// O(100%).
 TEST(CausalLmBatching, Q8_0WeightsMatchTheReferenceWithinTheDerivedTolerance) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());
-  for (const TinySpec& spec : {llama_spec(), qwen2_spec(), smollm_spec()}) {
+  for (TinySpec spec : {llama_spec(), qwen2_spec(), smollm_spec(), qwen3_spec()}) {
     SCOPED_TRACE(spec_label(spec));
+    if (spec.qk_norm()) spec.head_dim = 32;  // Q8_0 rows need K a multiple of 32
     TinyWeights weights = random_weights(spec, rng);
     const auto loaded = load_gguf(ctx, spec, weights, DType::Q8_0);
     round_matrices(weights, DType::Q8_0);  // what the file holds, in HF layout
+    spec.reference_rounds_inputs_q8 = true;
     const std::vector<int32_t> tokens = random_tokens(17, spec.vocab, rng);
     const HostArray reference = reference_logits(spec, weights, tokens);
     const HostArray logits = prefill_logits(ctx, *loaded->lm, tokens, 16, rng);
-    expect_close(logits, reference, {0.01, 0.0, 5.0}, "Q8_0 logits");
-    // Most rows still pick the same next token.
-    int64_t same = 0;
-    for (int64_t row = 0; row < reference.shape[0]; ++row) {
-      auto row_argmax = [&](const HostArray& a) {
-        const auto begin = a.values.begin() + row * spec.vocab;
-        return std::max_element(begin, begin + spec.vocab) - begin;
-      };
-      same += row_argmax(logits) == row_argmax(reference) ? 1 : 0;
+    expect_close(logits, reference, {1e-3, 0.0, 30.0}, "Q8_0 logits");
+    double worst = 0.0;
+    double squares = 0.0;
+    for (int64_t i = 0; i < reference.numel(); ++i) {
+      worst = std::max(worst, std::abs(logits[i] - reference[i]));
+      squares += reference[i] * reference[i];
     }
-    EXPECT_GE(same, reference.shape[0] - 3);
+    std::cout << "[ q8_0     ] " << spec_label(spec) << ": worst |error| / rms(logits) = "
+              << worst / std::sqrt(squares / static_cast<double>(reference.numel())) << "\n";
   }
 }
 

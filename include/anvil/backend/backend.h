@@ -46,6 +46,7 @@ enum class OpKind : uint8_t {
   TopPFilter,
   MinPFilter,
   SampleMultinomial,
+  QuantizedMatmul,
   KvCacheWrite,
   PagedAttention,
 };
@@ -140,6 +141,10 @@ class Backend {
   virtual void min_p_filter(Tensor& logits, float min_p);
   // Draws ids (N) i32 from softmax(logits / temperature) per row using Philox(seed, row), counter `offset`.
   virtual void sample_multinomial(Tensor& ids, const Tensor& logits, float temperature, uint64_t seed, uint64_t offset);
+
+  // out (M, N) f32 = x (M, K) f32 @ weight^T; weight (N, K) block-quantized (Q8_0..Q6_K) or
+  // f32/f16/bf16; K a whole number of weight blocks. x is quantised to 8 bits per block first.
+  virtual void quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight);
 
  protected:
   [[noreturn]] void not_supported(OpKind op) const;

@@ -3,7 +3,9 @@
 // uses no inline library templates that another translation unit could share.
 // GCC 12 warns about _mm512_undefined_ps() inside its own intrinsics (GCC PR 105593).
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#ifndef __clang__
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstdint>

@@ -23,6 +23,10 @@ bool CpuBackend::supports(OpKind op, DType dtype) const {
     case OpKind::MinPFilter:
     case OpKind::SampleMultinomial:
       return dtype == DType::F32;
+    case OpKind::QuantizedMatmul:  // dtype: the weight's
+      return float_type || dtype == DType::Q8_0 || dtype == DType::Q4_0 || dtype == DType::Q4_1 ||
+             dtype == DType::Q5_0 || dtype == DType::Q5_1 || dtype == DType::Q4_K || dtype == DType::Q5_K ||
+             dtype == DType::Q6_K;
     default:
       return float_type;
   }

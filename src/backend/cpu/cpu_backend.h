@@ -66,6 +66,7 @@ class CpuBackend final : public Backend {
   void min_p_filter(Tensor& logits, float min_p) override;
   void sample_multinomial(Tensor& ids, const Tensor& logits, float temperature, uint64_t seed,
                           uint64_t offset) override;
+  void quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight) override;
 
  private:
   ThreadPool& pool_;

@@ -1,0 +1,36 @@
+#include "anvil/ops/quantized_matmul.h"
+
+#include "ops/op_checks.h"
+
+namespace anvil {
+
+namespace oc = op_checks;
+
+void quantized_matmul(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weight) {
+  constexpr const char* kOp = "quantized_matmul";
+  oc::require(kOp, {"x", &x});
+  oc::require_dtype(kOp, {"x", &x}, {DType::F32});
+  ANVIL_CHECK(x.dim() >= 1, "op ", kOp, ": argument 'x' must have at least one dimension");
+  oc::require_rank(kOp, {"weight", &weight}, 2);
+  oc::require_dtype(kOp, {"weight", &weight},
+                    {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K,
+                     DType::Q6_K, DType::F32, DType::F16, DType::BF16});
+  const int64_t k = weight.size(1);
+  const int64_t n = weight.size(0);
+  const int64_t block = dtype_info(weight.dtype()).block_elems;
+  ANVIL_CHECK(k > 0, "op ", kOp, ": weight ", shape_string(weight.shape()), " has no columns");
+  ANVIL_CHECK(k % block == 0, "op ", kOp, ": weight ", shape_string(weight.shape()), " of ", dtype_name(weight.dtype()),
+              " has K = ", k, ", not a multiple of its ", block, "-element blocks");
+  ANVIL_CHECK(x.size(-1) == k, "op ", kOp, ": argument 'x' ", shape_string(x.shape()), " has K = ", x.size(-1),
+              " but weight ", shape_string(weight.shape()), " has K = ", k);
+  Shape out_shape = x.shape();
+  out_shape.back() = n;
+  oc::require_shape(kOp, {"out", &out}, out_shape);
+  oc::require_dtype(kOp, {"out", &out}, {DType::F32});
+  const Device device = oc::common_device(kOp, {{"out", &out}, {"x", &x}, {"weight", &weight}});
+  const int64_t rows = x.numel() / k;
+  Tensor out_2d = out.view({rows, n});
+  ctx.backend(device).quantized_matmul(out_2d, x.view({rows, k}), weight);
+}
+
+}  // namespace anvil

@@ -1,0 +1,320 @@
+// quantized_matmul: every weight type, on every CPU kernel path, against float64 matmuls
+// with the dequantised weights.
+//
+// Tolerances. The op quantises each row of x to 8 bits per block (32 elements for
+// Q8_0..Q5_1, 256 for the K-quants): d = amax / 127, code = round(x * 127 / amax), so each
+// element moves by at most d / 2 (plus an f32 rounding of x * 127 / amax, < 2^-16 * d).
+// 1. Against the exact x the error of an output is at most sum_k |w_k| * d(k) / 2, d(k) the
+//    scale of k's activation block; we allow that times 1.001 plus the f32 rounding bound of
+//    check 2. This holds for any input, but it is loose (the real error is a random walk).
+// 2. Against x quantised here in f32 exactly as documented (xq = d * code), only f32
+//    rounding remains: each block adds a few rounded products and sums, each off by at most
+//    2^-24 of a partial sum bounded by S = sum_k (|w_k| + max|w| of k's weight block) * |xq_k|
+//    (the max term covers Q4_1-style mins, whose term may cancel the code term). We allow
+//    (4 * K / 32 + 32) * 2^-24 * S. This check is tight: a dropped scale, a swapped nibble
+//    pair or a lost high bit in any block shows up orders of magnitude above it.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "anvil/core/quant.h"
+#include "anvil/ops/quantized_matmul.h"
+#include "cpu/cpu_backend.h"
+#include "support/op_harness.h"
+
+namespace anvil::testing {
+namespace {
+
+const std::vector<DType> kQuantTypes = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
+                                        DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+int64_t block_of(DType dtype) { return dtype_info(dtype).block_elems; }
+// The activation block the op uses for a weight type.
+int64_t act_block_of(DType dtype) { return block_of(dtype) == kQuantSuperBlock ? kQuantSuperBlock : kQuantBlock; }
+
+// K values: 1 block, odd and even block counts, up to 1024.
+std::vector<int64_t> k_values(DType dtype) {
+  if (block_of(dtype) == kQuantSuperBlock) return {256, 768, 1024};
+  return {32, 96, 416, 576, 1024};
+}
+
+// A weight (N, K) quantised to `dtype` from random rows with varied scale and offset (so
+// block mins matter), and its dequantised values.
+struct QuantWeight {
+  Tensor tensor;
+  HostArray values;  // (N, K) dequantised
+};
+
+QuantWeight random_weight(int64_t n, int64_t k, DType dtype, Rng& rng) {
+  std::uniform_real_distribution<float> uniform(-1.0F, 1.0F);
+  QuantWeight weight{Tensor::empty({n, k}, dtype), HostArray{{n, k}, std::vector<double>(static_cast<size_t>(n * k))}};
+  const int64_t row_bytes = dtype_bytes_for(dtype, k);
+  std::vector<float> row(static_cast<size_t>(k));
+  for (int64_t i = 0; i < n; ++i) {
+    const float scale = std::exp2(2.0F * uniform(rng));
+    for (int64_t j = 0; j < k; ++j) {
+      const float offset = (j % 64 == 0) ? 0.5F * uniform(rng) : 0.0F;  // steps between blocks
+      row[static_cast<size_t>(j)] = scale * (uniform(rng) + offset);
+    }
+    auto* blocks = static_cast<uint8_t*>(weight.tensor.raw_data()) + i * row_bytes;
+    quantize_row(dtype, row.data(), blocks, k);
+    dequantize_row(dtype, blocks, row.data(), k);
+    for (int64_t j = 0; j < k; ++j) weight.values[i * k + j] = row[static_cast<size_t>(j)];
+  }
+  return weight;
+}
+
+// x (M, K) f32 with block-to-block scale changes, so per-block activation scales matter.
+HostArray random_x(int64_t m, int64_t k, Rng& rng) {
+  HostArray x = random_array({m, k}, rng, -1.0, 1.0);
+  std::uniform_real_distribution<double> exponent(-3.0, 3.0);
+  for (int64_t start = 0; start < x.numel(); start += kQuantBlock) {
+    const double scale = std::exp2(exponent(rng));
+    for (int64_t i = start; i < start + kQuantBlock; ++i) x[i] *= scale;
+  }
+  round_to(x, DType::F32);
+  return x;
+}
+
+// The documented activation quantisation, in f32: xq = d * code per block.
+struct QuantizedX {
+  HostArray values;     // (M, K) xq
+  HostArray half_step;  // (M, K) d / 2 of the element's block
+};
+
+QuantizedX quantize_x(const HostArray& x, int64_t block) {
+  QuantizedX out{x, x};
+  for (int64_t start = 0; start < x.numel(); start += block) {
+    float amax = 0.0F;
+    for (int64_t i = start; i < start + block; ++i) amax = std::fmax(amax, std::fabs(static_cast<float>(x[i])));
+    const float d = amax / 127.0F;
+    const float inverse = amax > 0.0F ? 127.0F / amax : 0.0F;
+    for (int64_t i = start; i < start + block; ++i) {
+      const float code = std::nearbyint(std::fmin(127.0F, std::fmax(-127.0F, static_cast<float>(x[i]) * inverse)));
+      out.values[i] = static_cast<double>(d) * code;
+      out.half_step[i] = 0.5 * d;
+    }
+  }
+  return out;
+}
+
+// out[m, n] = sum_k w[n, k] * x[m, k] in float64, with per-output bounds from `terms`.
+HostArray matmul_reference(const HostArray& x, const HostArray& w) {
+  const int64_t k = x.shape[1];
+  const int64_t m = x.shape[0];
+  const int64_t n = w.shape[0];
+  HostArray out{{m, n}, std::vector<double>(static_cast<size_t>(m * n))};
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double sum = 0.0;
+      for (int64_t l = 0; l < k; ++l) sum += x[i * k + l] * w[j * k + l];
+      out[i * n + j] = sum;
+    }
+  }
+  return out;
+}
+
+// |w| and, per weight block, max |w| added to each element's |w| (the bound of check 2).
+HostArray abs_weight(const HostArray& w, int64_t block, bool add_block_max) {
+  HostArray out = w;
+  for (int64_t start = 0; start < w.numel(); start += block) {
+    double block_max = 0.0;
+    for (int64_t i = start; i < start + block; ++i) block_max = std::max(block_max, std::abs(w[i]));
+    for (int64_t i = start; i < start + block; ++i) out[i] = std::abs(w[i]) + (add_block_max ? block_max : 0.0);
+  }
+  return out;
+}
+
+HostArray abs_array(HostArray a) {
+  for (double& value : a.values) value = std::abs(value);
+  return a;
+}
+
+void expect_within(const HostArray& got, const HostArray& ref, const HostArray& bound, const std::string& what) {
+  ASSERT_EQ(got.shape, ref.shape) << what;
+  int64_t failures = 0;
+  int64_t worst = -1;
+  double worst_ratio = 0.0;
+  for (int64_t i = 0; i < ref.numel(); ++i) {
+    const double ratio = std::abs(got[i] - ref[i]) / bound[i];
+    if (!(ratio <= 1.0)) {
+      ++failures;
+      if (worst < 0 || !(ratio <= worst_ratio)) {
+        worst = i;
+        worst_ratio = ratio;
+      }
+    }
+  }
+  EXPECT_EQ(failures, 0) << what << ": " << failures << " of " << ref.numel() << " outputs out of bounds; worst at "
+                         << worst << ": got " << (worst >= 0 ? got[worst] : 0.0) << ", expected "
+                         << (worst >= 0 ? ref[worst] : 0.0) << ", bound " << (worst >= 0 ? bound[worst] : 0.0);
+}
+
+// Checks `got` = x @ w^T against both references (see the file comment).
+void check_output(const HostArray& got, const HostArray& x, const QuantWeight& weight, DType dtype,
+                  const std::string& what) {
+  const int64_t k = x.shape[1];
+  const QuantizedX xq = quantize_x(x, act_block_of(dtype));
+  const double rounding = static_cast<double>(4 * k / kQuantBlock + 32) * std::exp2(-24.0);
+  const HostArray rounding_bound =
+      matmul_reference(abs_array(xq.values), abs_weight(weight.values, block_of(dtype), true));
+  HostArray exact_bound = matmul_reference(xq.half_step, abs_weight(weight.values, block_of(dtype), false));
+  HostArray tight_bound = rounding_bound;
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    tight_bound[i] = rounding * rounding_bound[i] + 1e-30;
+    exact_bound[i] = 1.001 * exact_bound[i] + tight_bound[i];
+  }
+  expect_within(got, matmul_reference(x, weight.values), exact_bound, what + " vs exact x");
+  expect_within(got, matmul_reference(xq.values, weight.values), tight_bound, what + " vs quantised x");
+}
+
+// The CPU kernel families this machine can run, each as the features that select it.
+struct KernelPath {
+  std::string name;
+  CpuFeatures features;
+};
+
+std::vector<KernelPath> kernel_paths() {
+  const CpuFeatures detected = CpuFeatures::detect();
+  CpuFeatures scalar;
+  CpuFeatures avx2 = scalar;
+  avx2.avx2 = detected.avx2;
+  avx2.fma = detected.fma;
+  avx2.f16c = detected.f16c;
+  CpuFeatures avx512_plain = detected;
+  avx512_plain.avx512_vnni = false;
+  std::vector<KernelPath> paths = {{"scalar", scalar}};
+  if (best_isa(avx2) == CpuIsa::Avx2) paths.push_back({"avx2", avx2});
+  if (best_isa(detected) == CpuIsa::Avx512) paths.push_back({"avx512", avx512_plain});
+  if (best_isa(detected) == CpuIsa::Avx512 && detected.avx512_vnni) paths.push_back({"avx512_vnni", detected});
+  return paths;
+}
+
+HostArray run_on(cpu::CpuBackend& backend, const HostArray& x, const QuantWeight& weight) {
+  Tensor x_tensor = make_tensor_exact(test_ctx(), x, DType::F32, Device::cpu());
+  Tensor out = Tensor::zeros({x.shape[0], weight.values.shape[0]}, DType::F32);
+  backend.quantized_matmul(out, x_tensor, weight.tensor);
+  return to_host(test_ctx(), out);
+}
+
+TEST(OpQuantizedMatmul, EveryKernelPathMatchesFloat64) {
+  Rng rng(test_seed());
+  ThreadPool pool(2);
+  for (const KernelPath& path : kernel_paths()) {
+    cpu::CpuBackend backend(pool, path.features);
+    for (const DType dtype : kQuantTypes) {
+      for (const int64_t k : k_values(dtype)) {
+        for (const int64_t n : {1, 7, 64}) {
+          for (const int64_t m : {1, 3, 17}) {
+            const std::string label = path.name + " " + case_label(dtype, Device::cpu(), {m, n, k});
+            SCOPED_TRACE(label);
+            const QuantWeight weight = random_weight(n, k, dtype, rng);
+            const HostArray x = random_x(m, k, rng);
+            check_output(run_on(backend, x, weight), x, weight, dtype, label);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(OpQuantizedMatmul, PublicOpMatchesFloat64OnEveryDevice) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const Device device : test_devices(ctx)) {
+    for (const DType dtype : kQuantTypes) {
+      if (!ctx.backend(device).supports(OpKind::QuantizedMatmul, dtype)) continue;
+      const int64_t k = 2 * kQuantSuperBlock;
+      SCOPED_TRACE(case_label(dtype, device, {5, 33, k}));
+      const QuantWeight weight = random_weight(33, k, dtype, rng);
+      HostArray x = random_x(5 * 1, k, rng);
+      x.shape = {1, 5, k};  // leading dims are flattened
+      Tensor x_tensor = make_tensor_exact(ctx, x, DType::F32, device);
+      Tensor weight_tensor = device.is_cpu() ? weight.tensor : ctx.to_device(weight.tensor, device);
+      Tensor out = ctx.empty({1, 5, 33}, DType::F32, device);
+      quantized_matmul(ctx, out, x_tensor, weight_tensor);
+      HostArray got = to_host(ctx, out);
+      got.shape = {5, 33};
+      x.shape = {5, k};
+      check_output(got, x, weight, dtype, "public op");
+    }
+  }
+}
+
+TEST(OpQuantizedMatmul, PlainWeightsMatchFloat64) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const DType dtype : float_dtypes()) {
+    for (const Shape& shape : {Shape{1, 7, 33}, Shape{17, 64, 96}}) {  // (M, N, K)
+      SCOPED_TRACE(case_label(dtype, Device::cpu(), shape));
+      HostArray x = random_array({shape[0], shape[2]}, rng);
+      HostArray w = random_array({shape[1], shape[2]}, rng);
+      Tensor x_tensor = make_tensor(ctx, x, DType::F32, Device::cpu());
+      Tensor w_tensor = make_tensor(ctx, w, dtype, Device::cpu());
+      Tensor out = ctx.empty({shape[0], shape[1]}, DType::F32, Device::cpu());
+      quantized_matmul(ctx, out, x_tensor, w_tensor);
+      expect_close(to_host(ctx, out), matmul_reference(x, w), tolerance_for(DType::F32), "out");
+    }
+  }
+}
+
+// Every output comes from one kernel call whatever the split over threads, and a row's
+// result does not depend on the other rows of the batch: bitwise equal.
+TEST(OpQuantizedMatmul, ResultsDoNotDependOnThreadCountOrBatch) {
+  Rng rng(test_seed());
+  ThreadPool one_thread(1);
+  ThreadPool three_threads(3);
+  for (const KernelPath& path : kernel_paths()) {
+    cpu::CpuBackend serial(one_thread, path.features);
+    cpu::CpuBackend parallel(three_threads, path.features);
+    for (const DType dtype : {DType::Q4_0, DType::Q4_K}) {
+      SCOPED_TRACE(path.name + " " + std::string(dtype_name(dtype)));
+      const QuantWeight weight = random_weight(301, 512, dtype, rng);
+      const HostArray x = random_x(9, 512, rng);
+      const HostArray a = run_on(serial, x, weight);
+      const HostArray b = run_on(parallel, x, weight);
+      EXPECT_EQ(a.values, b.values);
+      const HostArray last_row{{1, 512}, std::vector<double>(x.values.end() - 512, x.values.end())};
+      const HostArray alone = run_on(parallel, last_row, weight);
+      EXPECT_EQ(alone.values, std::vector<double>(a.values.end() - 301, a.values.end()));
+    }
+  }
+}
+
+TEST(OpQuantizedMatmul, RejectsBadArguments) {
+  Ctx& ctx = test_ctx();
+  const Tensor weight = Tensor::zeros({7, 64}, DType::Q4_0);
+  const Tensor x = Tensor::zeros({3, 64}, DType::F32);
+  Tensor out = Tensor::zeros({3, 7}, DType::F32);
+  EXPECT_NO_THROW(quantized_matmul(ctx, out, x, weight));
+  const Tensor x_wrong_k = Tensor::zeros({3, 32}, DType::F32);
+  EXPECT_THROW(quantized_matmul(ctx, out, x_wrong_k, weight), Error);
+  const Tensor x_bf16 = Tensor::zeros({3, 64}, DType::BF16);
+  EXPECT_THROW(quantized_matmul(ctx, out, x_bf16, weight), Error);
+  Tensor out_wrong = Tensor::zeros({3, 8}, DType::F32);
+  EXPECT_THROW(quantized_matmul(ctx, out_wrong, x, weight), Error);
+  Tensor out_bf16 = Tensor::zeros({3, 7}, DType::BF16);
+  EXPECT_THROW(quantized_matmul(ctx, out_bf16, x, weight), Error);
+  const Tensor weight_i8 = Tensor::zeros({7, 64}, DType::I8);
+  EXPECT_THROW(quantized_matmul(ctx, out, x, weight_i8), Error);
+  const Tensor weight_3d = Tensor::zeros({1, 7, 64}, DType::Q4_0);
+  EXPECT_THROW(quantized_matmul(ctx, out, x, weight_3d), Error);
+  // K = 64 is a whole number of Q4_0 blocks but not of Q4_K's 256: such a tensor cannot
+  // even be made, and x with K = 64 against a (7, 256) Q4_K weight is a shape error.
+  EXPECT_THROW((void)Tensor::zeros({7, 64}, DType::Q4_K), Error);
+  const Tensor weight_k = Tensor::zeros({7, 256}, DType::Q4_K);
+  EXPECT_THROW(quantized_matmul(ctx, out, x, weight_k), Error);
+  const Tensor undefined;
+  EXPECT_THROW(quantized_matmul(ctx, out, undefined, weight), Error);
+  const Tensor no_rows = Tensor::zeros({0, 64}, DType::F32);
+  Tensor no_out = Tensor::zeros({0, 7}, DType::F32);
+  EXPECT_NO_THROW(quantized_matmul(ctx, no_out, no_rows, weight));
+  const Tensor no_columns = Tensor::zeros({0, 64}, DType::Q4_0);
+  Tensor out_no_columns = Tensor::zeros({3, 0}, DType::F32);
+  EXPECT_NO_THROW(quantized_matmul(ctx, out_no_columns, x, no_columns));
+}
+
+}  // namespace
+}  // namespace anvil::testing
