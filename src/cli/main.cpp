@@ -1,11 +1,14 @@
-// anvil: the command-line entry point. Subcommands are added as their layers land
-// (generate, chat, serve, train, ...); for now `system` and `demo` show the runtime.
+// anvil: the command-line entry point. One file per subcommand: system and demo (the
+// runtime), info (model files), generate, chat and perplexity (inference).
 #include <CLI/CLI.hpp>
 
 #include <iostream>
 
+#include "chat.h"
 #include "demo.h"
+#include "generate.h"
 #include "info.h"
+#include "perplexity.h"
 
 namespace {
 
@@ -29,11 +32,26 @@ int run(int argc, char** argv) {
   info->add_option("path", info_path, "Model file or folder")->required();
   info->add_flag("--all", all_tensors, "List every tensor");
 
-  CLI11_PARSE(app, argc, argv);
+  anvil::cli::GenerateOptions generate_options;
+  auto* generate = anvil::cli::add_generate_command(app, generate_options);
+  anvil::cli::ChatOptions chat_options;
+  auto* chat = anvil::cli::add_chat_command(app, chat_options);
+  anvil::cli::PerplexityCommandOptions perplexity_options;
+  auto* perplexity = anvil::cli::add_perplexity_command(app, perplexity_options);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // Help and version exit 0; every usage mistake exits 1 (CLI11's own codes vary).
+    return app.exit(error) == 0 ? 0 : 1;
+  }
   try {
     if (*system) return anvil::cli::run_system(threads);
     if (*demo) return anvil::cli::run_demo(demo_options);
     if (*info) return anvil::cli::run_info(info_path, all_tensors);
+    if (*generate) return anvil::cli::run_generate(generate_options);
+    if (*chat) return anvil::cli::run_chat(chat_options);
+    if (*perplexity) return anvil::cli::run_perplexity(perplexity_options);
   } catch (const std::exception& error) {
     std::cerr << "anvil: error: " << error.what() << "\n";
     return 1;

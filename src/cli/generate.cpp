@@ -1,0 +1,57 @@
+// `anvil generate`: tokenizes the prompt (optionally as a chat turn), generates, and
+// streams the text to stdout; timings go to stderr.
+#include "generate.h"
+
+#include <cstdio>
+
+#include "anvil/core/error.h"
+#include "chat_prompt.h"
+#include "loaded_model.h"
+
+namespace anvil::cli {
+
+CLI::App* add_generate_command(CLI::App& app, GenerateOptions& options) {
+  CLI::App* command = app.add_subcommand("generate", "Generate a continuation of a prompt");
+  add_run_options(*command, options.run);
+  command->add_option("-p,--prompt", options.prompt, "The prompt")->required();
+  command->add_flag("--chat", options.chat, "Wrap the prompt in the model's chat template as a user message");
+  command->add_option("--system", options.system, "System message (with --chat)");
+  return command;
+}
+
+int run_generate(const GenerateOptions& options) {
+  Ctx ctx(CtxOptions{options.run.threads});
+  const LoadedModel loaded = load_model(ctx, options.run.model_path);
+  std::vector<int32_t> prompt;
+  if (options.chat) {
+    const ChatPrompt chat(loaded);
+    std::vector<ChatMessage> messages;
+    if (!options.system.empty()) messages.push_back({"system", options.system});
+    messages.push_back({"user", options.prompt});
+    prompt = loaded.tokenizer.encode(chat.render(messages, true));
+  } else {
+    tokenizer::EncodeOptions encode;
+    encode.add_bos = loaded.tokenizer.add_bos_by_default();
+    prompt = loaded.tokenizer.encode(options.prompt, encode);
+  }
+  ANVIL_CHECK(!prompt.empty(), "the prompt is empty");
+
+  infer::Generator generator(ctx, *loaded.model, loaded.tokenizer,
+                             generator_options(options.run, loaded.model->config()));
+  infer::GenerationParams params;
+  params.max_tokens = options.run.max_tokens;
+  params.sampler = options.run.sampler;
+  params.stop_strings = options.run.stop_strings;
+  if (!options.run.ignore_eos) params.stop_tokens = loaded.end_of_generation;
+  const infer::GenerationResult result = generator.generate(prompt, params, [](const infer::TokenEvent& event) {
+    std::fwrite(event.text.data(), 1, event.text.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  });
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  print_stats(result);
+  return 0;
+}
+
+}  // namespace anvil::cli

@@ -1,0 +1,32 @@
+#pragma once
+// Command-line options shared by `generate` and `chat`: sampling and the runtime.
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "anvil/infer/generator.h"
+
+namespace anvil::cli {
+
+struct RunOptions {
+  std::string model_path;
+  int threads = 0;            // 0 = one per core
+  int64_t context_size = 0;   // 0 = min(model context, 4096)
+  int64_t batch_size = 512;   // prefill chunk
+  int64_t max_tokens = 256;
+  bool ignore_eos = false;
+  std::vector<std::string> stop_strings;
+  infer::SamplerParams sampler;
+};
+
+// Adds -m, --threads, --ctx-size, --batch-size, -n, --temperature, --top-k, --top-p,
+// --min-p, --repeat-penalty, --repeat-last-n, --seed, --stop and --ignore-eos to `command`.
+void add_run_options(CLI::App& command, RunOptions& options);
+
+// The generator options for `options` and a model's config.
+infer::GeneratorOptions generator_options(const RunOptions& options, const model::ModelConfig& config);
+
+// Prints the generation statistics line to stderr.
+void print_stats(const infer::GenerationResult& result);
+
+}  // namespace anvil::cli
