@@ -29,8 +29,8 @@ struct Conversation {
 std::string reply(infer::Generator& generator, const LoadedModel& loaded, const ChatPrompt& chat,
                   const Conversation& conversation, const RunOptions& options) {
   const std::vector<int32_t> prompt = loaded.tokenizer.encode(chat.render(conversation.messages, true));
-  ANVIL_CHECK(static_cast<int64_t>(prompt.size()) < generator.context_capacity(), "the conversation (",
-              prompt.size(), " tokens) no longer fits the context of ", generator.context_capacity(),
+  ANVIL_CHECK(static_cast<int64_t>(prompt.size()) < generator.context_capacity(), "the conversation (", prompt.size(),
+              " tokens) no longer fits the context of ", generator.context_capacity(),
               " tokens: /reset to start over, or use a larger --ctx-size");
   infer::GenerationParams params;
   params.max_tokens = options.max_tokens;

@@ -9,7 +9,8 @@ namespace anvil::cli {
 ChatPrompt::ChatPrompt(const LoadedModel& loaded) {
   ANVIL_CHECK(loaded.chat_template.has_value(), "the model has no chat template (run without --chat)");
   const std::string& source = *loaded.chat_template;
-  const bool chatml = source.find("<|im_start|>") != std::string::npos && source.find("<|im_end|>") != std::string::npos;
+  const bool chatml =
+      source.find("<|im_start|>") != std::string::npos && source.find("<|im_end|>") != std::string::npos;
   ANVIL_CHECK(chatml, "the model's chat template is not ChatML, and this build renders only ChatML templates");
   description_ = "ChatML (built in)";
 }

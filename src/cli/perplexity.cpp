@@ -30,11 +30,11 @@ CLI::App* add_perplexity_command(CLI::App& app, PerplexityCommandOptions& option
   command->add_option("-m,--model", options.model_path, "Model: GGUF file, safetensors file or Hugging Face folder")
       ->required();
   command->add_option("-f,--file", options.text_path, "Text file")->required();
-  command->add_option("--threads", options.threads, "Worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  command->add_option("--threads", options.threads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 4096));
   command->add_option("-c,--ctx-size", options.context_size, "Tokens per chunk")->check(CLI::Range(2, 1 << 30));
-  command->add_option("-b,--batch-size", options.batch_size, "Tokens per forward pass")->check(CLI::PositiveNumber);
+  command->add_option("-b,--batch-size", options.batch_size, "Tokens per forward pass")->check(CLI::Range(1, 1 << 30));
   command->add_option("--chunks", options.max_chunks, "Chunks to evaluate at most (0 = all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1 << 30));
   return command;
 }
 

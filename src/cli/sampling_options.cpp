@@ -7,28 +7,32 @@
 
 namespace anvil::cli {
 
+namespace {
+constexpr int64_t kMaxTokens = int64_t{1} << 30;  // bounds for token-count options
+}  // namespace
+
 void add_run_options(CLI::App& command, RunOptions& options) {
   command.add_option("-m,--model", options.model_path, "Model: GGUF file, safetensors file or Hugging Face folder")
       ->required();
-  command.add_option("--threads", options.threads, "Worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  command.add_option("--threads", options.threads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 4096));
   command.add_option("-c,--ctx-size", options.context_size, "Context size in tokens (0 = min(model's, 4096))")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, kMaxTokens));
   command.add_option("-b,--batch-size", options.batch_size, "Prompt tokens per forward pass")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, kMaxTokens));
   command.add_option("-n,--max-tokens", options.max_tokens, "Tokens to generate at most")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, kMaxTokens));
   infer::SamplerParams& sampler = options.sampler;
   command.add_option("--temperature,--temp", sampler.temperature, "Sampling temperature (0 = greedy)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0F, 100.0F));
   command.add_option("--top-k", sampler.top_k, "Keep the k most likely tokens (0 = all)");
   command.add_option("--top-p", sampler.top_p, "Keep the most likely tokens up to this probability (1 = all)")
       ->check(CLI::Range(0.0F, 1.0F));
   command.add_option("--min-p", sampler.min_p, "Drop tokens less likely than min-p times the best (0 = off)")
       ->check(CLI::Range(0.0F, 1.0F));
   command.add_option("--repeat-penalty", sampler.repeat_penalty, "Repetition penalty, llama.cpp style (1 = off)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1e-3F, 100.0F));
   command.add_option("--repeat-last-n", sampler.repeat_last_n, "Tokens of history penalised (0 = none, -1 = all)")
-      ->check(CLI::Range(int64_t{-1}, int64_t{1} << 40));
+      ->check(CLI::Range(int64_t{-1}, kMaxTokens));
   command.add_option("--seed", sampler.seed, "Random seed for sampling");
   command.add_option("--stop", options.stop_strings, "Stop when this text is generated (repeatable)");
   command.add_flag("--ignore-eos", options.ignore_eos, "Keep generating past end-of-sequence tokens");
@@ -47,8 +51,8 @@ void print_stats(const infer::GenerationResult& result) {
                "anvil: prefill %lld tokens in %.3f s (%.1f tokens/s), decode %lld tokens in %.3f s (%.1f tokens/s), "
                "stop: %s\n",
                static_cast<long long>(stats.prefill_tokens), stats.prefill_seconds, stats.prefill_tokens_per_second(),
-               static_cast<long long>(stats.generated_tokens), stats.decode_seconds,
-               stats.decode_tokens_per_second(), infer::stop_reason_name(result.stop_reason));
+               static_cast<long long>(stats.generated_tokens), stats.decode_seconds, stats.decode_tokens_per_second(),
+               infer::stop_reason_name(result.stop_reason));
 }
 
 }  // namespace anvil::cli

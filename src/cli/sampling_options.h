@@ -10,9 +10,9 @@ namespace anvil::cli {
 
 struct RunOptions {
   std::string model_path;
-  int threads = 0;            // 0 = one per core
-  int64_t context_size = 0;   // 0 = min(model context, 4096)
-  int64_t batch_size = 512;   // prefill chunk
+  int threads = 0;           // 0 = one per core
+  int64_t context_size = 0;  // 0 = min(model context, 4096)
+  int64_t batch_size = 512;  // prefill chunk
   int64_t max_tokens = 256;
   bool ignore_eos = false;
   std::vector<std::string> stop_strings;

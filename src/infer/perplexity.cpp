@@ -25,12 +25,12 @@ struct NllSums {
 };
 
 void check_options(const PerplexityOptions& options, const model::ModelConfig& config, size_t num_tokens) {
-  ANVIL_CHECK(options.context_tokens >= 2, "perplexity: the context must be >= 2 tokens, got ",
-              options.context_tokens);
+  ANVIL_CHECK(options.context_tokens >= 2, "perplexity: the context must be >= 2 tokens, got ", options.context_tokens);
   ANVIL_CHECK(options.context_tokens <= config.max_position, "perplexity: context of ", options.context_tokens,
               " tokens is larger than the model's ", config.max_position);
   ANVIL_CHECK(options.first_scored >= 1 && options.first_scored < options.context_tokens,
-              "perplexity: first scored token must be in [1, ", options.context_tokens, "), got ", options.first_scored);
+              "perplexity: first scored token must be in [1, ", options.context_tokens, "), got ",
+              options.first_scored);
   ANVIL_CHECK(options.max_batch_tokens > 0 && options.block_size > 0 && options.max_chunks >= 0,
               "perplexity: batch size and block size must be > 0, max_chunks >= 0");
   ANVIL_CHECK(static_cast<int64_t>(num_tokens) >= options.context_tokens, "perplexity: the text has ", num_tokens,
@@ -70,8 +70,9 @@ void score_chunk(Ctx& ctx, model::CausalLM& model, std::span<const int32_t> chun
   for (int64_t begin = 0; begin < length; begin += options.max_batch_tokens) {
     const int64_t end = std::min(length, begin + options.max_batch_tokens);
     blocks.reserve(sequence, end);
-    model::Batch batch = single_sequence_batch(chunk.subspan(static_cast<size_t>(begin), static_cast<size_t>(end - begin)),
-                                               begin, blocks.block_table(sequence), false);
+    model::Batch batch =
+        single_sequence_batch(chunk.subspan(static_cast<size_t>(begin), static_cast<size_t>(end - begin)), begin,
+                              blocks.block_table(sequence), false);
     for (int64_t row = std::max(begin, options.first_scored - 1); row < std::min(end, length - 1); ++row) {
       batch.logit_rows.push_back(static_cast<int32_t>(row - begin));
     }
