@@ -229,6 +229,7 @@ SNIPPETS = [
     ("string_formatting", "{{ '%s-%d' % ('a', 3) }}|{{ '%s!' % 'x' }}|{{ '%(k)s' % {'k': 'v'} }}|{{ '%.2f' % 3.14159 }}|{{ '%s and %s'|format('a', 'b') }}|{{ '%x' % 255 }}", {}),
     ("globals", "{{ range(4)|list }}|{{ dict(a=1, b='x') }}|{{ namespace(a=1).a }}|{{ strftime_now('%Y-%m-%d %H:%M') }}|{{ strftime_now('%d %b %Y') }}", {}),
     ("undefined_behaviour", "[{{ missing }}][{{ missing|length }}][{{ missing|default('d') }}][{{ missing is defined }}][{% if missing %}t{% else %}f{% endif %}][{{ d.nope }}][{{ missing == missing }}][{{ 'x' in missing }}][{{ missing|string }}][{{ missing|list }}][{{ l[10] }}][{{ missing|trim }}][{{ missing ~ 'x' }}]", {"d": {}, "l": []}),
+    ("jinja_quirks", "{{ 'b,A,c'|title }}|{{ 'hello-world (x)'|title }}|{{ 2|round }}|{{ 1234|round(-2) }}|{{ missing is callable }}|{{ 2.5 is odd }}|{% if [1]|select('gt', 5) %}generator is true{% endif %}|{{ [1, 2]|select|list|length }}|{{ 'abc' % [1] }}|{{ 0|map('upper')|list }}|{{ (1, 2) + (3,) }}|{{ 'x'|wordcount }}{{ 'a b-c 🙂 é'|wordcount }}", {}),
     # Errors (the test expects an anvil::Error; raise_exception's message must appear in it).
     ("error_raise", "{{ raise_exception('custom failure: ' ~ x) }}", {"x": 42}),
     ("error_undefined_attribute", "{{ missing.attr }}", {}),
@@ -242,6 +243,12 @@ SNIPPETS = [
     ("error_slice_step", "{{ [1][::0] }}", {}),
     ("error_tojson_undefined", "{{ missing|tojson }}", {}),
     ("error_range", "{{ range(1000000)|length }}", {}),
+    ("error_generator_length", "{{ [1]|select|length }}", {}),
+    ("error_indent_number", "{{ 5|indent }}", {}),
+    ("error_int_undefined", "{{ missing|int }}", {}),
+    ("error_slice_none", "{{ x[1:] }}", {"x": None}),
+    ("error_unhashable", "{{ [1] in {'a': 1} }}", {}),
+    ("error_format_leftover", "{{ 'ab' % (1, 2) }}", {}),
 ]
 
 

@@ -188,6 +188,9 @@ bool Interpreter::contains(const Value& container, const Value& item, SourcePos 
                          [&](const Value& element) { return equals(element, item, &budget_); });
     case Kind::Dict:
       if (container.dict->is_namespace) break;
+      if (item.kind == Kind::Dict || (item.kind == Kind::List && !item.list->is_tuple)) {
+        fail(pos, "unhashable type: '" + type_name(item) + "'");
+      }
       return item.is_string() && container.dict->find(item.text) != nullptr;
     default:
       break;
@@ -217,7 +220,7 @@ Value Interpreter::get_item(const Value& object, const Value& key, SourcePos pos
     }
     return Value::undefined("'dict object' has no item " + repr(key));
   }
-  if ((object.kind == Kind::List || object.kind == Kind::String) && key.is_integral()) {
+  if ((object.is_sequence() || object.kind == Kind::String) && key.is_integral()) {
     const bool is_list = object.kind == Kind::List;
     std::u32string chars;
     if (!is_list) chars = text::decode(object.text);
@@ -247,7 +250,7 @@ Value Interpreter::eval_slice(const Expr& expr, const ScopePtr& scope) {
   require_defined(object, expr.pos);
   const int64_t step = bounds[2].value_or(1);
   if (step == 0) fail(expr.pos, "slice step cannot be zero");
-  if (object.kind == Kind::List) {
+  if (object.is_sequence()) {
     Value out = Value::new_list({}, object.list->is_tuple);
     const auto& items = object.list->items;
     for (int64_t i : slice_indices(static_cast<int64_t>(items.size()), bounds[0], bounds[1], step)) {
@@ -263,7 +266,8 @@ Value Interpreter::eval_slice(const Expr& expr, const ScopePtr& scope) {
     }
     return Value::from_string(text::encode(out));
   }
-  return Value::undefined("'" + type_name(object) + "' object is not subscriptable");
+  if (object.is_dict()) fail(expr.pos, "unhashable type: 'slice'");
+  fail(expr.pos, "'" + type_name(object) + "' object is not subscriptable");
 }
 
 }  // namespace anvil::tokenizer::jinja

@@ -107,6 +107,7 @@ Value filter_length(Interpreter& in, const Value& value, CallArgs& call, SourceP
     case Kind::String:
       return Value::from_int(static_cast<int64_t>(text::length(value.text)));
     case Kind::List:
+      if (value.list->is_generator) break;
       return Value::from_int(static_cast<int64_t>(value.list->items.size()));
     case Kind::Dict:
       if (!value.dict->is_namespace) return Value::from_int(static_cast<int64_t>(value.dict->entries.size()));
@@ -140,10 +141,25 @@ Value filter_join(Interpreter& in, const Value& value, CallArgs& call, SourcePos
 
 Value filter_first_last(Interpreter& in, const Value& value, CallArgs& call, SourcePos pos, bool last) {
   const ArgBinder args(in, last ? "last" : "first", call, {}, pos);
+  if (last && value.is_generator()) in.fail(pos, "'generator' object is not reversible");
   const std::vector<Value> items = elements(in, value, pos);
   if (items.empty())
     return Value::undefined(std::string("no ") + (last ? "last" : "first") + " item, sequence was empty");
   return last ? items.back() : items.front();
+}
+
+// jinja2's title filter (not str.title): words start after whitespace, '-', '(', '{', '[' or '<'.
+std::string title_words(const std::string& s) {
+  std::string out;
+  bool word_start = true;
+  for (char32_t c : text::decode(s)) {
+    const bool separator = text::is_space(c) || c == '-' || c == '(' || c == '{' || c == '[' || c == '<';
+    std::string one;
+    text::append_utf8(one, c);
+    out += separator ? one : (word_start ? text::upper(one) : text::lower(one));
+    word_start = separator;
+  }
+  return out;
 }
 
 Value filter_string_op(Interpreter& in, const Value& value, CallArgs& call, SourcePos pos, std::string_view name) {
@@ -164,7 +180,7 @@ Value filter_string_op(Interpreter& in, const Value& value, CallArgs& call, Sour
   const std::string s = to_str(value, &in.budget());
   if (name == "upper") return Value::from_string(text::upper(s));
   if (name == "lower") return Value::from_string(text::lower(s));
-  if (name == "title") return Value::from_string(text::title(s));
+  if (name == "title") return Value::from_string(title_words(s));
   if (name == "capitalize") return Value::from_string(text::capitalize(s));
   if (name == "string" || name == "safe") return value.is_string() ? value : Value::from_string(s);
   std::string escaped;
@@ -221,6 +237,7 @@ std::optional<double> parse_float(const std::string& s) {
 }
 
 Value filter_number(Interpreter& in, const Value& value, CallArgs& call, SourcePos pos, bool to_int) {
+  in.require_defined(value, pos);  // int(Undefined) raises in jinja2
   if (to_int) {
     const ArgBinder args(in, "int", call, {"default", "base"}, pos);
     const Value fallback = args.get_or(0, Value::from_int(0));
@@ -251,6 +268,11 @@ Value filter_round(Interpreter& in, const Value& value, CallArgs& call, SourcePo
   const int64_t precision = std::clamp<int64_t>(args.get_int(0, 0), -300, 300);
   const std::string method = args.get_string(1, "common");
   const double x = value.as_double();
+  if (method == "common" && value.is_integral()) {  // Python's round(int, n) stays an int
+    if (precision >= 0) return Value::from_int(value.as_int());
+    const double scale = std::pow(10.0, static_cast<double>(-precision));
+    return Value::from_int(static_cast<int64_t>(std::nearbyint(x / scale) * scale));
+  }
   if (method == "ceil" || method == "floor") {
     const double scale = std::pow(10.0, static_cast<double>(precision));
     const double scaled = x * scale;
@@ -269,7 +291,7 @@ Value filter_round(Interpreter& in, const Value& value, CallArgs& call, SourcePo
 
 Value filter_items(Interpreter& in, const Value& value, CallArgs& call, SourcePos pos) {
   const ArgBinder args(in, "items", call, {}, pos);
-  Value out = Value::new_list();
+  Value out = Value::new_generator({});
   if (value.is_undefined()) return out;
   if (!value.is_dict()) in.fail(pos, "can only get item pairs from a mapping");
   for (const auto& [key, item] : value.dict->entries) {
@@ -314,7 +336,7 @@ Value filter_sort(Interpreter& in, const Value& value, CallArgs& call, SourcePos
 
 Value filter_unique(Interpreter& in, const Value& value, CallArgs& call, SourcePos pos) {
   const ArgBinder args(in, "unique", call, {"case_sensitive", "attribute"}, pos);
-  Value out = Value::new_list();
+  Value out = Value::new_generator({});
   std::vector<Value> seen;
   for (const Value& item : elements(in, value, pos)) {
     Value key = sort_key(in, item, args.get(1), args.get_bool(0, false), pos);
@@ -356,6 +378,8 @@ Value filter_sum(Interpreter& in, const Value& value, CallArgs& call, SourcePos 
 
 Value filter_indent(Interpreter& in, const Value& value, CallArgs& call, SourcePos pos) {
   const ArgBinder args(in, "indent", call, {"width", "first", "blank"}, pos);
+  in.require_defined(value, pos);
+  if (!value.is_string()) in.fail(pos, "indent: expected a string, got " + type_name(value));
   const Value width = args.get_or(0, Value::from_int(4));
   const std::string indentation =
       width.is_string() ? width.text
@@ -388,7 +412,8 @@ Value filter_select(Interpreter& in, const Value& value, CallArgs& call, SourceP
   CallArgs test_args;
   test_args.positional.assign(call.positional.begin() + static_cast<std::ptrdiff_t>(next), call.positional.end());
   test_args.keyword = call.keyword;
-  Value out = Value::new_list();
+  Value out = Value::new_generator({});
+  if (!truthy(value)) return out;  // jinja2 skips falsy inputs without iterating them
   for (const Value& item : elements(in, value, pos)) {
     const Value subject = by_attribute ? lookup_path(in, item, attribute, pos) : item;
     CallArgs args = test_args;
@@ -399,8 +424,8 @@ Value filter_select(Interpreter& in, const Value& value, CallArgs& call, SourceP
 }
 
 Value filter_map(Interpreter& in, const Value& value, CallArgs& call, SourcePos pos) {
-  Value out = Value::new_list();
-  const std::vector<Value> items = elements(in, value, pos);
+  Value out = Value::new_generator({});
+  const std::vector<Value> items = truthy(value) ? elements(in, value, pos) : std::vector<Value>{};
   if (call.positional.empty()) {
     const ArgBinder args(in, "map", call, {"attribute", "default"}, pos);
     if (!args.get(0)) in.fail(pos, "map() needs a filter name or attribute=");
@@ -439,6 +464,7 @@ Value filter_sequence(Interpreter& in, const Value& value, CallArgs& call, Sourc
       return Value::from_string(text::encode(chars));
     }
     std::reverse(items.begin(), items.end());
+    return Value::new_generator(std::move(items));
   }
   return Value::new_list(std::move(items));
 }
@@ -461,8 +487,9 @@ Value filter_misc(Interpreter& in, const Value& value, CallArgs& call, SourcePos
   int64_t words = 0;
   bool in_word = false;
   for (char32_t c : text::decode(to_str(value, &in.budget()))) {
-    const bool word_char = c == '_' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                           (c >= 0x80 && !text::is_space(c));
+    std::string one;
+    text::append_utf8(one, c);
+    const bool word_char = c == '_' || text::all_of_class(one, "alnum");  // Python's \w
     if (word_char && !in_word) ++words;
     in_word = word_char;
   }
@@ -598,16 +625,17 @@ bool apply_test(Interpreter& in, std::string_view name, const Value& value, Call
   if (name == "string") return kind == Kind::String;
   if (name == "mapping") return value.is_dict();
   if (name == "sequence" || name == "iterable") {
+    if (value.is_generator()) return name == "iterable";
     return kind == Kind::Undefined || kind == Kind::String || kind == Kind::List || value.is_dict();
   }
-  if (name == "callable") return kind == Kind::Function;
+  if (name == "callable") return kind == Kind::Function || kind == Kind::Undefined;  // Undefined has __call__
   if (name == "escaped") return false;
   if (name == "lower" || name == "upper") return text::all_of_class(to_str(value), name);
   if (name == "filter") return value.is_string() && is_known_filter(value.text);
   if (name == "test") return value.is_string() && is_known_test(value.text);
   if (name == "odd" || name == "even") {
     const Value remainder = binary_arithmetic(in, BinaryOp::Modulo, value, Value::from_int(2), pos);
-    return truthy(remainder) == (name == "odd");
+    return equals(remainder, Value::from_int(name == "odd" ? 1 : 0));
   }
   const Value other = args.get_or(0, Value::undefined("test '" + std::string(name) + "' needs an argument"));
   if (name == "divisibleby") return !truthy(binary_arithmetic(in, BinaryOp::Modulo, value, other, pos));

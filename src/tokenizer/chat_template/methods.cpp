@@ -76,7 +76,7 @@ Value str_replace(Interpreter& in, const Value& self, CallArgs& call, SourcePos 
 Value str_join(Interpreter& in, const Value& self, CallArgs& call, SourcePos pos) {
   const ArgBinder args(in, "join", call, {"iterable"}, pos);
   const Value items = args.get_or(0, Value::undefined());
-  if (!items.is_list()) in.fail(pos, "can only join a list of strings");
+  if (!items.is_list()) in.fail(pos, "can only join an iterable of strings");
   std::string out;
   for (size_t i = 0; i < items.list->items.size(); ++i) {
     const Value& item = items.list->items[i];
@@ -323,7 +323,7 @@ std::optional<Value> bound_method(const Value& receiver, const std::string& name
   Value (*dispatch)(Interpreter&, const std::string&, const Value&, CallArgs&, SourcePos) = nullptr;
   if (receiver.is_string() && listed(kStrMethods, name)) dispatch = str_method;
   if (receiver.is_dict() && listed(kDictMethods, name)) dispatch = dict_method;
-  if (receiver.is_list() && listed(kListMethods, name)) dispatch = list_method;
+  if (receiver.is_sequence() && listed(kListMethods, name)) dispatch = list_method;
   if (dispatch == nullptr) return std::nullopt;
   return Value::new_function(name, [dispatch, receiver, name](Interpreter& in, CallArgs& args, SourcePos pos) {
     return dispatch(in, name, receiver, args, pos);

@@ -157,15 +157,15 @@ Value binary_arithmetic(Interpreter& interpreter, BinaryOp op, const Value& left
   }
   if (op == BinaryOp::Add) {
     if ((left.is_string() && right.is_string()) ||
-        (left.is_list() && right.is_list() && left.list->is_tuple == right.list->is_tuple)) {
+        (left.is_sequence() && right.is_sequence() && left.list->is_tuple == right.list->is_tuple)) {
       return concatenate(interpreter, left, right, pos);
     }
   }
   if (op == BinaryOp::Multiply) {
-    if ((left.is_string() || left.is_list()) && right.is_integral()) {
+    if ((left.is_string() || left.is_sequence()) && right.is_integral()) {
       return repeat(interpreter, left, right.as_int(), pos);
     }
-    if (left.is_integral() && (right.is_string() || right.is_list())) {
+    if (left.is_integral() && (right.is_string() || right.is_sequence())) {
       return repeat(interpreter, right, left.as_int(), pos);
     }
   }
@@ -234,7 +234,9 @@ std::string percent_format(Interpreter& interpreter, const std::string& format, 
     }
     interpreter.check_size(out.size(), pos);
   }
-  if (next_arg < positional.size() && !args.is_dict()) {
+  // Python treats any non-tuple argument with __getitem__ (list, dict) as a mapping: no leftovers check.
+  const bool mapping_like = args.is_dict() || (args.is_list() && !args.list->is_tuple);
+  if (next_arg < positional.size() && !mapping_like) {
     interpreter.fail(pos, "not all arguments converted during string formatting");
   }
   return out;

@@ -74,6 +74,10 @@ void repr_string(std::string& out, const std::string& s) {
 void repr_into(std::string& out, const Value& value, Budget* budget, int depth);
 
 void repr_items(std::string& out, const Value& value, Budget* budget, int depth) {
+  if (value.kind == Kind::List && value.list->is_generator) {
+    out += "<generator object>";
+    return;
+  }
   if (value.kind == Kind::List) {
     const bool tuple = value.list->is_tuple;
     out.push_back(tuple ? '(' : '[');
@@ -148,6 +152,7 @@ bool equals_at(const Value& a, const Value& b, Budget* budget, int depth) {
       return a.text == b.text;
     case Kind::List: {
       if (a.list == b.list) return true;
+      if (a.list->is_generator || b.list->is_generator) return false;
       if (a.list->is_tuple != b.list->is_tuple || a.list->items.size() != b.list->items.size()) return false;
       for (size_t i = 0; i < a.list->items.size(); ++i) {
         if (!equals_at(a.list->items[i], b.list->items[i], budget, depth + 1)) return false;
@@ -181,7 +186,7 @@ std::optional<int> compare_at(const Value& a, const Value& b, Budget* budget, in
     return x < y ? -1 : (x > y ? 1 : 0);
   }
   if (a.is_string() && b.is_string()) return a.text.compare(b.text) < 0 ? -1 : (a.text == b.text ? 0 : 1);
-  if (a.is_list() && b.is_list() && a.list->is_tuple == b.list->is_tuple) {
+  if (a.is_sequence() && b.is_sequence() && a.list->is_tuple == b.list->is_tuple) {
     const auto& x = a.list->items;
     const auto& y = b.list->items;
     for (size_t i = 0; i < std::min(x.size(), y.size()); ++i) {
@@ -337,6 +342,8 @@ void dump_at(std::string& out, const Value& value, const JsonFormat& format, Bud
       json_string(out, value.text, format.ensure_ascii);
       break;
     case Kind::List:
+      if (value.list->is_generator)
+        throw make_error("chat template: Object of type generator is not JSON serializable");
       dump_list(out, value, format, budget, depth);
       break;
     case Kind::Dict:
@@ -427,6 +434,12 @@ Value Value::new_list(std::vector<Value> items, bool is_tuple) {
   return value;
 }
 
+Value Value::new_generator(std::vector<Value> items) {
+  Value value = new_list(std::move(items));
+  value.list->is_generator = true;
+  return value;
+}
+
 Value Value::new_dict() {
   Value value;
   value.kind = Kind::Dict;
@@ -459,7 +472,7 @@ std::string type_name(const Value& value) {
     case Kind::String:
       return "str";
     case Kind::List:
-      return value.list->is_tuple ? "tuple" : "list";
+      return value.list->is_generator ? "generator" : (value.list->is_tuple ? "tuple" : "list");
     case Kind::Dict:
       return value.dict->is_namespace ? "Namespace" : "dict";
     case Kind::Function:
@@ -482,7 +495,7 @@ bool truthy(const Value& value) {
     case Kind::String:
       return !value.text.empty();
     case Kind::List:
-      return !value.list->items.empty();
+      return value.list->is_generator || !value.list->items.empty();
     case Kind::Dict:
       return value.dict->is_namespace || !value.dict->entries.empty();
     case Kind::Function:

@@ -28,6 +28,9 @@ struct SourcePos {
 struct ListData {
   std::vector<Value> items;
   bool is_tuple = false;  // only changes how it prints: (1, 2) instead of [1, 2]
+  // The lazy result of select/map/unique/reverse/items in jinja2 (a Python generator): always
+  // true, no len(), not subscriptable, not JSON serialisable; iterating it works.
+  bool is_generator = false;
 };
 
 struct DictData {
@@ -65,6 +68,7 @@ struct Value {
   static Value from_float(double value);
   static Value from_string(std::string value);
   static Value new_list(std::vector<Value> items = {}, bool is_tuple = false);
+  static Value new_generator(std::vector<Value> items);
   static Value new_dict();
   static Value new_function(std::string name, std::function<Value(Interpreter&, CallArgs&, SourcePos)> call);
 
@@ -72,6 +76,9 @@ struct Value {
   [[nodiscard]] bool is_none() const { return kind == Kind::None; }
   [[nodiscard]] bool is_string() const { return kind == Kind::String; }
   [[nodiscard]] bool is_list() const { return kind == Kind::List; }
+  [[nodiscard]] bool is_generator() const { return kind == Kind::List && list->is_generator; }
+  // A real list or tuple (not a generator).
+  [[nodiscard]] bool is_sequence() const { return kind == Kind::List && !list->is_generator; }
   [[nodiscard]] bool is_dict() const { return kind == Kind::Dict && !dict->is_namespace; }
   [[nodiscard]] bool is_namespace() const { return kind == Kind::Dict && dict->is_namespace; }
   // int or bool (Python's bool is an int).
