@@ -1,6 +1,7 @@
 #include "interpreter.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "anvil/core/error.h"
 #include "builtins.h"
@@ -10,21 +11,47 @@ namespace anvil::tokenizer::jinja {
 namespace {
 
 constexpr int64_t kMaxNamespaceNodes = 1'000'000;  // elements reachable from a value stored in a namespace
+constexpr int kMaxNamespaceDepth = 200;            // its nesting (printing it recurses that deep)
 
-// True when `value` reaches `target` (a cycle if stored into it); counts the nodes visited.
-bool reaches(const Value& value, const DictData* target, int depth, int64_t& nodes) {
-  if (++nodes > kMaxNamespaceNodes || depth > 200) throw make_error("value stored in a namespace is too large");
+// Whether `value` reaches the namespace `target` (storing it there would make a cycle), or
+// nullopt when the value is too large or deep to tell; `nodes` counts the elements visited.
+std::optional<bool> reaches(const Value& value, const DictData* target, int depth, int64_t& nodes) {
+  if (++nodes > kMaxNamespaceNodes || depth > kMaxNamespaceDepth) return std::nullopt;
+  if (value.kind == Kind::Dict && value.dict.get() == target) return true;
+  std::vector<const Value*> children;
   if (value.kind == Kind::Dict) {
-    if (value.dict.get() == target) return true;
-    for (const auto& entry : value.dict->entries) {
-      if (reaches(entry.second, target, depth + 1, nodes)) return true;
-    }
+    for (const auto& entry : value.dict->entries) children.push_back(&entry.second);
   } else if (value.kind == Kind::List) {
-    for (const Value& item : value.list->items) {
-      if (reaches(item, target, depth + 1, nodes)) return true;
-    }
+    for (const Value& item : value.list->items) children.push_back(&item);
+  }
+  for (const Value* child : children) {
+    const std::optional<bool> found = reaches(*child, target, depth + 1, nodes);
+    if (!found || *found) return found;
   }
   return false;
+}
+
+// jinja2's `loop` variable for iteration `i` of `items`.
+Value loop_info(const std::vector<Value>& items, int64_t i) {
+  const auto length = static_cast<int64_t>(items.size());
+  Value loop = Value::new_dict();
+  DictData& info = *loop.dict;
+  info.set("index", Value::from_int(i + 1));
+  info.set("index0", Value::from_int(i));
+  info.set("revindex", Value::from_int(length - i));
+  info.set("revindex0", Value::from_int(length - i - 1));
+  info.set("first", Value::from_bool(i == 0));
+  info.set("last", Value::from_bool(i == length - 1));
+  info.set("length", Value::from_int(length));
+  info.set("depth", Value::from_int(1));
+  info.set("depth0", Value::from_int(0));
+  if (i > 0) info.set("previtem", items[static_cast<size_t>(i - 1)]);
+  if (i + 1 < length) info.set("nextitem", items[static_cast<size_t>(i + 1)]);
+  info.set("cycle", Value::new_function("cycle", [i](Interpreter& interpreter, CallArgs& args, SourcePos pos) {
+             if (args.positional.empty()) interpreter.fail(pos, "no items for cycling given");
+             return args.positional[static_cast<size_t>(i) % args.positional.size()];
+           }));
+  return loop;
 }
 
 }  // namespace
@@ -213,24 +240,7 @@ Interpreter::Flow Interpreter::exec_for(const Stmt& stmt, const ScopePtr& scope)
     budget_.charge();
     auto inner = std::make_shared<Scope>(scope);
     assign(stmt.names, items[static_cast<size_t>(i)], *inner, stmt.pos);
-    Value loop = Value::new_dict();
-    DictData& info = *loop.dict;
-    info.set("index", Value::from_int(i + 1));
-    info.set("index0", Value::from_int(i));
-    info.set("revindex", Value::from_int(length - i));
-    info.set("revindex0", Value::from_int(length - i - 1));
-    info.set("first", Value::from_bool(i == 0));
-    info.set("last", Value::from_bool(i == length - 1));
-    info.set("length", Value::from_int(length));
-    info.set("depth", Value::from_int(1));
-    info.set("depth0", Value::from_int(0));
-    if (i > 0) info.set("previtem", items[static_cast<size_t>(i - 1)]);
-    if (i + 1 < length) info.set("nextitem", items[static_cast<size_t>(i + 1)]);
-    info.set("cycle", Value::new_function("cycle", [i](Interpreter& interpreter, CallArgs& args, SourcePos pos) {
-               if (args.positional.empty()) interpreter.fail(pos, "no items for cycling given");
-               return args.positional[static_cast<size_t>(i) % args.positional.size()];
-             }));
-    inner->set("loop", std::move(loop));
+    inner->set("loop", loop_info(items, i));
     if (exec(stmt.bodies[0], inner) == Flow::Break) break;
   }
   if (length == 0 && stmt.has_else) exec(stmt.bodies[1], std::make_shared<Scope>(scope));
@@ -243,12 +253,9 @@ void Interpreter::set_namespace_attr(const Stmt& stmt, const Value& value, const
     fail(stmt.pos, "cannot assign attribute on non-namespace object '" + stmt.names[0] + "'");
   }
   int64_t nodes = 0;
-  try {
-    if (reaches(value, target->dict.get(), 0, nodes)) fail(stmt.pos, "cannot store a namespace inside itself");
-  } catch (const Error& error) {
-    if (std::string(error.what()).find("chat template error") == 0) throw;
-    fail(stmt.pos, error.what());
-  }
+  const std::optional<bool> cycle = reaches(value, target->dict.get(), 0, nodes);
+  if (!cycle) fail(stmt.pos, "value stored in a namespace is too large or too deeply nested");
+  if (*cycle) fail(stmt.pos, "cannot store a namespace inside itself");
   budget_.charge(nodes);
   target->dict->set(stmt.text, value);
 }
