@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 
 LLAMA_CPP_PYTHON_VERSION=0.3.36
 VENV_PYTHON=.venv/bin/python
+JOBS=${MAX_JOBS:-2}
 
 if [[ ! -x $VENV_PYTHON ]]; then
   echo "setup_reference: no .venv; run scripts/setup.sh first" >&2
@@ -28,7 +29,7 @@ start_s=$(date +%s)
 CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF \
 -DLLAVA_BUILD=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
 -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF" \
-  CMAKE_BUILD_PARALLEL_LEVEL=${MAX_JOBS:-2} MAX_JOBS=${MAX_JOBS:-2} \
+  CMAKE_BUILD_PARALLEL_LEVEL=$JOBS \
   "$VENV_PYTHON" -m pip install -q --disable-pip-version-check \
   "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
 "$VENV_PYTHON" -c "import llama_cpp" # fail here, not later, when the build is broken
