@@ -95,3 +95,35 @@ Tensor WeightReader::vector(const std::string& name, int64_t length) const {
 }
 
 }  // namespace anvil::model
+
+namespace anvil::model {
+
+LayerWeights read_llama_layer(const WeightReader& reader, const ModelConfig& config, const std::string& prefix,
+                              const LlamaLayerNames& names) {
+  const int64_t c = config.hidden_size;
+  const int64_t q_dim = config.num_heads * config.head_dim;
+  const int64_t kv_dim = config.num_kv_heads * config.head_dim;
+  const int64_t f = config.intermediate_size;
+  LayerWeights layer;
+  layer.attn_norm = reader.vector(prefix + names.attn_norm, c);
+  layer.wq = reader.matrix(prefix + names.q, q_dim, c);
+  layer.wk = reader.matrix(prefix + names.k, kv_dim, c);
+  layer.wv = reader.matrix(prefix + names.v, kv_dim, c);
+  layer.wo = reader.matrix(prefix + names.o, c, q_dim);
+  if (config.qkv_bias) {
+    layer.bq = reader.vector(prefix + names.q_bias, q_dim);
+    layer.bk = reader.vector(prefix + names.k_bias, kv_dim);
+    layer.bv = reader.vector(prefix + names.v_bias, kv_dim);
+  }
+  if (config.qk_norm) {
+    layer.q_norm = reader.vector(prefix + names.q_norm, config.head_dim);
+    layer.k_norm = reader.vector(prefix + names.k_norm, config.head_dim);
+  }
+  layer.ffn_norm = reader.vector(prefix + names.ffn_norm, c);
+  layer.w_gate = reader.matrix(prefix + names.gate, f, c);
+  layer.w_up = reader.matrix(prefix + names.up, f, c);
+  layer.w_down = reader.matrix(prefix + names.down, c, f);
+  return layer;
+}
+
+}  // namespace anvil::model

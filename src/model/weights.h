@@ -79,4 +79,26 @@ class WeightReader {
   const WeightSource& source_;
 };
 
+// The per-layer tensor names of one checkpoint format, relative to the layer prefix.
+struct LlamaLayerNames {
+  const char* attn_norm;
+  const char* q;
+  const char* k;
+  const char* v;
+  const char* o;
+  const char* q_bias;
+  const char* k_bias;
+  const char* v_bias;
+  const char* q_norm;
+  const char* k_norm;
+  const char* ffn_norm;
+  const char* gate;
+  const char* up;
+  const char* down;
+};
+
+// Reads one Llama-family layer (optional QKV bias and q/k norm per `config`).
+LayerWeights read_llama_layer(const WeightReader& reader, const ModelConfig& config, const std::string& prefix,
+                              const LlamaLayerNames& names);
+
 }  // namespace anvil::model

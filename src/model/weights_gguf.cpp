@@ -9,30 +9,12 @@ namespace anvil::model {
 namespace {
 
 LayerWeights llama_layer(const WeightReader& reader, const ModelConfig& config, const std::string& prefix) {
-  const int64_t c = config.hidden_size;
-  const int64_t q_dim = config.num_heads * config.head_dim;
-  const int64_t kv_dim = config.num_kv_heads * config.head_dim;
-  const int64_t f = config.intermediate_size;
-  LayerWeights layer;
-  layer.attn_norm = reader.vector(prefix + "attn_norm.weight", c);
-  layer.wq = reader.matrix(prefix + "attn_q.weight", q_dim, c);
-  layer.wk = reader.matrix(prefix + "attn_k.weight", kv_dim, c);
-  layer.wv = reader.matrix(prefix + "attn_v.weight", kv_dim, c);
-  layer.wo = reader.matrix(prefix + "attn_output.weight", c, q_dim);
-  if (config.qkv_bias) {
-    layer.bq = reader.vector(prefix + "attn_q.bias", q_dim);
-    layer.bk = reader.vector(prefix + "attn_k.bias", kv_dim);
-    layer.bv = reader.vector(prefix + "attn_v.bias", kv_dim);
-  }
-  if (config.qk_norm) {
-    layer.q_norm = reader.vector(prefix + "attn_q_norm.weight", config.head_dim);
-    layer.k_norm = reader.vector(prefix + "attn_k_norm.weight", config.head_dim);
-  }
-  layer.ffn_norm = reader.vector(prefix + "ffn_norm.weight", c);
-  layer.w_gate = reader.matrix(prefix + "ffn_gate.weight", f, c);
-  layer.w_up = reader.matrix(prefix + "ffn_up.weight", f, c);
-  layer.w_down = reader.matrix(prefix + "ffn_down.weight", c, f);
-  return layer;
+  // llama.cpp's names.
+  static constexpr LlamaLayerNames kNames = {
+      "attn_norm.weight", "attn_q.weight",   "attn_k.weight", "attn_v.weight",      "attn_output.weight",
+      "attn_q.bias",      "attn_k.bias",     "attn_v.bias",   "attn_q_norm.weight", "attn_k_norm.weight",
+      "ffn_norm.weight",  "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"};
+  return read_llama_layer(reader, config, prefix, kNames);
 }
 
 // GPT-2 keeps Q, K and V fused in attn_qkv (3C, C) (llama.cpp transposed HF's Conv1D

@@ -9,30 +9,22 @@ namespace anvil::model {
 namespace {
 
 LayerWeights llama_layer(const WeightReader& reader, const ModelConfig& config, const std::string& prefix) {
-  const int64_t c = config.hidden_size;
-  const int64_t q_dim = config.num_heads * config.head_dim;
-  const int64_t kv_dim = config.num_kv_heads * config.head_dim;
-  const int64_t f = config.intermediate_size;
-  LayerWeights layer;
-  layer.attn_norm = reader.vector(prefix + "input_layernorm.weight", c);
-  layer.wq = reader.matrix(prefix + "self_attn.q_proj.weight", q_dim, c);
-  layer.wk = reader.matrix(prefix + "self_attn.k_proj.weight", kv_dim, c);
-  layer.wv = reader.matrix(prefix + "self_attn.v_proj.weight", kv_dim, c);
-  layer.wo = reader.matrix(prefix + "self_attn.o_proj.weight", c, q_dim);
-  if (config.qkv_bias) {
-    layer.bq = reader.vector(prefix + "self_attn.q_proj.bias", q_dim);
-    layer.bk = reader.vector(prefix + "self_attn.k_proj.bias", kv_dim);
-    layer.bv = reader.vector(prefix + "self_attn.v_proj.bias", kv_dim);
-  }
-  if (config.qk_norm) {
-    layer.q_norm = reader.vector(prefix + "self_attn.q_norm.weight", config.head_dim);
-    layer.k_norm = reader.vector(prefix + "self_attn.k_norm.weight", config.head_dim);
-  }
-  layer.ffn_norm = reader.vector(prefix + "post_attention_layernorm.weight", c);
-  layer.w_gate = reader.matrix(prefix + "mlp.gate_proj.weight", f, c);
-  layer.w_up = reader.matrix(prefix + "mlp.up_proj.weight", f, c);
-  layer.w_down = reader.matrix(prefix + "mlp.down_proj.weight", c, f);
-  return layer;
+  // Hugging Face's names.
+  static constexpr LlamaLayerNames kNames = {"input_layernorm.weight",
+                                             "self_attn.q_proj.weight",
+                                             "self_attn.k_proj.weight",
+                                             "self_attn.v_proj.weight",
+                                             "self_attn.o_proj.weight",
+                                             "self_attn.q_proj.bias",
+                                             "self_attn.k_proj.bias",
+                                             "self_attn.v_proj.bias",
+                                             "self_attn.q_norm.weight",
+                                             "self_attn.k_norm.weight",
+                                             "post_attention_layernorm.weight",
+                                             "mlp.gate_proj.weight",
+                                             "mlp.up_proj.weight",
+                                             "mlp.down_proj.weight"};
+  return read_llama_layer(reader, config, prefix, kNames);
 }
 
 // HF GPT-2 uses Conv1D layers whose weights are stored (in, out); the forward wants

