@@ -62,7 +62,7 @@ int run_chat(const ChatOptions& options) {
   const ChatPrompt chat(loaded);
   infer::Generator generator(ctx, *loaded.model, loaded.tokenizer,
                              generator_options(options.run, loaded.model->config()));
-  std::fprintf(stderr, "anvil: chat template: %s; %s\n", chat.description().c_str(), kHelp);
+  std::fprintf(stderr, "anvil: %s\n", kHelp);
   Conversation conversation{{}, options.system};
   conversation.reset();
   std::string line;

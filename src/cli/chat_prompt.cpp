@@ -1,27 +1,33 @@
-// ChatPrompt: until the Jinja engine is in, templates detected as ChatML are rendered by
-// a built-in ChatML formatter; any other template is a clear error.
+// ChatPrompt: the model's Jinja chat template, rendered as transformers' apply_chat_template
+// does (with the tokenizer's BOS and EOS token text).
 #include "chat_prompt.h"
 
 #include "anvil/core/error.h"
 
 namespace anvil::cli {
+namespace {
 
-ChatPrompt::ChatPrompt(const LoadedModel& loaded) {
-  ANVIL_CHECK(loaded.chat_template.has_value(), "the model has no chat template (run without --chat)");
-  const std::string& source = *loaded.chat_template;
-  const bool chatml =
-      source.find("<|im_start|>") != std::string::npos && source.find("<|im_end|>") != std::string::npos;
-  ANVIL_CHECK(chatml, "the model's chat template is not ChatML, and this build renders only ChatML templates");
-  description_ = "ChatML (built in)";
+std::string token_text(const tokenizer::BpeTokenizer& tokenizer, std::optional<int32_t> id) {
+  return id ? std::string(tokenizer.token_bytes(*id)) : std::string();
 }
 
+}  // namespace
+
+ChatPrompt::ChatPrompt(const LoadedModel& loaded)
+    : template_(loaded.chat_template ? *loaded.chat_template
+                                     : throw make_error("the model has no chat template (run without --chat)")),
+      bos_token_(token_text(loaded.tokenizer, loaded.tokenizer.bos_id())),
+      eos_token_(token_text(loaded.tokenizer, loaded.tokenizer.eos_id())) {}
+
 std::string ChatPrompt::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
-  std::string text;
+  tokenizer::ChatTemplateInputs inputs;
   for (const ChatMessage& message : messages) {
-    text += "<|im_start|>" + message.role + "\n" + message.content + "<|im_end|>\n";
+    inputs.messages.push_back({{"role", message.role}, {"content", message.content}});
   }
-  if (add_generation_prompt) text += "<|im_start|>assistant\n";
-  return text;
+  inputs.add_generation_prompt = add_generation_prompt;
+  inputs.bos_token = bos_token_;
+  inputs.eos_token = eos_token_;
+  return template_.apply(inputs);
 }
 
 }  // namespace anvil::cli

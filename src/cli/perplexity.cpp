@@ -1,5 +1,6 @@
-// `anvil perplexity`: non-overlapping chunks of --ctx-size tokens, every token after the
-// first of each chunk scored (see infer/perplexity.h).
+// `anvil perplexity`: the method of docs/reference.md (non-overlapping chunks of --ctx-size
+// tokens, the last may be shorter, every token after a chunk's first scored); --second-half
+// gives what llama.cpp's llama-perplexity tool prints instead (see infer/perplexity.h).
 #include "perplexity.h"
 
 #include <cstdio>
@@ -35,6 +36,8 @@ CLI::App* add_perplexity_command(CLI::App& app, PerplexityCommandOptions& option
   command->add_option("-b,--batch-size", options.batch_size, "Tokens per forward pass")->check(CLI::Range(1, 1 << 30));
   command->add_option("--chunks", options.max_chunks, "Chunks to evaluate at most (0 = all)")
       ->check(CLI::Range(0, 1 << 30));
+  command->add_flag("--second-half", options.second_half,
+                    "Score only the second half of each whole chunk (llama.cpp's llama-perplexity tool)");
   return command;
 }
 
@@ -50,13 +53,17 @@ int run_perplexity(const PerplexityCommandOptions& options) {
   perplexity.context_tokens = options.context_size;
   perplexity.max_batch_tokens = options.batch_size;
   perplexity.max_chunks = options.max_chunks;
+  if (options.second_half) {
+    perplexity.first_scored = options.context_size / 2 + 1;
+    perplexity.partial_last_chunk = false;
+  }
   std::fprintf(stderr, "anvil: %zu tokens; chunks of %lld tokens\n", tokens.size(),
                static_cast<long long>(options.context_size));
   const infer::PerplexityResult result = infer::evaluate_perplexity(
       ctx, *loaded.model, tokens, perplexity, [](const infer::PerplexityResult& so_far, int64_t total_chunks) {
         std::fprintf(stderr, "[%lld/%lld] ppl %.4f (%.1f s, %.1f tokens/s)\n", static_cast<long long>(so_far.chunks),
                      static_cast<long long>(total_chunks), so_far.perplexity, so_far.seconds,
-                     static_cast<double>(so_far.scored_tokens) / so_far.seconds);
+                     static_cast<double>(so_far.evaluated_tokens) / so_far.seconds);
       });
   std::printf("PPL = %.4f +/- %.4f (%lld chunks, %lld tokens scored, %.1f s)\n", result.perplexity,
               result.perplexity_error, static_cast<long long>(result.chunks),

@@ -12,6 +12,7 @@ struct PerplexityCommandOptions {
   int64_t context_size = 512;
   int64_t batch_size = 512;
   int64_t max_chunks = 0;
+  bool second_half = false;  // llama.cpp's llama-perplexity tool: second halves of whole chunks only
 };
 
 // Adds the `perplexity` subcommand to `app`.

@@ -33,8 +33,9 @@ void check_options(const PerplexityOptions& options, const model::ModelConfig& c
               options.first_scored);
   ANVIL_CHECK(options.max_batch_tokens > 0 && options.block_size > 0 && options.max_chunks >= 0,
               "perplexity: batch size and block size must be > 0, max_chunks >= 0");
-  ANVIL_CHECK(static_cast<int64_t>(num_tokens) >= options.context_tokens, "perplexity: the text has ", num_tokens,
-              " tokens, fewer than one chunk of ", options.context_tokens);
+  const int64_t needed = options.partial_last_chunk ? options.first_scored + 1 : options.context_tokens;
+  ANVIL_CHECK(static_cast<int64_t>(num_tokens) >= needed, "perplexity: the text has ", num_tokens,
+              " tokens, too few to score any (", needed, " needed)");
 }
 
 // -log softmax(row)[target], in float64.
@@ -46,9 +47,10 @@ double negative_log_likelihood(const float* row, int64_t vocab, int32_t target) 
   return max_value + std::log(total) - static_cast<double>(row[target]);
 }
 
-PerplexityResult summarize(const NllSums& sums, int64_t chunks, double seconds) {
+PerplexityResult summarize(const NllSums& sums, int64_t chunks, int64_t evaluated, double seconds) {
   PerplexityResult result;
   result.chunks = chunks;
+  result.evaluated_tokens = evaluated;
   result.scored_tokens = sums.count;
   result.seconds = seconds;
   if (sums.count == 0) return result;
@@ -95,7 +97,9 @@ PerplexityResult evaluate_perplexity(Ctx& ctx, model::CausalLM& model, std::span
     ANVIL_CHECK(tokens[i] >= 0 && tokens[i] < config.vocab_size, "perplexity: token ", i, " = ", tokens[i],
                 " is outside the vocabulary of ", config.vocab_size);
   }
-  int64_t chunks = static_cast<int64_t>(tokens.size()) / options.context_tokens;
+  const auto num_tokens = static_cast<int64_t>(tokens.size());
+  int64_t chunks = num_tokens / options.context_tokens;
+  if (options.partial_last_chunk && num_tokens % options.context_tokens > options.first_scored) ++chunks;
   if (options.max_chunks > 0) chunks = std::min(chunks, options.max_chunks);
 
   model::KvCacheShape shape;
@@ -110,16 +114,20 @@ PerplexityResult evaluate_perplexity(Ctx& ctx, model::CausalLM& model, std::span
 
   const auto start = std::chrono::steady_clock::now();
   NllSums sums;
+  int64_t evaluated = 0;
   std::vector<int32_t> chunk;
   for (int64_t c = 0; c < chunks; ++c) {
-    const auto offset = tokens.begin() + c * options.context_tokens;
-    chunk.assign(offset, offset + options.context_tokens);
+    const int64_t begin = c * options.context_tokens;
+    const int64_t end = std::min(num_tokens, begin + options.context_tokens);
+    chunk.assign(tokens.begin() + begin, tokens.begin() + end);
     if (options.bos) chunk[0] = *options.bos;
     score_chunk(ctx, model, chunk, options, cache, blocks, sequence, sums);
+    evaluated += end - begin;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (progress) progress(summarize(sums, c + 1, seconds), chunks);
+    if (progress) progress(summarize(sums, c + 1, evaluated, seconds), chunks);
   }
-  return summarize(sums, chunks, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return summarize(sums, chunks, evaluated,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
 }  // namespace anvil::infer
