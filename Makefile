@@ -13,10 +13,12 @@ build: setup
 	@cmake --preset $(PRESET) > /dev/null
 	@cmake --build --preset $(PRESET) -j $(JOBS)
 
-# The main job: until models land, a demonstration of the runtime on random data.
+# The main job: the default model (fetched by setup) answers a chat prompt, greedily, with
+# its tokens streamed and the prefill/decode speed reported.
+MODEL ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
+PROMPT ?= Explain in two sentences why the sky is blue.
 run: build
-	@$(BUILD_DIR)/anvil system
-	@$(BUILD_DIR)/anvil demo
+	@$(BUILD_DIR)/anvil generate -m $(MODEL) --chat -p "$(PROMPT)" -n 64 --temperature 0
 
 # Every CPU test (labels unit, op, e2e; the gpu label skips without a GPU).
 test: build

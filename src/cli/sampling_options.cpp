@@ -19,6 +19,8 @@ void add_run_options(CLI::App& command, RunOptions& options) {
       ->check(CLI::Range(int64_t{0}, kMaxTokens));
   command.add_option("-b,--batch-size", options.batch_size, "Prompt tokens per forward pass")
       ->check(CLI::Range(int64_t{1}, kMaxTokens));
+  command.add_option("--kv-dtype", options.kv_dtype, "KV cache storage type (f16 or bf16 halve its memory)")
+      ->check(CLI::IsMember({"f32", "f16", "bf16"}));
   command.add_option("-n,--max-tokens", options.max_tokens, "Tokens to generate at most")
       ->check(CLI::Range(int64_t{0}, kMaxTokens));
   infer::SamplerParams& sampler = options.sampler;
@@ -42,6 +44,7 @@ infer::GeneratorOptions generator_options(const RunOptions& options, const model
   infer::GeneratorOptions generator;
   generator.context_tokens = context_size(config, options.context_size);
   generator.max_batch_tokens = options.batch_size;
+  generator.kv_dtype = options.kv_dtype == "f32" ? DType::F32 : options.kv_dtype == "bf16" ? DType::BF16 : DType::F16;
   return generator;
 }
 

@@ -15,11 +15,12 @@ struct RunOptions {
   int64_t batch_size = 512;  // prefill chunk
   int64_t max_tokens = 256;
   bool ignore_eos = false;
+  std::string kv_dtype = "f32";  // KV cache storage: f32, f16 or bf16 (f16: half the memory, slower attention)
   std::vector<std::string> stop_strings;
   infer::SamplerParams sampler;
 };
 
-// Adds -m, --threads, --ctx-size, --batch-size, -n, --temperature, --top-k, --top-p,
+// Adds -m, --threads, --ctx-size, --batch-size, --kv-dtype, -n, --temperature, --top-k, --top-p,
 // --min-p, --repeat-penalty, --repeat-last-n, --seed, --stop and --ignore-eos to `command`.
 void add_run_options(CLI::App& command, RunOptions& options);
 
