@@ -128,8 +128,9 @@ void read_merges(const Context& context, const json& model, const std::unordered
     const auto right_id = ids.find(right);
     const auto merged_id = ids.find(left + right);
     if (left_id == ids.end() || right_id == ids.end() || merged_id == ids.end()) {
-      context.fail("model.merges[" + std::to_string(rank) + "]",
-                   "'" + left + " " + right + "' names a token that is not in model.vocab");
+      std::string message = "'";
+      message.append(left).append(" ").append(right).append("' names a token that is not in model.vocab");
+      context.fail("model.merges[" + std::to_string(rank) + "]", message);
     }
     spec.merges.push_back({left_id->second, right_id->second, merged_id->second, static_cast<int32_t>(rank)});
   }

@@ -324,6 +324,29 @@ io::GgufValue int_array(const std::vector<int32_t>& values) {
   return {io::GgufType::Array, std::move(array)};
 }
 
+io::GgufValue float_array(const std::vector<float>& values) {
+  io::GgufArray array{io::GgufType::F32, {}};
+  for (const float value : values) array.items.push_back(io::GgufWriter::f32(value));
+  return {io::GgufType::Array, std::move(array)};
+}
+
+// A vocabulary with a token that has "▁" after another character ("a▁") merges across word
+// starts, so the text must not be cut into words there: "a b" -> "▁a▁b" -> ▁ a▁ b.
+TEST(SpmTokenizer, MergesAcrossWordStartsWhenTheVocabularyDoes) {
+  const std::string path = ::testing::TempDir() + "anvil_spm_across_words.gguf";
+  io::GgufWriter writer;
+  writer.set("tokenizer.ggml.model", io::GgufWriter::string("llama"));
+  writer.set("tokenizer.ggml.tokens", string_array({"▁", "a", "b", "a▁", "▁b", "▁a"}));
+  writer.set("tokenizer.ggml.scores", float_array({0, 0, 0, -1, -2, -3}));
+  writer.set("tokenizer.ggml.token_type", int_array({1, 1, 1, 1, 1, 1}));
+  writer.write(path);
+  const SpmTokenizer tokenizer = SpmTokenizer::from_gguf_file(path);
+  EXPECT_EQ(tokenizer.describe().find("word cache"), std::string::npos) << tokenizer.describe();
+  EXPECT_EQ(tokenizer.encode("a b"), (Ids{0, 3, 2}));
+  EXPECT_EQ(tokenizer.encode("b a"), (Ids{4, 5}));  // "▁b▁a": no "b▁", so ▁b then ▁a
+  std::filesystem::remove(path);
+}
+
 TEST(SpmTokenizer, ReadsAndRejectsGguf) {
   const std::string path = ::testing::TempDir() + "anvil_spm_tokenizer_test.gguf";
   io::GgufWriter writer;
