@@ -101,15 +101,11 @@ std::unordered_map<std::string, int32_t> read_vocab(const Context& context, cons
   const auto set_token = [&](int32_t id, const std::string& text, TokenKind kind) {
     std::optional<std::string> bytes = byte_level_decode(text);
     spec.in_bpe_vocab[static_cast<size_t>(id)] = kind == TokenKind::Normal && bytes ? 1 : 0;
-<<<<<<< HEAD
     if (bytes) {
       spec.token_bytes[static_cast<size_t>(id)] = std::move(*bytes);
     } else {
       spec.token_bytes[static_cast<size_t>(id)] = text;
     }
-=======
-    spec.token_bytes[static_cast<size_t>(id)] = bytes ? *std::move(bytes) : text;
->>>>>>> spm
     spec.token_kinds[static_cast<size_t>(id)] = kind;
   };
   for (const auto& [text, id] : ids) set_token(id, text, TokenKind::Normal);
@@ -131,15 +127,9 @@ void read_merges(const Context& context, const json& model, const std::unordered
     const auto right_id = ids.find(right);
     const auto merged_id = ids.find(left + right);
     if (left_id == ids.end() || right_id == ids.end() || merged_id == ids.end()) {
-<<<<<<< HEAD
       context.fail(
           "model.merges[" + std::to_string(rank) + "]",
           std::string("'").append(left).append(" ").append(right).append("' names a token that is not in model.vocab"));
-=======
-      std::string message = "'";
-      message.append(left).append(" ").append(right).append("' names a token that is not in model.vocab");
-      context.fail("model.merges[" + std::to_string(rank) + "]", message);
->>>>>>> spm
     }
     spec.merges.push_back({left_id->second, right_id->second, merged_id->second});
   }
