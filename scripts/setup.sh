@@ -29,7 +29,7 @@ if [[ ! -x .venv/bin/python ]]; then
   echo "setup: creating .venv"
   "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, ml_dtypes, gguf, safetensors, tokenizers, jinja2" 2>/dev/null; then
+if ! .venv/bin/python -c "import numpy, ml_dtypes, gguf, safetensors, tokenizers, sentencepiece, jinja2" 2>/dev/null; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
 fi

@@ -28,7 +28,7 @@ struct Conversation {
 // Generates the assistant's reply to the conversation, streaming it to stdout.
 std::string reply(infer::Generator& generator, const LoadedModel& loaded, const ChatPrompt& chat,
                   const Conversation& conversation, const RunOptions& options) {
-  const std::vector<int32_t> prompt = loaded.tokenizer.encode(chat.render(conversation.messages, true));
+  const std::vector<int32_t> prompt = loaded.tokenizer->encode(chat.render(conversation.messages, true));
   ANVIL_CHECK(static_cast<int64_t>(prompt.size()) < generator.context_capacity(), "the conversation (", prompt.size(),
               " tokens) no longer fits the context of ", generator.context_capacity(),
               " tokens: /reset to start over, or use a larger --ctx-size");
@@ -60,7 +60,7 @@ int run_chat(const ChatOptions& options) {
   Ctx ctx(CtxOptions{options.run.threads});
   const LoadedModel loaded = load_model(ctx, options.run.model_path);
   const ChatPrompt chat(loaded);
-  infer::Generator generator(ctx, *loaded.model, loaded.tokenizer,
+  infer::Generator generator(ctx, *loaded.model, *loaded.tokenizer,
                              generator_options(options.run, loaded.model->config()));
   std::fprintf(stderr, "anvil: %s\n", kHelp);
   Conversation conversation{{}, options.system};

@@ -7,7 +7,7 @@
 namespace anvil::cli {
 namespace {
 
-std::string token_text(const tokenizer::BpeTokenizer& tokenizer, std::optional<int32_t> id) {
+std::string token_text(const tokenizer::Tokenizer& tokenizer, std::optional<int32_t> id) {
   return id ? std::string(tokenizer.token_bytes(*id)) : std::string();
 }
 
@@ -16,8 +16,8 @@ std::string token_text(const tokenizer::BpeTokenizer& tokenizer, std::optional<i
 ChatPrompt::ChatPrompt(const LoadedModel& loaded)
     : template_(loaded.chat_template ? *loaded.chat_template
                                      : throw make_error("the model has no chat template (run without --chat)")),
-      bos_token_(token_text(loaded.tokenizer, loaded.tokenizer.bos_id())),
-      eos_token_(token_text(loaded.tokenizer, loaded.tokenizer.eos_id())) {}
+      bos_token_(token_text(*loaded.tokenizer, loaded.tokenizer->bos_id())),
+      eos_token_(token_text(*loaded.tokenizer, loaded.tokenizer->eos_id())) {}
 
 std::string ChatPrompt::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
   tokenizer::ChatTemplateInputs inputs;

@@ -28,15 +28,15 @@ int run_generate(const GenerateOptions& options) {
     std::vector<ChatMessage> messages;
     if (!options.system.empty()) messages.push_back({"system", options.system});
     messages.push_back({"user", options.prompt});
-    prompt = loaded.tokenizer.encode(chat.render(messages, true));
+    prompt = loaded.tokenizer->encode(chat.render(messages, true));
   } else {
     tokenizer::EncodeOptions encode;
-    encode.add_bos = loaded.tokenizer.add_bos_by_default();
-    prompt = loaded.tokenizer.encode(options.prompt, encode);
+    encode.add_bos = loaded.tokenizer->add_bos_by_default();
+    prompt = loaded.tokenizer->encode(options.prompt, encode);
   }
   ANVIL_CHECK(!prompt.empty(), "the prompt is empty");
 
-  infer::Generator generator(ctx, *loaded.model, loaded.tokenizer,
+  infer::Generator generator(ctx, *loaded.model, *loaded.tokenizer,
                              generator_options(options.run, loaded.model->config()));
   infer::GenerationParams params;
   params.max_tokens = options.run.max_tokens;

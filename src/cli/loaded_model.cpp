@@ -54,25 +54,16 @@ std::optional<std::string> hf_chat_template(const fs::path& folder) {
   return std::nullopt;
 }
 
-struct TokenizerFiles {
-  tokenizer::BpeTokenizer tokenizer;
-  std::optional<std::string> chat_template;
-};
-
-TokenizerFiles load_tokenizer(const fs::path& path) {
-  if (fs::is_directory(path) || path.extension() == ".safetensors") {
-    const fs::path folder = fs::is_directory(path) ? path : path.parent_path();
-    const fs::path tokenizer_path = folder / "tokenizer.json";
-    ANVIL_CHECK(fs::exists(tokenizer_path), "'", folder.string(), "' has no tokenizer.json");
-    return {tokenizer::BpeTokenizer::from_hf_json_file(tokenizer_path.string()), hf_chat_template(folder)};
-  }
+// The chat template beside the tokenizer: GGUF metadata, or the Hugging Face folder's files.
+std::optional<std::string> chat_template_of(const fs::path& path) {
+  if (fs::is_directory(path)) return hf_chat_template(path);
+  if (path.extension() == ".safetensors") return hf_chat_template(path.parent_path());
   const io::GgufFile file = io::GgufFile::open(path.string());
   const io::GgufValue* chat_template = file.find("tokenizer.chat_template");
-  return {tokenizer::BpeTokenizer::from_gguf(file),
-          chat_template != nullptr ? std::optional<std::string>(chat_template->as_string()) : std::nullopt};
+  return chat_template != nullptr ? std::optional<std::string>(chat_template->as_string()) : std::nullopt;
 }
 
-std::vector<int32_t> end_of_generation_tokens(const tokenizer::BpeTokenizer& tokenizer) {
+std::vector<int32_t> end_of_generation_tokens(const tokenizer::Tokenizer& tokenizer) {
   std::vector<int32_t> ids;
   const auto add = [&ids](std::optional<int32_t> id) {
     if (id && std::find(ids.begin(), ids.end(), *id) == ids.end()) ids.push_back(*id);
@@ -93,12 +84,13 @@ LoadedModel load_model(Ctx& ctx, const std::string& path) {
   const auto start = std::chrono::steady_clock::now();
   std::fprintf(stderr, "anvil: loading %s\n", path.c_str());
   std::unique_ptr<model::CausalLM> lm = model::load_causal_lm(ctx, path);
-  TokenizerFiles files = load_tokenizer(path);
-  LoadedModel loaded{std::move(lm), std::move(files.tokenizer), std::move(files.chat_template), {}};
-  ANVIL_CHECK(loaded.tokenizer.vocab_size() <= loaded.model->config().vocab_size, "'", path, "': the tokenizer has ",
-              loaded.tokenizer.vocab_size(), " tokens, more than the model's vocabulary of ",
+  const fs::path tokenizer_path =
+      fs::path(path).extension() == ".safetensors" ? fs::path(path).parent_path() : fs::path(path);
+  LoadedModel loaded{std::move(lm), tokenizer::load_tokenizer(tokenizer_path.string()), chat_template_of(path), {}};
+  ANVIL_CHECK(loaded.tokenizer->vocab_size() <= loaded.model->config().vocab_size, "'", path, "': the tokenizer has ",
+              loaded.tokenizer->vocab_size(), " tokens, more than the model's vocabulary of ",
               loaded.model->config().vocab_size);
-  loaded.end_of_generation = end_of_generation_tokens(loaded.tokenizer);
+  loaded.end_of_generation = end_of_generation_tokens(*loaded.tokenizer);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const model::ModelConfig& config = loaded.model->config();
   std::fprintf(stderr,

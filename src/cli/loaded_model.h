@@ -7,13 +7,13 @@
 #include <vector>
 
 #include "anvil/model/causal_lm.h"
-#include "anvil/tokenizer/bpe_tokenizer.h"
+#include "anvil/tokenizer/tokenizer.h"
 
 namespace anvil::cli {
 
 struct LoadedModel {
   std::unique_ptr<model::CausalLM> model;
-  tokenizer::BpeTokenizer tokenizer;
+  std::shared_ptr<const tokenizer::Tokenizer> tokenizer;
   std::optional<std::string> chat_template;  // Jinja source, when the files carry one
   std::vector<int32_t> end_of_generation;    // EOS and end-of-turn ids found in the vocabulary
 };

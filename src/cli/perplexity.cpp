@@ -46,8 +46,8 @@ int run_perplexity(const PerplexityCommandOptions& options) {
   Ctx ctx(CtxOptions{options.threads});
   const LoadedModel loaded = load_model(ctx, options.model_path);
   tokenizer::EncodeOptions encode;
-  encode.add_bos = loaded.tokenizer.add_bos_by_default();
-  const std::vector<int32_t> tokens = loaded.tokenizer.encode(text, encode);
+  encode.add_bos = loaded.tokenizer->add_bos_by_default();
+  const std::vector<int32_t> tokens = loaded.tokenizer->encode(text, encode);
 
   infer::PerplexityOptions perplexity;
   perplexity.context_tokens = options.context_size;

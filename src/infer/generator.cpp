@@ -39,7 +39,7 @@ int64_t checked_capacity(const model::ModelConfig& config, const GeneratorOption
 // Decoded text of the sampled tokens, through the stop strings, to the callback.
 class TextStream {
  public:
-  TextStream(const tokenizer::BpeTokenizer& tokenizer, const GenerationParams& params, const TokenCallback& on_token,
+  TextStream(const tokenizer::Tokenizer& tokenizer, const GenerationParams& params, const TokenCallback& on_token,
              GenerationResult& result)
       : decoder_(tokenizer), filter_(params.stop_strings), on_token_(on_token), result_(result) {}
 
@@ -108,11 +108,11 @@ model::Batch single_sequence_batch(std::span<const int32_t> tokens, int64_t star
   return batch;
 }
 
-Generator::Generator(Ctx& ctx, model::CausalLM& model, tokenizer::BpeTokenizer tokenizer,
+Generator::Generator(Ctx& ctx, model::CausalLM& model, const tokenizer::Tokenizer& tokenizer,
                      const GeneratorOptions& options)
     : ctx_(ctx),
       model_(model),
-      tokenizer_(std::move(tokenizer)),
+      tokenizer_(tokenizer.clone()),
       options_(options),
       capacity_(checked_capacity(model.config(), options)),
       cache_(ctx, cache_shape(model.config(), options, capacity_), Device::cpu()),
@@ -173,7 +173,7 @@ GenerationResult Generator::generate(std::span<const int32_t> prompt, const Gene
 
   start = Clock::now();
   std::vector<int32_t> history(prompt.begin(), prompt.end());
-  TextStream stream(tokenizer_, params, on_token, result);
+  TextStream stream(*tokenizer_, params, on_token, result);
   const auto is_stop_token = [&](int32_t token) {
     return std::find(params.stop_tokens.begin(), params.stop_tokens.end(), token) != params.stop_tokens.end();
   };

@@ -73,6 +73,7 @@ struct BpeTokenizer::Impl {
   std::optional<int32_t> eos;
   int32_t unknown = -1;
   bool add_bos = false;
+  bool add_eos = false;
   mutable WordCache cache{kCachedWords};
 };
 
@@ -88,7 +89,8 @@ BpeTokenizer::Impl::Impl(TokenizerSpec spec)
       bos(spec.bos),
       eos(spec.eos),
       unknown(spec.unknown.value_or(-1)),
-      add_bos(spec.add_bos) {
+      add_bos(spec.add_bos),
+      add_eos(spec.add_eos) {
   const size_t count = spec.token_bytes.size();
   ANVIL_CHECK(
       count > 0 && count < (size_t{1} << 31) && token_kinds.size() == count && spec.in_bpe_vocab.size() == count,
@@ -134,19 +136,23 @@ void BpeTokenizer::Impl::encode(std::string_view text, const EncodeOptions& opti
     if (!bos) throw make_error("tokenizer ", source, ": add_bos requested but the tokenizer has no BOS token");
     out.push_back(*bos);
   }
+  if (options.add_eos && !eos) {
+    throw make_error("tokenizer ", source, ": add_eos requested but the tokenizer has no EOS token");
+  }
   EncodeScratch scratch;
   if (raw_added.empty()) {
     encode_raw_segment(text, options, scratch, out);
-    return;
-  }
-  raw_added.split(text, options.parse_special, scratch.raw_segments);
-  for (const TextSegment& segment : scratch.raw_segments) {
-    if (segment.token >= 0) {
-      out.push_back(segment.token);
-    } else {
-      encode_raw_segment(text.substr(segment.begin, segment.end - segment.begin), options, scratch, out);
+  } else {
+    raw_added.split(text, options.parse_special, scratch.raw_segments);
+    for (const TextSegment& segment : scratch.raw_segments) {
+      if (segment.token >= 0) {
+        out.push_back(segment.token);
+      } else {
+        encode_raw_segment(text.substr(segment.begin, segment.end - segment.begin), options, scratch, out);
+      }
     }
   }
+  if (options.add_eos) out.push_back(*eos);
 }
 
 // Normalizes a stretch between raw added tokens, then cuts out the normalized added tokens.
@@ -204,13 +210,6 @@ BpeTokenizer build_tokenizer(TokenizerSpec spec) {
   return BpeTokenizer(std::make_shared<const BpeTokenizer::Impl>(std::move(spec)));
 }
 
-std::vector<int32_t> BpeTokenizer::encode(std::string_view text, const EncodeOptions& options) const {
-  std::vector<int32_t> ids;
-  ids.reserve(text.size() / 3 + 2);
-  impl_->encode(text, options, ids);
-  return ids;
-}
-
 void BpeTokenizer::encode_append(std::string_view text, std::vector<int32_t>& ids, const EncodeOptions& options) const {
   impl_->encode(text, options, ids);
 }
@@ -251,6 +250,8 @@ std::optional<int32_t> BpeTokenizer::find_token(std::string_view bytes) const {
 std::optional<int32_t> BpeTokenizer::bos_id() const { return impl_->bos; }
 std::optional<int32_t> BpeTokenizer::eos_id() const { return impl_->eos; }
 bool BpeTokenizer::add_bos_by_default() const { return impl_->add_bos; }
+bool BpeTokenizer::add_eos_by_default() const { return impl_->add_eos; }
+std::shared_ptr<const Tokenizer> BpeTokenizer::clone() const { return std::make_shared<const BpeTokenizer>(*this); }
 const PreTokenizer& BpeTokenizer::pre_tokenizer() const { return impl_->pre_tokenizer; }
 
 std::string BpeTokenizer::describe() const {

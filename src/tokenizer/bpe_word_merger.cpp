@@ -20,18 +20,32 @@ void BpeWordMerger::push_candidate(int32_t left, const MergeTable& merges) {
   std::push_heap(heap_.begin(), heap_.end(), later<Candidate, Candidate>);
 }
 
+void BpeWordMerger::push_symbol(int32_t token) {
+  const auto index = static_cast<int32_t>(symbols_.size());
+  symbols_.push_back({token, index - 1, -1});
+  if (index > 0) symbols_[static_cast<size_t>(index - 1)].next = index;
+}
+
 void BpeWordMerger::merge(std::string_view word, const int32_t* byte_tokens, int32_t unknown_token,
                           const MergeTable& merges, std::vector<int32_t>& out) {
   symbols_.clear();
-  heap_.clear();
   for (const char byte : word) {
     int32_t token = byte_tokens[static_cast<unsigned char>(byte)];
     if (token < 0) token = unknown_token;
-    if (token < 0) continue;
-    const auto index = static_cast<int32_t>(symbols_.size());
-    symbols_.push_back({token, index - 1, -1});
-    if (index > 0) symbols_[static_cast<size_t>(index - 1)].next = index;
+    if (token >= 0) push_symbol(token);
   }
+  merge_pushed(merges, out);
+}
+
+void BpeWordMerger::merge_symbols(std::span<const int32_t> tokens, const MergeTable& merges,
+                                  std::vector<int32_t>& out) {
+  symbols_.clear();
+  for (const int32_t token : tokens) push_symbol(token);
+  merge_pushed(merges, out);
+}
+
+void BpeWordMerger::merge_pushed(const MergeTable& merges, std::vector<int32_t>& out) {
+  heap_.clear();
   for (int32_t index = 0; index + 1 < static_cast<int32_t>(symbols_.size()); ++index) push_candidate(index, merges);
 
   while (!heap_.empty()) {

@@ -4,6 +4,7 @@
 // `Word::merge_all`. A min-heap of candidate pairs over a doubly linked list of symbols
 // makes it O(n log n); stale heap entries are skipped lazily. Buffers are reused across words.
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -18,6 +19,9 @@ class BpeWordMerger {
   // byte is dropped, as HF does without an unk_token.
   void merge(std::string_view word, const int32_t* byte_tokens, int32_t unknown_token, const MergeTable& merges,
              std::vector<int32_t>& out);
+  // Appends the token ids that merging the symbol sequence `tokens` gives (SentencePiece-style
+  // BPE starts from one token per character).
+  void merge_symbols(std::span<const int32_t> tokens, const MergeTable& merges, std::vector<int32_t>& out);
 
  private:
   struct Symbol {
@@ -32,7 +36,10 @@ class BpeWordMerger {
     int32_t right_token;
     int32_t merged;
   };
+  void push_symbol(int32_t token);
   void push_candidate(int32_t left, const MergeTable& merges);
+  // Merges the symbols pushed so far and appends the result to `out`.
+  void merge_pushed(const MergeTable& merges, std::vector<int32_t>& out);
 
   std::vector<Symbol> symbols_;
   std::vector<Candidate> heap_;

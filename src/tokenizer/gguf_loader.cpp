@@ -108,6 +108,8 @@ BpeTokenizer BpeTokenizer::from_gguf(const io::GgufFile& file) {
   spec.eos = optional_id(file, "tokenizer.ggml.eos_token_id");
   const io::GgufValue* add_bos = file.find("tokenizer.ggml.add_bos_token");
   spec.add_bos = add_bos != nullptr && add_bos->as_bool();
+  const io::GgufValue* add_eos = file.find("tokenizer.ggml.add_eos_token");
+  spec.add_eos = add_eos != nullptr && add_eos->as_bool();
   // tokenizer.ggml.unknown_token_id is not used: byte-level BPE drops bytes it has no token
   // for (as HF and llama.cpp do) rather than emitting <unk>.
   return build_tokenizer(std::move(spec));

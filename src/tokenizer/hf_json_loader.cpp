@@ -3,14 +3,12 @@
 // null or NFC, pre-tokenizers ByteLevel / Split (the known family regexes, Isolated) /
 // Digits / Sequence of those, added tokens with all their flags. Anything else throws
 // rather than tokenizing differently from HF.
-#include <fstream>
-#include <nlohmann/json.hpp>
-#include <sstream>
 #include <unordered_map>
 
 #include "anvil/core/error.h"
 #include "anvil/tokenizer/bpe_tokenizer.h"
 #include "byte_level.h"
+#include "hf_json_common.h"
 #include "tokenizer_spec.h"
 
 namespace anvil::tokenizer {
@@ -24,26 +22,7 @@ constexpr std::string_view kLlama3Regex =
 constexpr std::string_view kQwen2Regex =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
-// Errors name the file and the JSON path of the offending field.
-struct Context {
-  const std::string& source;
-  [[noreturn]] void fail(const std::string& where, const std::string& message) const {
-    throw make_error("tokenizer ", source, ": ", where, ": ", message);
-  }
-  const json& field(const json& object, const std::string& where, const char* key) const {
-    if (!object.is_object() || !object.contains(key)) fail(where, std::string("missing field '") + key + "'");
-    return object.at(key);
-  }
-  std::string string_field(const json& object, const std::string& where, const char* key) const {
-    const json& value = field(object, where, key);
-    if (!value.is_string()) fail(where + "." + key, "expected a string");
-    return value.get<std::string>();
-  }
-  bool flag(const json& object, const char* key, bool fallback) const {
-    if (!object.contains(key) || object.at(key).is_null()) return fallback;
-    return object.at(key).get<bool>();
-  }
-};
+using hf_json::Context;
 
 void parse_pre_tokenizer(const Context& context, const json& node, const std::string& where, PreTokenizer& pre,
                          bool& byte_level) {
@@ -95,15 +74,7 @@ Normalizer parse_normalizer(const Context& context, const json& node) {
 }
 
 void check_model(const Context& context, const json& model) {
-  if (context.string_field(model, "model", "type") != "BPE") context.fail("model.type", "only BPE is supported");
-  if (model.contains("dropout") && !model.at("dropout").is_null() && model.at("dropout").get<double>() != 0.0) {
-    context.fail("model.dropout", "BPE dropout is not supported");
-  }
-  for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
-    if (model.contains(key) && !model.at(key).is_null() && !model.at(key).get<std::string>().empty()) {
-      context.fail(std::string("model.") + key, "not supported");
-    }
-  }
+  hf_json::check_plain_bpe(context, model);
   if (context.flag(model, "byte_fallback", false))
     context.fail("model.byte_fallback", "not supported (SentencePiece-style BPE)");
 }
@@ -120,20 +91,8 @@ std::unordered_map<std::string, int32_t> read_vocab(const Context& context, cons
     ids.emplace(text, id.get<int32_t>());
     size = std::max(size, id.get<int64_t>() + 1);
   }
-  const json& added = root.contains("added_tokens") ? root.at("added_tokens") : json::array();
-  for (size_t index = 0; index < added.size(); ++index) {
-    const json& token = added[index];
-    const std::string where = "added_tokens[" + std::to_string(index) + "]";
-    const int64_t id = context.field(token, where, "id").get<int64_t>();
-    if (id < 0) context.fail(where, "bad id");
-    size = std::max(size, id + 1);
-    const bool special = context.flag(token, "special", false);
-    // Missing flags take HF's AddedToken::from defaults (special tokens are not normalized).
-    spec.added_tokens.push_back({static_cast<int32_t>(id), context.string_field(token, where, "content"), special,
-                                 context.flag(token, "lstrip", false), context.flag(token, "rstrip", false),
-                                 context.flag(token, "single_word", false),
-                                 context.flag(token, "normalized", !special)});
-  }
+  spec.added_tokens = hf_json::read_added_tokens(context, root);
+  for (const AddedToken& token : spec.added_tokens) size = std::max(size, int64_t{token.id} + 1);
   spec.token_bytes.assign(static_cast<size_t>(size), std::string());
   spec.token_kinds.assign(static_cast<size_t>(size), TokenKind::Unused);
   spec.in_bpe_vocab.assign(static_cast<size_t>(size), 0);
@@ -160,24 +119,10 @@ std::unordered_map<std::string, int32_t> read_vocab(const Context& context, cons
 
 void read_merges(const Context& context, const json& model, const std::unordered_map<std::string, int32_t>& ids,
                  TokenizerSpec& spec) {
-  const json& merges = context.field(model, "model", "merges");
-  spec.merges.reserve(merges.size());
-  for (size_t rank = 0; rank < merges.size(); ++rank) {
-    const json& merge = merges[rank];
-    std::string left;
-    std::string right;
-    if (merge.is_string()) {  // "a b"
-      const std::string text = merge.get<std::string>();
-      const size_t space = text.find(' ', 1);
-      if (space == std::string::npos) context.fail("model.merges[" + std::to_string(rank) + "]", "expected 'a b'");
-      left = text.substr(0, space);
-      right = text.substr(space + 1);
-    } else if (merge.is_array() && merge.size() == 2) {  // ["a", "b"]
-      left = merge[0].get<std::string>();
-      right = merge[1].get<std::string>();
-    } else {
-      context.fail("model.merges[" + std::to_string(rank) + "]", "expected \"a b\" or [\"a\", \"b\"]");
-    }
+  const std::vector<std::pair<std::string, std::string>> texts = hf_json::read_merge_texts(context, model);
+  spec.merges.reserve(texts.size());
+  for (size_t rank = 0; rank < texts.size(); ++rank) {
+    const auto& [left, right] = texts[rank];
     const auto left_id = ids.find(left);
     const auto right_id = ids.find(right);
     const auto merged_id = ids.find(left + right);
@@ -190,34 +135,10 @@ void read_merges(const Context& context, const json& model, const std::unordered
   }
 }
 
-// BOS from a TemplateProcessing post-processor whose single-sequence template starts with a special token.
-void read_post_processor(const json& node, TokenizerSpec& spec) {
-  if (!node.is_object() || !node.contains("type")) return;
-  if (node.at("type") == "Sequence" && node.contains("processors")) {
-    for (const json& processor : node.at("processors")) read_post_processor(processor, spec);
-    return;
-  }
-  if (node.at("type") != "TemplateProcessing" || !node.contains("single") || node.at("single").empty()) return;
-  const json& first = node.at("single")[0];
-  if (!first.contains("SpecialToken")) return;
-  const std::string name = first.at("SpecialToken").at("id").get<std::string>();
-  const json& ids = node.at("special_tokens").at(name).at("ids");
-  if (ids.size() == 1) {
-    spec.bos = ids[0].get<int32_t>();
-    spec.add_bos = true;
-  }
-}
-
 }  // namespace
 
-BpeTokenizer BpeTokenizer::from_hf_json(std::string_view json_text, const std::string& name) {
+BpeTokenizer hf_json::bpe_tokenizer_from_json(const json& root, const std::string& name) {
   const Context context{name};
-  json root;
-  try {
-    root = json::parse(json_text);
-  } catch (const json::exception& error) {
-    throw make_error("tokenizer ", name, ": not valid JSON: ", error.what());
-  }
   TokenizerSpec spec;
   spec.source = name;
   try {
@@ -236,19 +157,25 @@ BpeTokenizer BpeTokenizer::from_hf_json(std::string_view json_text, const std::s
     if (!pre.is_null()) parse_pre_tokenizer(context, pre, "pre_tokenizer", spec.pre_tokenizer, byte_level);
     if (!byte_level)
       context.fail("pre_tokenizer", "needs a ByteLevel pre-tokenizer (only byte-level BPE is supported)");
-    if (root.contains("post_processor")) read_post_processor(root.at("post_processor"), spec);
+    if (root.contains("post_processor")) {
+      const hf_json::PostProcessing post = hf_json::read_post_processor(root.at("post_processor"));
+      if (post.bos) spec.bos = post.bos;
+      if (post.eos) spec.eos = post.eos;
+      spec.add_bos = post.bos.has_value();
+      spec.add_eos = post.eos.has_value();
+    }
   } catch (const json::exception& error) {
     throw make_error("tokenizer ", name, ": malformed field: ", error.what());
   }
   return build_tokenizer(std::move(spec));
 }
 
+BpeTokenizer BpeTokenizer::from_hf_json(std::string_view json_text, const std::string& name) {
+  return hf_json::bpe_tokenizer_from_json(hf_json::parse(json_text, name), name);
+}
+
 BpeTokenizer BpeTokenizer::from_hf_json_file(const std::string& path) {
-  std::ifstream stream(path, std::ios::binary);
-  if (!stream) throw make_error("tokenizer: cannot open ", path);
-  std::ostringstream contents;
-  contents << stream.rdbuf();
-  return from_hf_json(contents.str(), path);
+  return from_hf_json(hf_json::read_text_file(path), path);
 }
 
 }  // namespace anvil::tokenizer

@@ -5,8 +5,12 @@
 namespace anvil::tokenizer {
 
 std::string StreamingDecoder::push(int32_t id) {
-  const std::string_view bytes = tokenizer_.token_bytes(id);
-  if (options_.skip_special && tokenizer_.token_kind(id) == TokenKind::Special) return {};
+  std::string_view bytes = tokenizer_->token_bytes(id);
+  if (options_.skip_special && tokenizer_->token_kind(id) == TokenKind::Special) return {};
+  if (at_start_ && !bytes.empty()) {
+    if (tokenizer_->strips_leading_space() && bytes[0] == ' ') bytes.remove_prefix(1);
+    at_start_ = false;
+  }
   pending_.append(bytes);
   std::string text;
   const size_t consumed = append_lossy_utf8(pending_, /*final=*/false, text);
@@ -18,6 +22,7 @@ std::string StreamingDecoder::finish() {
   std::string text;
   append_lossy_utf8(pending_, /*final=*/true, text);
   pending_.clear();
+  at_start_ = true;
   return text;
 }
 

@@ -34,6 +34,7 @@ struct TokenizerSpec {
   std::optional<int32_t> eos;
   std::optional<int32_t> unknown;  // stands in for bytes without a token (else they are dropped)
   bool add_bos = false;
+  bool add_eos = false;
 };
 
 // Builds the tokenizer; throws anvil::Error (naming spec.source) for inconsistent specs.

@@ -13,6 +13,7 @@
 #include "anvil/infer/generator.h"
 #include "anvil/io/gguf.h"
 #include "anvil/io/gguf_writer.h"
+#include "anvil/tokenizer/bpe_tokenizer.h"
 #include "model/tiny_model.h"
 
 namespace anvil::testing {

@@ -23,6 +23,7 @@
 #include "anvil/infer/generator.h"
 #include "anvil/infer/perplexity.h"
 #include "anvil/io/gguf.h"
+#include "anvil/tokenizer/bpe_tokenizer.h"
 #include "anvil/tokenizer/chat_template.h"
 #include "support/op_harness.h"
 

@@ -9,6 +9,7 @@
 
 #include "anvil/core/error.h"
 #include "anvil/infer/generator.h"
+#include "anvil/tokenizer/bpe_tokenizer.h"
 #include "anvil/tokenizer/streaming_decoder.h"
 #include "model/tiny_model.h"
 #include "model/tiny_runner.h"
@@ -57,7 +58,7 @@ SamplerParams sampled(uint64_t seed) {
 }
 
 // The text of `tokens` as a stream shows it: ill-formed UTF-8 replaced by U+FFFD.
-std::string streamed_text(const tokenizer::BpeTokenizer& tokenizer, const std::vector<int32_t>& tokens) {
+std::string streamed_text(const tokenizer::Tokenizer& tokenizer, const std::vector<int32_t>& tokens) {
   tokenizer::StreamingDecoder decoder(tokenizer);
   std::string text;
   for (const int32_t token : tokens) text += decoder.push(token);

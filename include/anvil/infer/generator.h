@@ -20,7 +20,7 @@
 #include "anvil/infer/block_allocator.h"
 #include "anvil/infer/sampler.h"
 #include "anvil/model/causal_lm.h"
-#include "anvil/tokenizer/bpe_tokenizer.h"
+#include "anvil/tokenizer/tokenizer.h"
 
 namespace anvil::infer {
 
@@ -72,7 +72,9 @@ using TokenCallback = std::function<bool(const TokenEvent& event)>;
 
 class Generator {
  public:
-  Generator(Ctx& ctx, model::CausalLM& model, tokenizer::BpeTokenizer tokenizer, const GeneratorOptions& options = {});
+  // Keeps its own handle on `tokenizer` (tokenizers are shared, immutable handles).
+  Generator(Ctx& ctx, model::CausalLM& model, const tokenizer::Tokenizer& tokenizer,
+            const GeneratorOptions& options = {});
 
   // Generates a continuation of `prompt` (non-empty, at most context_capacity() tokens).
   GenerationResult generate(std::span<const int32_t> prompt, const GenerationParams& params,
@@ -95,7 +97,7 @@ class Generator {
 
   Ctx& ctx_;
   model::CausalLM& model_;
-  tokenizer::BpeTokenizer tokenizer_;
+  std::shared_ptr<const tokenizer::Tokenizer> tokenizer_;
   GeneratorOptions options_;
   int64_t capacity_ = 0;
   model::PagedKvCache cache_;

@@ -1,0 +1,126 @@
+#include "hf_json_common.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "anvil/core/error.h"
+
+namespace anvil::tokenizer::hf_json {
+
+void Context::fail(const std::string& where, const std::string& message) const {
+  throw make_error("tokenizer ", source, ": ", where, ": ", message);
+}
+
+const json& Context::field(const json& object, const std::string& where, const char* key) const {
+  if (!object.is_object() || !object.contains(key)) fail(where, std::string("missing field '") + key + "'");
+  return object.at(key);
+}
+
+std::string Context::string_field(const json& object, const std::string& where, const char* key) const {
+  const json& value = field(object, where, key);
+  if (!value.is_string()) fail(where + "." + key, "expected a string");
+  return value.get<std::string>();
+}
+
+bool Context::flag(const json& object, const char* key, bool fallback) const {
+  if (!object.contains(key) || object.at(key).is_null()) return fallback;
+  return object.at(key).get<bool>();
+}
+
+json parse(std::string_view json_text, const std::string& name) {
+  try {
+    return json::parse(json_text);
+  } catch (const json::exception& error) {
+    throw make_error("tokenizer ", name, ": not valid JSON: ", error.what());
+  }
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream stream(path, std::ios::binary);
+  if (!stream) throw make_error("tokenizer: cannot open ", path);
+  std::ostringstream contents;
+  contents << stream.rdbuf();
+  return contents.str();
+}
+
+std::vector<AddedToken> read_added_tokens(const Context& context, const json& root) {
+  std::vector<AddedToken> tokens;
+  const json& added = root.contains("added_tokens") ? root.at("added_tokens") : json::array();
+  for (size_t index = 0; index < added.size(); ++index) {
+    const json& token = added[index];
+    const std::string where = "added_tokens[" + std::to_string(index) + "]";
+    const int64_t id = context.field(token, where, "id").get<int64_t>();
+    if (id < 0 || id >= (int64_t{1} << 31) - 1) context.fail(where, "bad id");
+    const bool special = context.flag(token, "special", false);
+    // Missing flags take HF's AddedToken::from defaults (special tokens are not normalized).
+    tokens.push_back({static_cast<int32_t>(id), context.string_field(token, where, "content"), special,
+                      context.flag(token, "lstrip", false), context.flag(token, "rstrip", false),
+                      context.flag(token, "single_word", false), context.flag(token, "normalized", !special)});
+  }
+  return tokens;
+}
+
+std::vector<std::pair<std::string, std::string>> read_merge_texts(const Context& context, const json& model) {
+  const json& merges = context.field(model, "model", "merges");
+  std::vector<std::pair<std::string, std::string>> texts;
+  texts.reserve(merges.size());
+  for (size_t rank = 0; rank < merges.size(); ++rank) {
+    const json& merge = merges[rank];
+    if (merge.is_string()) {  // "a b"
+      const std::string text = merge.get<std::string>();
+      const size_t space = text.find(' ', 1);
+      if (space == std::string::npos) context.fail("model.merges[" + std::to_string(rank) + "]", "expected 'a b'");
+      texts.emplace_back(text.substr(0, space), text.substr(space + 1));
+    } else if (merge.is_array() && merge.size() == 2) {  // ["a", "b"]
+      texts.emplace_back(merge[0].get<std::string>(), merge[1].get<std::string>());
+    } else {
+      context.fail("model.merges[" + std::to_string(rank) + "]", "expected \"a b\" or [\"a\", \"b\"]");
+    }
+  }
+  return texts;
+}
+
+namespace {
+
+// The id of a template item naming a special token with exactly one id, else nullopt.
+std::optional<int32_t> special_token_id(const json& processor, const json& item) {
+  if (!item.contains("SpecialToken")) return std::nullopt;
+  const std::string name = item.at("SpecialToken").at("id").get<std::string>();
+  const json& ids = processor.at("special_tokens").at(name).at("ids");
+  if (ids.size() != 1) return std::nullopt;
+  return ids[0].get<int32_t>();
+}
+
+}  // namespace
+
+PostProcessing read_post_processor(const json& node) {
+  PostProcessing result;
+  if (!node.is_object() || !node.contains("type")) return result;
+  if (node.at("type") == "Sequence" && node.contains("processors")) {
+    for (const json& processor : node.at("processors")) {
+      const PostProcessing inner = read_post_processor(processor);
+      if (inner.bos) result.bos = inner.bos;
+      if (inner.eos) result.eos = inner.eos;
+    }
+    return result;
+  }
+  if (node.at("type") != "TemplateProcessing" || !node.contains("single") || node.at("single").empty()) return result;
+  const json& single = node.at("single");
+  result.bos = special_token_id(node, single.front());
+  if (single.size() > 1) result.eos = special_token_id(node, single.back());
+  return result;
+}
+
+void check_plain_bpe(const Context& context, const json& model) {
+  if (context.string_field(model, "model", "type") != "BPE") context.fail("model.type", "only BPE is supported");
+  if (model.contains("dropout") && !model.at("dropout").is_null() && model.at("dropout").get<double>() != 0.0) {
+    context.fail("model.dropout", "BPE dropout is not supported");
+  }
+  for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
+    if (model.contains(key) && !model.at(key).is_null() && !model.at(key).get<std::string>().empty()) {
+      context.fail(std::string("model.") + key, "not supported");
+    }
+  }
+}
+
+}  // namespace anvil::tokenizer::hf_json
