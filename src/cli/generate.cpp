@@ -3,6 +3,9 @@
 #include "generate.h"
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "anvil/core/error.h"
 #include "chat_prompt.h"
@@ -13,13 +16,31 @@ namespace anvil::cli {
 CLI::App* add_generate_command(CLI::App& app, GenerateOptions& options) {
   CLI::App* command = app.add_subcommand("generate", "Generate a continuation of a prompt");
   add_run_options(*command, options.run);
-  command->add_option("-p,--prompt", options.prompt, "The prompt")->required();
+  auto* prompt = command->add_option("-p,--prompt", options.prompt, "The prompt");
+  auto* file = command->add_option("-f,--file", options.prompt_file, "Read the prompt from a file");
+  prompt->excludes(file);
+  command->callback([prompt, file] {
+    if (prompt->count() + file->count() == 0) throw CLI::RequiredError("--prompt or --file");
+  });
   command->add_flag("--chat", options.chat, "Wrap the prompt in the model's chat template as a user message");
   command->add_option("--system", options.system, "System message (with --chat)");
   return command;
 }
 
+namespace {
+
+std::string read_prompt_file(const std::string& path) {
+  ANVIL_CHECK(std::filesystem::is_regular_file(path), "prompt file '", path, "' does not exist");
+  std::ifstream stream(path, std::ios::binary);
+  std::ostringstream text;
+  text << stream.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
 int run_generate(const GenerateOptions& options) {
+  const std::string prompt_text = options.prompt_file.empty() ? options.prompt : read_prompt_file(options.prompt_file);
   Ctx ctx(CtxOptions{options.run.threads});
   const LoadedModel loaded = load_model(ctx, options.run.model_path);
   std::vector<int32_t> prompt;
@@ -27,12 +48,12 @@ int run_generate(const GenerateOptions& options) {
     const ChatPrompt chat(loaded);
     std::vector<ChatMessage> messages;
     if (!options.system.empty()) messages.push_back({"system", options.system});
-    messages.push_back({"user", options.prompt});
+    messages.push_back({"user", prompt_text});
     prompt = loaded.tokenizer->encode(chat.render(messages, true));
   } else {
     tokenizer::EncodeOptions encode;
     encode.add_bos = loaded.tokenizer->add_bos_by_default();
-    prompt = loaded.tokenizer->encode(options.prompt, encode);
+    prompt = loaded.tokenizer->encode(prompt_text, encode);
   }
   ANVIL_CHECK(!prompt.empty(), "the prompt is empty");
 
