@@ -206,7 +206,13 @@ GenerationResult Generator::generate(std::span<const int32_t> prompt, const Gene
     }
     logits = forward(std::span<const int32_t>(&token, 1));
   }
-  if (result.stop_reason != StopReason::Cancelled) stream.finish();
+  if (result.stop_reason != StopReason::Cancelled && !stream.stopped()) {
+    stream.finish();
+    if (stream.stopped()) {  // completed by the U+FFFD of a character left unfinished at the end
+      result.stop_reason = StopReason::StopString;
+      result.stop_string = stream.matched();
+    }
+  }
   stats.decode_seconds = seconds_since(start);
   return result;
 }
