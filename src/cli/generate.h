@@ -11,8 +11,8 @@ struct GenerateOptions {
   RunOptions run;
   std::string prompt;
   std::string prompt_file;  // read the prompt from this file instead
-  bool chat = false;   // wrap the prompt in the model's chat template as a user turn
-  std::string system;  // system message for --chat
+  bool chat = false;        // wrap the prompt in the model's chat template as a user turn
+  std::string system;       // system message for --chat
 };
 
 // Adds the `generate` subcommand to `app`.
