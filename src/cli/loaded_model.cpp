@@ -18,8 +18,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // Tokens that end generation besides EOS, by their text (as llama.cpp finds EOT/EOG tokens).
-const char* const kEndOfTurnTexts[] = {"<|im_end|>",    "<|eot_id|>", "<|end|>",         "<end_of_turn>",
-                                       "<|endoftext|>", "<EOT>",      "<|end_of_text|>", "<|return|>"};
+constexpr const char* kEndOfTurnTexts[] = {"<|im_end|>",    "<|eot_id|>", "<|end|>",         "<end_of_turn>",
+                                           "<|endoftext|>", "<EOT>",      "<|end_of_text|>", "<|return|>"};
 
 std::string read_text(const fs::path& path) {
   std::ifstream stream(path, std::ios::binary);
