@@ -72,6 +72,7 @@ std::vector<fs::path> shard_paths(const fs::path& folder) {
     names.insert(name);
   }
   std::vector<fs::path> paths;
+  paths.reserve(names.size());
   for (const std::string& name : names) paths.push_back(folder / name);
   return paths;
 }
@@ -79,6 +80,7 @@ std::vector<fs::path> shard_paths(const fs::path& folder) {
 std::unique_ptr<CausalLM> load_hf(const fs::path& config_path, const std::vector<fs::path>& shards) {
   ModelConfig config = config_from_hf_json(read_text(config_path), config_path.string());
   std::vector<io::SafetensorsFile> files;
+  files.reserve(shards.size());
   for (const fs::path& shard : shards) files.push_back(io::SafetensorsFile::open(shard.string()));
   const std::unique_ptr<WeightSource> source = safetensors_weight_source(std::move(files));
   ModelWeights weights = load_hf_weights(*source, config);

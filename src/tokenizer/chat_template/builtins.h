@@ -32,7 +32,7 @@ class ArgBinder {
             std::initializer_list<std::string_view> parameters, SourcePos pos);
   // The argument for parameter `index`, or nullopt when not passed.
   [[nodiscard]] const std::optional<Value>& get(size_t index) const { return values_[index]; }
-  [[nodiscard]] Value get_or(size_t index, Value fallback) const;
+  [[nodiscard]] Value get_or(size_t index, const Value& fallback) const;
   // Parameter `index` as an int / string / bool, with a fallback when absent.
   [[nodiscard]] int64_t get_int(size_t index, int64_t fallback) const;
   [[nodiscard]] std::string get_string(size_t index, const std::string& fallback) const;

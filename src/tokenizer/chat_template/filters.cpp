@@ -240,7 +240,7 @@ Value filter_number(Interpreter& in, const Value& value, CallArgs& call, SourceP
   in.require_defined(value, pos);  // int(Undefined) raises in jinja2
   if (to_int) {
     const ArgBinder args(in, "int", call, {"default", "base"}, pos);
-    const Value fallback = args.get_or(0, Value::from_int(0));
+    Value fallback = args.get_or(0, Value::from_int(0));
     if (value.is_integral()) return Value::from_int(value.as_int());
     if (value.kind == Kind::Float) {
       if (!std::isfinite(value.real) || std::fabs(value.real) >= 9.2e18) return fallback;
@@ -325,6 +325,7 @@ Value filter_sort(Interpreter& in, const Value& value, CallArgs& call, SourcePos
   const bool reverse = args.get_bool(0, false);
   const bool case_sensitive = args.get_bool(1, false);
   std::vector<std::pair<Value, Value>> keyed;
+  keyed.reserve(items.size());
   for (Value& item : items) keyed.emplace_back(sort_key(in, item, args.get(2), case_sensitive, pos), std::move(item));
   std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& a, const auto& b) {
     return reverse ? checked_compare(in, b.first, a.first, pos) < 0 : checked_compare(in, a.first, b.first, pos) < 0;
@@ -501,7 +502,7 @@ struct NamedFilter {
   Filter filter;
 };
 
-const NamedFilter kFilters[] = {
+constexpr NamedFilter kFilters[] = {
     {"tojson", filter_tojson},
     {"length", filter_length},
     {"count", filter_length},
