@@ -297,7 +297,9 @@ ArgBinder::ArgBinder(Interpreter& interpreter, std::string_view function, CallAr
   }
 }
 
-Value ArgBinder::get_or(size_t index, const Value& fallback) const { return values_[index] ? *values_[index] : fallback; }
+Value ArgBinder::get_or(size_t index, const Value& fallback) const {
+  return values_[index] ? *values_[index] : fallback;
+}
 
 int64_t ArgBinder::get_int(size_t index, int64_t fallback) const {
   if (!values_[index] || values_[index]->is_none()) return fallback;
