@@ -28,7 +28,11 @@ class ByteTokenizer final : public TextTokenizer {
 class BpeTextTokenizer final : public TextTokenizer {
  public:
   BpeTextTokenizer(tokenizer::BpeTokenizer bpe, std::string path) : bpe_(std::move(bpe)), path_(std::move(path)) {
-    const std::optional<int32_t> eos = bpe_.eos_id();
+    std::optional<int32_t> eos = bpe_.eos_id();
+    // tokenizer.json names no EOS (HF keeps it in tokenizer_config.json): the usual names.
+    for (const char* name : {"<|endoftext|>", "<|end_of_text|>", "</s>", "<|im_end|>", "<eos>"}) {
+      if (!eos.has_value()) eos = bpe_.find_token(name);
+    }
     ANVIL_CHECK(eos.has_value(), "tokenizer '", path_, "' has no end-of-sequence token to separate documents");
     eos_ = *eos;
   }

@@ -8,6 +8,7 @@
 
 #include "anvil/train/data_loader.h"
 #include "anvil/train/data_prepare.h"
+#include "anvil/tokenizer/bpe_tokenizer.h"
 #include "model/tiny_model.h"
 
 namespace anvil::testing {
@@ -107,6 +108,29 @@ TEST(TrainData, PrepareWritesEveryDocumentThenEos) {
     base += shard.num_tokens();
   }
   EXPECT_EQ(indexed, starts);
+}
+
+TEST(TrainData, PrepareWithABpeTokenizerJson) {
+  TempDir dir;
+  const std::string tokenizer = std::string(ANVIL_SOURCE_DIR) + "/tests/fixtures/tokenizer/small_gpt2.json";
+  const std::string text = "The quick brown fox jumps over the lazy dog.\nIt was the best of times.\n";
+  write_text(dir.path("in/doc.txt"), text);
+  train::PrepareOptions options;
+  options.inputs = {dir.path("in")};
+  options.output_dir = dir.path("data");
+  options.tokenizer = tokenizer;
+  options.show_progress = false;
+  train::prepare_dataset(test_ctx(), options);
+  const tokenizer::BpeTokenizer bpe = tokenizer::BpeTokenizer::from_hf_json_file(tokenizer);
+  std::vector<int32_t> expected = bpe.encode(text);
+  const std::optional<int32_t> eos = bpe.find_token("<|endoftext|>");
+  ASSERT_TRUE(eos.has_value());
+  expected.push_back(*eos);
+  EXPECT_EQ(all_tokens(dir.path("data")), expected);
+  EXPECT_LT(expected.size(), text.size());  // merges happened
+  const train::DatasetMeta meta = train::read_dataset_meta(dir.path("data"));
+  EXPECT_EQ(meta.vocab_size, bpe.vocab_size());
+  EXPECT_EQ(meta.eos_id, *eos);
 }
 
 TEST(TrainData, PrepareDoesNotDependOnThreads) {
