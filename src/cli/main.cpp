@@ -6,6 +6,7 @@
 
 #include "demo.h"
 #include "info.h"
+#include "train_command.h"
 
 namespace {
 
@@ -28,6 +29,7 @@ int run(int argc, char** argv) {
   bool all_tensors = false;
   info->add_option("path", info_path, "Model file or folder")->required();
   info->add_flag("--all", all_tensors, "List every tensor");
+  anvil::cli::add_train_commands(app);  // train, data prepare, plot (run from their callbacks)
 
   CLI11_PARSE(app, argc, argv);
   try {
