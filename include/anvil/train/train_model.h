@@ -52,6 +52,9 @@ class TrainModel {
   void init_weights(uint64_t seed);
   void zero_grad();
 
+  // Allocates the activation buffers for batches of (batch, seq) now (forward_train
+  // otherwise does on its first call), so activation_memory() can be reported up front.
+  void reserve(int64_t batch, int64_t seq);
   // Mean cross-entropy of targets (B, T) i32 (negative = ignored) after tokens (B, T) i32;
   // keeps what backward needs. Buffers are sized on the first call and on a new (B, T).
   double forward_train(const Tensor& tokens, const Tensor& targets);
