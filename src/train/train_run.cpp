@@ -15,6 +15,8 @@
 #include "anvil/train/checkpoint.h"
 #include "anvil/train/hf_export.h"
 #include "anvil/train/loss_plot.h"
+#include "anvil/train/text_sampler.h"
+#include "anvil/train/text_tokenizer.h"
 #include "anvil/train/trainer.h"
 #include "atomic_file.h"
 
@@ -80,7 +82,8 @@ class RunLog {
     ANVIL_CHECK(stream_.good(), "train: cannot write the log '", path.string(), "'");
   }
   void write(const Json& record) {
-    stream_ << record.dump() << "\n";
+    // Samples may hold bytes that are not UTF-8 (a byte-level model splits characters).
+    stream_ << record.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
     stream_.flush();
   }
 
@@ -156,6 +159,31 @@ void save(Trainer& trainer, const RunPaths& paths, LoopState& loop) {
   loop.result.last_checkpoint = path.string();
 }
 
+// Exports the model and continues the start of the first validation window with it (what
+// `anvil generate` will do with the exported folder); logs and prints the text.
+void sample(Ctx& ctx, Trainer& trainer, const RunPaths& paths, RunLog& log, bool print) {
+  if (trainer.loader().val_windows() == 0) return;
+  const std::string& tokenizer_name = trainer.loader().meta().tokenizer;
+  export_hf(trainer.model(), paths.model.string(), tokenizer_name);
+  const TokenBatch window = trainer.loader().val_batch(0, 1);
+  const std::vector<int32_t> prompt(
+      window.tokens.begin(), window.tokens.begin() + std::min<int64_t>(32, static_cast<int64_t>(window.tokens.size())));
+  const std::vector<int32_t> ids =
+      sample_continuation(ctx, paths.model.string(), prompt, 200, 0.8F, trainer.config().run.seed + trainer.step());
+  std::string text;
+  try {
+    const std::unique_ptr<TextTokenizer> tokenizer = make_text_tokenizer(tokenizer_name);
+    text = tokenizer->decode(prompt) + " >>> " + tokenizer->decode(ids);
+  } catch (const Error&) {
+    text = "(tokenizer '" + tokenizer_name + "' is not available to decode the sample)";
+  }
+  log.write({{"step", trainer.step()}, {"sample", text}});
+  if (print) {
+    std::printf("step %6lld | sample: %s\n", static_cast<long long>(trainer.step()), text.c_str());
+    std::fflush(stdout);
+  }
+}
+
 }  // namespace
 
 double estimate_peak_gflops(Ctx& ctx) {
@@ -207,6 +235,9 @@ TrainRunResult run_training(Ctx& ctx, const TrainConfig& config, const TrainRunO
     const bool eval_due = run.eval_every > 0 && trainer.step() % run.eval_every == 0;
     if (trainer.loader().val_windows() > 0 && (last || out_of_time || eval_due)) {
       evaluate_and_plot(log, trainer, paths, loop, options.print);
+    }
+    if (run.sample_every > 0 && (last || trainer.step() % run.sample_every == 0)) {
+      sample(ctx, trainer, paths, log, options.print);
     }
     if (last || stopped || (run.checkpoint_every > 0 && trainer.step() % run.checkpoint_every == 0)) {
       save(trainer, paths, loop);

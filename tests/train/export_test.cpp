@@ -2,12 +2,14 @@
 // training model's; the byte tokenizer.json round-trips.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "anvil/model/causal_lm.h"
 #include "anvil/tokenizer/bpe_tokenizer.h"
 #include "anvil/train/hf_export.h"
+#include "anvil/train/text_sampler.h"
 #include "model/tiny_runner.h"
 #include "train/train_reference.h"
 
@@ -45,6 +47,36 @@ TEST(TrainExport, LoadCausalLmReproducesTrainingLogits) {
       const HostArray served = prefill_logits(test_ctx(), *loaded, row, 4, rng);
       const HostArray trained = to_host(test_ctx(), model.logits().slice(0, b * seq, (b + 1) * seq));
       expect_close(served, trained, Tolerance{1e-5, 1e-6}, "logits of sequence " + std::to_string(b));
+    }
+  }
+}
+
+TEST(TrainExport, GreedySamplesThroughTheServingPathFollowTheTrainingLogits) {
+  Rng rng(test_seed());
+  for (const Architecture architecture : {Architecture::Llama, Architecture::Gpt2}) {
+    SCOPED_TRACE(model::architecture_name(architecture));
+    const model::ModelConfig config = tiny_train_config(architecture, true);
+    train::TrainModel model(test_ctx(), config);
+    fill_random_params(model, rng);
+    TempDir dir;
+    train::export_hf(model, dir.path("model"));
+    const std::vector<int32_t> prompt = {3, 1, 4, 1};
+    const std::vector<int32_t> sampled = train::sample_continuation(test_ctx(), dir.path("model"), prompt, 4, 0.0F, 1);
+    ASSERT_EQ(sampled.size(), 4U);
+    std::vector<int32_t> sequence = prompt;
+    for (const int32_t token : sampled) {
+      const auto t = static_cast<int64_t>(sequence.size());
+      const Tensor ids = Tensor::from_i32({1, t}, sequence);
+      model.forward_train(ids, ids);
+      const std::vector<double> last = to_host(test_ctx(), model.logits().slice(0, t - 1, t)).values;
+      const auto best = static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
+      EXPECT_EQ(token, best) << "after " << t << " tokens";
+      sequence.push_back(token);
+    }
+    // GPT-2 stops at its 9 learned positions.
+    if (architecture == Architecture::Gpt2) {
+      EXPECT_EQ(train::sample_continuation(test_ctx(), dir.path("model"), prompt, 20, 0.7F, 2).size(),
+                6U);  // positions 0..8 fed, 6 drawn
     }
   }
 }

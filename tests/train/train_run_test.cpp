@@ -41,8 +41,8 @@ train::TrainRunOptions quiet() {
 
 TEST(TrainRun, WritesLogPlotCheckpointsAndExport) {
   const TinyRun run;
-  const train::TrainConfig config =
-      run.config("llama", {"run.steps=8", "run.eval_every=4", "run.checkpoint_every=2", "run.keep_checkpoints=2"});
+  const train::TrainConfig config = run.config("llama", {"run.steps=8", "run.eval_every=4", "run.checkpoint_every=2",
+                                                         "run.keep_checkpoints=2", "run.sample_every=4"});
   const train::TrainRunResult result = train::run_training(test_ctx(), config, quiet());
   EXPECT_TRUE(result.finished);
   EXPECT_EQ(result.steps, 8);
@@ -55,6 +55,13 @@ TEST(TrainRun, WritesLogPlotCheckpointsAndExport) {
     EXPECT_EQ(logged(records, key).size(), 8U) << key;
   }
   EXPECT_EQ(train::list_checkpoints(out + "/checkpoints").size(), 2U);
+  int samples = 0;
+  for (const nlohmann::json& record : records) {
+    if (!record.contains("sample")) continue;
+    ++samples;
+    EXPECT_GT(record["sample"].get<std::string>().size(), 100U);  // 32 prompt bytes + up to 200 sampled
+  }
+  EXPECT_EQ(samples, 2);
   const train::LossCurves curves = train::read_loss_curves(out + "/log.jsonl");
   EXPECT_EQ(curves.train.size(), 8U);
   EXPECT_EQ(curves.val.size(), 2U);
