@@ -13,6 +13,7 @@
 
 #include "anvil/core/error.h"
 #include "anvil/train/checkpoint.h"
+#include "anvil/train/gguf_export.h"
 #include "anvil/train/hf_export.h"
 #include "anvil/train/loss_plot.h"
 #include "anvil/train/text_sampler.h"
@@ -66,7 +67,10 @@ std::optional<std::string> prepare_run_folder(const RunPaths& paths, const Train
     std::optional<std::string> latest = latest_valid_checkpoint(paths.checkpoints.string(), &skipped);
     for (const std::string& reason : skipped)
       std::fprintf(stderr, "train: skipping damaged checkpoint: %s\n", reason.c_str());
-    if (!latest && print) std::printf("train: no checkpoint in %s: starting afresh\n", paths.checkpoints.c_str());
+    if (!latest) {
+      if (print) std::printf("train: no valid checkpoint in %s: starting afresh\n", paths.checkpoints.c_str());
+      fs::remove(paths.log);
+    }
     return latest;
   }
   ANVIL_CHECK(!has_checkpoints || options.overwrite, "train: '", paths.root.string(),
@@ -247,8 +251,10 @@ TrainRunResult run_training(Ctx& ctx, const TrainConfig& config, const TrainRunO
   loop.result.finished = trainer.step() >= run.steps;
   if (loop.result.finished || out_of_time) {
     export_hf(trainer.model(), paths.model.string(), trainer.loader().meta().tokenizer);
+    export_gguf(trainer.model(), (paths.root / "model.gguf").string(), trainer.loader().meta().tokenizer);
     write_loss_plot(paths.log.string(), paths.plot.string());
-    if (options.print) std::printf("train: model exported to %s\n", paths.model.c_str());
+    if (options.print)
+      std::printf("train: model exported to %s and %s/model.gguf\n", paths.model.c_str(), paths.root.c_str());
   }
   return loop.result;
 }

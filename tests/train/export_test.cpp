@@ -8,6 +8,7 @@
 
 #include "anvil/model/causal_lm.h"
 #include "anvil/tokenizer/bpe_tokenizer.h"
+#include "anvil/train/gguf_export.h"
 #include "anvil/train/hf_export.h"
 #include "anvil/train/text_sampler.h"
 #include "model/tiny_runner.h"
@@ -48,6 +49,34 @@ TEST(TrainExport, LoadCausalLmReproducesTrainingLogits) {
       const HostArray trained = to_host(test_ctx(), model.logits().slice(0, b * seq, (b + 1) * seq));
       expect_close(served, trained, Tolerance{1e-5, 1e-6}, "logits of sequence " + std::to_string(b));
     }
+  }
+}
+
+TEST(TrainExport, GgufRunsWithTheTrainingLogits) {
+  Rng rng(test_seed());
+  for (const auto& [architecture, tied] :
+       {std::pair{Architecture::Llama, false}, std::pair{Architecture::Gpt2, true}}) {
+    SCOPED_TRACE(model::architecture_name(architecture));
+    model::ModelConfig config = tiny_train_config(architecture, tied);
+    config.vocab_size = 320;  // room for the byte tokenizer
+    train::TrainModel model(test_ctx(), config);
+    fill_random_params(model, rng);
+    std::vector<int32_t> tokens;
+    for (int i = 0; i < 8; ++i) tokens.push_back(static_cast<int32_t>(rng() % 320));
+    const Tensor token_tensor = Tensor::from_i32({1, 8}, tokens);
+    model.forward_train(token_tensor, token_tensor);
+    TempDir dir;
+    train::export_gguf(model, dir.path("model.gguf"), "bytes");
+    const std::unique_ptr<model::CausalLM> loaded = model::load_causal_lm(test_ctx(), dir.path("model.gguf"));
+    EXPECT_EQ(loaded->config().vocab_size, 320);
+    const HostArray served = prefill_logits(test_ctx(), *loaded, tokens, 4, rng);
+    expect_close(served, to_host(test_ctx(), model.logits()), Tolerance{1e-5, 1e-6}, "GGUF logits");
+    const tokenizer::BpeTokenizer bpe = tokenizer::BpeTokenizer::from_gguf_file(dir.path("model.gguf"));
+    const std::string text = "To be, or not to be\n\xe2\x80\x94 that";
+    const std::vector<int32_t> ids = bpe.encode(text);
+    ASSERT_EQ(ids.size(), text.size());
+    for (size_t i = 0; i < text.size(); ++i) EXPECT_EQ(ids[i], static_cast<uint8_t>(text[i]));
+    EXPECT_EQ(bpe.eos_id(), std::optional<int32_t>(256));
   }
 }
 

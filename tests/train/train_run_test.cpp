@@ -74,6 +74,7 @@ TEST(TrainRun, WritesLogPlotCheckpointsAndExport) {
   const std::unique_ptr<model::CausalLM> model = model::load_causal_lm(test_ctx(), out + "/model");
   EXPECT_EQ(model->config().vocab_size, 320);  // 257 byte tokens, padded to a multiple of 64
   EXPECT_TRUE(fs::exists(out + "/model/tokenizer.json"));
+  EXPECT_EQ(model::load_causal_lm(test_ctx(), out + "/model.gguf")->config().vocab_size, 320);
   // A second run into the same folder must say what to do.
   EXPECT_THROW(train::run_training(test_ctx(), config, quiet()), Error);
 }

@@ -3,7 +3,8 @@
 // (resumed from the newest valid one when asked), a JSONL log (out_dir/log.jsonl: one
 // line per step with loss, lr, grad norm, tokens/s, MFU, memory; a line per validation),
 // the loss-curve SVG (out_dir/loss.svg), and at the end the model exported in Hugging
-// Face layout (out_dir/model) for `anvil generate` / load_causal_lm / transformers.
+// Face layout (out_dir/model) and as GGUF (out_dir/model.gguf) for load_causal_lm,
+// transformers and llama.cpp.
 #include <cstdint>
 #include <string>
 
