@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 PRESET ?= cpu-release
 BUILD_DIR := build/$(PRESET)
 
-.PHONY: setup build run test test-debug cuda-build bench fuzz format check-format tidy clean
+.PHONY: setup build run train test test-debug cuda-build bench fuzz format check-format tidy clean
 
 setup:
 	@scripts/setup.sh
@@ -19,6 +19,15 @@ MODEL ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
 PROMPT ?= Explain in two sentences why the sky is blue.
 run: build
 	@$(BUILD_DIR)/anvil generate -m $(MODEL) --chat -p "$(PROMPT)" -n 64 --temperature 0
+
+# Pre-training on this CPU: a ~10M-parameter Llama-style model on Shakespeare (bytes),
+# about 13 minutes; writes runs/shakespeare_llama/{log.jsonl,loss.svg,model/}. ARGS adds
+# config overrides (ARGS="run.steps=50") or flags (ARGS=--resume).
+TRAIN_CONFIG ?= configs/shakespeare_llama.json
+train: build
+	@scripts/fetch_corpus.sh
+	@[ -f data/shakespeare_bytes/meta.json ] || $(BUILD_DIR)/anvil data prepare data/shakespeare -o data/shakespeare_bytes
+	@$(BUILD_DIR)/anvil train --config $(TRAIN_CONFIG) --overwrite $(ARGS)
 
 # Every CPU test (labels unit, op, e2e; the gpu label skips without a GPU).
 test: build

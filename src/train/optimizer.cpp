@@ -1,0 +1,159 @@
+// Optimizer: global-norm clipping, AdamW by weight-decay group, Muon for hidden matrices.
+#include "anvil/train/optimizer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "anvil/core/error.h"
+#include "anvil/ops/adamw.h"
+#include "anvil/ops/elementwise.h"
+#include "anvil/ops/matmul.h"
+
+namespace anvil::train {
+
+double global_norm(Ctx& ctx, const Tensor& values) {
+  ANVIL_CHECK(values.dtype() == DType::F32 && values.is_contiguous() && values.device().is_cpu(),
+              "global_norm: expected a contiguous host f32 tensor");
+  constexpr int64_t kBlock = 1 << 16;
+  const int64_t count = values.numel();
+  const int64_t blocks = (count + kBlock - 1) / kBlock;
+  std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
+  const float* data = values.data<const float>();
+  ctx.pool().parallel_for(blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t block = begin; block < end; ++block) {
+      double sum = 0.0;
+      for (int64_t i = block * kBlock; i < std::min(count, (block + 1) * kBlock); ++i) {
+        sum += static_cast<double>(data[i]) * data[i];
+      }
+      partial[static_cast<size_t>(block)] = sum;
+    }
+  });
+  double total = 0.0;
+  for (const double sum : partial) total += sum;
+  return std::sqrt(total);
+}
+
+void newton_schulz(Ctx& ctx, Tensor& x, int64_t steps) {
+  ANVIL_CHECK(x.dim() == 2 && x.dtype() == DType::F32, "newton_schulz: expected a 2-D f32 matrix, got ",
+              x.to_string(0));
+  constexpr float kA = 3.4445F, kB = -4.7750F, kC = 2.0315F;
+  const bool tall = x.size(0) > x.size(1);
+  Tensor work = tall ? x.transpose(0, 1).contiguous() : x.contiguous();  // (r, c) with r <= c
+  const int64_t rows = work.size(0);
+  const double norm = global_norm(ctx, work);
+  scale(ctx, work, work, static_cast<float>(1.0 / (norm + 1e-7)));
+  Tensor gram = Tensor::empty({rows, rows}, DType::F32);
+  Tensor poly = Tensor::empty({rows, rows}, DType::F32);
+  Tensor next = Tensor::empty(work.shape(), DType::F32);
+  for (int64_t i = 0; i < steps; ++i) {
+    matmul(ctx, gram, work, work, false, true);               // A = X X^T
+    scale(ctx, poly, gram, kB);                               // b A
+    matmul(ctx, poly, gram, gram, false, false, kC, 1.0F);    // + c A A
+    scale(ctx, next, work, kA);                               // a X
+    matmul(ctx, next, poly, work, false, false, 1.0F, 1.0F);  // + (b A + c A A) X
+    std::swap(work, next);
+  }
+  Tensor result = tall ? work.transpose(0, 1).contiguous() : work;
+  std::copy_n(result.data<const float>(), x.numel(), x.data<float>());
+}
+
+Optimizer::Optimizer(Ctx& ctx, const ParamTable& table, const OptimizerConfig& config)
+    : ctx_(ctx), table_(table), config_(config) {
+  for (const ParamEntry& entry : table.entries()) {
+    if (uses_muon(entry)) {
+      muon_entries_.push_back(&entry);
+      continue;
+    }
+    const bool decay = decays(entry);
+    if (!adamw_runs_.empty() && adamw_runs_.back().end == entry.offset && adamw_runs_.back().decay == decay) {
+      adamw_runs_.back().end += entry.numel();
+    } else {
+      adamw_runs_.push_back({entry.offset, entry.offset + entry.numel(), decay});
+    }
+  }
+  m_ = Tensor::zeros({table.total()}, DType::F32);
+  v_ = Tensor::zeros({table.total()}, DType::F32);
+  if (!muon_entries_.empty()) momentum_ = Tensor::zeros({table.total()}, DType::F32);
+}
+
+bool Optimizer::decays(const ParamEntry& entry) const {
+  switch (entry.role) {
+    case ParamRole::Matrix:
+    case ParamRole::Head:
+      return true;
+    case ParamRole::Embedding:
+      return config_.decay_embeddings;
+    case ParamRole::Norm:
+    case ParamRole::Bias:
+      return config_.decay_norms_and_biases;
+  }
+  return false;
+}
+
+bool Optimizer::uses_muon(const ParamEntry& entry) const {
+  return config_.name == "muon" && entry.role == ParamRole::Matrix && entry.shape.size() == 2;
+}
+
+std::vector<std::pair<std::string, Tensor>> Optimizer::state() {
+  std::vector<std::pair<std::string, Tensor>> tensors = {{"optimizer.m", m_}, {"optimizer.v", v_}};
+  if (momentum_.defined()) tensors.emplace_back("optimizer.momentum", momentum_);
+  return tensors;
+}
+
+OptimizerStepInfo Optimizer::step(Tensor& params, const Tensor& grads, double lr_factor) {
+  ANVIL_CHECK(params.numel() == table_.total() && grads.numel() == table_.total(), "optimizer: buffers of ",
+              params.numel(), " and ", grads.numel(), " elements for a table of ", table_.total());
+  OptimizerStepInfo info;
+  info.grad_norm = global_norm(ctx_, grads);
+  if (config_.grad_clip > 0.0 && info.grad_norm > config_.grad_clip) {
+    info.clip_scale = config_.grad_clip / (info.grad_norm + 1e-6);  // torch's clip_grad_norm_
+  }
+  ++step_count_;
+  info.lr = config_.lr * lr_factor;
+  const auto grad_scale = static_cast<float>(info.clip_scale);
+  adamw_runs(params, grads, info.lr, grad_scale);
+  if (!muon_entries_.empty()) muon_updates(params, grads, config_.muon_lr * lr_factor, grad_scale);
+  return info;
+}
+
+void Optimizer::adamw_runs(Tensor& params, const Tensor& grads, double lr, float grad_scale) {
+  AdamWParams adam;
+  adam.learning_rate = static_cast<float>(lr);
+  adam.beta1 = static_cast<float>(config_.beta1);
+  adam.beta2 = static_cast<float>(config_.beta2);
+  adam.eps = static_cast<float>(config_.eps);
+  adam.step = step_count_;
+  adam.grad_scale = grad_scale;
+  for (const Run& run : adamw_runs_) {
+    adam.weight_decay = run.decay ? static_cast<float>(config_.weight_decay) : 0.0F;
+    Tensor p = params.slice(0, run.begin, run.end), m = m_.slice(0, run.begin, run.end);
+    Tensor v = v_.slice(0, run.begin, run.end);
+    adamw(ctx_, p, m, v, grads.slice(0, run.begin, run.end), adam);
+  }
+}
+
+// Muon (Keller Jordan's formulation): buf = mu buf + (1 - mu) g; u = (1 - mu) g + mu buf
+// (Nesterov); p = p (1 - lr wd) - lr sqrt(max(1, rows / cols)) NS5(u).
+void Optimizer::muon_updates(Tensor& params, const Tensor& grads, double lr, float grad_scale) {
+  const auto mu = static_cast<float>(config_.muon_momentum);
+  const auto decay = static_cast<float>(1.0 - lr * config_.weight_decay);
+  for (const ParamEntry* entry : muon_entries_) {
+    const int64_t count = entry->numel();
+    const float* g = grads.data<const float>() + entry->offset;
+    float* buf = momentum_.data<float>() + entry->offset;
+    Tensor update = Tensor::empty(entry->shape, DType::F32);
+    float* u = update.data<float>();
+    for (int64_t i = 0; i < count; ++i) {
+      const float gi = g[i] * grad_scale;
+      buf[i] = mu * buf[i] + (1.0F - mu) * gi;
+      u[i] = (1.0F - mu) * gi + mu * buf[i];
+    }
+    newton_schulz(ctx_, update, config_.muon_ns_steps);
+    const double aspect = static_cast<double>(entry->shape[0]) / static_cast<double>(entry->shape[1]);
+    const auto step_size = static_cast<float>(lr * std::sqrt(std::max(1.0, aspect)));
+    float* p = params.data<float>() + entry->offset;
+    for (int64_t i = 0; i < count; ++i) p[i] = p[i] * decay - step_size * u[i];
+  }
+}
+
+}  // namespace anvil::train

@@ -1,0 +1,199 @@
+// Forward and backward of one transformer block (GPT-2 or Llama) on the CPU ops.
+#include "transformer_block.h"
+
+#include <algorithm>
+
+#include "anvil/ops/activations.h"
+#include "anvil/ops/attention.h"
+#include "anvil/ops/copy.h"
+#include "anvil/ops/elementwise.h"
+#include "anvil/ops/layer_norm.h"
+#include "anvil/ops/matmul.h"
+#include "anvil/ops/rms_norm.h"
+#include "anvil/ops/rope.h"
+
+namespace anvil::train::detail {
+
+namespace {
+
+Tensor f32(const Shape& shape) { return Tensor::empty(shape, DType::F32); }
+
+bool is_gpt2(const model::ModelConfig& config) { return config.architecture == model::Architecture::Gpt2; }
+
+// (N, H * D) rows as the (B, T, H, D) layout attention wants.
+Tensor heads_view(const Tensor& rows, const Dims& d, int64_t heads) {
+  return rows.view({d.batch, d.seq, heads, d.head_dim});
+}
+
+void attention_forward(Ctx& ctx, const model::ModelConfig& config, const Dims& d, const BlockParams& w,
+                       const Tensor& positions, BlockActivations& a) {
+  linear_forward(ctx, a.q, a.n1, w.wq, w.bq);
+  linear_forward(ctx, a.k, a.n1, w.wk, w.bk);
+  linear_forward(ctx, a.v, a.n1, w.wv, w.bv);
+  if (!config.learned_positions) {
+    Tensor q_heads = a.q.view({d.rows(), d.heads, d.head_dim});
+    Tensor k_heads = a.k.view({d.rows(), d.kv_heads, d.head_dim});
+    rope(ctx, q_heads, q_heads, positions, config.rope);
+    rope(ctx, k_heads, k_heads, positions, config.rope);
+  }
+  Tensor out = heads_view(a.att, d, d.heads);
+  attention(ctx, out, a.lse, heads_view(a.q, d, d.heads), heads_view(a.k, d, d.kv_heads),
+            heads_view(a.v, d, d.kv_heads), AttentionParams{});
+}
+
+void mlp_forward(Ctx& ctx, const model::ModelConfig& config, const BlockParams& w, BlockActivations& a) {
+  if (is_gpt2(config)) {
+    linear_forward(ctx, a.up, a.n2, w.w_up, w.b_up);
+    gelu(ctx, a.act, a.up);
+  } else {
+    linear_forward(ctx, a.gate, a.n2, w.w_gate, Tensor());
+    linear_forward(ctx, a.up, a.n2, w.w_up, Tensor());
+    swiglu(ctx, a.act, a.gate, a.up);
+  }
+}
+
+// x_out = x_in + x @ weight^T + bias, through matmul's beta = 1.
+void residual_linear(Ctx& ctx, Tensor& x_out, const Tensor& x_in, const Tensor& x, const Tensor& weight,
+                     const Tensor& bias) {
+  copy(ctx, x_out, x_in);
+  matmul(ctx, x_out, x, weight, false, true, 1.0F, 1.0F);
+  if (bias.defined()) add(ctx, x_out, x_out, bias);
+}
+
+// dres += d loss / d x_in through the MLP half (dres holds d loss / d x_out).
+void mlp_backward(Ctx& ctx, const model::ModelConfig& config, const BlockParams& w, BlockParams& g,
+                  const BlockActivations& a, Tensor& dres, BackwardScratch& s) {
+  Tensor none;
+  linear_backward(ctx, s.dact, g.w_down, g.b_down, dres, a.act, w.w_down, false, s.bias_sum);
+  if (is_gpt2(config)) {
+    gelu_backward(ctx, s.dup, s.dact, a.up);
+    linear_backward(ctx, s.dn, g.w_up, g.b_up, s.dup, a.n2, w.w_up, false, s.bias_sum);
+  } else {
+    swiglu_backward(ctx, s.dgate, s.dup, s.dact, a.gate, a.up);
+    linear_backward(ctx, s.dn, g.w_gate, none, s.dgate, a.n2, w.w_gate, false, s.bias_sum);
+    linear_backward(ctx, s.dn, g.w_up, none, s.dup, a.n2, w.w_up, true, s.bias_sum);
+  }
+  norm_backward(ctx, config, s.dx, g.norm2, g.norm2_bias, s.dn, a.x_mid, w.norm2, a.mean2, a.rstd2);
+  add(ctx, dres, dres, s.dx);
+}
+
+// dres += d loss / d x_in through the attention half (dres holds d loss / d x_mid).
+void attention_backward_half(Ctx& ctx, const model::ModelConfig& config, const Dims& d, const BlockParams& w,
+                             BlockParams& g, const Tensor& x_in, const Tensor& positions, const BlockActivations& a,
+                             Tensor& dres, BackwardScratch& s) {
+  linear_backward(ctx, s.datt, g.wo, g.bo, dres, a.att, w.wo, false, s.bias_sum);
+  Tensor dq = heads_view(s.dq, d, d.heads), dk = heads_view(s.dk, d, d.kv_heads), dv = heads_view(s.dv, d, d.kv_heads);
+  attention_backward(ctx, dq, dk, dv, heads_view(s.datt, d, d.heads), heads_view(a.q, d, d.heads),
+                     heads_view(a.k, d, d.kv_heads), heads_view(a.v, d, d.kv_heads), heads_view(a.att, d, d.heads),
+                     a.lse, AttentionParams{});
+  if (!config.learned_positions) {
+    Tensor dq_rows = s.dq.view({d.rows(), d.heads, d.head_dim});
+    Tensor dk_rows = s.dk.view({d.rows(), d.kv_heads, d.head_dim});
+    rope_backward(ctx, dq_rows, dq_rows, positions, config.rope);
+    rope_backward(ctx, dk_rows, dk_rows, positions, config.rope);
+  }
+  linear_backward(ctx, s.dn, g.wq, g.bq, s.dq, a.n1, w.wq, false, s.bias_sum);
+  linear_backward(ctx, s.dn, g.wk, g.bk, s.dk, a.n1, w.wk, true, s.bias_sum);
+  linear_backward(ctx, s.dn, g.wv, g.bv, s.dv, a.n1, w.wv, true, s.bias_sum);
+  norm_backward(ctx, config, s.dx, g.norm1, g.norm1_bias, s.dn, x_in, w.norm1, a.mean1, a.rstd1);
+  add(ctx, dres, dres, s.dx);
+}
+
+}  // namespace
+
+BlockActivations make_block_activations(const Dims& d, bool gpt2) {
+  const int64_t n = d.rows();
+  BlockActivations a;
+  a.n1 = f32({n, d.width});
+  a.rstd1 = f32({n});
+  a.q = f32({n, d.q_width()});
+  a.k = f32({n, d.kv_width()});
+  a.v = f32({n, d.kv_width()});
+  a.att = f32({n, d.q_width()});
+  a.lse = f32({d.batch, d.heads, d.seq});
+  a.x_mid = f32({n, d.width});
+  a.n2 = f32({n, d.width});
+  a.rstd2 = f32({n});
+  a.up = f32({n, d.hidden});
+  a.act = f32({n, d.hidden});
+  if (gpt2) {
+    a.mean1 = f32({n});
+    a.mean2 = f32({n});
+  } else {
+    a.gate = f32({n, d.hidden});
+  }
+  return a;
+}
+
+BackwardScratch make_backward_scratch(const Dims& d, bool gpt2) {
+  const int64_t n = d.rows();
+  BackwardScratch s;
+  s.dx = f32({n, d.width});
+  s.dn = f32({n, d.width});
+  s.datt = f32({n, d.q_width()});
+  s.dq = f32({n, d.q_width()});
+  s.dk = f32({n, d.kv_width()});
+  s.dv = f32({n, d.kv_width()});
+  s.dup = f32({n, d.hidden});
+  s.dact = f32({n, d.hidden});
+  if (!gpt2) s.dgate = f32({n, d.hidden});
+  if (gpt2) {
+    s.bias_sum = f32({std::max({d.width, d.hidden, d.q_width()})});
+    s.position_sum = f32({d.seq, d.width});
+  }
+  return s;
+}
+
+void linear_forward(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  matmul(ctx, out, x, weight, false, true);
+  if (bias.defined()) add(ctx, out, out, bias);
+}
+
+void linear_backward(Ctx& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
+                     const Tensor& weight, bool accumulate_dx, Tensor& bias_sum) {
+  Tensor none;
+  if (dx.defined()) matmul_backward(ctx, dx, none, dout, x, weight, false, true, accumulate_dx);
+  matmul_backward(ctx, none, dweight, dout, x, weight, false, true, true);
+  if (dbias.defined()) {
+    Tensor sums = bias_sum.slice(0, 0, dbias.numel());
+    add_backward(ctx, none, sums, dout);
+    add(ctx, dbias, dbias, sums);
+  }
+}
+
+void norm_forward(Ctx& ctx, const model::ModelConfig& config, Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
+                  const Tensor& weight, const Tensor& bias) {
+  if (config.norm == model::NormKind::LayerNorm) {
+    layer_norm(ctx, out, mean, rstd, x, weight, bias, config.norm_eps);
+  } else {
+    rms_norm(ctx, out, rstd, x, weight, config.norm_eps);
+  }
+}
+
+void norm_backward(Ctx& ctx, const model::ModelConfig& config, Tensor& dx, Tensor& dweight, Tensor& dbias,
+                   const Tensor& dout, const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd) {
+  if (config.norm == model::NormKind::LayerNorm) {
+    layer_norm_backward(ctx, dx, dweight, dbias, dout, x, weight, mean, rstd);
+  } else {
+    rms_norm_backward(ctx, dx, dweight, dout, x, weight, rstd);
+  }
+}
+
+void block_forward(Ctx& ctx, const model::ModelConfig& config, const Dims& dims, const BlockParams& w,
+                   const Tensor& x_in, const Tensor& positions, BlockActivations& a, Tensor& x_out) {
+  norm_forward(ctx, config, a.n1, a.mean1, a.rstd1, x_in, w.norm1, w.norm1_bias);
+  attention_forward(ctx, config, dims, w, positions, a);
+  residual_linear(ctx, a.x_mid, x_in, a.att, w.wo, w.bo);
+  norm_forward(ctx, config, a.n2, a.mean2, a.rstd2, a.x_mid, w.norm2, w.norm2_bias);
+  mlp_forward(ctx, config, w, a);
+  residual_linear(ctx, x_out, a.x_mid, a.act, w.w_down, w.b_down);
+}
+
+void block_backward(Ctx& ctx, const model::ModelConfig& config, const Dims& dims, const BlockParams& w, BlockParams& g,
+                    const Tensor& x_in, const Tensor& positions, const BlockActivations& a, Tensor& dres,
+                    BackwardScratch& s) {
+  mlp_backward(ctx, config, w, g, a, dres, s);
+  attention_backward_half(ctx, config, dims, w, g, x_in, positions, a, dres, s);
+}
+
+}  // namespace anvil::train::detail

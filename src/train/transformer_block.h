@@ -1,0 +1,71 @@
+#pragma once
+// One transformer block of the training model, forward and backward (internal to train/).
+// Shapes: B sequences of T tokens, N = B * T rows, width C, Hq query heads and Hkv KV
+// heads of size D, MLP width F.
+#include <cstdint>
+
+#include "anvil/context.h"
+#include "anvil/model/model_config.h"
+
+namespace anvil::train::detail {
+
+struct Dims {
+  int64_t batch = 0, seq = 0, width = 0, heads = 0, kv_heads = 0, head_dim = 0, hidden = 0, vocab = 0;
+  [[nodiscard]] int64_t rows() const { return batch * seq; }
+  [[nodiscard]] int64_t q_width() const { return heads * head_dim; }
+  [[nodiscard]] int64_t kv_width() const { return kv_heads * head_dim; }
+};
+
+// Views of one block's parameters (or of their gradients); unused ones stay undefined.
+// Llama: norm1, wq, wk, wv, wo, norm2, w_gate, w_up, w_down.
+// GPT-2: norm1(+bias), wq/bq, wk/bk, wv/bv, wo/bo, norm2(+bias), w_up/b_up, w_down/b_down.
+struct BlockParams {
+  Tensor norm1, norm1_bias, wq, bq, wk, bk, wv, bv, wo, bo, norm2, norm2_bias, w_gate, w_up, b_up, w_down, b_down;
+};
+
+// What forward keeps for backward. up holds GPT-2's pre-GELU activation; gate is Llama's.
+struct BlockActivations {
+  Tensor n1, mean1, rstd1;  // (N, C), (N), (N)
+  Tensor q, k, v;           // (N, Hq * D), (N, Hkv * D) x2, after RoPE
+  Tensor att, lse;          // (N, Hq * D) attention output, (B, Hq, T)
+  Tensor x_mid;             // (N, C) residual after attention
+  Tensor n2, mean2, rstd2;  // (N, C), (N), (N)
+  Tensor gate, up, act;     // (N, F)
+};
+
+// Gradient buffers of backward, shared by every block.
+struct BackwardScratch {
+  Tensor dx, dn;            // (N, C)
+  Tensor datt, dq;          // (N, Hq * D)
+  Tensor dk, dv;            // (N, Hkv * D)
+  Tensor dgate, dup, dact;  // (N, F)
+  Tensor bias_sum;          // (max(C, F, Hq * D)) column sums for bias gradients
+  Tensor position_sum;      // (T, C) GPT-2 position-table gradient
+};
+
+BlockActivations make_block_activations(const Dims& dims, bool gpt2);
+BackwardScratch make_backward_scratch(const Dims& dims, bool gpt2);
+
+// x_out (N, C) = block(x_in); positions (N) i32 feed RoPE.
+void block_forward(Ctx& ctx, const model::ModelConfig& config, const Dims& dims, const BlockParams& w,
+                   const Tensor& x_in, const Tensor& positions, BlockActivations& a, Tensor& x_out);
+// dres: d loss / d x_out on entry, d loss / d x_in on return; parameter gradients are
+// added to g.
+void block_backward(Ctx& ctx, const model::ModelConfig& config, const Dims& dims, const BlockParams& w, BlockParams& g,
+                    const Tensor& x_in, const Tensor& positions, const BlockActivations& a, Tensor& dres,
+                    BackwardScratch& s);
+
+// out (N, O) = x (N, I) @ weight (O, I)^T [+ bias (O)].
+void linear_forward(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias);
+// dx = (or += when accumulate_dx) dout @ weight; dweight += dout^T @ x; dbias += column
+// sums of dout (through `bias_sum`). dx, dbias may be undefined.
+void linear_backward(Ctx& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
+                     const Tensor& weight, bool accumulate_dx, Tensor& bias_sum);
+// out = norm(x) with the config's norm (LayerNorm saves mean; RMSNorm leaves it undefined).
+void norm_forward(Ctx& ctx, const model::ModelConfig& config, Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
+                  const Tensor& weight, const Tensor& bias);
+// dx = d norm / dx (overwritten); dweight, dbias accumulated.
+void norm_backward(Ctx& ctx, const model::ModelConfig& config, Tensor& dx, Tensor& dweight, Tensor& dbias,
+                   const Tensor& dout, const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd);
+
+}  // namespace anvil::train::detail

@@ -1,0 +1,107 @@
+// run_training (what `anvil train` runs): files of a run, stop + resume through the
+// checkpoint folder with the same logged loss curve, and the SVG plot.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "anvil/model/causal_lm.h"
+#include "anvil/train/checkpoint.h"
+#include "anvil/train/loss_plot.h"
+#include "anvil/train/train_run.h"
+#include "train/train_run_fixture.h"
+
+namespace anvil::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<nlohmann::json> read_log(const std::string& path) {
+  std::vector<nlohmann::json> records;
+  std::ifstream stream(path);
+  std::string line;
+  while (std::getline(stream, line)) records.push_back(nlohmann::json::parse(line));
+  return records;
+}
+
+std::vector<double> logged(const std::vector<nlohmann::json>& records, const char* key) {
+  std::vector<double> values;
+  for (const nlohmann::json& record : records) {
+    if (record.contains(key)) values.push_back(record[key].get<double>());
+  }
+  return values;
+}
+
+train::TrainRunOptions quiet() {
+  train::TrainRunOptions options;
+  options.print = false;
+  return options;
+}
+
+TEST(TrainRun, WritesLogPlotCheckpointsAndExport) {
+  const TinyRun run;
+  const train::TrainConfig config = run.config("llama", {"run.steps=8", "run.eval_every=4", "run.checkpoint_every=2",
+                                                         "run.keep_checkpoints=2", "run.sample_every=4"});
+  const train::TrainRunResult result = train::run_training(test_ctx(), config, quiet());
+  EXPECT_TRUE(result.finished);
+  EXPECT_EQ(result.steps, 8);
+  EXPECT_GT(result.unigram_val_loss, 0.0);
+  const std::string out = config.run.out_dir;
+  const std::vector<nlohmann::json> records = read_log(out + "/log.jsonl");
+  EXPECT_EQ(logged(records, "loss").size(), 8U);
+  EXPECT_EQ(logged(records, "val_loss").size(), 2U);
+  for (const char* key : {"lr", "grad_norm", "tokens_per_s", "mfu", "rss_mb", "activation_mb"}) {
+    EXPECT_EQ(logged(records, key).size(), 8U) << key;
+  }
+  EXPECT_EQ(train::list_checkpoints(out + "/checkpoints").size(), 2U);
+  int samples = 0;
+  for (const nlohmann::json& record : records) {
+    if (!record.contains("sample")) continue;
+    ++samples;
+    EXPECT_GT(record["sample"].get<std::string>().size(), 100U);  // 32 prompt bytes + up to 200 sampled
+  }
+  EXPECT_EQ(samples, 2);
+  const train::LossCurves curves = train::read_loss_curves(out + "/log.jsonl");
+  EXPECT_EQ(curves.train.size(), 8U);
+  EXPECT_EQ(curves.val.size(), 2U);
+  EXPECT_DOUBLE_EQ(curves.baseline, result.unigram_val_loss);
+  std::ifstream svg_stream(out + "/loss.svg");
+  const std::string svg{std::istreambuf_iterator<char>(svg_stream), {}};
+  EXPECT_NE(svg.find("<svg"), std::string::npos);
+  EXPECT_NE(svg.find("<polyline"), std::string::npos);
+  EXPECT_NE(svg.find("unigram baseline"), std::string::npos);
+  const std::unique_ptr<model::CausalLM> model = model::load_causal_lm(test_ctx(), out + "/model");
+  EXPECT_EQ(model->config().vocab_size, 320);  // 257 byte tokens, padded to a multiple of 64
+  EXPECT_TRUE(fs::exists(out + "/model/tokenizer.json"));
+  EXPECT_EQ(model::load_causal_lm(test_ctx(), out + "/model.gguf")->config().vocab_size, 320);
+  // A second run into the same folder must say what to do.
+  EXPECT_THROW(train::run_training(test_ctx(), config, quiet()), Error);
+}
+
+TEST(TrainRun, StopAndResumeLogsTheSameLossCurve) {
+  const TinyRun run;
+  train::TrainConfig straight = run.config("gpt2", {"run.steps=9", "run.eval_every=3"});
+  straight.run.out_dir = run.path("straight");
+  train::run_training(test_ctx(), straight, quiet());
+  train::TrainConfig stopped = straight;
+  stopped.run.out_dir = run.path("stopped");
+  train::TrainRunOptions options = quiet();
+  options.stop_after_steps = 4;
+  const train::TrainRunResult first = train::run_training(test_ctx(), stopped, options);
+  EXPECT_FALSE(first.finished);
+  EXPECT_EQ(first.steps, 4);
+  options = quiet();
+  options.resume = true;
+  const train::TrainRunResult second = train::run_training(test_ctx(), stopped, options);
+  EXPECT_TRUE(second.finished);
+  const std::vector<nlohmann::json> a = read_log(straight.run.out_dir + "/log.jsonl");
+  const std::vector<nlohmann::json> b = read_log(stopped.run.out_dir + "/log.jsonl");
+  EXPECT_EQ(logged(a, "loss"), logged(b, "loss"));
+  EXPECT_EQ(logged(a, "val_loss"), logged(b, "val_loss"));
+  EXPECT_EQ(logged(a, "grad_norm"), logged(b, "grad_norm"));
+  EXPECT_EQ(logged(a, "loss").size(), 9U);
+}
+
+}  // namespace
+}  // namespace anvil::testing
