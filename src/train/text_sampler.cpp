@@ -45,8 +45,8 @@ std::vector<int32_t> sample_continuation(Ctx& ctx, const std::string& model_dir,
   shape.num_kv_heads = config.num_kv_heads;
   shape.head_dim = config.head_dim;
   model::PagedKvCache cache(ctx, shape, Device::cpu());
-  std::vector<int32_t> blocks;
-  for (int32_t b = 0; b < shape.num_blocks; ++b) blocks.push_back(b);
+  std::vector<int32_t> blocks(static_cast<size_t>(shape.num_blocks));
+  for (int32_t b = 0; b < shape.num_blocks; ++b) blocks[static_cast<size_t>(b)] = b;
 
   std::vector<int32_t> out;
   std::vector<int32_t> step_tokens = prompt;  // prefill, then one token per step

@@ -20,7 +20,8 @@ namespace anvil::train {
 void write_checkpoint(const std::string& path, const nlohmann::json& state,
                       const std::vector<std::pair<std::string, Tensor>>& tensors);
 
-class Checkpoint {
+// The implicit move of the std::map members may allocate; moves happen only on open().
+class Checkpoint {  // NOLINT(bugprone-exception-escape)
  public:
   // Opens `path` and verifies format and checksum; throws anvil::Error naming the file.
   static Checkpoint open(const std::string& path);
