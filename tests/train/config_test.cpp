@@ -18,9 +18,9 @@ TEST(TrainConfig, DefaultsFileAndOverridesMerge) {
       "run": {"steps": 7, "out_dir": "runs/x"}
     })";
   }
-  const train::TrainConfig config =
-      train::load_train_config(dir.path("c.json"), {"run.steps=12", "optimizer.lr=1e-3", "run.recompute=true",
-                                                     "schedule.kind=wsd", "data.path=/some/where"});
+  const train::TrainConfig config = train::load_train_config(
+      dir.path("c.json"),
+      {"run.steps=12", "optimizer.lr=1e-3", "run.recompute=true", "schedule.kind=wsd", "data.path=/some/where"});
   EXPECT_EQ(config.model.architecture, model::Architecture::Gpt2);
   EXPECT_EQ(config.model.norm, model::NormKind::LayerNorm);
   EXPECT_TRUE(config.model.learned_positions);
@@ -29,7 +29,7 @@ TEST(TrainConfig, DefaultsFileAndOverridesMerge) {
   EXPECT_EQ(config.model.head_dim, 32);
   EXPECT_EQ(config.model.num_kv_heads, 3);
   EXPECT_EQ(config.model.intermediate_size, 384);  // 4 C
-  EXPECT_EQ(config.run.steps, 12);                  // the override wins over the file
+  EXPECT_EQ(config.run.steps, 12);                 // the override wins over the file
   EXPECT_EQ(config.run.out_dir, "runs/x");
   EXPECT_TRUE(config.run.recompute);
   EXPECT_DOUBLE_EQ(config.optimizer.lr, 1e-3);
@@ -74,9 +74,7 @@ TEST(TrainConfig, MistakesNameTheKey) {
   EXPECT_NE(message({"run.rank=2", "run.world_size=2"}).find("run.rank"), std::string::npos);
   EXPECT_THROW(train::load_train_config("/no/such/config.json", {}), Error);
   TempDir dir;
-  {
-    std::ofstream(dir.path("bad.json")) << "{\"model\": ";
-  }
+  { std::ofstream(dir.path("bad.json")) << "{\"model\": "; }
   EXPECT_THROW(train::load_train_config(dir.path("bad.json"), {}), Error);
 }
 

@@ -32,6 +32,8 @@ class Checkpoint {
   void copy_to(const std::string& name, Tensor& out) const;
 
  private:
+  Checkpoint(io::SafetensorsFile file, nlohmann::json state) : file_(std::move(file)), state_(std::move(state)) {}
+
   io::SafetensorsFile file_;
   nlohmann::json state_;
 };
