@@ -60,9 +60,8 @@ void write_checkpoint(const std::string& path, const nlohmann::json& state,
 }
 
 Checkpoint Checkpoint::open(const std::string& path) {
-  Checkpoint checkpoint;
-  checkpoint.file_ = io::SafetensorsFile::open(path);
-  const auto& metadata = checkpoint.file_.metadata();
+  io::SafetensorsFile file = io::SafetensorsFile::open(path);
+  const auto& metadata = file.metadata();
   const auto field = [&](const char* key) -> const std::string& {
     const auto it = metadata.find(key);
     ANVIL_CHECK(it != metadata.end(), "checkpoint '", path, "': metadata '", key, "' is missing");
@@ -74,17 +73,16 @@ Checkpoint Checkpoint::open(const std::string& path) {
   std::vector<std::pair<std::string, const void*>> views;
   std::vector<uint64_t> sizes;
   std::vector<Tensor> keep;
-  for (const io::SafetensorsEntry& entry : checkpoint.file_.entries()) {
-    keep.push_back(checkpoint.file_.tensor(entry.name));
+  for (const io::SafetensorsEntry& entry : file.entries()) {
+    keep.push_back(file.tensor(entry.name));
     views.emplace_back(entry.name, keep.back().raw_data());
     sizes.push_back(entry.end - entry.begin);
   }
   ANVIL_CHECK(hex(checkpoint_checksum(state_text, views, sizes)) == field("anvil.checksum"), "checkpoint '", path,
               "': checksum mismatch (the file is damaged)");
-  checkpoint.state_ = nlohmann::json::parse(state_text, nullptr, /*allow_exceptions=*/false);
-  ANVIL_CHECK(!checkpoint.state_.is_discarded() && checkpoint.state_.is_object(), "checkpoint '", path,
-              "': state is not a JSON object");
-  return checkpoint;
+  nlohmann::json state = nlohmann::json::parse(state_text, nullptr, /*allow_exceptions=*/false);
+  ANVIL_CHECK(!state.is_discarded() && state.is_object(), "checkpoint '", path, "': state is not a JSON object");
+  return {std::move(file), std::move(state)};
 }
 
 Tensor Checkpoint::tensor(const std::string& name) const {

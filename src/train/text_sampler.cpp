@@ -2,6 +2,7 @@
 #include "anvil/train/text_sampler.h"
 
 #include <algorithm>
+#include <numeric>
 
 #include "anvil/core/error.h"
 #include "anvil/model/causal_lm.h"
@@ -17,6 +18,7 @@ constexpr int64_t kBlockSize = 16;
 model::Batch one_sequence(const std::vector<int32_t>& tokens, int64_t start, const std::vector<int32_t>& blocks) {
   model::Batch batch;
   batch.tokens = tokens;
+  batch.positions.reserve(tokens.size());
   for (size_t i = 0; i < tokens.size(); ++i)
     batch.positions.push_back(static_cast<int32_t>(start + static_cast<int64_t>(i)));
   model::SequenceSlice slice;
@@ -46,7 +48,7 @@ std::vector<int32_t> sample_continuation(Ctx& ctx, const std::string& model_dir,
   shape.head_dim = config.head_dim;
   model::PagedKvCache cache(ctx, shape, Device::cpu());
   std::vector<int32_t> blocks(static_cast<size_t>(shape.num_blocks));
-  for (int32_t b = 0; b < shape.num_blocks; ++b) blocks[static_cast<size_t>(b)] = b;
+  std::iota(blocks.begin(), blocks.end(), 0);
 
   std::vector<int32_t> out;
   std::vector<int32_t> step_tokens = prompt;  // prefill, then one token per step

@@ -228,7 +228,10 @@ void merge_config_json(Json& base, const Json& overlay, const std::string& where
     ANVIL_CHECK(base.contains(key), where, ": unknown key '", key, "'");
     Json& target = base[key];
     if (target.is_object()) {
-      merge_config_json(target, value, std::string(where).append(".").append(key));
+      std::string nested = where;
+      nested += ".";
+      nested += key;
+      merge_config_json(target, value, nested);
     } else {
       ANVIL_CHECK(!value.is_object() && !value.is_array(), where, ".", key, " must be a plain value, got ",
                   value.dump());

@@ -63,6 +63,18 @@ TEST(TrainCheckpoint, ResumeGivesBitIdenticalLossCurve) {
   expect_bit_identical_resume(run, gpt2, 7, 5);
 }
 
+TEST(TrainCheckpoint, LossCurveDoesNotDependOnThreadCount) {
+  const TinyRun run;
+  // Wide enough that matmuls, norms and attention split their work between threads.
+  const train::TrainConfig config =
+      run.config("llama", {"run.steps=5", "model.hidden_size=128", "run.seq_len=64", "run.batch_size=8"});
+  Ctx one(CtxOptions{1, false}), three(CtxOptions{3, false});
+  train::Trainer a(one, config), b(three, config);
+  EXPECT_EQ(run_steps(a, 5), run_steps(b, 5));
+  EXPECT_EQ(0, std::memcmp(a.model().params().raw_data(), b.model().params().raw_data(),
+                           static_cast<size_t>(a.model().params().nbytes())));
+}
+
 TEST(TrainCheckpoint, TrainingLowersTheLoss) {
   const TinyRun run;
   train::Trainer trainer(test_ctx(), run.config("llama", {"run.steps=30", "optimizer.lr=0.02"}));
