@@ -188,6 +188,24 @@ void sample(Ctx& ctx, Trainer& trainer, const RunPaths& paths, RunLog& log, bool
   }
 }
 
+void print_start(const Json& start, const std::optional<std::string>& resume_from) {
+  const std::string resumed = resume_from ? ", resumed from " + *resume_from : "";
+  std::printf("train: %s, %.2fM params, %lld tokens/step, %.1f MB activations, unigram baseline %.4f%s\n",
+              start["architecture"].get<std::string>().c_str(), start["params"].get<double>() / 1e6,
+              start["tokens_per_step"].get<long long>(), start["activation_bytes"].get<double>() / 1e6,
+              start["unigram_val_loss"].get<double>(), resumed.c_str());
+  std::fflush(stdout);
+}
+
+// The model as a Hugging Face folder and as GGUF, and the final plot.
+void export_run(Trainer& trainer, const RunPaths& paths, bool print) {
+  const std::string& tokenizer = trainer.loader().meta().tokenizer;
+  export_hf(trainer.model(), paths.model.string(), tokenizer);
+  export_gguf(trainer.model(), (paths.root / "model.gguf").string(), tokenizer);
+  write_loss_plot(paths.log.string(), paths.plot.string());
+  if (print) std::printf("train: model exported to %s and %s/model.gguf\n", paths.model.c_str(), paths.root.c_str());
+}
+
 }  // namespace
 
 double estimate_peak_gflops(Ctx& ctx) {
@@ -220,13 +238,7 @@ TrainRunResult run_training(Ctx& ctx, const TrainConfig& config, const TrainRunO
   RunLog log(paths.log);
   const Json start = start_record(trainer, config, loop.result.unigram_val_loss, loop.peak_gflops);
   log.write(start);
-  if (options.print) {
-    std::printf("train: %s, %.2fM params, %lld tokens/step, %.1f MB activations, unigram baseline %.4f%s\n",
-                start["architecture"].get<std::string>().c_str(),
-                static_cast<double>(trainer.model().num_params()) / 1e6, start["tokens_per_step"].get<long long>(),
-                static_cast<double>(start["activation_bytes"].get<int64_t>()) / 1e6, loop.result.unigram_val_loss,
-                resume_from ? (", resumed from " + *resume_from).c_str() : "");
-  }
+  if (options.print) print_start(start, resume_from);
   const RunConfig& run = config.run;
   bool stopped = false, out_of_time = false;
   while (trainer.step() < run.steps && !stopped) {
@@ -249,13 +261,7 @@ TrainRunResult run_training(Ctx& ctx, const TrainConfig& config, const TrainRunO
   }
   loop.result.steps = trainer.step();
   loop.result.finished = trainer.step() >= run.steps;
-  if (loop.result.finished || out_of_time) {
-    export_hf(trainer.model(), paths.model.string(), trainer.loader().meta().tokenizer);
-    export_gguf(trainer.model(), (paths.root / "model.gguf").string(), trainer.loader().meta().tokenizer);
-    write_loss_plot(paths.log.string(), paths.plot.string());
-    if (options.print)
-      std::printf("train: model exported to %s and %s/model.gguf\n", paths.model.c_str(), paths.root.c_str());
-  }
+  if (loop.result.finished || out_of_time) export_run(trainer, paths, options.print);
   return loop.result;
 }
 
