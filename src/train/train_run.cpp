@@ -247,7 +247,9 @@ TrainRunResult run_training(Ctx& ctx, const TrainConfig& config, const TrainRunO
     const bool last = trainer.step() == run.steps;
     const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - loop.start).count() / 60;
     out_of_time = run.max_minutes > 0 && minutes >= run.max_minutes;
-    stopped = out_of_time || (options.stop_after_steps > 0 && trainer.step() >= options.stop_after_steps);
+    const bool interrupted = options.stop_requested != nullptr && options.stop_requested->load();
+    stopped =
+        out_of_time || interrupted || (options.stop_after_steps > 0 && trainer.step() >= options.stop_after_steps);
     const bool eval_due = run.eval_every > 0 && trainer.step() % run.eval_every == 0;
     if (trainer.loader().val_windows() > 0 && (last || out_of_time || eval_due)) {
       evaluate_and_plot(log, trainer, paths, loop, options.print);
@@ -262,6 +264,10 @@ TrainRunResult run_training(Ctx& ctx, const TrainConfig& config, const TrainRunO
   loop.result.steps = trainer.step();
   loop.result.finished = trainer.step() >= run.steps;
   if (loop.result.finished || out_of_time) export_run(trainer, paths, options.print);
+  if (stopped && !loop.result.finished && options.print) {
+    std::printf("train: stopped at step %lld; continue with --resume (%s)\n", static_cast<long long>(trainer.step()),
+                loop.result.last_checkpoint.c_str());
+  }
   return loop.result;
 }
 
