@@ -3,6 +3,8 @@
 #include "train_command.h"
 
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -16,6 +18,13 @@
 namespace anvil::cli {
 
 namespace {
+
+// Set by SIGINT/SIGTERM while `anvil train` runs: the run then stops after its current
+// step with a checkpoint. A signal handler can only reach static storage, hence this one
+// process-wide flag (nothing else in anvil is global).
+std::atomic<bool> g_stop_training{false};
+
+extern "C" void request_training_stop(int /*signal*/) { g_stop_training.store(true); }
 
 struct TrainArgs {
   std::string config_path;
@@ -43,7 +52,12 @@ void add_train(CLI::App& app) {
   train->callback([args] {
     const train::TrainConfig config = train::load_train_config(args->config_path, args->overrides);
     Ctx ctx(CtxOptions{static_cast<int>(config.run.threads), false});
+    args->run.stop_requested = &g_stop_training;
+    std::signal(SIGINT, request_training_stop);
+    std::signal(SIGTERM, request_training_stop);
     const train::TrainRunResult result = train::run_training(ctx, config, args->run);
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
     if (result.finished && result.unigram_val_loss > 0 && result.last_val_loss >= 0) {
       std::printf("train: final val loss %.4f vs unigram baseline %.4f\n", result.last_val_loss,
                   result.unigram_val_loss);

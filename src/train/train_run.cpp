@@ -188,6 +188,24 @@ void sample(Ctx& ctx, Trainer& trainer, const RunPaths& paths, RunLog& log, bool
   }
 }
 
+void print_start(const Json& start, const std::optional<std::string>& resume_from) {
+  const std::string resumed = resume_from ? ", resumed from " + *resume_from : "";
+  std::printf("train: %s, %.2fM params, %lld tokens/step, %.1f MB activations, unigram baseline %.4f%s\n",
+              start["architecture"].get<std::string>().c_str(), start["params"].get<double>() / 1e6,
+              start["tokens_per_step"].get<long long>(), start["activation_bytes"].get<double>() / 1e6,
+              start["unigram_val_loss"].get<double>(), resumed.c_str());
+  std::fflush(stdout);
+}
+
+// The model as a Hugging Face folder and as GGUF, and the final plot.
+void export_run(Trainer& trainer, const RunPaths& paths, bool print) {
+  const std::string& tokenizer = trainer.loader().meta().tokenizer;
+  export_hf(trainer.model(), paths.model.string(), tokenizer);
+  export_gguf(trainer.model(), (paths.root / "model.gguf").string(), tokenizer);
+  write_loss_plot(paths.log.string(), paths.plot.string());
+  if (print) std::printf("train: model exported to %s and %s/model.gguf\n", paths.model.c_str(), paths.root.c_str());
+}
+
 }  // namespace
 
 double estimate_peak_gflops(Ctx& ctx) {
@@ -220,13 +238,7 @@ TrainRunResult run_training(Ctx& ctx, const TrainConfig& config, const TrainRunO
   RunLog log(paths.log);
   const Json start = start_record(trainer, config, loop.result.unigram_val_loss, loop.peak_gflops);
   log.write(start);
-  if (options.print) {
-    std::printf("train: %s, %.2fM params, %lld tokens/step, %.1f MB activations, unigram baseline %.4f%s\n",
-                start["architecture"].get<std::string>().c_str(),
-                static_cast<double>(trainer.model().num_params()) / 1e6, start["tokens_per_step"].get<long long>(),
-                static_cast<double>(start["activation_bytes"].get<int64_t>()) / 1e6, loop.result.unigram_val_loss,
-                resume_from ? (", resumed from " + *resume_from).c_str() : "");
-  }
+  if (options.print) print_start(start, resume_from);
   const RunConfig& run = config.run;
   bool stopped = false, out_of_time = false;
   while (trainer.step() < run.steps && !stopped) {
@@ -235,7 +247,9 @@ TrainRunResult run_training(Ctx& ctx, const TrainConfig& config, const TrainRunO
     const bool last = trainer.step() == run.steps;
     const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - loop.start).count() / 60;
     out_of_time = run.max_minutes > 0 && minutes >= run.max_minutes;
-    stopped = out_of_time || (options.stop_after_steps > 0 && trainer.step() >= options.stop_after_steps);
+    const bool interrupted = options.stop_requested != nullptr && options.stop_requested->load();
+    stopped =
+        out_of_time || interrupted || (options.stop_after_steps > 0 && trainer.step() >= options.stop_after_steps);
     const bool eval_due = run.eval_every > 0 && trainer.step() % run.eval_every == 0;
     if (trainer.loader().val_windows() > 0 && (last || out_of_time || eval_due)) {
       evaluate_and_plot(log, trainer, paths, loop, options.print);
@@ -249,12 +263,10 @@ TrainRunResult run_training(Ctx& ctx, const TrainConfig& config, const TrainRunO
   }
   loop.result.steps = trainer.step();
   loop.result.finished = trainer.step() >= run.steps;
-  if (loop.result.finished || out_of_time) {
-    export_hf(trainer.model(), paths.model.string(), trainer.loader().meta().tokenizer);
-    export_gguf(trainer.model(), (paths.root / "model.gguf").string(), trainer.loader().meta().tokenizer);
-    write_loss_plot(paths.log.string(), paths.plot.string());
-    if (options.print)
-      std::printf("train: model exported to %s and %s/model.gguf\n", paths.model.c_str(), paths.root.c_str());
+  if (loop.result.finished || out_of_time) export_run(trainer, paths, options.print);
+  if (stopped && !loop.result.finished && options.print) {
+    std::printf("train: stopped at step %lld; continue with --resume (%s)\n", static_cast<long long>(trainer.step()),
+                loop.result.last_checkpoint.c_str());
   }
   return loop.result;
 }

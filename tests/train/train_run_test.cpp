@@ -1,10 +1,15 @@
 // run_training (what `anvil train` runs): files of a run, stop + resume through the
 // checkpoint folder with the same logged loss curve, and the SVG plot.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "anvil/model/causal_lm.h"
 #include "anvil/train/checkpoint.h"
@@ -21,14 +26,14 @@ std::vector<nlohmann::json> read_log(const std::string& path) {
   std::vector<nlohmann::json> records;
   std::ifstream stream(path);
   std::string line;
-  while (std::getline(stream, line)) records.push_back(nlohmann::json::parse(line));
+  while (std::getline(stream, line)) records.push_back(nlohmann::json::parse(line, nullptr, false));
   return records;
 }
 
 std::vector<double> logged(const std::vector<nlohmann::json>& records, const char* key) {
   std::vector<double> values;
   for (const nlohmann::json& record : records) {
-    if (record.contains(key)) values.push_back(record[key].get<double>());
+    if (record.is_object() && record.contains(key)) values.push_back(record[key].get<double>());
   }
   return values;
 }
@@ -101,6 +106,40 @@ TEST(TrainRun, StopAndResumeLogsTheSameLossCurve) {
   EXPECT_EQ(logged(a, "val_loss"), logged(b, "val_loss"));
   EXPECT_EQ(logged(a, "grad_norm"), logged(b, "grad_norm"));
   EXPECT_EQ(logged(a, "loss").size(), 9U);
+}
+
+TEST(TrainRun, KilledRunResumesWithTheSameLossCurve) {
+  const TinyRun run;
+  train::TrainConfig straight = run.config("llama", {"run.steps=150", "run.eval_every=50", "run.checkpoint_every=5"});
+  straight.run.out_dir = run.path("straight");
+  train::run_training(test_ctx(), straight, quiet());
+  train::TrainConfig killed = straight;
+  killed.run.out_dir = run.path("killed");
+  const std::string tenth = killed.run.out_dir + "/checkpoints/" + train::checkpoint_file_name(10);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // the run to kill, with its own threads
+    Ctx ctx(CtxOptions{2, false});
+    train::run_training(ctx, killed, quiet());
+    _exit(0);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!fs::exists(tenth) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  kill(child, SIGKILL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the run ended before it was killed";
+  train::TrainRunOptions options = quiet();
+  options.resume = true;
+  const train::TrainRunResult resumed = train::run_training(test_ctx(), killed, options);
+  EXPECT_TRUE(resumed.finished);
+  const std::vector<nlohmann::json> a = read_log(straight.run.out_dir + "/log.jsonl");
+  const std::vector<nlohmann::json> b = read_log(killed.run.out_dir + "/log.jsonl");
+  EXPECT_EQ(logged(a, "loss").size(), 150U);
+  EXPECT_EQ(logged(a, "loss"), logged(b, "loss"));
+  EXPECT_EQ(logged(a, "val_loss"), logged(b, "val_loss"));
 }
 
 }  // namespace

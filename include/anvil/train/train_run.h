@@ -5,6 +5,7 @@
 // the loss-curve SVG (out_dir/loss.svg), and at the end the model exported in Hugging
 // Face layout (out_dir/model) and as GGUF (out_dir/model.gguf) for load_causal_lm,
 // transformers and llama.cpp.
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -18,6 +19,9 @@ struct TrainRunOptions {
   bool overwrite = false;        // start afresh even if out_dir holds checkpoints
   int64_t stop_after_steps = 0;  // stop (with a checkpoint) once this many steps are done; 0 = run to the end
   bool print = true;             // progress lines on stdout
+  // When set (by a signal handler, say), the run stops after the current step with a
+  // checkpoint, as at stop_after_steps.
+  const std::atomic<bool>* stop_requested = nullptr;
 };
 
 struct TrainRunResult {
