@@ -22,7 +22,9 @@ int64_t shape_numel(const Shape& shape) {
   int64_t count = 1;
   for (const int64_t extent : shape) {
     ANVIL_CHECK(extent >= 0, "negative dimension in shape ", shape_string(shape));
-    count *= extent;
+    // Shapes come from files too: an overflowing product is an error, not wrapped arithmetic.
+    ANVIL_CHECK(!__builtin_mul_overflow(count, extent, &count), "shape ", shape_string(shape),
+                " has more elements than int64 can count");
   }
   return count;
 }
