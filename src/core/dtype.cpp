@@ -50,7 +50,10 @@ int64_t dtype_bytes_for(DType dtype, int64_t num_elems) {
   const DTypeInfo& info = dtype_info(dtype);
   ANVIL_CHECK(num_elems % info.block_elems == 0, "dtype ", info.name, ": ", num_elems,
               " elements is not a whole number of ", info.block_elems, "-element blocks");
-  return num_elems / info.block_elems * info.block_bytes;
+  int64_t bytes = 0;
+  ANVIL_CHECK(!__builtin_mul_overflow(num_elems / info.block_elems, info.block_bytes, &bytes), "dtype ", info.name,
+              ": ", num_elems, " elements take more bytes than int64 can count");
+  return bytes;
 }
 
 int64_t dtype_elem_bytes(DType dtype) {
