@@ -42,7 +42,8 @@ cuda-build: setup
 	@cmake --preset cuda-release > /dev/null
 	@cmake --build --preset cuda-release -j $(JOBS)
 
-# libFuzzer targets (clang preset), each run for FUZZ_SECONDS on the fixtures as seeds.
+# libFuzzer targets (clang preset), each run for FUZZ_SECONDS on the fixtures as seeds, or
+# for FUZZ_RUNS inputs from seed 1 (reproducible: what CI runs).
 FUZZ_SECONDS ?= 30
 fuzz: setup
 	@cmake --preset fuzz > /dev/null
@@ -51,8 +52,9 @@ fuzz: setup
 	  name=$$(basename $$target _fuzz); corpus=build/fuzz/corpus/$$name; mkdir -p $$corpus; \
 	  cp -n tests/fixtures/io/*.$$name $$corpus/ 2>/dev/null || true; \
 	  [ $$name != tokenizer_json ] || cp -n tests/fixtures/tokenizer/small_*.json $$corpus/; \
-	  echo "fuzz: $$name for $(FUZZ_SECONDS) s"; \
-	  $$target -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$corpus 2>&1 | tail -4; \
+	  echo "fuzz: $$name"; \
+	  $$target $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS) -seed=1,-max_total_time=$(FUZZ_SECONDS)) -artifact_prefix=build/fuzz/ \
+	    -print_final_stats=1 $$corpus 2>&1 | tail -4; \
 	done
 
 bench: build
