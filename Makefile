@@ -53,8 +53,11 @@ fuzz: setup
 	  cp -n tests/fixtures/io/*.$$name $$corpus/ 2>/dev/null || true; \
 	  [ $$name != tokenizer_json ] || cp -n tests/fixtures/tokenizer/small_*.json $$corpus/; \
 	  echo "fuzz: $$name"; \
-	  $$target $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS) -seed=1,-max_total_time=$(FUZZ_SECONDS)) -artifact_prefix=build/fuzz/ \
-	    -print_final_stats=1 $$corpus 2>&1 | tail -4; \
+	  log=build/fuzz/$$name.log; \
+	  if ! $$target $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS) -seed=1,-max_total_time=$(FUZZ_SECONDS)) \
+	      -artifact_prefix=build/fuzz/ -print_final_stats=1 $$corpus > $$log 2>&1; then \
+	    grep -v '^#[0-9]' $$log | tail -60; echo "fuzz: $$name failed (log: $$log)"; exit 1; \
+	  fi; tail -4 $$log; \
 	done
 
 bench: build

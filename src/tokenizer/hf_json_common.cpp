@@ -60,6 +60,10 @@ std::vector<AddedToken> read_added_tokens(const Context& context, const json& ro
   return tokens;
 }
 
+int64_t vocab_size_bound(size_t vocab_entries, size_t added_entries) {
+  return 2 * static_cast<int64_t>(vocab_entries + added_entries) + 1024;
+}
+
 std::vector<std::pair<std::string, std::string>> read_merge_texts(const Context& context, const json& model) {
   const json& merges = context.field(model, "model", "merges");
   std::vector<std::pair<std::string, std::string>> texts;

@@ -41,6 +41,10 @@ json parse(std::string_view json_text, const std::string& name);
 std::string read_text_file(const std::string& path);
 // root.added_tokens with their flags (missing flags take HF's AddedToken defaults).
 std::vector<AddedToken> read_added_tokens(const Context& context, const json& root);
+
+// Largest vocabulary a file with this many vocab and added-token entries may declare. Ids are
+// dense in practice; the bound only stops a corrupt file from allocating without limit.
+int64_t vocab_size_bound(size_t vocab_entries, size_t added_entries);
 // model.merges as (left, right) texts: "a b" strings or ["a", "b"] pairs.
 std::vector<std::pair<std::string, std::string>> read_merge_texts(const Context& context, const json& model);
 // BOS / EOS from a TemplateProcessing post-processor (possibly inside a Sequence).

@@ -83,16 +83,22 @@ void check_model(const Context& context, const json& model) {
 std::unordered_map<std::string, int32_t> read_vocab(const Context& context, const json& root, TokenizerSpec& spec) {
   const json& vocab = context.field(context.field(root, "", "model"), "model", "vocab");
   if (!vocab.is_object()) context.fail("model.vocab", "expected an object");
+  spec.added_tokens = hf_json::read_added_tokens(context, root);
+  const int64_t max_size = hf_json::vocab_size_bound(vocab.size(), spec.added_tokens.size());
   std::unordered_map<std::string, int32_t> ids;
   ids.reserve(vocab.size());
   int64_t size = 0;
   for (const auto& [text, id] : vocab.items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0) context.fail("model.vocab[" + text + "]", "bad id");
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= max_size) {
+      context.fail("model.vocab[" + text + "]", "bad id");
+    }
     ids.emplace(text, id.get<int32_t>());
     size = std::max(size, id.get<int64_t>() + 1);
   }
-  spec.added_tokens = hf_json::read_added_tokens(context, root);
-  for (const AddedToken& token : spec.added_tokens) size = std::max(size, int64_t{token.id} + 1);
+  for (const AddedToken& token : spec.added_tokens) {
+    if (token.id >= max_size) context.fail("added_tokens", "bad id " + std::to_string(token.id));
+    size = std::max(size, int64_t{token.id} + 1);
+  }
   spec.token_bytes.assign(static_cast<size_t>(size), std::string());
   spec.token_kinds.assign(static_cast<size_t>(size), TokenKind::Unused);
   spec.in_bpe_vocab.assign(static_cast<size_t>(size), 0);

@@ -84,8 +84,7 @@ std::unordered_map<std::string, int32_t> read_vocab(const Context& context, cons
   const json& vocab = context.field(context.field(root, "", "model"), "model", "vocab");
   if (!vocab.is_object()) context.fail("model.vocab", "expected an object");
   spec.added_tokens = hf_json::read_added_tokens(context, root);
-  // Ids are dense in practice; the bound only stops a corrupt file from allocating without limit.
-  const int64_t max_size = 2 * static_cast<int64_t>(vocab.size() + spec.added_tokens.size()) + 1024;
+  const int64_t max_size = hf_json::vocab_size_bound(vocab.size(), spec.added_tokens.size());
   std::unordered_map<std::string, int32_t> ids;
   ids.reserve(vocab.size());
   int64_t size = 0;

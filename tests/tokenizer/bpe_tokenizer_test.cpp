@@ -199,6 +199,10 @@ TEST(BpeTokenizer, RejectsUnsupportedOrBrokenJson) {
   const std::string llama = testing::read_file(testing::kFixtureDir + "small_llama3.json");
   EXPECT_THROW((void)BpeTokenizer::from_hf_json(replace_all(llama, R"(\\p{N}{1,3})", R"(\\p{N}{1,4})")), Error);
   EXPECT_THROW((void)BpeTokenizer::from_hf_json_file(testing::kFixtureDir + "missing.json"), Error);
+  // Ids far beyond the number of entries (found by the fuzzer: they sized the tables).
+  EXPECT_THROW((void)BpeTokenizer::from_hf_json(replace_all(good, R"("id":1000,)", R"("id":1500000000,)")), Error);
+  EXPECT_THROW((void)BpeTokenizer::from_hf_json(replace_all(good, R"("vocab":{)", R"("vocab":{"zzqq":99999999,)")),
+               Error);
 }
 
 TEST(BpeTokenizer, RejectsUnsupportedGguf) {
