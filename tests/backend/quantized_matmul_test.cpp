@@ -4,6 +4,10 @@
 // Tolerances. The op quantises each row of x to 8 bits per block (32 elements for
 // Q8_0..Q5_1, 256 for the K-quants): d = amax / 127, code = round(x * 127 / amax), so each
 // element moves by at most d / 2 (plus an f32 rounding of x * 127 / amax, < 2^-16 * d).
+// Blocks of 32 keep d rounded to f16 (d16) and, for Q4_1 / Q5_1 weights, multiply the
+// block min m by s = fp16(d * sum(codes)) rather than by d16 * sum(codes), as ggml's
+// Q8_0 / Q8_1 activations do: the element error grows by |d - d16| * 127 and each block of
+// a min format adds m * (s - d16 * sum(codes)), which check 2 models exactly.
 // 1. Against the exact x the error of an output is at most sum_k |w_k| * d(k) / 2, d(k) the
 //    scale of k's activation block; we allow that times 1.001 plus the f32 rounding bound of
 //    check 2. This holds for any input, but it is loose (the real error is a random walk).
@@ -16,9 +20,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "anvil/core/float_convert.h"
 #include "anvil/core/quant.h"
 #include "anvil/ops/quantized_matmul.h"
 #include "cpu/cpu_backend.h"
@@ -78,23 +84,69 @@ HostArray random_x(int64_t m, int64_t k, Rng& rng) {
   return x;
 }
 
-// The documented activation quantisation, in f32: xq = d * code per block.
+// The documented activation quantisation, in f32: xq = d * code per block (d16 for blocks
+// of 32), and per block of 32 the min-term error s - d16 * sum(codes).
 struct QuantizedX {
   HostArray values;     // (M, K) xq
-  HostArray half_step;  // (M, K) d / 2 of the element's block
+  HostArray half_step;  // (M, K) bound on |x - xq| of the element
+  HostArray min_error;  // (M, K / 32) s - d16 * sum(codes); zero for K-quant blocks
 };
 
+float round_f16(float value) { return f16_to_f32(f32_to_f16(value)); }
+
 QuantizedX quantize_x(const HostArray& x, int64_t block) {
-  QuantizedX out{x, x};
+  QuantizedX out{x, x, HostArray{{x.shape[0], x.shape[1] / kQuantBlock}, {}}};
+  out.min_error.values.assign(static_cast<size_t>(x.numel() / kQuantBlock), 0.0);
   for (int64_t start = 0; start < x.numel(); start += block) {
     float amax = 0.0F;
     for (int64_t i = start; i < start + block; ++i) amax = std::fmax(amax, std::fabs(static_cast<float>(x[i])));
     const float d = amax / 127.0F;
+    const float stored_d = block == kQuantBlock ? round_f16(d) : d;
     const float inverse = amax > 0.0F ? 127.0F / amax : 0.0F;
+    int code_sum = 0;
     for (int64_t i = start; i < start + block; ++i) {
       const float code = std::nearbyint(std::fmin(127.0F, std::fmax(-127.0F, static_cast<float>(x[i]) * inverse)));
-      out.values[i] = static_cast<double>(d) * code;
-      out.half_step[i] = 0.5 * d;
+      code_sum += static_cast<int>(code);
+      out.values[i] = static_cast<double>(stored_d) * code;
+      out.half_step[i] = 0.5 * d + std::abs(static_cast<double>(d) - stored_d) * 127.0;
+    }
+    if (block == kQuantBlock) {
+      const float s = round_f16(d * static_cast<float>(code_sum));
+      out.min_error[start / block] = static_cast<double>(s) - static_cast<double>(stored_d) * code_sum;
+    }
+  }
+  return out;
+}
+
+// The min m of every block of 32 of a Q4_1 / Q5_1 weight (N, K / 32), from its bytes (the
+// f16 after d); zero for other types.
+HostArray block_mins(const QuantWeight& weight, DType dtype) {
+  const int64_t n = weight.values.shape[0];
+  const int64_t blocks = weight.values.shape[1] / kQuantBlock;
+  HostArray mins{{n, blocks}, std::vector<double>(static_cast<size_t>(n * blocks), 0.0)};
+  if (dtype != DType::Q4_1 && dtype != DType::Q5_1) return mins;
+  const auto* bytes = static_cast<const uint8_t*>(weight.tensor.raw_data());
+  const int64_t block_bytes = dtype_bytes_for(dtype, kQuantBlock);
+  for (int64_t i = 0; i < n * blocks; ++i) {
+    uint16_t half = 0;
+    std::memcpy(&half, bytes + i * block_bytes + 2, sizeof(half));
+    mins[i] = f16_to_f32(half);
+  }
+  return mins;
+}
+
+// out[m, n] = sum_b mins[n, b] * min_error[m, b] (or its absolute value when `magnitude`).
+HostArray min_term(const HostArray& min_error, const HostArray& mins, bool magnitude) {
+  const int64_t m = min_error.shape[0];
+  const int64_t n = mins.shape[0];
+  const int64_t blocks = mins.shape[1];
+  HostArray out{{m, n}, std::vector<double>(static_cast<size_t>(m * n), 0.0)};
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      for (int64_t b = 0; b < blocks; ++b) {
+        const double term = mins[j * blocks + b] * min_error[i * blocks + b];
+        out[i * n + j] += magnitude ? std::abs(term) : term;
+      }
     }
   }
   return out;
@@ -161,13 +213,18 @@ void check_output(const HostArray& got, const HostArray& x, const QuantWeight& w
   const HostArray rounding_bound =
       matmul_reference(abs_array(xq.values), abs_weight(weight.values, block_of(dtype), true));
   HostArray exact_bound = matmul_reference(xq.half_step, abs_weight(weight.values, block_of(dtype), false));
+  const HostArray mins = block_mins(weight, dtype);
+  const HostArray min_bound = min_term(xq.min_error, mins, true);
+  HostArray quantised_ref = matmul_reference(xq.values, weight.values);
+  const HostArray min_correction = min_term(xq.min_error, mins, false);
   HostArray tight_bound = rounding_bound;
   for (int64_t i = 0; i < got.numel(); ++i) {
     tight_bound[i] = rounding * rounding_bound[i] + 1e-30;
-    exact_bound[i] = 1.001 * exact_bound[i] + tight_bound[i];
+    exact_bound[i] = 1.001 * (exact_bound[i] + min_bound[i]) + tight_bound[i];
+    quantised_ref[i] += min_correction[i];
   }
   expect_within(got, matmul_reference(x, weight.values), exact_bound, what + " vs exact x");
-  expect_within(got, matmul_reference(xq.values, weight.values), tight_bound, what + " vs quantised x");
+  expect_within(got, quantised_ref, tight_bound, what + " vs quantised x");
 }
 
 // The CPU kernel families this machine can run, each as the features that select it.

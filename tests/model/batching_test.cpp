@@ -127,8 +127,8 @@ TEST(CausalLmBatching, LogitRowsSelectAndOrderTheOutput) {
 }
 
 // Q8_0 weights: the reference uses the dequantised weights exactly and rounds each linear
-// layer's input to 8 bits as quantized_matmul documents (blocks of 32, d = amax / 127,
-// round half even), so what remains is f32 rounding, plus the rare input element whose f32
+// layer's input to 8 bits as quantized_matmul documents (blocks of 32, d = fp16(amax / 127),
+// codes round-half-even(x * 127 / amax)), so what remains is f32 rounding, plus the rare input element whose f32
 // value lands on the other side of a rounding boundary than the float64 one (probability
 // ~ 1e-6 |x| / d ~ 1e-4 per element, ~10^4 rounded elements per run): such a flip moves
 // that input by d ~ amax / 127 ~ 2% of its RMS, one output row by ~ d |w| ~ 0.5% of its

@@ -6,6 +6,7 @@
 #include <numbers>
 
 #include "anvil/core/convert.h"
+#include "anvil/core/float_convert.h"
 
 namespace anvil::testing {
 
@@ -171,7 +172,8 @@ namespace {
 
 using Vec = std::vector<double>;
 
-// x rounded as quantized_matmul rounds its input for 32-element-block weights.
+// x rounded as quantized_matmul rounds its input for 32-element-block weights: codes
+// round(x * 127 / amax), scale amax / 127 rounded to f16 (as ggml's Q8_0 activations).
 Vec round_q8_blocks(const Vec& x) {
   constexpr size_t kBlock = 32;
   Vec y(x.size());
@@ -180,7 +182,8 @@ Vec round_q8_blocks(const Vec& x) {
     double amax = 0.0;
     for (size_t i = start; i < end; ++i) amax = std::max(amax, std::abs(x[i]));
     const double inverse = amax > 0.0 ? 127.0 / amax : 0.0;
-    for (size_t i = start; i < end; ++i) y[i] = std::nearbyint(x[i] * inverse) * (amax / 127.0);
+    const double scale = f16_to_f32(f32_to_f16(static_cast<float>(amax / 127.0)));
+    for (size_t i = start; i < end; ++i) y[i] = std::nearbyint(x[i] * inverse) * scale;
   }
   return y;
 }

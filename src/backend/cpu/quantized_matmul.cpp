@@ -36,9 +36,10 @@ struct QuantizedActivations {
   int64_t k = 0;
   int64_t blocks_per_row = 0;
   int64_t sums_per_row = 0;
-  std::vector<int8_t> codes;  // (M, K)
-  std::vector<float> scales;  // (M, blocks_per_row)
-  std::vector<int16_t> sums;  // (M, sums_per_row)
+  std::vector<int8_t> codes;      // (M, K)
+  std::vector<float> scales;      // (M, blocks_per_row)
+  std::vector<int16_t> sums;      // (M, sums_per_row)
+  std::vector<float> block_sums;  // (M, blocks_per_row), legacy blocks only
 
   [[nodiscard]] ActTile tile(int64_t first_row, int64_t num_rows) const {
     ActTile tile;
@@ -48,10 +49,21 @@ struct QuantizedActivations {
       tile.codes[r] = codes.data() + row * k;
       tile.scales[r] = scales.data() + row * blocks_per_row;
       tile.sums[r] = sums.data() + row * sums_per_row;
+      tile.block_sums[r] = block_sums.empty() ? nullptr : block_sums.data() + row * blocks_per_row;
     }
     return tile;
   }
 };
+
+// Legacy blocks of one row: ggml's Q8_0 / Q8_1 keep the scale as f16 and Q8_1 keeps
+// s = fp16(d * sum(codes)) with the f32 d. Matching them bit for bit is what makes greedy
+// decoding follow llama.cpp's on the same GGUF (the codes themselves are already the same).
+void round_legacy_scales(int64_t blocks, float* scales, const int16_t* sums, float* block_sums) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    block_sums[b] = f16_to_f32(f32_to_f16(scales[b] * static_cast<float>(sums[b])));
+    scales[b] = f16_to_f32(f32_to_f16(scales[b]));
+  }
+}
 
 // Quantises x (M, K) f32 in blocks of `block`, with code sums per `sum_group` elements.
 QuantizedActivations quantize_activations(ThreadPool& pool, qmm::RowQuantizer quantize_row, const Tensor& x, int block,
@@ -64,11 +76,17 @@ QuantizedActivations quantize_activations(ThreadPool& pool, qmm::RowQuantizer qu
   acts.codes.resize(static_cast<size_t>(rows * acts.k));
   acts.scales.resize(static_cast<size_t>(rows * acts.blocks_per_row));
   acts.sums.resize(static_cast<size_t>(rows * acts.sums_per_row));
+  const bool legacy = block == qmm::kLegacyBlock;
+  if (legacy) acts.block_sums.resize(acts.scales.size());
   const float* values = x.data<const float>();
   pool.parallel_for(rows, 16, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
-      quantize_row(values + row * acts.k, acts.k, block, sum_group, acts.codes.data() + row * acts.k,
-                   acts.scales.data() + row * acts.blocks_per_row, acts.sums.data() + row * acts.sums_per_row);
+      float* scales = acts.scales.data() + row * acts.blocks_per_row;
+      const int16_t* sums = acts.sums.data() + row * acts.sums_per_row;
+      quantize_row(values + row * acts.k, acts.k, block, sum_group, acts.codes.data() + row * acts.k, scales,
+                   acts.sums.data() + row * acts.sums_per_row);
+      if (legacy)
+        round_legacy_scales(acts.blocks_per_row, scales, sums, acts.block_sums.data() + row * acts.blocks_per_row);
     }
   });
   return acts;
@@ -156,7 +174,7 @@ int dot_codes(const int* weight_codes, const int8_t* act_codes, int length) {
   return sum;
 }
 
-// Per block and row: (d * dx) * dot + (m * dx) * sum(codes).
+// Per block and row: (d * dx) * dot + m * s, s = the block's rounded dx * sum(codes).
 template <LegacyCodes (*kDecode)(const uint8_t*), size_t kBlockBytes>
 void legacy_scalar(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
   float acc[kTileRows] = {};
@@ -166,7 +184,7 @@ void legacy_scalar(const uint8_t* weight_row, int64_t k, const ActTile& tile, fl
       const int dot = dot_codes(block.codes, tile.codes[r] + b * kQuantBlock, kQuantBlock);
       const float dx = tile.scales[r][b];
       acc[r] += (block.d * dx) * static_cast<float>(dot);
-      acc[r] += (block.m * dx) * static_cast<float>(tile.sums[r][b]);
+      acc[r] += block.m * tile.block_sums[r][b];
     }
   }
   for (int r = 0; r < tile.rows; ++r) out[r] = acc[r];

@@ -93,7 +93,8 @@ struct Q5_1Format {
   }
 };
 
-// Per block and row: (d * dx) * dot(codes, x) + (c * dx) * sum(x codes), c = d * kOffset or m.
+// Per block and row: (d * dx) * dot(codes, x) + a correction for the code offset or min:
+// (d * kOffset * dx) * sum(x codes), or m * s with s the block's rounded dx * sum(x codes).
 template <typename Format>
 void legacy_avx2(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
   __m256 acc[kTileRows];
@@ -111,7 +112,8 @@ void legacy_avx2(const uint8_t* weight_row, int64_t k, const ActTile& tile, floa
       const __m256i dot = dot_u8_s8(magnitudes, x);
       const float dx = tile.scales[r][b];
       acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * dx), acc[r]);
-      if (Format::kHasMin || Format::kOffset != 0) correction[r] += (c * dx) * static_cast<float>(tile.sums[r][b]);
+      if (Format::kHasMin) correction[r] += c * tile.block_sums[r][b];
+      if (Format::kOffset != 0) correction[r] += (c * dx) * static_cast<float>(tile.sums[r][b]);
     }
   }
   for (int r = 0; r < tile.rows; ++r) out[r] = hsum(acc[r]) + correction[r];

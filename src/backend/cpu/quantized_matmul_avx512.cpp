@@ -259,7 +259,8 @@ __m512i gather_block_heads(const uint8_t* blocks, __mmask16 mask) {
 }
 
 // Adds `count` (<= 16) blocks starting at block `first` of the row to acc[r], per row:
-// sum_b (d_b * dx_b) * dot_b + (c_b * dx_b) * sum_b, c = d * kOffset or m.
+// sum_b (d_b * dx_b) * dot_b + (d_b * kOffset * dx_b) * sum_b, or + m_b * s_b with min formats
+// (s_b the block's rounded dx * code sum, see ActTile).
 template <typename Format, bool kVnni, int kRows, bool kFull>
 void legacy_group(const uint8_t* blocks, int64_t first, int count, const ActTile& tile, __m512* acc) {
   constexpr int kPairs = kGroupBlocks / 2;
@@ -299,7 +300,9 @@ void legacy_group(const uint8_t* blocks, int64_t first, int count, const ActTile
     }
     const __m512 dx = _mm512_maskz_loadu_ps(mask, tile.scales[r] + first);
     acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(reduce_block_dots(dots)), _mm512_mul_ps(d, dx), acc[r]);
-    if constexpr (kCorrect) {
+    if constexpr (Format::kHasMin) {
+      acc[r] = _mm512_fmadd_ps(c, _mm512_maskz_loadu_ps(mask, tile.block_sums[r] + first), acc[r]);
+    } else if constexpr (kCorrect) {
       const __m512 sums =
           _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(mask, tile.sums[r] + first)));
       acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(c, dx), sums, acc[r]);
@@ -333,7 +336,11 @@ void legacy_pairs(const uint8_t* blocks, int64_t first, int count, const ActTile
       const float dx1 = two ? tile.scales[r][b + 1] : 0.0F;
       const __m512 scale = _mm512_insertf32x8(_mm512_set1_ps(d0 * dx0), _mm256_set1_ps(d1 * dx1), 1);
       acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_u8_s8<kVnni>(magnitudes, xs)), scale, acc[r]);
-      if constexpr (Format::kHasMin || Format::kOffset != 0) {
+      if constexpr (Format::kHasMin) {
+        float correction = c0 * tile.block_sums[r][b];
+        if (two) correction += c1 * tile.block_sums[r][b + 1];
+        acc[r] = _mm512_mask_add_ps(acc[r], 1, acc[r], _mm512_set1_ps(correction));
+      } else if constexpr (Format::kOffset != 0) {
         float correction = (c0 * dx0) * static_cast<float>(tile.sums[r][b]);
         if (two) correction += (c1 * dx1) * static_cast<float>(tile.sums[r][b + 1]);
         acc[r] = _mm512_mask_add_ps(acc[r], 1, acc[r], _mm512_set1_ps(correction));

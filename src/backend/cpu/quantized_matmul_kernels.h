@@ -14,13 +14,18 @@ inline constexpr int kSuperBlock = 256;    // activation block for K-quant weigh
 inline constexpr int kSuperSumGroup = 16;  // K-quant activations keep code sums per 16
 
 // Up to kTileRows activation rows, each quantised as x ~ scale[block] * code.
-// Legacy weights: blocks of 32, sums[b] = sum of the 32 codes of block b.
-// K-quant weights: blocks of 256, sums[g] = sum of the 16 codes of group g.
+// Legacy weights: blocks of 32, as ggml's Q8_0 / Q8_1 activations: scale = fp16(amax / 127)
+// (stored rounded to f16), sums[b] = sum of the 32 codes of block b, and
+// block_sums[b] = fp16((amax / 127) * sums[b]), the f32 scale times the code sum rounded to
+// f16, which Q4_1 / Q5_1 weights multiply by their min (ggml's q8_1 `s`).
+// K-quant weights: blocks of 256, scale = amax / 127 in f32, sums[g] = sum of the 16 codes
+// of group g, no block_sums.
 struct ActTile {
   int rows = 0;
-  const int8_t* codes[kTileRows] = {};  // (K)
-  const float* scales[kTileRows] = {};  // (K / block)
-  const int16_t* sums[kTileRows] = {};  // (K / 32) or (K / 16)
+  const int8_t* codes[kTileRows] = {};      // (K)
+  const float* scales[kTileRows] = {};      // (K / block)
+  const int16_t* sums[kTileRows] = {};      // (K / 32) or (K / 16)
+  const float* block_sums[kTileRows] = {};  // (K / 32), legacy only
 };
 
 // out[r] = sum_k weight_row[k] * x_r[k] for r < tile.rows, with weight_row one row of K
