@@ -58,7 +58,7 @@ CLI::App* add_chat_command(CLI::App& app, ChatOptions& options) {
 
 int run_chat(const ChatOptions& options) {
   Ctx ctx(CtxOptions{options.run.threads});
-  const LoadedModel loaded = load_model(ctx, options.run.model_path);
+  const LoadedModel loaded = load_model(ctx, options.run.model_path, options.run.device);
   const ChatPrompt chat(loaded);
   infer::Generator generator(ctx, *loaded.model, *loaded.tokenizer,
                              generator_options(options.run, loaded.model->config()));

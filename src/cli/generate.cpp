@@ -42,7 +42,7 @@ std::string read_prompt_file(const std::string& path) {
 int run_generate(const GenerateOptions& options) {
   const std::string prompt_text = options.prompt_file.empty() ? options.prompt : read_prompt_file(options.prompt_file);
   Ctx ctx(CtxOptions{options.run.threads});
-  const LoadedModel loaded = load_model(ctx, options.run.model_path);
+  const LoadedModel loaded = load_model(ctx, options.run.model_path, options.run.device);
   std::vector<int32_t> prompt;
   if (options.chat) {
     const ChatPrompt chat(loaded);

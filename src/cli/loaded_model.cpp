@@ -79,11 +79,14 @@ std::vector<int32_t> end_of_generation_tokens(const tokenizer::Tokenizer& tokeni
 
 }  // namespace
 
-LoadedModel load_model(Ctx& ctx, const std::string& path) {
+LoadedModel load_model(Ctx& ctx, const std::string& path, const std::string& device) {
   ANVIL_CHECK(fs::exists(path), "model '", path, "' does not exist");
+  ANVIL_CHECK(device == "cpu" || ctx.has_cuda(), "--device ", device,
+              ": no CUDA device is available (this build has no CUDA, or the machine has no usable GPU)");
+  const Device target = device == "cpu" ? Device::cpu() : Device::cuda(0);
   const auto start = std::chrono::steady_clock::now();
-  std::fprintf(stderr, "anvil: loading %s\n", path.c_str());
-  std::unique_ptr<model::CausalLM> lm = model::load_causal_lm(ctx, path);
+  std::fprintf(stderr, "anvil: loading %s on %s\n", path.c_str(), device_string(target).c_str());
+  std::unique_ptr<model::CausalLM> lm = model::load_causal_lm(ctx, path, target);
   const fs::path tokenizer_path =
       fs::path(path).extension() == ".safetensors" ? fs::path(path).parent_path() : fs::path(path);
   LoadedModel loaded{std::move(lm), tokenizer::load_tokenizer(tokenizer_path.string()), chat_template_of(path), {}};

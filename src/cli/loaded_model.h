@@ -20,8 +20,9 @@ struct LoadedModel {
 
 // Loads a GGUF file, a safetensors file with config.json and tokenizer.json beside it, or a
 // Hugging Face folder; prints what it loaded and how long it took to stderr. Throws
-// anvil::Error naming the path when something is missing or malformed.
-LoadedModel load_model(Ctx& ctx, const std::string& path);
+// anvil::Error naming the path when something is missing or malformed. `device` is "cpu"
+// or "cuda" (the first GPU; a clear error when this build or machine has none).
+LoadedModel load_model(Ctx& ctx, const std::string& path, const std::string& device = "cpu");
 
 // The context size to use: `requested` when > 0, else min(max_position, 4096); throws when
 // `requested` is larger than the model's max_position.

@@ -31,6 +31,8 @@ CLI::App* add_perplexity_command(CLI::App& app, PerplexityCommandOptions& option
   command->add_option("-m,--model", options.model_path, "Model: GGUF file, safetensors file or Hugging Face folder")
       ->required();
   command->add_option("-f,--file", options.text_path, "Text file")->required();
+  command->add_option("--device", options.device, "Where the model runs: cpu or cuda (the first GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   command->add_option("--threads", options.threads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 4096));
   command->add_option("-c,--ctx-size", options.context_size, "Tokens per chunk")->check(CLI::Range(2, 1 << 30));
   command->add_option("-b,--batch-size", options.batch_size, "Tokens per forward pass")->check(CLI::Range(1, 1 << 30));
@@ -44,7 +46,7 @@ CLI::App* add_perplexity_command(CLI::App& app, PerplexityCommandOptions& option
 int run_perplexity(const PerplexityCommandOptions& options) {
   const std::string text = read_text_file(options.text_path);
   Ctx ctx(CtxOptions{options.threads});
-  const LoadedModel loaded = load_model(ctx, options.model_path);
+  const LoadedModel loaded = load_model(ctx, options.model_path, options.device);
   tokenizer::EncodeOptions encode;
   encode.add_bos = loaded.tokenizer->add_bos_by_default();
   const std::vector<int32_t> tokens = loaded.tokenizer->encode(text, encode);

@@ -9,6 +9,7 @@ struct PerplexityCommandOptions {
   std::string model_path;
   std::string text_path;
   int threads = 0;
+  std::string device = "cpu";  // cpu or cuda
   int64_t context_size = 512;
   int64_t batch_size = 512;
   int64_t max_chunks = 0;

@@ -19,6 +19,8 @@ void add_run_options(CLI::App& command, RunOptions& options) {
       ->check(CLI::Range(int64_t{0}, kMaxTokens));
   command.add_option("-b,--batch-size", options.batch_size, "Prompt tokens per forward pass")
       ->check(CLI::Range(int64_t{1}, kMaxTokens));
+  command.add_option("--device", options.device, "Where the model runs: cpu or cuda (the first GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   command.add_option("--kv-dtype", options.kv_dtype, "KV cache storage type (f16 or bf16 halve its memory)")
       ->check(CLI::IsMember({"f32", "f16", "bf16"}));
   command.add_option("-n,--max-tokens", options.max_tokens, "Tokens to generate at most")

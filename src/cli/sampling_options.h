@@ -15,6 +15,7 @@ struct RunOptions {
   int64_t batch_size = 512;  // prefill chunk
   int64_t max_tokens = 256;
   bool ignore_eos = false;
+  std::string device = "cpu";    // cpu or cuda
   std::string kv_dtype = "f32";  // KV cache storage: f32, f16 or bf16 (f16: half the memory, slower attention)
   std::vector<std::string> stop_strings;
   infer::SamplerParams sampler;

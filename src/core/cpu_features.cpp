@@ -83,8 +83,8 @@ std::string CpuFeatures::to_string() const {
 }
 
 CpuIsa best_isa(const CpuFeatures& features) {
-  if (features.avx512f && features.avx512bw && features.avx512vl) return CpuIsa::Avx512;
-  if (features.avx2 && features.fma) return CpuIsa::Avx2;
+  if (features.avx512f && features.avx512bw && features.avx512vl && features.f16c) return CpuIsa::Avx512;
+  if (features.avx2 && features.fma && features.f16c) return CpuIsa::Avx2;
   return CpuIsa::Scalar;
 }
 

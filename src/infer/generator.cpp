@@ -115,7 +115,7 @@ Generator::Generator(Ctx& ctx, model::CausalLM& model, const tokenizer::Tokenize
       tokenizer_(tokenizer.clone()),
       options_(options),
       capacity_(checked_capacity(model.config(), options)),
-      cache_(ctx, cache_shape(model.config(), options, capacity_), Device::cpu()),
+      cache_(ctx, cache_shape(model.config(), options, capacity_), model.device()),
       blocks_(std::make_unique<BlockAllocator>(cache_.shape().num_blocks, options.block_size)),
       sequence_(blocks_->add_sequence()) {}
 

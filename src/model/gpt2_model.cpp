@@ -1,4 +1,5 @@
 // GPT-2's inference forward pass over a paged KV cache.
+#include "anvil/core/error.h"
 #include "anvil/ops/activations.h"
 #include "anvil/ops/elementwise.h"
 #include "anvil/ops/layer_norm.h"
@@ -11,15 +12,19 @@ namespace {
 
 class Gpt2Model final : public CausalLM {
  public:
-  Gpt2Model(ModelConfig config, ModelWeights weights) : config_(std::move(config)), weights_(std::move(weights)) {}
+  Gpt2Model(ModelConfig config, ModelWeights weights, Device device)
+      : config_(std::move(config)), weights_(std::move(weights)), device_(device) {}
 
   [[nodiscard]] const ModelConfig& config() const override { return config_; }
+  [[nodiscard]] Device device() const override { return device_; }
 
   Tensor forward(Ctx& ctx, const Batch& batch, PagedKvCache& cache) override {
-    const StepInputs step = make_step_inputs(batch, cache, config_);
-    Tensor x = gather_rows(weights_.token_embedding, batch.tokens);  // (N, C) residual stream
+    ANVIL_CHECK(cache.device() == device_, "forward: the kv cache is on ", device_string(cache.device()),
+                " but the model is on ", device_string(device_));
+    const StepInputs step = make_step_inputs(ctx, batch, cache, config_);
+    Tensor x = gather_rows(ctx, weights_.token_embedding, batch.tokens, device_);  // (N, C) residual stream
     if (step.tokens > 0) {
-      add(ctx, x, x, gather_rows(weights_.position_embedding, batch.positions));
+      add(ctx, x, x, gather_rows(ctx, weights_.position_embedding, batch.positions, device_));
       for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
         attention_block(ctx, layer, x, step, cache);
         mlp_block(ctx, weights_.layers[static_cast<size_t>(layer)], x);
@@ -47,13 +52,13 @@ class Gpt2Model final : public CausalLM {
   void mlp_block(Ctx& ctx, const LayerWeights& w, Tensor& x) const {
     const Tensor h = norm(ctx, x, w.ffn_norm, w.ffn_norm_bias);
     const Tensor up = project(ctx, h, w.w_up, w.b_up);
-    Tensor hidden = activation(up.shape());
+    Tensor hidden = activation(ctx, up.shape(), device_);
     gelu(ctx, hidden, up);
     add(ctx, x, x, project(ctx, hidden, w.w_down, w.b_down));
   }
 
   [[nodiscard]] Tensor norm(Ctx& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias) const {
-    Tensor out = activation(x.shape());
+    Tensor out = activation(ctx, x.shape(), device_);
     Tensor none;
     layer_norm(ctx, out, none, none, x, weight, bias, config_.norm_eps);
     return out;
@@ -61,12 +66,13 @@ class Gpt2Model final : public CausalLM {
 
   ModelConfig config_;
   ModelWeights weights_;
+  Device device_;
 };
 
 }  // namespace
 
-std::unique_ptr<CausalLM> make_gpt2_model(ModelConfig config, ModelWeights weights) {
-  return std::make_unique<Gpt2Model>(std::move(config), std::move(weights));
+std::unique_ptr<CausalLM> make_gpt2_model(ModelConfig config, ModelWeights weights, Device device) {
+  return std::make_unique<Gpt2Model>(std::move(config), std::move(weights), device);
 }
 
 }  // namespace anvil::model

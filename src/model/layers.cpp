@@ -6,6 +6,7 @@
 #include "anvil/core/convert.h"
 #include "anvil/core/error.h"
 #include "anvil/ops/elementwise.h"
+#include "anvil/ops/embedding.h"
 #include "anvil/ops/layer_norm.h"
 #include "anvil/ops/paged_attention.h"
 #include "anvil/ops/quantized_matmul.h"
@@ -36,7 +37,7 @@ void check_tokens(const Batch& batch, const ModelConfig& config) {
 
 }  // namespace
 
-StepInputs make_step_inputs(const Batch& batch, const PagedKvCache& cache, const ModelConfig& config) {
+StepInputs make_step_inputs(Ctx& ctx, const Batch& batch, const PagedKvCache& cache, const ModelConfig& config) {
   const int64_t block_size = cache.shape().block_size;
   batch.validate(block_size);
   check_cache_fits(cache, config);
@@ -60,17 +61,19 @@ StepInputs make_step_inputs(const Batch& batch, const PagedKvCache& cache, const
       sequence_of[static_cast<size_t>(row)] = static_cast<int32_t>(s);
     }
   }
+  const Device device = cache.device();
+  const auto on_device = [&](const Tensor& host) { return device.is_cpu() ? host : ctx.to_device(host, device); };
   StepInputs step;
   step.tokens = batch.num_tokens();
-  step.positions = Tensor::from_i32({step.tokens}, batch.positions);
-  step.slots = Tensor::from_i32({step.tokens}, slots);
-  step.token_sequences = Tensor::from_i32({step.tokens}, sequence_of);
-  step.block_tables =
-      Tensor::from_i32({static_cast<int64_t>(batch.sequences.size()), static_cast<int64_t>(max_blocks)}, tables);
+  step.positions = on_device(Tensor::from_i32({step.tokens}, batch.positions));
+  step.slots = on_device(Tensor::from_i32({step.tokens}, slots));
+  step.token_sequences = on_device(Tensor::from_i32({step.tokens}, sequence_of));
+  step.block_tables = on_device(
+      Tensor::from_i32({static_cast<int64_t>(batch.sequences.size()), static_cast<int64_t>(max_blocks)}, tables));
   return step;
 }
 
-Tensor activation(const Shape& shape) { return Tensor::empty(shape, DType::F32); }
+Tensor activation(Ctx& ctx, const Shape& shape, Device device) { return ctx.empty(shape, DType::F32, device); }
 
 void linear(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias) {
   quantized_matmul(ctx, out, x, weight);
@@ -78,29 +81,44 @@ void linear(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weight, const 
 }
 
 Tensor project(Ctx& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  Tensor out = activation({x.size(0), weight.size(0)});
+  Tensor out = activation(ctx, {x.size(0), weight.size(0)}, x.device());
   linear(ctx, out, x, weight, bias);
   return out;
 }
 
-Tensor gather_rows(const Tensor& table, std::span<const int32_t> ids) {
+Tensor gather_rows(Ctx& ctx, const Tensor& table, std::span<const int32_t> ids, Device device) {
   const int64_t vocab = table.size(0);
   const int64_t channels = table.size(1);
   const int64_t row_bytes = dtype_bytes_for(table.dtype(), channels);
-  Tensor out = activation({static_cast<int64_t>(ids.size()), channels});
+  Tensor out = activation(ctx, {static_cast<int64_t>(ids.size()), channels}, Device::cpu());
   const auto* base = static_cast<const char*>(table.raw_data());
   for (size_t i = 0; i < ids.size(); ++i) {
     ANVIL_CHECK(ids[i] >= 0 && ids[i] < vocab, "gather_rows: id ", ids[i], " outside the table of ", vocab, " rows");
     convert_host(table.dtype(), base + ids[i] * row_bytes, DType::F32,
                  out.data<float>() + static_cast<int64_t>(i) * channels, channels);
   }
+  return device.is_cpu() ? out : ctx.to_device(out, device);
+}
+
+namespace {
+
+// Rows `ids` of the activation x (N, C), on x's device.
+Tensor select_rows(Ctx& ctx, const Tensor& x, std::span<const int32_t> ids) {
+  if (x.device().is_cpu()) return gather_rows(ctx, x, ids, Device::cpu());
+  Tensor out = activation(ctx, {static_cast<int64_t>(ids.size()), x.size(1)}, x.device());
+  if (!ids.empty()) {
+    const Tensor ids_tensor = ctx.to_device(Tensor::from_i32({static_cast<int64_t>(ids.size())}, ids), x.device());
+    embedding(ctx, out, x, ids_tensor);
+  }
   return out;
 }
+
+}  // namespace
 
 Tensor cached_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, PagedKvCache& cache, int64_t layer,
                         const StepInputs& step, const ModelConfig& config) {
   kv_cache_write(ctx, cache.keys(layer), cache.values(layer), k, v, step.slots);
-  Tensor out = activation(q.shape());
+  Tensor out = activation(ctx, q.shape(), q.device());
   PagedAttentionParams params;
   params.sliding_window = config.sliding_window;
   paged_attention(ctx, out, q, cache.keys(layer), cache.values(layer), step.token_sequences, step.positions,
@@ -111,17 +129,17 @@ Tensor cached_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor
 Tensor output_logits(Ctx& ctx, const Tensor& x, const Batch& batch, const ModelWeights& weights,
                      const ModelConfig& config) {
   const auto rows = static_cast<int64_t>(batch.logit_rows.size());
-  const Tensor selected = gather_rows(x, batch.logit_rows);  // (R, C)
-  Tensor normed = activation(selected.shape());
+  const Tensor selected = select_rows(ctx, x, batch.logit_rows);  // (R, C)
+  Tensor normed = activation(ctx, selected.shape(), x.device());
   Tensor none;
   if (config.norm == NormKind::LayerNorm) {
     layer_norm(ctx, normed, none, none, selected, weights.final_norm, weights.final_norm_bias, config.norm_eps);
   } else {
     rms_norm(ctx, normed, none, selected, weights.final_norm, config.norm_eps);
   }
-  Tensor logits = activation({rows, config.vocab_size});
+  Tensor logits = activation(ctx, {rows, config.vocab_size}, x.device());
   if (rows > 0) linear(ctx, logits, normed, weights.lm_head, Tensor());
-  return logits;
+  return x.device().is_cpu() ? logits : ctx.to_device(logits, Device::cpu());
 }
 
 }  // namespace anvil::model

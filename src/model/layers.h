@@ -1,7 +1,8 @@
 #pragma once
 // Pieces of the inference forward pass shared by the architectures: the per-step index
 // tensors derived from a Batch, linear layers, row gathers, attention over the paged KV
-// cache and the final norm + head. All activations are f32 (N, ...) host tensors.
+// cache and the final norm + head. All activations are f32 (N, ...) tensors on the model's
+// device; index tensors and embedding rows are built on the host and uploaded.
 #include <span>
 
 #include "anvil/context.h"
@@ -22,18 +23,19 @@ struct StepInputs {
 };
 
 // Validates `batch` against the cache and the model (token ids, block ids, positions,
-// cache shape) and builds the step's index tensors. Throws anvil::Error naming the problem.
-StepInputs make_step_inputs(const Batch& batch, const PagedKvCache& cache, const ModelConfig& config);
+// cache shape) and builds the step's index tensors on the cache's device. Throws
+// anvil::Error naming the problem.
+StepInputs make_step_inputs(Ctx& ctx, const Batch& batch, const PagedKvCache& cache, const ModelConfig& config);
 
-// New uninitialised f32 host activation.
-Tensor activation(const Shape& shape);
+// New uninitialised f32 activation on `device`.
+Tensor activation(Ctx& ctx, const Shape& shape, Device device);
 
 // out (M, N) = x (M, K) @ weight (N, K)^T (+ bias (N) when defined); weight as stored.
 void linear(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias);
 // The same into a new (M, N) activation.
 Tensor project(Ctx& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias);
-// Rows `ids` of `table` (V, C), any float or quantized dtype, as f32 (n, C).
-Tensor gather_rows(const Tensor& table, std::span<const int32_t> ids);
+// Rows `ids` of the host `table` (V, C), any float or quantized dtype, as f32 (n, C) on `device`.
+Tensor gather_rows(Ctx& ctx, const Tensor& table, std::span<const int32_t> ids, Device device);
 
 // Writes k, v (N, Hkv, D) of `layer` into the cache at the step's slots, then returns the
 // attention output (N, Hq, D) of q (N, Hq, D) over each token's cached context.

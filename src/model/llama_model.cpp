@@ -1,4 +1,5 @@
 // The Llama family's inference forward pass over a paged KV cache.
+#include "anvil/core/error.h"
 #include "anvil/ops/activations.h"
 #include "anvil/ops/elementwise.h"
 #include "anvil/ops/rms_norm.h"
@@ -12,13 +13,17 @@ namespace {
 
 class LlamaModel final : public CausalLM {
  public:
-  LlamaModel(ModelConfig config, ModelWeights weights) : config_(std::move(config)), weights_(std::move(weights)) {}
+  LlamaModel(ModelConfig config, ModelWeights weights, Device device)
+      : config_(std::move(config)), weights_(std::move(weights)), device_(device) {}
 
   [[nodiscard]] const ModelConfig& config() const override { return config_; }
+  [[nodiscard]] Device device() const override { return device_; }
 
   Tensor forward(Ctx& ctx, const Batch& batch, PagedKvCache& cache) override {
-    const StepInputs step = make_step_inputs(batch, cache, config_);
-    Tensor x = gather_rows(weights_.token_embedding, batch.tokens);  // (N, C) residual stream
+    ANVIL_CHECK(cache.device() == device_, "forward: the kv cache is on ", device_string(cache.device()),
+                " but the model is on ", device_string(device_));
+    const StepInputs step = make_step_inputs(ctx, batch, cache, config_);
+    Tensor x = gather_rows(ctx, weights_.token_embedding, batch.tokens, device_);  // (N, C) residual stream
     if (step.tokens > 0) {
       for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
         attention_block(ctx, layer, x, step, cache);
@@ -54,7 +59,7 @@ class LlamaModel final : public CausalLM {
     const Tensor h = norm(ctx, x, w.ffn_norm);
     const Tensor gate = project(ctx, h, w.w_gate, Tensor());
     const Tensor up = project(ctx, h, w.w_up, Tensor());
-    Tensor hidden = activation(gate.shape());
+    Tensor hidden = activation(ctx, gate.shape(), device_);
     swiglu(ctx, hidden, gate, up);
     const Tensor out = project(ctx, hidden, w.w_down, Tensor());
     add(ctx, x, x, out);
@@ -62,7 +67,7 @@ class LlamaModel final : public CausalLM {
 
   // RMSNorm over the last dim of x (..., C) with weight (C).
   [[nodiscard]] Tensor norm(Ctx& ctx, const Tensor& x, const Tensor& weight) const {
-    Tensor out = activation(x.shape());
+    Tensor out = activation(ctx, x.shape(), device_);
     Tensor no_rstd;
     rms_norm(ctx, out, no_rstd, x, weight, config_.norm_eps);
     return out;
@@ -70,12 +75,13 @@ class LlamaModel final : public CausalLM {
 
   ModelConfig config_;
   ModelWeights weights_;
+  Device device_;
 };
 
 }  // namespace
 
-std::unique_ptr<CausalLM> make_llama_model(ModelConfig config, ModelWeights weights) {
-  return std::make_unique<LlamaModel>(std::move(config), std::move(weights));
+std::unique_ptr<CausalLM> make_llama_model(ModelConfig config, ModelWeights weights, Device device) {
+  return std::make_unique<LlamaModel>(std::move(config), std::move(weights), device);
 }
 
 }  // namespace anvil::model

@@ -33,17 +33,18 @@ bool has_gguf_magic(const fs::path& path) {
   return stream.gcount() == 4 && std::string(magic, 4) == "GGUF";
 }
 
-std::unique_ptr<CausalLM> make_model(ModelConfig config, ModelWeights weights) {
-  if (config.architecture == Architecture::Gpt2) return make_gpt2_model(std::move(config), std::move(weights));
-  return make_llama_model(std::move(config), std::move(weights));
+std::unique_ptr<CausalLM> make_model(Ctx& ctx, ModelConfig config, const ModelWeights& weights, Device device) {
+  ModelWeights placed = weights_to_device(ctx, weights, device);
+  if (config.architecture == Architecture::Gpt2) return make_gpt2_model(std::move(config), std::move(placed), device);
+  return make_llama_model(std::move(config), std::move(placed), device);
 }
 
-std::unique_ptr<CausalLM> load_gguf(const fs::path& path) {
+std::unique_ptr<CausalLM> load_gguf(Ctx& ctx, const fs::path& path, Device device) {
   const auto file = std::make_shared<const io::GgufFile>(io::GgufFile::open(path.string()));
   ModelConfig config = config_from_gguf(*file);
   const std::unique_ptr<WeightSource> source = gguf_weight_source(file);
-  ModelWeights weights = load_gguf_weights(*source, config);
-  return make_model(std::move(config), std::move(weights));
+  const ModelWeights weights = load_gguf_weights(*source, config);
+  return make_model(ctx, std::move(config), weights, device);
 }
 
 // The shard files of a folder: those named by model.safetensors.index.json's weight_map,
@@ -77,31 +78,32 @@ std::vector<fs::path> shard_paths(const fs::path& folder) {
   return paths;
 }
 
-std::unique_ptr<CausalLM> load_hf(const fs::path& config_path, const std::vector<fs::path>& shards) {
+std::unique_ptr<CausalLM> load_hf(Ctx& ctx, const fs::path& config_path, const std::vector<fs::path>& shards,
+                                  Device device) {
   ModelConfig config = config_from_hf_json(read_text(config_path), config_path.string());
   std::vector<io::SafetensorsFile> files;
   files.reserve(shards.size());
   for (const fs::path& shard : shards) files.push_back(io::SafetensorsFile::open(shard.string()));
   const std::unique_ptr<WeightSource> source = safetensors_weight_source(std::move(files));
-  ModelWeights weights = load_hf_weights(*source, config);
-  return make_model(std::move(config), std::move(weights));
+  const ModelWeights weights = load_hf_weights(*source, config);
+  return make_model(ctx, std::move(config), weights, device);
 }
 
 }  // namespace
 
-std::unique_ptr<CausalLM> load_causal_lm(Ctx& /*ctx*/, const std::string& path) {
+std::unique_ptr<CausalLM> load_causal_lm(Ctx& ctx, const std::string& path, Device device) {
   const fs::path location(path);
   ANVIL_CHECK(fs::exists(location), "load_causal_lm: '", path, "' does not exist");
   if (fs::is_directory(location)) {
     const fs::path config_path = location / "config.json";
     ANVIL_CHECK(fs::exists(config_path), "load_causal_lm: folder '", path, "' has no config.json");
-    return load_hf(config_path, shard_paths(location));
+    return load_hf(ctx, config_path, shard_paths(location), device);
   }
-  if (has_gguf_magic(location)) return load_gguf(location);
+  if (has_gguf_magic(location)) return load_gguf(ctx, location, device);
   const fs::path config_path = location.parent_path() / "config.json";
   ANVIL_CHECK(fs::exists(config_path), "load_causal_lm: '", path,
               "' is not a GGUF file, and as a safetensors file it needs a config.json beside it");
-  return load_hf(config_path, {location});
+  return load_hf(ctx, config_path, {location}, device);
 }
 
 }  // namespace anvil::model

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "anvil/context.h"
 #include "anvil/core/tensor.h"
 #include "anvil/model/model_config.h"
 
@@ -54,6 +55,10 @@ std::unique_ptr<WeightSource> safetensors_weight_source(std::vector<io::Safetens
 // Hugging Face's otherwise. Throws anvil::Error naming the tensor and the source.
 ModelWeights load_gguf_weights(const WeightSource& source, const ModelConfig& config);
 ModelWeights load_hf_weights(const WeightSource& source, const ModelConfig& config);
+
+// `weights` with every tensor copied to `device` as stored, except the host tables rows are
+// gathered from (token and position embeddings); lm_head is copied even when tied.
+ModelWeights weights_to_device(Ctx& ctx, const ModelWeights& weights, Device device);
 
 }  // namespace anvil::model
 

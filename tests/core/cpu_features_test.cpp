@@ -105,6 +105,8 @@ TEST(CpuFeatures, BestIsaNeedsTheWholeFamily) {
   features.avx2 = true;
   EXPECT_EQ(best_isa(features), CpuIsa::Scalar);  // AVX2 kernels use FMA too
   features.fma = true;
+  EXPECT_EQ(best_isa(features), CpuIsa::Scalar);  // and F16C (f16 loads and conversions)
+  features.f16c = true;
   EXPECT_EQ(best_isa(features), CpuIsa::Avx2);
   features.avx512f = true;
   features.avx512bw = true;
@@ -114,11 +116,11 @@ TEST(CpuFeatures, BestIsaNeedsTheWholeFamily) {
   EXPECT_STREQ(isa_name(CpuIsa::Avx512), "avx512");
   EXPECT_STREQ(isa_name(CpuIsa::Avx2), "avx2");
   EXPECT_STREQ(isa_name(CpuIsa::Scalar), "scalar");
-  EXPECT_EQ(features.to_string(), "avx2 fma avx512f avx512bw avx512vl");
+  EXPECT_EQ(features.to_string(), "avx2 fma f16c avx512f avx512bw avx512vl");
   // Detected features are consistent: every AVX-512 CPU also has AVX2 and FMA.
   const CpuFeatures detected = CpuFeatures::detect();
   if (detected.avx512f) {
-    EXPECT_TRUE(detected.avx2 && detected.fma) << detected.to_string();
+    EXPECT_TRUE(detected.avx2 && detected.fma && detected.f16c) << detected.to_string();
   }
 }
 

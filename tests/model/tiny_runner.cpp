@@ -20,8 +20,9 @@ model::KvCacheShape cache_shape(const model::ModelConfig& config, int64_t block_
 
 }  // namespace
 
-CacheRunner::CacheRunner(Ctx& ctx, const model::ModelConfig& config, int64_t block_size, int64_t num_blocks, Rng& rng)
-    : ctx_(ctx), cache_(ctx, cache_shape(config, block_size, num_blocks), Device::cpu()) {
+CacheRunner::CacheRunner(Ctx& ctx, const model::ModelConfig& config, int64_t block_size, int64_t num_blocks, Rng& rng,
+                         Device device)
+    : ctx_(ctx), cache_(ctx, cache_shape(config, block_size, num_blocks), device) {
   free_blocks_.resize(static_cast<size_t>(num_blocks));
   std::iota(free_blocks_.begin(), free_blocks_.end(), 0);
   std::shuffle(free_blocks_.begin(), free_blocks_.end(), rng);
@@ -66,7 +67,7 @@ HostArray CacheRunner::step(model::CausalLM& model, const std::vector<std::pair<
 HostArray prefill_logits(Ctx& ctx, model::CausalLM& model, const std::vector<int32_t>& tokens, int64_t block_size,
                          Rng& rng) {
   const auto blocks = static_cast<int64_t>(tokens.size()) / block_size + 2;
-  CacheRunner runner(ctx, model.config(), block_size, blocks, rng);
+  CacheRunner runner(ctx, model.config(), block_size, blocks, rng, model.device());
   const int id = runner.add_sequence();
   return runner.step(model, {{id, tokens}});
 }

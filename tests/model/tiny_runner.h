@@ -12,7 +12,9 @@ namespace anvil::testing {
 
 class CacheRunner {
  public:
-  CacheRunner(Ctx& ctx, const model::ModelConfig& config, int64_t block_size, int64_t num_blocks, Rng& rng);
+  // The cache lives on `device` (the model's).
+  CacheRunner(Ctx& ctx, const model::ModelConfig& config, int64_t block_size, int64_t num_blocks, Rng& rng,
+              Device device = Device::cpu());
 
   // A new empty sequence; returns its id.
   int add_sequence();

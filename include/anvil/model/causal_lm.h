@@ -14,12 +14,16 @@ class CausalLM {
  public:
   virtual ~CausalLM() = default;
   [[nodiscard]] virtual const ModelConfig& config() const = 0;
+  // Where the weights live and the forward pass runs; its KV cache must be there too.
+  [[nodiscard]] virtual Device device() const = 0;
   // Logits (batch.logit_rows.size(), vocab) f32 on the host.
   [[nodiscard]] virtual Tensor forward(Ctx& ctx, const Batch& batch, PagedKvCache& cache) = 0;
 };
 
 // Loads a GGUF file, a safetensors file with config.json beside it, or a Hugging Face
-// folder; weights stay memory-mapped (quantized ones are used as stored).
-std::unique_ptr<CausalLM> load_causal_lm(Ctx& ctx, const std::string& path);
+// folder; weights stay memory-mapped (quantized ones are used as stored). With a CUDA
+// `device` the weights are copied there as stored (the token embedding table stays
+// mapped on the host too: rows are gathered there) and forward runs on that device.
+std::unique_ptr<CausalLM> load_causal_lm(Ctx& ctx, const std::string& path, Device device = Device::cpu());
 
 }  // namespace anvil::model

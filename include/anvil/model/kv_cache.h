@@ -24,6 +24,7 @@ class PagedKvCache {
   PagedKvCache(Ctx& ctx, const KvCacheShape& shape, Device device);
 
   [[nodiscard]] const KvCacheShape& shape() const { return shape_; }
+  [[nodiscard]] Device device() const { return keys_.front().device(); }
   [[nodiscard]] Tensor& keys(int64_t layer) { return keys_.at(static_cast<size_t>(layer)); }
   [[nodiscard]] Tensor& values(int64_t layer) { return values_.at(static_cast<size_t>(layer)); }
   [[nodiscard]] int64_t bytes() const;

@@ -1,15 +1,19 @@
-// Attention over a paged KV cache on the CPU, and the cache write. One task per (token,
-// kv head): the group of query heads sharing that kv head walks the token's visible keys
-// block by block with an online softmax, so each key/value row is read once per group.
+// Attention over a paged KV cache on the CPU, and the cache write. One task per (tile of up
+// to 16 consecutive tokens of one sequence, kv head): the tokens' query heads sharing that
+// kv head walk their visible keys block by block with an online softmax, so each key/value
+// row is read (and widened from f16/bf16) once per tile and group.
 // Every task sums in a fixed order: results do not depend on the thread count.
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "anvil/core/convert.h"
 #include "anvil/core/error.h"
 #include "cpu/cpu_backend.h"
+#include "cpu/half_convert.h"
+#include "cpu/paged_attention_kernels.h"
 #include "cpu/row_io.h"
 
 namespace anvil::cpu {
@@ -18,15 +22,17 @@ namespace {
 
 // Sizes of one paged_attention call.
 struct PagedDims {
-  int64_t q_heads = 0;     // Hq
-  int64_t kv_heads = 0;    // Hkv
-  int64_t head_dim = 0;    // D
-  int64_t num_blocks = 0;  // blocks in the cache
-  int64_t block_size = 0;  // slots per block
-  int64_t sequences = 0;   // S, rows of block_tables
-  int64_t max_blocks = 0;  // columns of block_tables
-  int64_t window = 0;      // sliding window, 0 = none
-  float scale = 1.0F;      // resolved, never 0
+  int64_t q_heads = 0;               // Hq
+  int64_t kv_heads = 0;              // Hkv
+  int64_t head_dim = 0;              // D
+  int64_t num_blocks = 0;            // blocks in the cache
+  int64_t block_size = 0;            // slots per block
+  int64_t sequences = 0;             // S, rows of block_tables
+  int64_t max_blocks = 0;            // columns of block_tables
+  int64_t window = 0;                // sliding window, 0 = none
+  float scale = 1.0F;                // resolved, never 0
+  CpuIsa isa = CpuIsa::Scalar;       // for widening f16 / bf16 cache rows
+  AttendRows attend_rows = nullptr;  // the inner step for `isa`
 
   [[nodiscard]] int64_t group() const { return q_heads / kv_heads; }
   // First position visible from position p.
@@ -35,9 +41,15 @@ struct PagedDims {
   }
 };
 
+void attend_rows_scalar(const float* q, const float* keys, int64_t key_stride, const float* values,
+                        int64_t value_stride, int64_t count, int64_t d, float* scores, float* acc, float* max,
+                        float* sum);
+
 PagedDims paged_dims(const Tensor& q, const Tensor& key_cache, const Tensor& block_tables,
-                     const PagedAttentionParams& params) {
+                     const PagedAttentionParams& params, CpuIsa isa) {
   PagedDims dims;
+  dims.isa = isa;
+  dims.attend_rows = isa == CpuIsa::Avx512 ? attend_rows_avx512 : attend_rows_scalar;
   dims.q_heads = q.size(1);
   dims.kv_heads = key_cache.size(2);
   dims.head_dim = q.size(2);
@@ -117,82 +129,147 @@ Rows block_rows(const Tensor& cache, const PagedDims& dims, int64_t block, int64
   if (cache.dtype() == DType::F32) return {cache.data<const float>() + first_row * d, dims.kv_heads * d};
   scratch.resize(static_cast<size_t>(count * d));
   for (int64_t j = 0; j < count; ++j) {
-    convert_host(cache.dtype(), row_bytes(cache, first_row + j * dims.kv_heads, d), DType::F32, scratch.data() + j * d,
-                 d);
+    widen_half_row(dims.isa, cache.dtype(), row_bytes(cache, first_row + j * dims.kv_heads, d), scratch.data() + j * d,
+                   d);
   }
   return {scratch.data(), d};
 }
 
-// Online-softmax state of the G query heads of one (token, kv head) task.
-struct GroupState {
-  std::vector<float> q;       // (G, D), pre-scaled
-  std::vector<float> acc;     // (G, D), sum of p_j v_j
-  std::vector<float> max;     // (G)
-  std::vector<float> sum;     // (G), sum of p_j
+// Online-softmax state of the query rows of one task: the G query heads of kv head h for
+// each of up to kQueryTile tokens of one sequence, row r = token_in_tile * G + g.
+struct TileState {
+  std::vector<float> q;       // (R, D), pre-scaled
+  std::vector<float> acc;     // (R, D), sum of p_j v_j
+  std::vector<float> max;     // (R)
+  std::vector<float> sum;     // (R), sum of p_j
   std::vector<float> scores;  // (block_size)
   std::vector<float> key_scratch, value_scratch, io_scratch;
 
-  explicit GroupState(const PagedDims& dims)
-      : q(static_cast<size_t>(dims.group() * dims.head_dim)),
+  TileState(const PagedDims& dims, int64_t max_tokens)
+      : q(static_cast<size_t>(max_tokens * dims.group() * dims.head_dim)),
         acc(q.size()),
-        max(static_cast<size_t>(dims.group())),
+        max(static_cast<size_t>(max_tokens * dims.group())),
         sum(max.size()),
         scores(static_cast<size_t>(dims.block_size)) {}
 };
 
-// Adds `count` keys/values (rows of one block) to the state of every head of the group.
-void attend_rows(const PagedDims& dims, const Rows& keys, const Rows& values, int64_t count, GroupState& state) {
+// Query tokens per task in prefill: each K/V block is widened once per tile, not per token.
+constexpr int64_t kQueryTile = 16;
+
+// The portable inner step (see paged_attention_kernels.h).
+void attend_rows_scalar(const float* q, const float* keys, int64_t key_stride, const float* values,
+                        int64_t value_stride, int64_t count, int64_t d, float* scores, float* acc, float* max,
+                        float* sum) {
+  float block_max = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < count; ++j) {
+    scores[j] = dot(q, keys + j * key_stride, d);
+    block_max = std::max(block_max, scores[j]);
+  }
+  const float new_max = std::max(*max, block_max);
+  const float correction = std::exp(*max - new_max);  // 0 on the first block (max = -inf)
+  *max = new_max;
+  float block_sum = 0.0F;
+  for (int64_t c = 0; c < d; ++c) acc[c] *= correction;
+  for (int64_t j = 0; j < count; ++j) {
+    const float p = std::exp(scores[j] - new_max);
+    block_sum += p;
+    const float* v = values + j * value_stride;
+    for (int64_t c = 0; c < d; ++c) acc[c] += p * v[c];
+  }
+  *sum = *sum * correction + block_sum;
+}
+
+// Adds `count` keys/values to query row `row` of the state.
+void attend_rows(const PagedDims& dims, const Rows& keys, const Rows& values, int64_t count, int64_t row,
+                 TileState& state) {
   const int64_t d = dims.head_dim;
-  for (int64_t g = 0; g < dims.group(); ++g) {
-    const float* q = state.q.data() + g * d;
-    float* acc = state.acc.data() + g * d;
-    float block_max = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j < count; ++j) {
-      state.scores[j] = dot(q, keys.data + j * keys.stride, d);
-      block_max = std::max(block_max, state.scores[j]);
+  dims.attend_rows(state.q.data() + row * d, keys.data, keys.stride, values.data, values.stride, count, d,
+                   state.scores.data(), state.acc.data() + row * d, &state.max[static_cast<size_t>(row)],
+                   &state.sum[static_cast<size_t>(row)]);
+}
+
+// A task: tokens [first_token, first_token + tokens) of one sequence, one kv head.
+struct Task {
+  int64_t first_token = 0;
+  int64_t tokens = 0;
+  int64_t kv_head = 0;
+};
+
+// Loads the task's query rows (pre-scaled) and resets their softmax state; returns the
+// lowest and highest position any of its tokens sees.
+std::pair<int64_t, int64_t> start_tile(const PagedDims& dims, const Task& task, const Tensor& q,
+                                       const int32_t* positions, TileState& state) {
+  const int64_t d = dims.head_dim;
+  const int64_t group = dims.group();
+  int64_t lowest = std::numeric_limits<int64_t>::max();
+  int64_t highest = 0;
+  for (int64_t i = 0; i < task.tokens; ++i) {
+    const int64_t token = task.first_token + i;
+    const int64_t first_q_row = token * dims.q_heads + task.kv_head * group;  // in (N * Hq, D)
+    for (int64_t g = 0; g < group; ++g) {
+      const float* row = load_row(q, first_q_row + g, d, state.io_scratch);
+      for (int64_t c = 0; c < d; ++c) state.q[(i * group + g) * d + c] = row[c] * dims.scale;
     }
-    const float new_max = std::max(state.max[g], block_max);
-    const float correction = std::exp(state.max[g] - new_max);  // 0 on the first block (max = -inf)
-    state.max[g] = new_max;
-    float block_sum = 0.0F;
-    for (int64_t c = 0; c < d; ++c) acc[c] *= correction;
-    for (int64_t j = 0; j < count; ++j) {
-      const float p = std::exp(state.scores[j] - new_max);
-      block_sum += p;
-      const float* v = values.data + j * values.stride;
-      for (int64_t c = 0; c < d; ++c) acc[c] += p * v[c];
+    lowest = std::min(lowest, dims.first_visible(positions[token]));
+    highest = std::max<int64_t>(highest, positions[token]);
+  }
+  const auto rows = static_cast<size_t>(task.tokens * group);
+  std::fill_n(state.acc.begin(), rows * static_cast<size_t>(d), 0.0F);
+  std::fill_n(state.max.begin(), rows, -std::numeric_limits<float>::infinity());
+  std::fill_n(state.sum.begin(), rows, 0.0F);
+  return {lowest, highest};
+}
+
+// out rows of the task's tokens, query heads of its kv head. Every token sees its own
+// visible range; keys are visited in block order for all of them, so each token's sums run
+// in the same order as when it is alone in a task (results do not depend on the tiling).
+void attend_tile(const PagedDims& dims, const Task& task, Tensor& out, const Tensor& q, const Tensor& key_cache,
+                 const Tensor& value_cache, const int32_t* table, const int32_t* positions, TileState& state) {
+  const int64_t d = dims.head_dim;
+  const int64_t group = dims.group();
+  const auto [lowest, highest] = start_tile(dims, task, q, positions, state);
+  for (int64_t b = lowest / dims.block_size; b <= highest / dims.block_size; ++b) {
+    const int64_t block_start = b * dims.block_size;
+    const int64_t begin = std::max(lowest, block_start) - block_start;
+    const int64_t end = std::min(highest + 1, block_start + dims.block_size) - block_start;
+    const Rows keys = block_rows(key_cache, dims, table[b], task.kv_head, begin, end - begin, state.key_scratch);
+    const Rows values = block_rows(value_cache, dims, table[b], task.kv_head, begin, end - begin, state.value_scratch);
+    for (int64_t i = 0; i < task.tokens; ++i) {
+      const int64_t position = positions[task.first_token + i];
+      const int64_t from = std::max(begin, dims.first_visible(position) - block_start);
+      const int64_t to = std::min(end, position + 1 - block_start);
+      if (from >= to) continue;
+      const Rows visible_keys{keys.data + (from - begin) * keys.stride, keys.stride};
+      const Rows visible_values{values.data + (from - begin) * values.stride, values.stride};
+      for (int64_t g = 0; g < group; ++g) {
+        attend_rows(dims, visible_keys, visible_values, to - from, i * group + g, state);
+      }
     }
-    state.sum[g] = state.sum[g] * correction + block_sum;
+  }
+  for (int64_t i = 0; i < task.tokens; ++i) {
+    const int64_t first_q_row = (task.first_token + i) * dims.q_heads + task.kv_head * group;
+    for (int64_t g = 0; g < group; ++g) {
+      float* o = output_row(out, first_q_row + g, d, state.io_scratch);
+      const float inv_sum = 1.0F / state.sum[i * group + g];
+      for (int64_t c = 0; c < d; ++c) o[c] = state.acc[(i * group + g) * d + c] * inv_sum;
+      store_row(out, first_q_row + g, d, o);
+    }
   }
 }
 
-// out rows of token `token`, query heads of kv head `kv_head`.
-void attend_token(const PagedDims& dims, int64_t token, int64_t kv_head, Tensor& out, const Tensor& q,
-                  const Tensor& key_cache, const Tensor& value_cache, const int32_t* table, int64_t position,
-                  GroupState& state) {
-  const int64_t d = dims.head_dim;
-  const int64_t first_q_row = token * dims.q_heads + kv_head * dims.group();  // in (N * Hq, D)
-  for (int64_t g = 0; g < dims.group(); ++g) {
-    const float* row = load_row(q, first_q_row + g, d, state.io_scratch);
-    for (int64_t c = 0; c < d; ++c) state.q[g * d + c] = row[c] * dims.scale;
+// Tasks over the batch: runs of up to kQueryTile consecutive tokens of one sequence, times
+// the kv heads (decode, one token per sequence, gets one task per token and head).
+std::vector<Task> make_tasks(const PagedDims& dims, const int32_t* sequence_of, int64_t num_tokens) {
+  std::vector<Task> tasks;
+  for (int64_t token = 0; token < num_tokens;) {
+    int64_t count = 1;
+    while (token + count < num_tokens && count < kQueryTile && sequence_of[token + count] == sequence_of[token]) {
+      ++count;
+    }
+    for (int64_t h = 0; h < dims.kv_heads; ++h) tasks.push_back({token, count, h});
+    token += count;
   }
-  std::fill(state.acc.begin(), state.acc.end(), 0.0F);
-  std::fill(state.max.begin(), state.max.end(), -std::numeric_limits<float>::infinity());
-  std::fill(state.sum.begin(), state.sum.end(), 0.0F);
-  const int64_t first = dims.first_visible(position);
-  for (int64_t b = first / dims.block_size; b <= position / dims.block_size; ++b) {
-    const int64_t begin = std::max(first, b * dims.block_size) - b * dims.block_size;
-    const int64_t end = std::min(position + 1, (b + 1) * dims.block_size) - b * dims.block_size;
-    const Rows keys = block_rows(key_cache, dims, table[b], kv_head, begin, end - begin, state.key_scratch);
-    const Rows values = block_rows(value_cache, dims, table[b], kv_head, begin, end - begin, state.value_scratch);
-    attend_rows(dims, keys, values, end - begin, state);
-  }
-  for (int64_t g = 0; g < dims.group(); ++g) {
-    float* o = output_row(out, first_q_row + g, d, state.io_scratch);
-    const float inv_sum = 1.0F / state.sum[g];
-    for (int64_t c = 0; c < d; ++c) o[c] = state.acc[g * d + c] * inv_sum;
-    store_row(out, first_q_row + g, d, o);
-  }
+  return tasks;
 }
 
 }  // namespace
@@ -216,17 +293,18 @@ void CpuBackend::kv_cache_write(Tensor& key_cache, Tensor& value_cache, const Te
 void CpuBackend::paged_attention(Tensor& out, const Tensor& q, const Tensor& key_cache, const Tensor& value_cache,
                                  const Tensor& token_sequences, const Tensor& positions, const Tensor& block_tables,
                                  const PagedAttentionParams& params) {
-  const PagedDims dims = paged_dims(q, key_cache, block_tables, params);
+  const PagedDims dims = paged_dims(q, key_cache, block_tables, params, isa_);
   check_tokens(dims, token_sequences, positions, block_tables);
   const int32_t* sequence_of = token_sequences.data<const int32_t>();
   const int32_t* position_of = positions.data<const int32_t>();
   const int32_t* tables = block_tables.data<const int32_t>();
-  pool_.parallel_for(q.size(0) * dims.kv_heads, 1, [&](int64_t begin, int64_t end) {
-    GroupState state(dims);
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t token = task / dims.kv_heads;
-      const int32_t* table = tables + static_cast<int64_t>(sequence_of[token]) * dims.max_blocks;
-      attend_token(dims, token, task % dims.kv_heads, out, q, key_cache, value_cache, table, position_of[token], state);
+  const std::vector<Task> tasks = make_tasks(dims, sequence_of, q.size(0));
+  pool_.parallel_for(static_cast<int64_t>(tasks.size()), 1, [&](int64_t begin, int64_t end) {
+    TileState state(dims, kQueryTile);
+    for (int64_t t = begin; t < end; ++t) {
+      const Task& task = tasks[static_cast<size_t>(t)];
+      const int32_t* table = tables + static_cast<int64_t>(sequence_of[task.first_token]) * dims.max_blocks;
+      attend_tile(dims, task, out, q, key_cache, value_cache, table, position_of, state);
     }
   });
 }

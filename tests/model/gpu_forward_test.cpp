@@ -1,0 +1,106 @@
+// The inference forward pass on the GPU (skipped without one): the transformers tiny-model
+// fixtures give the same logits on CUDA as on the CPU, and SmolLM2 (GGUF, Q4_1) gives the
+// same logits and greedy continuations on both, up to near-ties.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <cstdio>
+#include <filesystem>
+
+#include "anvil/infer/generator.h"
+#include "anvil/model/causal_lm.h"
+#include "anvil/tokenizer/tokenizer.h"
+#include "model/tiny_runner.h"
+
+namespace anvil::testing {
+namespace {
+
+const std::string kFixtures = std::string(ANVIL_SOURCE_DIR) + "/tests/fixtures/models/";
+const std::string kSmolLm2 = std::string(ANVIL_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+// Both devices compute in f32 with different summation orders (and, for quantized weights,
+// the same 8-bit activation rounding, whose rare boundary flips the loose bound covers).
+const Tolerance kSameF32{1e-4, 1e-5, 1.0};
+
+bool has_gpu() { return test_ctx().has_cuda(); }
+
+TEST(GpuForward, TinyFixturesMatchTheCpu) {
+  if (!has_gpu()) GTEST_SKIP() << "no CUDA device";
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const std::string name : {"llama2", "llama3", "smollm2", "mistral", "qwen2", "qwen3", "gpt2"}) {
+    SCOPED_TRACE(name);
+    const auto cpu = model::load_causal_lm(ctx, kFixtures + name);
+    const auto gpu = model::load_causal_lm(ctx, kFixtures + name, Device::cuda(0));
+    EXPECT_EQ(gpu->device(), Device::cuda(0));
+    std::vector<int32_t> tokens;
+    std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(cpu->config().vocab_size) - 1);
+    for (int i = 0; i < 37; ++i) tokens.push_back(id(rng));
+    for (const int64_t block_size : {16, 5}) {
+      expect_close(prefill_logits(ctx, *gpu, tokens, block_size, rng),
+                   prefill_logits(ctx, *cpu, tokens, block_size, rng), kSameF32, "gpu vs cpu logits");
+    }
+  }
+}
+
+TEST(GpuForward, ModelAndCacheMustShareADevice) {
+  if (!has_gpu()) GTEST_SKIP() << "no CUDA device";
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  const auto gpu = model::load_causal_lm(ctx, kFixtures + "llama3", Device::cuda(0));
+  CacheRunner runner(ctx, gpu->config(), 16, 4, rng, Device::cpu());
+  runner.add_sequence();
+  EXPECT_THROW((void)runner.step(*gpu, {{0, {1, 2, 3}}}), Error);
+}
+
+// Greedy decoding of SmolLM2 on both devices from the same prompts: the continuations are
+// equal, or part where the CPU's top-2 logits are within quantisation noise (printed).
+TEST(GpuForward, SmolLm2GreedyMatchesTheCpuUpToNearTies) {
+  if (!has_gpu()) GTEST_SKIP() << "no CUDA device";
+  if (!std::filesystem::exists(kSmolLm2)) GTEST_SKIP() << kSmolLm2 << " not present";
+  Ctx& ctx = test_ctx();
+  const auto cpu = model::load_causal_lm(ctx, kSmolLm2);
+  const auto gpu = model::load_causal_lm(ctx, kSmolLm2, Device::cuda(0));
+  const std::shared_ptr<const tokenizer::Tokenizer> tokenizer = tokenizer::load_tokenizer(kSmolLm2);
+  int identical = 0;
+  const std::vector<std::string> prompts = {"The capital of France is", "Once upon a time, in a small village,",
+                                            "def fibonacci(n):", "The three laws of motion are", "Water boils at"};
+  for (const std::string& prompt : prompts) {
+    SCOPED_TRACE(prompt);
+    const std::vector<int32_t> ids = tokenizer->encode(prompt);
+    infer::GenerationParams params;
+    params.max_tokens = 48;
+    params.sampler.temperature = 0.0F;
+    infer::Generator on_cpu(ctx, *cpu, *tokenizer, infer::GeneratorOptions{256, 16, 512, DType::F16});
+    infer::Generator on_gpu(ctx, *gpu, *tokenizer, infer::GeneratorOptions{256, 16, 512, DType::F16});
+    const std::vector<int32_t> want = on_cpu.generate(ids, params).tokens;
+    const std::vector<int32_t> got = on_gpu.generate(ids, params).tokens;
+    ASSERT_EQ(got.size(), want.size());
+    size_t same = 0;
+    while (same < got.size() && got[same] == want[same]) ++same;
+    identical += same == got.size() ? 1 : 0;
+    if (same < got.size()) {
+      // The CPU's logits at the parting step: its top-2 margin must be small.
+      std::vector<int32_t> context = ids;
+      context.insert(context.end(), want.begin(), want.begin() + static_cast<std::ptrdiff_t>(same));
+      Rng rng(1);
+      const HostArray logits = prefill_logits(ctx, *cpu, context, 16, rng);
+      const int64_t vocab = cpu->config().vocab_size;
+      const double* last = logits.values.data() + (logits.shape[0] - 1) * vocab;
+      std::vector<double> row(last, last + vocab);
+      std::partial_sort(row.begin(), row.begin() + 2, row.end(), std::greater<>());
+      const double margin = row[0] - row[1];
+      std::printf("[ gpu      ] '%s': parted at step %zu of %zu, CPU top-2 margin %.4f\n", prompt.c_str(), same,
+                  got.size(), margin);
+      EXPECT_LT(margin, 0.5) << "GPU and CPU greedy part at step " << same << " where the CPU is sure";
+    } else {
+      std::printf("[ gpu      ] '%s': %zu/%zu greedy tokens equal\n", prompt.c_str(), same, got.size());
+    }
+  }
+  std::printf("[ gpu      ] SmolLM2 greedy: %d/%zu prompts identical on GPU and CPU\n", identical, prompts.size());
+}
+
+}  // namespace
+}  // namespace anvil::testing
