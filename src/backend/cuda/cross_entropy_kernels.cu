@@ -1,0 +1,84 @@
+// Cross-entropy: one block per row of V logits (V up to ~10^5 and more). A single pass keeps
+// an online (max, sum of exp) per thread, merged by a fixed tree; the backward makes a second
+// pass to write the gradient. The row is never materialised beyond what each thread holds.
+#include <algorithm>
+
+#include "cuda/block_reduce.cuh"
+#include "cuda/cross_entropy_kernels.h"
+#include "cuda/cuda_check.h"
+#include "cuda/float_io.cuh"
+
+namespace anvil::cuda {
+namespace {
+
+constexpr int kSmallVocabThreads = 256;
+constexpr int kLargeVocabThreads = 1024;
+constexpr int64_t kLargeVocab = 16384;
+
+int row_threads(int64_t vocab) {
+  if (vocab >= kLargeVocab) return kLargeVocabThreads;
+  return static_cast<int>(std::min<int64_t>(kSmallVocabThreads, (vocab + kWarpSize - 1) / kWarpSize * kWarpSize));
+}
+
+// (max, sum of exp(logit - max)) of one row, returned to every thread of the block.
+__device__ MaxSum row_max_sum(ConstFloatBuffer row_logits, int64_t vocab, float* scratch) {
+  MaxSum state{-INFINITY, 0.0F};
+  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) state = add_to_max_sum(state, load_float(row_logits, v));
+  return block_max_sum(state, scratch);
+}
+
+// grid (N), block (row_threads(V)). loss = (max - logit[target]) + log(sum).
+__global__ void cross_entropy_kernel(float* losses, ConstFloatBuffer logits, const int32_t* targets, int64_t vocab) {
+  __shared__ float scratch[2 * kWarpSize];
+  const int64_t row = blockIdx.x;
+  const int32_t target = targets[row];
+  if (target < 0) {  // uniform over the block: no thread reaches a barrier
+    if (threadIdx.x == 0) losses[row] = 0.0F;
+    return;
+  }
+  const ConstFloatBuffer in = offset_buffer(logits, row * vocab);
+  const MaxSum state = row_max_sum(in, vocab, scratch);
+  if (threadIdx.x == 0) losses[row] = (state.max - load_float(in, target)) + logf(state.sum);
+}
+
+// grid (N), block (row_threads(V)). d[v] = exp(logit - max) * (dloss / sum), minus dloss at
+// the target. The statistics are complete (barrier) before any write, so dlogits may alias
+// logits.
+__global__ void cross_entropy_backward_kernel(FloatBuffer dlogits, const float* dlosses, ConstFloatBuffer logits,
+                                              const int32_t* targets, int64_t vocab) {
+  __shared__ float scratch[2 * kWarpSize];
+  const int64_t row = blockIdx.x;
+  const int32_t target = targets[row];
+  const FloatBuffer d = offset_buffer(dlogits, row * vocab);
+  if (target < 0) {
+    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) store_float(d, v, 0.0F);
+    return;
+  }
+  const ConstFloatBuffer in = offset_buffer(logits, row * vocab);
+  const MaxSum state = row_max_sum(in, vocab, scratch);
+  const float dloss = dlosses[row];
+  const float scale = dloss / state.sum;
+  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
+    const float value = expf(load_float(in, v) - state.max) * scale;
+    store_float(d, v, v == target ? value - dloss : value);
+  }
+}
+
+}  // namespace
+
+void launch_cross_entropy(float* losses, ConstFloatBuffer logits, const int32_t* targets, int64_t rows, int64_t vocab,
+                          cudaStream_t stream) {
+  if (rows == 0) return;
+  cross_entropy_kernel<<<static_cast<unsigned>(rows), row_threads(vocab), 0, stream>>>(losses, logits, targets, vocab);
+  ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+void launch_cross_entropy_backward(FloatBuffer dlogits, const float* dlosses, ConstFloatBuffer logits,
+                                   const int32_t* targets, int64_t rows, int64_t vocab, cudaStream_t stream) {
+  if (rows == 0) return;
+  cross_entropy_backward_kernel<<<static_cast<unsigned>(rows), row_threads(vocab), 0, stream>>>(dlogits, dlosses,
+                                                                                                logits, targets, vocab);
+  ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace anvil::cuda
