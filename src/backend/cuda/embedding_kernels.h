@@ -12,8 +12,8 @@ namespace anvil::cuda {
 void launch_embedding(FloatBuffer out, ConstFloatBuffer table, const int32_t* ids, int64_t count, int64_t channels,
                       cudaStream_t stream);
 
-// Deterministic: each grad_table element receives its rows' gradients in ascending i, the
-// CPU backend's order, whatever the launch shape.
+// Deterministic, no atomics: each grad_table element adds its rows' gradients in ascending
+// i (consecutive ones on the same id summed first), a grouping fixed by the ids and shape.
 void launch_embedding_backward(float* grad_table, ConstFloatBuffer grad_out, const int32_t* ids, int64_t count,
                                int64_t vocab, int64_t channels, cudaStream_t stream);
 

@@ -10,6 +10,8 @@
 #include "cuda/cuda_check.h"
 #include "cuda/float_io.cuh"
 #include "cuda/norm_kernels.h"
+#include "cuda/row_vector_plan.cuh"
+#include "cuda/vector_io.cuh"
 
 namespace anvil::cuda {
 namespace {
@@ -79,7 +81,7 @@ __global__ void layer_norm_backward_kernel(FloatBuffer dx, ConstFloatBuffer dout
     for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) {
       const float normed = (load_float(in, c) - mu) * r;
       const float g = load_float(grad, c);
-      const float scaled = g * load_float(weight, c);
+      const float scaled = __fmul_rn(g, load_float(weight, c));  // rounded as in pass 2 (no FMA)
       sum_g += scaled;
       sum_g_normed += scaled * normed;
       if (weight_partial != nullptr) weight_partial[c] = (first ? 0.0F : weight_partial[c]) + g * normed;
@@ -91,7 +93,10 @@ __global__ void layer_norm_backward_kernel(FloatBuffer dx, ConstFloatBuffer dout
     for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) {
       const float normed = (load_float(in, c) - mu) * r;
       const float g = load_float(grad, c);
-      store_float(d, c, r * (g * load_float(weight, c) - mean_g - normed * mean_g_normed));
+      // __fmul_rn keeps the products rounded (not fused into the subtractions) so that
+      // g * w - mean_g cancels exactly where the CPU's does (C = 1 gives dx = 0).
+      const float scaled = __fmul_rn(g, load_float(weight, c));
+      store_float(d, c, r * (scaled - mean_g - __fmul_rn(normed, mean_g_normed)));
     }
   }
 }
@@ -145,6 +150,220 @@ __global__ void rms_norm_backward_kernel(FloatBuffer dx, ConstFloatBuffer dout, 
   }
 }
 
+// ---- register-cached fast path: x, out, dout, dx, weight, bias share dtype T, 16-byte
+// aligned, C a whole number of vectors. Thread t holds vectors t, t + blockDim, ... of the
+// row (kVecs of them), so the row is read once; the backward also keeps its columns'
+// parameter-gradient partials in registers across the block's rows.
+
+constexpr int kForwardMaxElems = 32;   // cached x per thread
+constexpr int kBackwardMaxElems = 16;  // per cached array (x, dout, two partials)
+
+// Loads the thread's vectors of a row (zeros past the row's end).
+template <typename T, int kVecs>
+__device__ __forceinline__ void load_row_vectors(const T* row, int64_t num_vecs, float (&values)[kVecs][kVecSize<T>]) {
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+    if (vec < num_vecs) {
+      load_vec(row, vec, values[i]);
+    } else {
+#pragma unroll
+      for (int k = 0; k < kVecSize<T>; ++k) values[i][k] = 0.0F;
+    }
+  }
+}
+
+template <typename T, int kVecs>
+__global__ void __launch_bounds__(kRowVectorMaxThreads)
+    layer_norm_vec_kernel(T* out, float* mean, float* rstd, const T* x, const T* weight, const T* bias,
+                          int64_t channels, float eps) {
+  constexpr int kSize = kVecSize<T>;
+  __shared__ float scratch[kWarpSize];
+  const int64_t num_vecs = channels / kSize;
+  const int64_t row = blockIdx.x;
+  float v[kVecs][kSize];
+  load_row_vectors<T, kVecs>(x + row * channels, num_vecs, v);
+  float sum = 0.0F;
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+#pragma unroll
+    for (int k = 0; k < kSize; ++k) sum += v[i][k];
+  }
+  const float mu = block_sum(sum, scratch) / static_cast<float>(channels);
+  float sum_squares = 0.0F;
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    if (threadIdx.x + static_cast<int64_t>(i) * blockDim.x >= num_vecs) continue;  // padding is not (0 - mu)^2
+#pragma unroll
+    for (int k = 0; k < kSize; ++k) sum_squares += (v[i][k] - mu) * (v[i][k] - mu);
+  }
+  const float inv_std = 1.0F / sqrtf(block_sum(sum_squares, scratch) / static_cast<float>(channels) + eps);
+  T* y = out + row * channels;
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+    if (vec >= num_vecs) continue;
+    float w[kSize];
+    float b[kSize] = {};
+    load_vec(weight, vec, w);
+    if (bias != nullptr) load_vec(bias, vec, b);
+#pragma unroll
+    for (int k = 0; k < kSize; ++k) v[i][k] = (v[i][k] - mu) * inv_std * w[k] + b[k];
+    store_vec(y, vec, v[i]);
+  }
+  if (threadIdx.x == 0) {
+    if (mean != nullptr) mean[row] = mu;
+    if (rstd != nullptr) rstd[row] = inv_std;
+  }
+}
+
+// Writes the thread's register partials to partials[blockIdx.x, c].
+template <typename T, int kVecs>
+__device__ __forceinline__ void store_partials(float* partials, int64_t channels, int64_t num_vecs,
+                                               const float (&values)[kVecs][kVecSize<T>]) {
+  if (partials == nullptr) return;
+  float* block_partial = partials + static_cast<int64_t>(blockIdx.x) * channels;
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+    if (vec >= num_vecs) continue;
+#pragma unroll
+    for (int k = 0; k < kVecSize<T>; ++k) block_partial[vec * kVecSize<T> + k] = values[i][k];
+  }
+}
+
+template <typename T, int kVecs>
+__global__ void __launch_bounds__(kRowVectorMaxThreads)
+    layer_norm_backward_vec_kernel(T* dx, const T* dout, const T* x, const T* weight, const float* mean,
+                                   const float* rstd, int64_t rows, int64_t channels, int64_t rows_per_block,
+                                   float* weight_partials, float* bias_partials) {
+  constexpr int kSize = kVecSize<T>;
+  __shared__ float scratch[kWarpSize];
+  const int64_t num_vecs = channels / kSize;
+  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * rows_per_block;
+  const int64_t end_row = std::min(rows, first_row + rows_per_block);
+  float weight_sum[kVecs][kSize] = {};
+  float bias_sum[kVecs][kSize] = {};
+  for (int64_t row = first_row; row < end_row; ++row) {
+    float normed[kVecs][kSize];
+    float g[kVecs][kSize];
+    load_row_vectors<T, kVecs>(x + row * channels, num_vecs, normed);
+    load_row_vectors<T, kVecs>(dout + row * channels, num_vecs, g);
+    const float mu = mean[row];
+    const float r = rstd[row];
+    float sum_g = 0.0F;
+    float sum_g_normed = 0.0F;
+#pragma unroll
+    for (int i = 0; i < kVecs; ++i) {
+      const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+      if (vec >= num_vecs) continue;
+      float w[kSize];
+      load_vec(weight, vec, w);
+#pragma unroll
+      for (int k = 0; k < kSize; ++k) {
+        normed[i][k] = (normed[i][k] - mu) * r;
+        const float scaled = __fmul_rn(g[i][k], w[k]);
+        sum_g += scaled;
+        sum_g_normed += scaled * normed[i][k];
+        weight_sum[i][k] += g[i][k] * normed[i][k];
+        bias_sum[i][k] += g[i][k];
+      }
+    }
+    const float mean_g = block_sum(sum_g, scratch) / static_cast<float>(channels);
+    const float mean_g_normed = block_sum(sum_g_normed, scratch) / static_cast<float>(channels);
+    T* d = dx + row * channels;
+#pragma unroll
+    for (int i = 0; i < kVecs; ++i) {
+      const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+      if (vec >= num_vecs) continue;
+      float w[kSize];
+      load_vec(weight, vec, w);
+#pragma unroll
+      for (int k = 0; k < kSize; ++k) {
+        g[i][k] = r * (__fmul_rn(g[i][k], w[k]) - mean_g - __fmul_rn(normed[i][k], mean_g_normed));
+      }
+      store_vec(d, vec, g[i]);
+    }
+  }
+  store_partials<T, kVecs>(weight_partials, channels, num_vecs, weight_sum);
+  store_partials<T, kVecs>(bias_partials, channels, num_vecs, bias_sum);
+}
+
+template <typename T, int kVecs>
+__global__ void __launch_bounds__(kRowVectorMaxThreads)
+    rms_norm_vec_kernel(T* out, float* rstd, const T* x, const T* weight, int64_t channels, float eps) {
+  constexpr int kSize = kVecSize<T>;
+  __shared__ float scratch[kWarpSize];
+  const int64_t num_vecs = channels / kSize;
+  const int64_t row = blockIdx.x;
+  float v[kVecs][kSize];
+  load_row_vectors<T, kVecs>(x + row * channels, num_vecs, v);
+  float sum_squares = 0.0F;
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+#pragma unroll
+    for (int k = 0; k < kSize; ++k) sum_squares += v[i][k] * v[i][k];
+  }
+  const float inv_rms = 1.0F / sqrtf(block_sum(sum_squares, scratch) / static_cast<float>(channels) + eps);
+  T* y = out + row * channels;
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+    if (vec >= num_vecs) continue;
+    float w[kSize];
+    load_vec(weight, vec, w);
+#pragma unroll
+    for (int k = 0; k < kSize; ++k) v[i][k] = v[i][k] * inv_rms * w[k];
+    store_vec(y, vec, v[i]);
+  }
+  if (threadIdx.x == 0 && rstd != nullptr) rstd[row] = inv_rms;
+}
+
+template <typename T, int kVecs>
+__global__ void __launch_bounds__(kRowVectorMaxThreads)
+    rms_norm_backward_vec_kernel(T* dx, const T* dout, const T* x, const T* weight, const float* rstd, int64_t rows,
+                                 int64_t channels, int64_t rows_per_block, float* weight_partials) {
+  constexpr int kSize = kVecSize<T>;
+  __shared__ float scratch[kWarpSize];
+  const int64_t num_vecs = channels / kSize;
+  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * rows_per_block;
+  const int64_t end_row = std::min(rows, first_row + rows_per_block);
+  float weight_sum[kVecs][kSize] = {};
+  for (int64_t row = first_row; row < end_row; ++row) {
+    float in[kVecs][kSize];
+    float g[kVecs][kSize];
+    load_row_vectors<T, kVecs>(x + row * channels, num_vecs, in);
+    load_row_vectors<T, kVecs>(dout + row * channels, num_vecs, g);
+    const float r = rstd[row];
+    float dot = 0.0F;
+#pragma unroll
+    for (int i = 0; i < kVecs; ++i) {
+      const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+      if (vec >= num_vecs) continue;
+      float w[kSize];
+      load_vec(weight, vec, w);
+#pragma unroll
+      for (int k = 0; k < kSize; ++k) {
+        dot += g[i][k] * w[k] * in[i][k];
+        weight_sum[i][k] += g[i][k] * in[i][k] * r;
+      }
+    }
+    const float correction = block_sum(dot, scratch) * r * r * r / static_cast<float>(channels);
+    T* d = dx + row * channels;
+#pragma unroll
+    for (int i = 0; i < kVecs; ++i) {
+      const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+      if (vec >= num_vecs) continue;
+      float w[kSize];
+      load_vec(weight, vec, w);
+#pragma unroll
+      for (int k = 0; k < kSize; ++k) g[i][k] = r * g[i][k] * w[k] - in[i][k] * correction;
+      store_vec(d, vec, g[i]);
+    }
+  }
+  store_partials<T, kVecs>(weight_partials, channels, num_vecs, weight_sum);
+}
+
 }  // namespace
 
 int64_t norm_backward_num_partials(int64_t rows) { return ceil_div(rows, rows_per_partial(rows)); }
@@ -152,6 +371,26 @@ int64_t norm_backward_num_partials(int64_t rows) { return ceil_div(rows, rows_pe
 void launch_layer_norm(FloatBuffer out, float* mean, float* rstd, ConstFloatBuffer x, ConstFloatBuffer weight,
                        ConstFloatBuffer bias, int64_t rows, int64_t channels, float eps, cudaStream_t stream) {
   if (rows == 0) return;
+  if (vector_ready(x.dtype, {as_const(out), x, weight, bias})) {
+    bool launched = false;
+    dispatch_storage(x.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const RowVectorPlan plan = plan_row_vectors<T>(channels, kForwardMaxElems);
+      if (plan.vecs_per_thread == 0) return;
+      dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
+        if constexpr (vecs() * kVecSize<T> <= kForwardMaxElems) {
+          layer_norm_vec_kernel<T, vecs()><<<static_cast<unsigned>(rows), plan.threads, 0, stream>>>(
+              static_cast<T*>(out.data), mean, rstd, static_cast<const T*>(x.data), static_cast<const T*>(weight.data),
+              static_cast<const T*>(bias.data), channels, eps);
+          launched = true;
+        }
+      });
+    });
+    if (launched) {
+      ANVIL_CUDA_CHECK_LAUNCH();
+      return;
+    }
+  }
   layer_norm_kernel<<<static_cast<unsigned>(rows), row_threads(channels), 0, stream>>>(out, mean, rstd, x, weight, bias,
                                                                                        channels, eps);
   ANVIL_CUDA_CHECK_LAUNCH();
@@ -164,8 +403,27 @@ void launch_layer_norm_backward(FloatBuffer dx, float* dweight, float* dbias, Co
   const int64_t num_partials = norm_backward_num_partials(rows);
   float* weight_partials = dweight != nullptr ? partials : nullptr;
   float* bias_partials = dbias != nullptr ? partials + num_partials * channels : nullptr;
-  layer_norm_backward_kernel<<<static_cast<unsigned>(num_partials), row_threads(channels), 0, stream>>>(
-      dx, dout, x, weight, mean, rstd, rows, channels, rows_per_partial(rows), weight_partials, bias_partials);
+  bool launched = false;
+  if (vector_ready(x.dtype, {as_const(dx), dout, x, weight})) {
+    dispatch_storage(x.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const RowVectorPlan plan = plan_row_vectors<T>(channels, kBackwardMaxElems);
+      if (plan.vecs_per_thread == 0) return;
+      dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
+        if constexpr (vecs() * kVecSize<T> <= kBackwardMaxElems) {
+          layer_norm_backward_vec_kernel<T, vecs()><<<static_cast<unsigned>(num_partials), plan.threads, 0, stream>>>(
+              static_cast<T*>(dx.data), static_cast<const T*>(dout.data), static_cast<const T*>(x.data),
+              static_cast<const T*>(weight.data), mean, rstd, rows, channels, rows_per_partial(rows), weight_partials,
+              bias_partials);
+          launched = true;
+        }
+      });
+    });
+  }
+  if (!launched) {
+    layer_norm_backward_kernel<<<static_cast<unsigned>(num_partials), row_threads(channels), 0, stream>>>(
+        dx, dout, x, weight, mean, rstd, rows, channels, rows_per_partial(rows), weight_partials, bias_partials);
+  }
   ANVIL_CUDA_CHECK_LAUNCH();
   if (dweight != nullptr) {
     launch_finish_column_sums(weight_partials, num_partials, channels, FloatBuffer{dweight, DType::F32}, true, stream);
@@ -178,6 +436,26 @@ void launch_layer_norm_backward(FloatBuffer dx, float* dweight, float* dbias, Co
 void launch_rms_norm(FloatBuffer out, float* rstd, ConstFloatBuffer x, ConstFloatBuffer weight, int64_t rows,
                      int64_t channels, float eps, cudaStream_t stream) {
   if (rows == 0) return;
+  if (vector_ready(x.dtype, {as_const(out), x, weight})) {
+    bool launched = false;
+    dispatch_storage(x.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const RowVectorPlan plan = plan_row_vectors<T>(channels, kForwardMaxElems);
+      if (plan.vecs_per_thread == 0) return;
+      dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
+        if constexpr (vecs() * kVecSize<T> <= kForwardMaxElems) {
+          rms_norm_vec_kernel<T, vecs()><<<static_cast<unsigned>(rows), plan.threads, 0, stream>>>(
+              static_cast<T*>(out.data), rstd, static_cast<const T*>(x.data), static_cast<const T*>(weight.data),
+              channels, eps);
+          launched = true;
+        }
+      });
+    });
+    if (launched) {
+      ANVIL_CUDA_CHECK_LAUNCH();
+      return;
+    }
+  }
   rms_norm_kernel<<<static_cast<unsigned>(rows), row_threads(channels), 0, stream>>>(out, rstd, x, weight, channels,
                                                                                      eps);
   ANVIL_CUDA_CHECK_LAUNCH();
@@ -189,8 +467,26 @@ void launch_rms_norm_backward(FloatBuffer dx, float* dweight, ConstFloatBuffer d
   if (rows == 0) return;
   const int64_t num_partials = norm_backward_num_partials(rows);
   float* weight_partials = dweight != nullptr ? partials : nullptr;
-  rms_norm_backward_kernel<<<static_cast<unsigned>(num_partials), row_threads(channels), 0, stream>>>(
-      dx, dout, x, weight, rstd, rows, channels, rows_per_partial(rows), weight_partials);
+  bool launched = false;
+  if (vector_ready(x.dtype, {as_const(dx), dout, x, weight})) {
+    dispatch_storage(x.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const RowVectorPlan plan = plan_row_vectors<T>(channels, kBackwardMaxElems);
+      if (plan.vecs_per_thread == 0) return;
+      dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
+        if constexpr (vecs() * kVecSize<T> <= kBackwardMaxElems) {
+          rms_norm_backward_vec_kernel<T, vecs()><<<static_cast<unsigned>(num_partials), plan.threads, 0, stream>>>(
+              static_cast<T*>(dx.data), static_cast<const T*>(dout.data), static_cast<const T*>(x.data),
+              static_cast<const T*>(weight.data), rstd, rows, channels, rows_per_partial(rows), weight_partials);
+          launched = true;
+        }
+      });
+    });
+  }
+  if (!launched) {
+    rms_norm_backward_kernel<<<static_cast<unsigned>(num_partials), row_threads(channels), 0, stream>>>(
+        dx, dout, x, weight, rstd, rows, channels, rows_per_partial(rows), weight_partials);
+  }
   ANVIL_CUDA_CHECK_LAUNCH();
   if (dweight != nullptr) {
     launch_finish_column_sums(weight_partials, num_partials, channels, FloatBuffer{dweight, DType::F32}, true, stream);
