@@ -41,6 +41,18 @@ __device__ __forceinline__ T narrow(float value) {
   }
 }
 
+// The DType of storage type T.
+template <typename T>
+__host__ __device__ constexpr DType float_dtype() {
+  if constexpr (std::is_same_v<T, float>) {
+    return DType::F32;
+  } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    return DType::BF16;
+  } else {
+    return DType::F16;
+  }
+}
+
 // values[0 .. kVecSize<T>) = base[vec * kVecSize<T> + k]; base must be 16-byte aligned.
 template <typename T>
 __device__ __forceinline__ void load_vec(const T* base, int64_t vec, float* values) {
