@@ -34,6 +34,24 @@ __device__ __forceinline__ float block_sum(float value, float* scratch) {
   return warp_sum(value);
 }
 
+// Two sums at once (one pair of barriers instead of two). `scratch` is 64 floats.
+__device__ __forceinline__ float2 block_sum2(float2 value, float* scratch) {
+  const int lane = static_cast<int>(threadIdx.x) % kWarpSize;
+  const int warp = static_cast<int>(threadIdx.x) / kWarpSize;
+  const int num_warps = static_cast<int>(blockDim.x) / kWarpSize;
+  value.x = warp_sum(value.x);
+  value.y = warp_sum(value.y);
+  __syncthreads();
+  if (lane == 0) {
+    scratch[warp] = value.x;
+    scratch[kWarpSize + warp] = value.y;
+  }
+  __syncthreads();
+  value.x = lane < num_warps ? scratch[lane] : 0.0F;
+  value.y = lane < num_warps ? scratch[kWarpSize + lane] : 0.0F;
+  return {warp_sum(value.x), warp_sum(value.y)};
+}
+
 __device__ __forceinline__ float block_max(float value, float* scratch) {
   const int lane = static_cast<int>(threadIdx.x) % kWarpSize;
   const int warp = static_cast<int>(threadIdx.x) / kWarpSize;

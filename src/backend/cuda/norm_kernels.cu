@@ -64,7 +64,7 @@ __global__ void layer_norm_backward_kernel(FloatBuffer dx, ConstFloatBuffer dout
                                            ConstFloatBuffer weight, const float* mean, const float* rstd, int64_t rows,
                                            int64_t channels, int64_t rows_per_block, float* weight_partials,
                                            float* bias_partials) {
-  __shared__ float scratch[kWarpSize];
+  __shared__ float scratch[2 * kWarpSize];
   const int64_t first_row = static_cast<int64_t>(blockIdx.x) * rows_per_block;
   const int64_t end_row = std::min(rows, first_row + rows_per_block);
   float* weight_partial = weight_partials != nullptr ? weight_partials + blockIdx.x * channels : nullptr;
@@ -87,8 +87,9 @@ __global__ void layer_norm_backward_kernel(FloatBuffer dx, ConstFloatBuffer dout
       if (weight_partial != nullptr) weight_partial[c] = (first ? 0.0F : weight_partial[c]) + g * normed;
       if (bias_partial != nullptr) bias_partial[c] = (first ? 0.0F : bias_partial[c]) + g;
     }
-    const float mean_g = block_sum(sum_g, scratch) / static_cast<float>(channels);
-    const float mean_g_normed = block_sum(sum_g_normed, scratch) / static_cast<float>(channels);
+    const float2 sums = block_sum2({sum_g, sum_g_normed}, scratch);
+    const float mean_g = sums.x / static_cast<float>(channels);
+    const float mean_g_normed = sums.y / static_cast<float>(channels);
     const FloatBuffer d = offset_buffer(dx, row * channels);
     for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) {
       const float normed = (load_float(in, c) - mu) * r;
@@ -157,6 +158,9 @@ __global__ void rms_norm_backward_kernel(FloatBuffer dx, ConstFloatBuffer dout, 
 
 constexpr int kForwardMaxElems = 32;   // cached x per thread
 constexpr int kBackwardMaxElems = 16;  // per cached array (x, dout, two partials)
+// The backward keeps more live registers per thread and loops over rows, so it favours
+// more threads over more vectors per thread (more loads in flight per SM).
+constexpr int kBackwardPreferredThreads = 512;
 
 // Loads the thread's vectors of a row (zeros past the row's end).
 template <typename T, int kVecs>
@@ -238,7 +242,7 @@ __global__ void __launch_bounds__(kRowVectorMaxThreads)
                                    const float* rstd, int64_t rows, int64_t channels, int64_t rows_per_block,
                                    float* weight_partials, float* bias_partials) {
   constexpr int kSize = kVecSize<T>;
-  __shared__ float scratch[kWarpSize];
+  __shared__ float scratch[2 * kWarpSize];
   const int64_t num_vecs = channels / kSize;
   const int64_t first_row = static_cast<int64_t>(blockIdx.x) * rows_per_block;
   const int64_t end_row = std::min(rows, first_row + rows_per_block);
@@ -269,8 +273,9 @@ __global__ void __launch_bounds__(kRowVectorMaxThreads)
         bias_sum[i][k] += g[i][k];
       }
     }
-    const float mean_g = block_sum(sum_g, scratch) / static_cast<float>(channels);
-    const float mean_g_normed = block_sum(sum_g_normed, scratch) / static_cast<float>(channels);
+    const float2 sums = block_sum2({sum_g, sum_g_normed}, scratch);
+    const float mean_g = sums.x / static_cast<float>(channels);
+    const float mean_g_normed = sums.y / static_cast<float>(channels);
     T* d = dx + row * channels;
 #pragma unroll
     for (int i = 0; i < kVecs; ++i) {
@@ -407,7 +412,7 @@ void launch_layer_norm_backward(FloatBuffer dx, float* dweight, float* dbias, Co
   if (vector_ready(x.dtype, {as_const(dx), dout, x, weight})) {
     dispatch_storage(x.dtype, [&](auto tag) {
       using T = decltype(tag);
-      const RowVectorPlan plan = plan_row_vectors<T>(channels, kBackwardMaxElems);
+      const RowVectorPlan plan = plan_row_vectors<T>(channels, kBackwardMaxElems, kBackwardPreferredThreads);
       if (plan.vecs_per_thread == 0) return;
       dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
         if constexpr (vecs() * kVecSize<T> <= kBackwardMaxElems) {
@@ -471,7 +476,7 @@ void launch_rms_norm_backward(FloatBuffer dx, float* dweight, ConstFloatBuffer d
   if (vector_ready(x.dtype, {as_const(dx), dout, x, weight})) {
     dispatch_storage(x.dtype, [&](auto tag) {
       using T = decltype(tag);
-      const RowVectorPlan plan = plan_row_vectors<T>(channels, kBackwardMaxElems);
+      const RowVectorPlan plan = plan_row_vectors<T>(channels, kBackwardMaxElems, kBackwardPreferredThreads);
       if (plan.vecs_per_thread == 0) return;
       dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
         if constexpr (vecs() * kVecSize<T> <= kBackwardMaxElems) {
