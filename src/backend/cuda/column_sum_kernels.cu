@@ -15,7 +15,7 @@ constexpr int kColumnsPerBlock = 32;  // threadIdx.x: one column each, coalesced
 constexpr int kRowLanes = 8;          // threadIdx.y: rows lane, lane + 8, ... of the row block
 constexpr int64_t kMinRowsPerPartial = 32;
 constexpr int64_t kMaxPartials = 256;
-constexpr int kFinishThreads = 256;
+constexpr int kFinishLanes = 16;  // partial lanes of the finishing sum
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -84,13 +84,24 @@ __global__ void column_partials_vec_kernel(const T* grad, const T* factor, int64
   }
 }
 
-// One thread per column: out[c] = [out[c] +] sum_p partials[p, c], p ascending.
+// grid (ceil(cols / 32)), block (32, kFinishLanes). out[c] = [out[c] +] the sum of
+// partials[p, c] over p: lane l adds p = l, l + kFinishLanes, ... in order (loads unrolled,
+// so several are in flight), then the lanes are added in lane order. The order depends only
+// on num_partials: deterministic.
 __global__ void finish_column_sums_kernel(const float* partials, int64_t num_partials, int64_t cols, FloatBuffer out,
                                           bool accumulate) {
-  const int64_t col = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (col >= cols) return;
+  __shared__ float lane_sums[kFinishLanes][kColumnsPerBlock];
+  const int64_t col = static_cast<int64_t>(blockIdx.x) * kColumnsPerBlock + threadIdx.x;
+  float sum = 0.0F;
+  if (col < cols) {
+#pragma unroll 4
+    for (int64_t p = threadIdx.y; p < num_partials; p += kFinishLanes) sum += partials[p * cols + col];
+  }
+  lane_sums[threadIdx.y][threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.y != 0 || col >= cols) return;
   float total = 0.0F;
-  for (int64_t p = 0; p < num_partials; ++p) total += partials[p * cols + col];
+  for (int lane = 0; lane < kFinishLanes; ++lane) total += lane_sums[lane][threadIdx.x];
   if (accumulate) total += load_float(out, col);
   store_float(out, col, total);
 }
@@ -133,8 +144,9 @@ void launch_column_sums(ConstFloatBuffer grad, ConstFloatBuffer factor, int64_t 
 void launch_finish_column_sums(const float* partials, int64_t num_partials, int64_t cols, FloatBuffer out,
                                bool accumulate, cudaStream_t stream) {
   if (cols == 0) return;
-  const auto blocks = static_cast<unsigned>(ceil_div(cols, kFinishThreads));
-  finish_column_sums_kernel<<<blocks, kFinishThreads, 0, stream>>>(partials, num_partials, cols, out, accumulate);
+  const auto blocks = static_cast<unsigned>(ceil_div(cols, kColumnsPerBlock));
+  finish_column_sums_kernel<<<blocks, dim3(kColumnsPerBlock, kFinishLanes), 0, stream>>>(partials, num_partials, cols,
+                                                                                         out, accumulate);
   ANVIL_CUDA_CHECK_LAUNCH();
 }
 

@@ -158,9 +158,6 @@ __global__ void rms_norm_backward_kernel(FloatBuffer dx, ConstFloatBuffer dout, 
 
 constexpr int kForwardMaxElems = 32;   // cached x per thread
 constexpr int kBackwardMaxElems = 16;  // per cached array (x, dout, two partials)
-// The backward keeps more live registers per thread and loops over rows, so it favours
-// more threads over more vectors per thread (more loads in flight per SM).
-constexpr int kBackwardPreferredThreads = 512;
 
 // Loads the thread's vectors of a row (zeros past the row's end).
 template <typename T, int kVecs>
@@ -412,7 +409,7 @@ void launch_layer_norm_backward(FloatBuffer dx, float* dweight, float* dbias, Co
   if (vector_ready(x.dtype, {as_const(dx), dout, x, weight})) {
     dispatch_storage(x.dtype, [&](auto tag) {
       using T = decltype(tag);
-      const RowVectorPlan plan = plan_row_vectors<T>(channels, kBackwardMaxElems, kBackwardPreferredThreads);
+      const RowVectorPlan plan = plan_row_vectors<T>(channels, kBackwardMaxElems);
       if (plan.vecs_per_thread == 0) return;
       dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
         if constexpr (vecs() * kVecSize<T> <= kBackwardMaxElems) {
@@ -476,7 +473,7 @@ void launch_rms_norm_backward(FloatBuffer dx, float* dweight, ConstFloatBuffer d
   if (vector_ready(x.dtype, {as_const(dx), dout, x, weight})) {
     dispatch_storage(x.dtype, [&](auto tag) {
       using T = decltype(tag);
-      const RowVectorPlan plan = plan_row_vectors<T>(channels, kBackwardMaxElems, kBackwardPreferredThreads);
+      const RowVectorPlan plan = plan_row_vectors<T>(channels, kBackwardMaxElems);
       if (plan.vecs_per_thread == 0) return;
       dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
         if constexpr (vecs() * kVecSize<T> <= kBackwardMaxElems) {

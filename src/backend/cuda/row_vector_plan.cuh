@@ -19,19 +19,18 @@ struct RowVectorPlan {
   int threads = 0;
 };
 
-// The fewest vectors per thread (1, 2, 4, 8) that keep a block within preferred_threads, or
-// else the most allowed with up to 512 threads; each thread caches at most
-// max_elems_per_thread elements per cached array.
+// The fewest vectors per thread (1, 2, 4, 8) that keep a block at 256 threads, or else the
+// most allowed with up to 512 threads; each thread caches at most max_elems_per_thread
+// elements per cached array.
 template <typename T>
-RowVectorPlan plan_row_vectors(int64_t channels, int max_elems_per_thread,
-                               int preferred_threads = kRowVectorPreferredThreads) {
+RowVectorPlan plan_row_vectors(int64_t channels, int max_elems_per_thread) {
   if (channels % kVecSize<T> != 0) return {};
   const int64_t num_vecs = channels / kVecSize<T>;
   const int max_vecs = max_elems_per_thread / kVecSize<T>;
   for (int vecs = 1; vecs <= max_vecs; vecs *= 2) {
     const int64_t threads = (num_vecs + vecs - 1) / vecs;
     const bool last = vecs * 2 > max_vecs;
-    if (threads <= preferred_threads || (last && threads <= kRowVectorMaxThreads)) {
+    if (threads <= kRowVectorPreferredThreads || (last && threads <= kRowVectorMaxThreads)) {
       const int64_t rounded = (threads + 31) / 32 * 32;
       return {vecs, static_cast<int>(rounded)};
     }
