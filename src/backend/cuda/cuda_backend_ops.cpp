@@ -159,6 +159,7 @@ void CudaBackend::embedding_backward(Tensor& grad_table, const Tensor& grad_out,
     throw make_error("op embedding_backward: id ", bad->value, " at position ", bad->position,
                      " is out of range for a table of V=", vocab, " rows");
   }
+  if (ids.numel() == 0 || grad_table.size(1) == 0) return;
   const size_t scratch_bytes = embedding_backward_scratch_bytes(ids.numel(), vocab, grad_table.size(1));
   Tensor sort_scratch = Tensor::empty({static_cast<int64_t>(scratch_bytes)}, DType::U8, *allocator_);
   launch_embedding_backward(grad_table.data<float>(), const_floats(grad_out), ids.data<const int32_t>(), ids.numel(),
