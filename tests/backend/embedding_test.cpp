@@ -16,7 +16,9 @@ struct EmbeddingCase {
   int64_t channels;
   int64_t count;
 };
-const std::vector<EmbeddingCase> kCases = {{1, 1, 1}, {7, 13, 5}, {50, 257, 33}, {300, 65, 200}, {3, 130, 40}};
+// {11, 64, 25}: rows of whole 16-byte vectors (the CUDA fast path).
+const std::vector<EmbeddingCase> kCases = {{1, 1, 1},      {7, 13, 5},   {50, 257, 33},
+                                           {300, 65, 200}, {3, 130, 40}, {11, 64, 25}};
 
 // out[i, c] = table[ids[i], c] in float64.
 HostArray embedding_reference(const HostArray& table, const HostArray& ids) {

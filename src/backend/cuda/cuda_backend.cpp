@@ -30,7 +30,9 @@ CudaBackend::~CudaBackend() {
   }
 }
 
-bool CudaBackend::supports(OpKind op, DType /*dtype*/) const { return op == OpKind::Copy; }
+bool CudaBackend::supports(OpKind op, DType dtype) const {
+  return op == OpKind::Copy || supports_pointwise_ops(op, dtype);
+}
 
 cublasLtHandle_t CudaBackend::cublas_lt() {
   // call_once retries if creation throws, so a transient failure is not remembered.

@@ -35,6 +35,39 @@ class CudaBackend final : public Backend {
   // Device sources must be contiguous (there is no strided-gather kernel yet).
   void copy(Tensor& dst, const Tensor& src) override;
 
+  // Elementwise, embedding, norms, rope, activations, softmax, cross-entropy, AdamW
+  // (cuda_backend_ops.cpp).
+  void add(Tensor& out, const Tensor& a, const Tensor& b) override;
+  void mul(Tensor& out, const Tensor& a, const Tensor& b) override;
+  void scale(Tensor& out, const Tensor& a, float factor) override;
+  void add_backward(Tensor& grad_a, Tensor& grad_b, const Tensor& grad_out) override;
+  void mul_backward(Tensor& grad_a, Tensor& grad_b, const Tensor& grad_out, const Tensor& a, const Tensor& b) override;
+  void embedding(Tensor& out, const Tensor& table, const Tensor& ids) override;
+  void embedding_backward(Tensor& grad_table, const Tensor& grad_out, const Tensor& ids) override;
+  void layer_norm(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  float eps) override;
+  void layer_norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
+                           const Tensor& weight, const Tensor& mean, const Tensor& rstd) override;
+  void rms_norm(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) override;
+  void rms_norm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight,
+                         const Tensor& rstd) override;
+  void rope(Tensor& out, const Tensor& x, const Tensor& positions, const RopeParams& params) override;
+  void rope_backward(Tensor& dx, const Tensor& dout, const Tensor& positions, const RopeParams& params) override;
+  void gelu(Tensor& out, const Tensor& x) override;
+  void gelu_backward(Tensor& dx, const Tensor& dout, const Tensor& x) override;
+  void silu(Tensor& out, const Tensor& x) override;
+  void silu_backward(Tensor& dx, const Tensor& dout, const Tensor& x) override;
+  void swiglu(Tensor& out, const Tensor& gate, const Tensor& up) override;
+  void swiglu_backward(Tensor& dgate, Tensor& dup, const Tensor& dout, const Tensor& gate, const Tensor& up) override;
+  void softmax(Tensor& out, const Tensor& x) override;
+  void softmax_backward(Tensor& dx, const Tensor& dout, const Tensor& y) override;
+  void cross_entropy(Tensor& losses, const Tensor& logits, const Tensor& targets) override;
+  void cross_entropy_backward(Tensor& dlogits, const Tensor& dlosses, const Tensor& logits,
+                              const Tensor& targets) override;
+  void adamw(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params) override;
+  // Whether the ops above run `op` with main input `dtype`.
+  [[nodiscard]] static bool supports_pointwise_ops(OpKind op, DType dtype);
+
   [[nodiscard]] cudaStream_t stream() const { return stream_; }
   // The cuBLASLt handle, created on first use (thread-safe).
   [[nodiscard]] cublasLtHandle_t cublas_lt();

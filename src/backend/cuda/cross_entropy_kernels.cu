@@ -1,0 +1,194 @@
+// Cross-entropy: one block per row of V logits (V up to ~10^5 and more). A single pass keeps
+// an online (max, sum of exp) per thread, merged by a fixed tree; the backward makes a second
+// pass to write the gradient. The row is never materialised beyond what each thread holds.
+#include <algorithm>
+
+#include "cuda/block_reduce.cuh"
+#include "cuda/cross_entropy_kernels.h"
+#include "cuda/cuda_check.h"
+#include "cuda/float_io.cuh"
+#include "cuda/vector_io.cuh"
+
+namespace anvil::cuda {
+namespace {
+
+constexpr int kSmallVocabThreads = 256;
+constexpr int kLargeVocabThreads = 1024;
+constexpr int64_t kLargeVocab = 16384;
+
+int row_threads(int64_t vocab) {
+  if (vocab >= kLargeVocab) return kLargeVocabThreads;
+  return static_cast<int>(std::min<int64_t>(kSmallVocabThreads, (vocab + kWarpSize - 1) / kWarpSize * kWarpSize));
+}
+
+// (max, sum of exp(logit - max)) of one row, returned to every thread of the block.
+__device__ MaxSum row_max_sum(ConstFloatBuffer row_logits, int64_t vocab, float* scratch) {
+  MaxSum state{-INFINITY, 0.0F};
+  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) state = add_to_max_sum(state, load_float(row_logits, v));
+  return block_max_sum(state, scratch);
+}
+
+// grid (N), block (row_threads(V)). loss = (max - logit[target]) + log(sum).
+__global__ void cross_entropy_kernel(float* losses, ConstFloatBuffer logits, const int32_t* targets, int64_t vocab) {
+  __shared__ float scratch[2 * kWarpSize];
+  const int64_t row = blockIdx.x;
+  const int32_t target = targets[row];
+  if (target < 0) {  // uniform over the block: no thread reaches a barrier
+    if (threadIdx.x == 0) losses[row] = 0.0F;
+    return;
+  }
+  const ConstFloatBuffer in = offset_buffer(logits, row * vocab);
+  const MaxSum state = row_max_sum(in, vocab, scratch);
+  if (threadIdx.x == 0) losses[row] = (state.max - load_float(in, target)) + logf(state.sum);
+}
+
+// grid (N), block (row_threads(V)). d[v] = exp(logit - max) * (dloss / sum), minus dloss at
+// the target. The statistics are complete (barrier) before any write, so dlogits may alias
+// logits.
+__global__ void cross_entropy_backward_kernel(FloatBuffer dlogits, const float* dlosses, ConstFloatBuffer logits,
+                                              const int32_t* targets, int64_t vocab) {
+  __shared__ float scratch[2 * kWarpSize];
+  const int64_t row = blockIdx.x;
+  const int32_t target = targets[row];
+  const FloatBuffer d = offset_buffer(dlogits, row * vocab);
+  if (target < 0) {
+    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) store_float(d, v, 0.0F);
+    return;
+  }
+  const ConstFloatBuffer in = offset_buffer(logits, row * vocab);
+  const MaxSum state = row_max_sum(in, vocab, scratch);
+  const float dloss = dlosses[row];
+  const float scale = dloss / state.sum;
+  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
+    const float value = expf(load_float(in, v) - state.max) * scale;
+    store_float(d, v, v == target ? value - dloss : value);
+  }
+}
+
+// ---- vector fast path: V a whole number of 16-byte vectors, logits (and dlogits) one
+// dtype and aligned. Same passes, 4 (f32) or 8 (bf16/f16) logits per load.
+
+// Threads for a row of num_vecs vectors: about 4 vectors each, 32 to 1024.
+int vector_row_threads(int64_t num_vecs) {
+  const int64_t threads = ((num_vecs + 3) / 4 + kWarpSize - 1) / kWarpSize * kWarpSize;
+  return static_cast<int>(std::clamp<int64_t>(threads, kWarpSize, kLargeVocabThreads));
+}
+
+// Adds a vector of logits to a running (max, sum): one rescale per vector, not per value.
+template <int kSize>
+__device__ __forceinline__ MaxSum add_vector_to_max_sum(MaxSum state, const float* values) {
+  float vector_max = values[0];
+#pragma unroll
+  for (int k = 1; k < kSize; ++k) vector_max = fmaxf(vector_max, values[k]);
+  if (vector_max == -INFINITY) return state;  // adds nothing; avoids -inf - -inf
+  if (vector_max > state.max) {
+    state.sum *= expf(state.max - vector_max);  // 0 when state was empty
+    state.max = vector_max;
+  }
+#pragma unroll
+  for (int k = 0; k < kSize; ++k) state.sum += expf(values[k] - state.max);
+  return state;
+}
+
+template <typename T>
+__device__ MaxSum row_max_sum_vec(const T* row_logits, int64_t num_vecs, float* scratch) {
+  MaxSum state{-INFINITY, 0.0F};
+  for (int64_t vec = threadIdx.x; vec < num_vecs; vec += blockDim.x) {
+    float values[kVecSize<T>];
+    load_vec(row_logits, vec, values);
+    state = add_vector_to_max_sum<kVecSize<T>>(state, values);
+  }
+  return block_max_sum(state, scratch);
+}
+
+template <typename T>
+__global__ void cross_entropy_vec_kernel(float* losses, const T* logits, const int32_t* targets, int64_t vocab) {
+  __shared__ float scratch[2 * kWarpSize];
+  const int64_t row = blockIdx.x;
+  const int32_t target = targets[row];
+  if (target < 0) {
+    if (threadIdx.x == 0) losses[row] = 0.0F;
+    return;
+  }
+  const T* in = logits + row * vocab;
+  const MaxSum state = row_max_sum_vec(in, vocab / kVecSize<T>, scratch);
+  if (threadIdx.x == 0) losses[row] = (state.max - widen(in[target])) + logf(state.sum);
+}
+
+template <typename T>
+__global__ void cross_entropy_backward_vec_kernel(T* dlogits, const float* dlosses, const T* logits,
+                                                  const int32_t* targets, int64_t vocab) {
+  constexpr int kSize = kVecSize<T>;
+  __shared__ float scratch[2 * kWarpSize];
+  const int64_t row = blockIdx.x;
+  const int32_t target = targets[row];
+  const int64_t num_vecs = vocab / kSize;
+  T* d = dlogits + row * vocab;
+  if (target < 0) {
+    float zeros[kSize] = {};
+    for (int64_t vec = threadIdx.x; vec < num_vecs; vec += blockDim.x) store_vec(d, vec, zeros);
+    return;
+  }
+  const T* in = logits + row * vocab;
+  const MaxSum state = row_max_sum_vec(in, num_vecs, scratch);
+  const float dloss = dlosses[row];
+  const float scale = dloss / state.sum;
+  for (int64_t vec = threadIdx.x; vec < num_vecs; vec += blockDim.x) {
+    float values[kSize];
+    load_vec(in, vec, values);
+#pragma unroll
+    for (int k = 0; k < kSize; ++k) {
+      const float value = expf(values[k] - state.max) * scale;
+      values[k] = vec * kSize + k == target ? value - dloss : value;
+    }
+    store_vec(d, vec, values);
+  }
+}
+
+}  // namespace
+
+void launch_cross_entropy(float* losses, ConstFloatBuffer logits, const int32_t* targets, int64_t rows, int64_t vocab,
+                          cudaStream_t stream) {
+  if (rows == 0) return;
+  if (vector_ready(logits.dtype, {logits})) {
+    bool launched = false;
+    dispatch_storage(logits.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      if (vocab % kVecSize<T> != 0) return;
+      cross_entropy_vec_kernel<T><<<static_cast<unsigned>(rows), vector_row_threads(vocab / kVecSize<T>), 0, stream>>>(
+          losses, static_cast<const T*>(logits.data), targets, vocab);
+      launched = true;
+    });
+    if (launched) {
+      ANVIL_CUDA_CHECK_LAUNCH();
+      return;
+    }
+  }
+  cross_entropy_kernel<<<static_cast<unsigned>(rows), row_threads(vocab), 0, stream>>>(losses, logits, targets, vocab);
+  ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+void launch_cross_entropy_backward(FloatBuffer dlogits, const float* dlosses, ConstFloatBuffer logits,
+                                   const int32_t* targets, int64_t rows, int64_t vocab, cudaStream_t stream) {
+  if (rows == 0) return;
+  if (vector_ready(logits.dtype, {as_const(dlogits), logits})) {
+    bool launched = false;
+    dispatch_storage(logits.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      if (vocab % kVecSize<T> != 0) return;
+      cross_entropy_backward_vec_kernel<T>
+          <<<static_cast<unsigned>(rows), vector_row_threads(vocab / kVecSize<T>), 0, stream>>>(
+              static_cast<T*>(dlogits.data), dlosses, static_cast<const T*>(logits.data), targets, vocab);
+      launched = true;
+    });
+    if (launched) {
+      ANVIL_CUDA_CHECK_LAUNCH();
+      return;
+    }
+  }
+  cross_entropy_backward_kernel<<<static_cast<unsigned>(rows), row_threads(vocab), 0, stream>>>(dlogits, dlosses,
+                                                                                                logits, targets, vocab);
+  ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace anvil::cuda

@@ -1,0 +1,498 @@
+// LayerNorm / RMSNorm kernels. Forward: one block per row, the row read once per statistic
+// (it stays in L1/L2 between passes). Backward: block p owns a fixed run of rows, computes
+// each row's dx, and sums its rows' parameter-gradient terms into partials[p, c], each
+// column owned by one thread (no races); launch_finish_column_sums then adds the partials in
+// block order. Formulas and their f32 order follow src/backend/cpu/{layer,rms}_norm.cpp.
+#include <algorithm>
+
+#include "cuda/block_reduce.cuh"
+#include "cuda/column_sum_kernels.h"
+#include "cuda/cuda_check.h"
+#include "cuda/float_io.cuh"
+#include "cuda/norm_kernels.h"
+#include "cuda/row_vector_plan.cuh"
+#include "cuda/vector_io.cuh"
+
+namespace anvil::cuda {
+namespace {
+
+constexpr int kMaxThreads = 512;
+constexpr int64_t kMinRowsPerPartial = 8;
+constexpr int64_t kMaxPartials = 512;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Threads per row: a multiple of 32 up to kMaxThreads, no more than the row needs.
+int row_threads(int64_t channels) {
+  return static_cast<int>(std::min<int64_t>(kMaxThreads, ceil_div(channels, kWarpSize) * kWarpSize));
+}
+
+int64_t rows_per_partial(int64_t rows) { return std::max(kMinRowsPerPartial, ceil_div(rows, kMaxPartials)); }
+
+// grid (rows), block (row_threads(C)). Two-pass statistics: mean, then the centred sum of
+// squares (no cancellation when |mean| >> std).
+__global__ void layer_norm_kernel(FloatBuffer out, float* mean, float* rstd, ConstFloatBuffer x,
+                                  ConstFloatBuffer weight, ConstFloatBuffer bias, int64_t channels, float eps) {
+  __shared__ float scratch[kWarpSize];
+  const int64_t row = blockIdx.x;
+  const ConstFloatBuffer in = offset_buffer(x, row * channels);
+  float sum = 0.0F;
+  for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) sum += load_float(in, c);
+  const float mu = block_sum(sum, scratch) / static_cast<float>(channels);
+  float sum_squares = 0.0F;
+  for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) {
+    const float centered = load_float(in, c) - mu;
+    sum_squares += centered * centered;
+  }
+  const float variance = block_sum(sum_squares, scratch) / static_cast<float>(channels);
+  const float inv_std = 1.0F / sqrtf(variance + eps);
+  const FloatBuffer y = offset_buffer(out, row * channels);
+  for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) {
+    const float normed = (load_float(in, c) - mu) * inv_std;
+    const float shift = bias.data != nullptr ? load_float(bias, c) : 0.0F;
+    store_float(y, c, normed * load_float(weight, c) + shift);
+  }
+  if (threadIdx.x == 0) {
+    if (mean != nullptr) mean[row] = mu;
+    if (rstd != nullptr) rstd[row] = inv_std;
+  }
+}
+
+// grid (num_partials), block (row_threads(C)). n = (x - mean) r; g = dout * w;
+// dx = r (g - mean_c(g) - n mean_c(g n)); partial dweight += dout n, dbias += dout.
+__global__ void layer_norm_backward_kernel(FloatBuffer dx, ConstFloatBuffer dout, ConstFloatBuffer x,
+                                           ConstFloatBuffer weight, const float* mean, const float* rstd, int64_t rows,
+                                           int64_t channels, int64_t rows_per_block, float* weight_partials,
+                                           float* bias_partials) {
+  __shared__ float scratch[2 * kWarpSize];
+  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * rows_per_block;
+  const int64_t end_row = std::min(rows, first_row + rows_per_block);
+  float* weight_partial = weight_partials != nullptr ? weight_partials + blockIdx.x * channels : nullptr;
+  float* bias_partial = bias_partials != nullptr ? bias_partials + blockIdx.x * channels : nullptr;
+  for (int64_t row = first_row; row < end_row; ++row) {
+    const ConstFloatBuffer in = offset_buffer(x, row * channels);
+    const ConstFloatBuffer grad = offset_buffer(dout, row * channels);
+    const float mu = mean[row];
+    const float r = rstd[row];
+    const bool first = row == first_row;
+    float sum_g = 0.0F;
+    float sum_g_normed = 0.0F;
+    // Everything that reads dout happens before dx is written (dx may alias dout).
+    for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) {
+      const float normed = (load_float(in, c) - mu) * r;
+      const float g = load_float(grad, c);
+      const float scaled = __fmul_rn(g, load_float(weight, c));  // rounded as in pass 2 (no FMA)
+      sum_g += scaled;
+      sum_g_normed += scaled * normed;
+      if (weight_partial != nullptr) weight_partial[c] = (first ? 0.0F : weight_partial[c]) + g * normed;
+      if (bias_partial != nullptr) bias_partial[c] = (first ? 0.0F : bias_partial[c]) + g;
+    }
+    const float2 sums = block_sum2({sum_g, sum_g_normed}, scratch);
+    const float mean_g = sums.x / static_cast<float>(channels);
+    const float mean_g_normed = sums.y / static_cast<float>(channels);
+    const FloatBuffer d = offset_buffer(dx, row * channels);
+    for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) {
+      const float normed = (load_float(in, c) - mu) * r;
+      const float g = load_float(grad, c);
+      // __fmul_rn keeps the products rounded (not fused into the subtractions) so that
+      // g * w - mean_g cancels exactly where the CPU's does (C = 1 gives dx = 0).
+      const float scaled = __fmul_rn(g, load_float(weight, c));
+      store_float(d, c, r * (scaled - mean_g - __fmul_rn(normed, mean_g_normed)));
+    }
+  }
+}
+
+// grid (rows), block (row_threads(C)).
+__global__ void rms_norm_kernel(FloatBuffer out, float* rstd, ConstFloatBuffer x, ConstFloatBuffer weight,
+                                int64_t channels, float eps) {
+  __shared__ float scratch[kWarpSize];
+  const int64_t row = blockIdx.x;
+  const ConstFloatBuffer in = offset_buffer(x, row * channels);
+  float sum_squares = 0.0F;
+  for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) {
+    const float value = load_float(in, c);
+    sum_squares += value * value;
+  }
+  const float inv_rms = 1.0F / sqrtf(block_sum(sum_squares, scratch) / static_cast<float>(channels) + eps);
+  const FloatBuffer y = offset_buffer(out, row * channels);
+  for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) {
+    store_float(y, c, load_float(in, c) * inv_rms * load_float(weight, c));
+  }
+  if (threadIdx.x == 0 && rstd != nullptr) rstd[row] = inv_rms;
+}
+
+// grid (num_partials), block (row_threads(C)). dx = r dout w - x r^3 / C sum(dout w x);
+// partial dweight += dout x r.
+__global__ void rms_norm_backward_kernel(FloatBuffer dx, ConstFloatBuffer dout, ConstFloatBuffer x,
+                                         ConstFloatBuffer weight, const float* rstd, int64_t rows, int64_t channels,
+                                         int64_t rows_per_block, float* weight_partials) {
+  __shared__ float scratch[kWarpSize];
+  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * rows_per_block;
+  const int64_t end_row = std::min(rows, first_row + rows_per_block);
+  float* weight_partial = weight_partials != nullptr ? weight_partials + blockIdx.x * channels : nullptr;
+  for (int64_t row = first_row; row < end_row; ++row) {
+    const ConstFloatBuffer in = offset_buffer(x, row * channels);
+    const ConstFloatBuffer grad = offset_buffer(dout, row * channels);
+    const float r = rstd[row];
+    const bool first = row == first_row;
+    float dot = 0.0F;
+    for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) {
+      const float value = load_float(in, c);
+      const float g = load_float(grad, c);
+      dot += g * load_float(weight, c) * value;
+      if (weight_partial != nullptr) weight_partial[c] = (first ? 0.0F : weight_partial[c]) + g * value * r;
+    }
+    const float correction = block_sum(dot, scratch) * r * r * r / static_cast<float>(channels);
+    const FloatBuffer d = offset_buffer(dx, row * channels);
+    for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) {
+      const float value = load_float(in, c);
+      store_float(d, c, r * load_float(grad, c) * load_float(weight, c) - value * correction);
+    }
+  }
+}
+
+// ---- register-cached fast path: x, out, dout, dx, weight, bias share dtype T, 16-byte
+// aligned, C a whole number of vectors. Thread t holds vectors t, t + blockDim, ... of the
+// row (kVecs of them), so the row is read once; the backward also keeps its columns'
+// parameter-gradient partials in registers across the block's rows.
+
+constexpr int kForwardMaxElems = 32;   // cached x per thread
+constexpr int kBackwardMaxElems = 16;  // per cached array (x, dout, two partials)
+
+// Loads the thread's vectors of a row (zeros past the row's end).
+template <typename T, int kVecs>
+__device__ __forceinline__ void load_row_vectors(const T* row, int64_t num_vecs, float (&values)[kVecs][kVecSize<T>]) {
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+    if (vec < num_vecs) {
+      load_vec(row, vec, values[i]);
+    } else {
+#pragma unroll
+      for (int k = 0; k < kVecSize<T>; ++k) values[i][k] = 0.0F;
+    }
+  }
+}
+
+template <typename T, int kVecs>
+__global__ void __launch_bounds__(kRowVectorMaxThreads)
+    layer_norm_vec_kernel(T* out, float* mean, float* rstd, const T* x, const T* weight, const T* bias,
+                          int64_t channels, float eps) {
+  constexpr int kSize = kVecSize<T>;
+  __shared__ float scratch[kWarpSize];
+  const int64_t num_vecs = channels / kSize;
+  const int64_t row = blockIdx.x;
+  float v[kVecs][kSize];
+  load_row_vectors<T, kVecs>(x + row * channels, num_vecs, v);
+  float sum = 0.0F;
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+#pragma unroll
+    for (int k = 0; k < kSize; ++k) sum += v[i][k];
+  }
+  const float mu = block_sum(sum, scratch) / static_cast<float>(channels);
+  float sum_squares = 0.0F;
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    if (threadIdx.x + static_cast<int64_t>(i) * blockDim.x >= num_vecs) continue;  // padding is not (0 - mu)^2
+#pragma unroll
+    for (int k = 0; k < kSize; ++k) sum_squares += (v[i][k] - mu) * (v[i][k] - mu);
+  }
+  const float inv_std = 1.0F / sqrtf(block_sum(sum_squares, scratch) / static_cast<float>(channels) + eps);
+  T* y = out + row * channels;
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+    if (vec >= num_vecs) continue;
+    float w[kSize];
+    float b[kSize] = {};
+    load_vec(weight, vec, w);
+    if (bias != nullptr) load_vec(bias, vec, b);
+#pragma unroll
+    for (int k = 0; k < kSize; ++k) v[i][k] = (v[i][k] - mu) * inv_std * w[k] + b[k];
+    store_vec(y, vec, v[i]);
+  }
+  if (threadIdx.x == 0) {
+    if (mean != nullptr) mean[row] = mu;
+    if (rstd != nullptr) rstd[row] = inv_std;
+  }
+}
+
+// Writes the thread's register partials to partials[blockIdx.x, c].
+template <typename T, int kVecs>
+__device__ __forceinline__ void store_partials(float* partials, int64_t channels, int64_t num_vecs,
+                                               const float (&values)[kVecs][kVecSize<T>]) {
+  if (partials == nullptr) return;
+  float* block_partial = partials + static_cast<int64_t>(blockIdx.x) * channels;
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+    if (vec >= num_vecs) continue;
+#pragma unroll
+    for (int k = 0; k < kVecSize<T>; ++k) block_partial[vec * kVecSize<T> + k] = values[i][k];
+  }
+}
+
+template <typename T, int kVecs>
+__global__ void __launch_bounds__(kRowVectorMaxThreads)
+    layer_norm_backward_vec_kernel(T* dx, const T* dout, const T* x, const T* weight, const float* mean,
+                                   const float* rstd, int64_t rows, int64_t channels, int64_t rows_per_block,
+                                   float* weight_partials, float* bias_partials) {
+  constexpr int kSize = kVecSize<T>;
+  __shared__ float scratch[2 * kWarpSize];
+  const int64_t num_vecs = channels / kSize;
+  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * rows_per_block;
+  const int64_t end_row = std::min(rows, first_row + rows_per_block);
+  float weight_sum[kVecs][kSize] = {};
+  float bias_sum[kVecs][kSize] = {};
+  for (int64_t row = first_row; row < end_row; ++row) {
+    float normed[kVecs][kSize];
+    float g[kVecs][kSize];
+    load_row_vectors<T, kVecs>(x + row * channels, num_vecs, normed);
+    load_row_vectors<T, kVecs>(dout + row * channels, num_vecs, g);
+    const float mu = mean[row];
+    const float r = rstd[row];
+    float sum_g = 0.0F;
+    float sum_g_normed = 0.0F;
+#pragma unroll
+    for (int i = 0; i < kVecs; ++i) {
+      const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+      if (vec >= num_vecs) continue;
+      float w[kSize];
+      load_vec(weight, vec, w);
+#pragma unroll
+      for (int k = 0; k < kSize; ++k) {
+        normed[i][k] = (normed[i][k] - mu) * r;
+        const float scaled = __fmul_rn(g[i][k], w[k]);
+        sum_g += scaled;
+        sum_g_normed += scaled * normed[i][k];
+        weight_sum[i][k] += g[i][k] * normed[i][k];
+        bias_sum[i][k] += g[i][k];
+      }
+    }
+    const float2 sums = block_sum2({sum_g, sum_g_normed}, scratch);
+    const float mean_g = sums.x / static_cast<float>(channels);
+    const float mean_g_normed = sums.y / static_cast<float>(channels);
+    T* d = dx + row * channels;
+#pragma unroll
+    for (int i = 0; i < kVecs; ++i) {
+      const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+      if (vec >= num_vecs) continue;
+      float w[kSize];
+      load_vec(weight, vec, w);
+#pragma unroll
+      for (int k = 0; k < kSize; ++k) {
+        g[i][k] = r * (__fmul_rn(g[i][k], w[k]) - mean_g - __fmul_rn(normed[i][k], mean_g_normed));
+      }
+      store_vec(d, vec, g[i]);
+    }
+  }
+  store_partials<T, kVecs>(weight_partials, channels, num_vecs, weight_sum);
+  store_partials<T, kVecs>(bias_partials, channels, num_vecs, bias_sum);
+}
+
+template <typename T, int kVecs>
+__global__ void __launch_bounds__(kRowVectorMaxThreads)
+    rms_norm_vec_kernel(T* out, float* rstd, const T* x, const T* weight, int64_t channels, float eps) {
+  constexpr int kSize = kVecSize<T>;
+  __shared__ float scratch[kWarpSize];
+  const int64_t num_vecs = channels / kSize;
+  const int64_t row = blockIdx.x;
+  float v[kVecs][kSize];
+  load_row_vectors<T, kVecs>(x + row * channels, num_vecs, v);
+  float sum_squares = 0.0F;
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+#pragma unroll
+    for (int k = 0; k < kSize; ++k) sum_squares += v[i][k] * v[i][k];
+  }
+  const float inv_rms = 1.0F / sqrtf(block_sum(sum_squares, scratch) / static_cast<float>(channels) + eps);
+  T* y = out + row * channels;
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+    if (vec >= num_vecs) continue;
+    float w[kSize];
+    load_vec(weight, vec, w);
+#pragma unroll
+    for (int k = 0; k < kSize; ++k) v[i][k] = v[i][k] * inv_rms * w[k];
+    store_vec(y, vec, v[i]);
+  }
+  if (threadIdx.x == 0 && rstd != nullptr) rstd[row] = inv_rms;
+}
+
+template <typename T, int kVecs>
+__global__ void __launch_bounds__(kRowVectorMaxThreads)
+    rms_norm_backward_vec_kernel(T* dx, const T* dout, const T* x, const T* weight, const float* rstd, int64_t rows,
+                                 int64_t channels, int64_t rows_per_block, float* weight_partials) {
+  constexpr int kSize = kVecSize<T>;
+  __shared__ float scratch[kWarpSize];
+  const int64_t num_vecs = channels / kSize;
+  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * rows_per_block;
+  const int64_t end_row = std::min(rows, first_row + rows_per_block);
+  float weight_sum[kVecs][kSize] = {};
+  for (int64_t row = first_row; row < end_row; ++row) {
+    float in[kVecs][kSize];
+    float g[kVecs][kSize];
+    load_row_vectors<T, kVecs>(x + row * channels, num_vecs, in);
+    load_row_vectors<T, kVecs>(dout + row * channels, num_vecs, g);
+    const float r = rstd[row];
+    float dot = 0.0F;
+#pragma unroll
+    for (int i = 0; i < kVecs; ++i) {
+      const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+      if (vec >= num_vecs) continue;
+      float w[kSize];
+      load_vec(weight, vec, w);
+#pragma unroll
+      for (int k = 0; k < kSize; ++k) {
+        dot += g[i][k] * w[k] * in[i][k];
+        weight_sum[i][k] += g[i][k] * in[i][k] * r;
+      }
+    }
+    const float correction = block_sum(dot, scratch) * r * r * r / static_cast<float>(channels);
+    T* d = dx + row * channels;
+#pragma unroll
+    for (int i = 0; i < kVecs; ++i) {
+      const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+      if (vec >= num_vecs) continue;
+      float w[kSize];
+      load_vec(weight, vec, w);
+#pragma unroll
+      for (int k = 0; k < kSize; ++k) g[i][k] = r * g[i][k] * w[k] - in[i][k] * correction;
+      store_vec(d, vec, g[i]);
+    }
+  }
+  store_partials<T, kVecs>(weight_partials, channels, num_vecs, weight_sum);
+}
+
+}  // namespace
+
+int64_t norm_backward_num_partials(int64_t rows) { return ceil_div(rows, rows_per_partial(rows)); }
+
+void launch_layer_norm(FloatBuffer out, float* mean, float* rstd, ConstFloatBuffer x, ConstFloatBuffer weight,
+                       ConstFloatBuffer bias, int64_t rows, int64_t channels, float eps, cudaStream_t stream) {
+  if (rows == 0) return;
+  if (vector_ready(x.dtype, {as_const(out), x, weight, bias})) {
+    bool launched = false;
+    dispatch_storage(x.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const RowVectorPlan plan = plan_row_vectors<T>(channels, kForwardMaxElems);
+      if (plan.vecs_per_thread == 0) return;
+      dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
+        if constexpr (vecs() * kVecSize<T> <= kForwardMaxElems) {
+          layer_norm_vec_kernel<T, vecs()><<<static_cast<unsigned>(rows), plan.threads, 0, stream>>>(
+              static_cast<T*>(out.data), mean, rstd, static_cast<const T*>(x.data), static_cast<const T*>(weight.data),
+              static_cast<const T*>(bias.data), channels, eps);
+          launched = true;
+        }
+      });
+    });
+    if (launched) {
+      ANVIL_CUDA_CHECK_LAUNCH();
+      return;
+    }
+  }
+  layer_norm_kernel<<<static_cast<unsigned>(rows), row_threads(channels), 0, stream>>>(out, mean, rstd, x, weight, bias,
+                                                                                       channels, eps);
+  ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+void launch_layer_norm_backward(FloatBuffer dx, float* dweight, float* dbias, ConstFloatBuffer dout, ConstFloatBuffer x,
+                                ConstFloatBuffer weight, const float* mean, const float* rstd, int64_t rows,
+                                int64_t channels, float* partials, cudaStream_t stream) {
+  if (rows == 0) return;
+  const int64_t num_partials = norm_backward_num_partials(rows);
+  float* weight_partials = dweight != nullptr ? partials : nullptr;
+  float* bias_partials = dbias != nullptr ? partials + num_partials * channels : nullptr;
+  bool launched = false;
+  if (vector_ready(x.dtype, {as_const(dx), dout, x, weight})) {
+    dispatch_storage(x.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const RowVectorPlan plan = plan_row_vectors<T>(channels, kBackwardMaxElems);
+      if (plan.vecs_per_thread == 0) return;
+      dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
+        if constexpr (vecs() * kVecSize<T> <= kBackwardMaxElems) {
+          layer_norm_backward_vec_kernel<T, vecs()><<<static_cast<unsigned>(num_partials), plan.threads, 0, stream>>>(
+              static_cast<T*>(dx.data), static_cast<const T*>(dout.data), static_cast<const T*>(x.data),
+              static_cast<const T*>(weight.data), mean, rstd, rows, channels, rows_per_partial(rows), weight_partials,
+              bias_partials);
+          launched = true;
+        }
+      });
+    });
+  }
+  if (!launched) {
+    layer_norm_backward_kernel<<<static_cast<unsigned>(num_partials), row_threads(channels), 0, stream>>>(
+        dx, dout, x, weight, mean, rstd, rows, channels, rows_per_partial(rows), weight_partials, bias_partials);
+  }
+  ANVIL_CUDA_CHECK_LAUNCH();
+  if (dweight != nullptr) {
+    launch_finish_column_sums(weight_partials, num_partials, channels, FloatBuffer{dweight, DType::F32}, true, stream);
+  }
+  if (dbias != nullptr) {
+    launch_finish_column_sums(bias_partials, num_partials, channels, FloatBuffer{dbias, DType::F32}, true, stream);
+  }
+}
+
+void launch_rms_norm(FloatBuffer out, float* rstd, ConstFloatBuffer x, ConstFloatBuffer weight, int64_t rows,
+                     int64_t channels, float eps, cudaStream_t stream) {
+  if (rows == 0) return;
+  if (vector_ready(x.dtype, {as_const(out), x, weight})) {
+    bool launched = false;
+    dispatch_storage(x.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const RowVectorPlan plan = plan_row_vectors<T>(channels, kForwardMaxElems);
+      if (plan.vecs_per_thread == 0) return;
+      dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
+        if constexpr (vecs() * kVecSize<T> <= kForwardMaxElems) {
+          rms_norm_vec_kernel<T, vecs()><<<static_cast<unsigned>(rows), plan.threads, 0, stream>>>(
+              static_cast<T*>(out.data), rstd, static_cast<const T*>(x.data), static_cast<const T*>(weight.data),
+              channels, eps);
+          launched = true;
+        }
+      });
+    });
+    if (launched) {
+      ANVIL_CUDA_CHECK_LAUNCH();
+      return;
+    }
+  }
+  rms_norm_kernel<<<static_cast<unsigned>(rows), row_threads(channels), 0, stream>>>(out, rstd, x, weight, channels,
+                                                                                     eps);
+  ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+void launch_rms_norm_backward(FloatBuffer dx, float* dweight, ConstFloatBuffer dout, ConstFloatBuffer x,
+                              ConstFloatBuffer weight, const float* rstd, int64_t rows, int64_t channels,
+                              float* partials, cudaStream_t stream) {
+  if (rows == 0) return;
+  const int64_t num_partials = norm_backward_num_partials(rows);
+  float* weight_partials = dweight != nullptr ? partials : nullptr;
+  bool launched = false;
+  if (vector_ready(x.dtype, {as_const(dx), dout, x, weight})) {
+    dispatch_storage(x.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const RowVectorPlan plan = plan_row_vectors<T>(channels, kBackwardMaxElems);
+      if (plan.vecs_per_thread == 0) return;
+      dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
+        if constexpr (vecs() * kVecSize<T> <= kBackwardMaxElems) {
+          rms_norm_backward_vec_kernel<T, vecs()><<<static_cast<unsigned>(num_partials), plan.threads, 0, stream>>>(
+              static_cast<T*>(dx.data), static_cast<const T*>(dout.data), static_cast<const T*>(x.data),
+              static_cast<const T*>(weight.data), rstd, rows, channels, rows_per_partial(rows), weight_partials);
+          launched = true;
+        }
+      });
+    });
+  }
+  if (!launched) {
+    rms_norm_backward_kernel<<<static_cast<unsigned>(num_partials), row_threads(channels), 0, stream>>>(
+        dx, dout, x, weight, rstd, rows, channels, rows_per_partial(rows), weight_partials);
+  }
+  ANVIL_CUDA_CHECK_LAUNCH();
+  if (dweight != nullptr) {
+    launch_finish_column_sums(weight_partials, num_partials, channels, FloatBuffer{dweight, DType::F32}, true, stream);
+  }
+}
+
+}  // namespace anvil::cuda

@@ -1,0 +1,40 @@
+#pragma once
+// LayerNorm and RMSNorm over the last dim C of x (rows, C), forward and backward, f32 math
+// over f32 / bf16 / f16 storage. Saved statistics (mean, rstd) and parameter gradients are f32.
+// Backward writes dx and accumulates dweight / dbias through per-block partials that
+// launch_finish_column_sums adds in a fixed order (deterministic, no float atomics).
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "cuda/float_buffer.h"
+
+namespace anvil::cuda {
+
+// Partials per parameter gradient that the backward kernels need for `rows` rows: the
+// scratch for one gradient is that times C floats.
+int64_t norm_backward_num_partials(int64_t rows);
+
+// out = (x - mean) * rstd * weight [+ bias]; bias.data, mean, rstd may be null.
+void launch_layer_norm(FloatBuffer out, float* mean, float* rstd, ConstFloatBuffer x, ConstFloatBuffer weight,
+                       ConstFloatBuffer bias, int64_t rows, int64_t channels, float eps, cudaStream_t stream);
+
+// dx from dout and the saved mean / rstd; dweight / dbias (either may be null) += their
+// row sums. `partials` is scratch of 2 * norm_backward_num_partials(rows) * C floats (null
+// when both parameter gradients are). dx may alias dout.
+void launch_layer_norm_backward(FloatBuffer dx, float* dweight, float* dbias, ConstFloatBuffer dout, ConstFloatBuffer x,
+                                ConstFloatBuffer weight, const float* mean, const float* rstd, int64_t rows,
+                                int64_t channels, float* partials, cudaStream_t stream);
+
+// out = x * rstd * weight, rstd = (mean(x^2) + eps)^-1/2; rstd may be null.
+void launch_rms_norm(FloatBuffer out, float* rstd, ConstFloatBuffer x, ConstFloatBuffer weight, int64_t rows,
+                     int64_t channels, float eps, cudaStream_t stream);
+
+// dx from dout and the saved rstd; dweight (may be null) += its row sums. `partials` is
+// scratch of norm_backward_num_partials(rows) * C floats (null when dweight is). dx may
+// alias dout.
+void launch_rms_norm_backward(FloatBuffer dx, float* dweight, ConstFloatBuffer dout, ConstFloatBuffer x,
+                              ConstFloatBuffer weight, const float* rstd, int64_t rows, int64_t channels,
+                              float* partials, cudaStream_t stream);
+
+}  // namespace anvil::cuda

@@ -1,0 +1,195 @@
+// Rotary embedding: one block per token row. The row's angles position * inv_frequency[k]
+// are formed and turned into cos/sin in f64 (positions reach 1e5+, where an f32 angle would
+// be off by ~1e-2 rad), once per pair into shared memory, then every head's pairs rotate in
+// f32. inv_frequency follows rope_inv_frequency (src/backend/ops/rope.cpp): HF's
+// base^(-2k / rot_dim), then Linear or Llama 3 scaling.
+#include <algorithm>
+#include <numbers>
+
+#include "cuda/cuda_check.h"
+#include "cuda/float_io.cuh"
+#include "cuda/rope_kernels.h"
+#include "cuda/vector_io.cuh"
+
+namespace anvil::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// The frequency parameters the kernel needs, in f64 as the host reference computes them.
+struct RopeFrequency {
+  double base;
+  int64_t rot_dim;
+  RopeScaling scaling;
+  double factor;
+  double low_freq_factor;
+  double high_freq_factor;
+  double original_max_position;
+};
+
+__device__ double inv_frequency(const RopeFrequency& f, int64_t pair) {
+  const double inv = pow(f.base, -2.0 * static_cast<double>(pair) / static_cast<double>(f.rot_dim));
+  if (f.scaling == RopeScaling::Linear) return inv / f.factor;
+  if (f.scaling != RopeScaling::Llama3) return inv;
+  // Long wavelengths divided by factor, short ones kept, the band between interpolated.
+  const double wavelength = 2.0 * std::numbers::pi / inv;
+  if (wavelength > f.original_max_position / f.low_freq_factor) return inv / f.factor;
+  if (wavelength < f.original_max_position / f.high_freq_factor) return inv;
+  const double smooth =
+      (f.original_max_position / wavelength - f.low_freq_factor) / (f.high_freq_factor - f.low_freq_factor);
+  return (1.0 - smooth) * inv / f.factor + smooth * inv;
+}
+
+// cos / sin of position * inv_frequency[k] for the row's pairs k < half, into shared memory
+// (cos[half], then sin[half]); ends with a barrier.
+__device__ void fill_trig(float* trig, double position, const RopeFrequency& frequency, double direction) {
+  const int64_t half = frequency.rot_dim / 2;
+  for (int64_t k = threadIdx.x; k < half; k += blockDim.x) {
+    double sine = 0.0;
+    double cosine = 0.0;
+    sincos(direction * position * inv_frequency(frequency, k), &sine, &cosine);
+    trig[k] = static_cast<float>(cosine);
+    trig[half + k] = static_cast<float>(sine);
+  }
+  __syncthreads();
+}
+
+// Copies dims [rot_dim, D) of every head of one row (nothing when out is x).
+__device__ void copy_pass_through(FloatBuffer y, ConstFloatBuffer in, int64_t heads, int64_t head_dim,
+                                  int64_t rot_dim) {
+  const int64_t pass = head_dim - rot_dim;
+  if (pass == 0 || y.data == in.data) return;
+  for (int64_t item = threadIdx.x; item < heads * pass; item += blockDim.x) {
+    const int64_t head = item / pass;
+    const int64_t c = head * head_dim + rot_dim + (item - head * pass);
+    store_float(y, c, load_float(in, c));
+  }
+}
+
+// grid (N), block (kThreads), dynamic shared memory rot_dim floats (cos, sin). Pair k of a
+// head is (k, k + half) for RotateHalf and (2k, 2k + 1) for Interleaved; each pair is read
+// whole before it is written, so out may alias x.
+__global__ void rope_kernel(FloatBuffer out, ConstFloatBuffer x, const int32_t* positions, int64_t heads,
+                            int64_t head_dim, RopeFrequency frequency, bool interleaved, double direction) {
+  extern __shared__ float trig[];
+  const int64_t half = frequency.rot_dim / 2;
+  const float* cosines = trig;
+  const float* sines = trig + half;
+  const int64_t row = blockIdx.x;
+  fill_trig(trig, positions[row], frequency, direction);
+  const int64_t row_offset = row * heads * head_dim;
+  const ConstFloatBuffer in = offset_buffer(x, row_offset);
+  const FloatBuffer y = offset_buffer(out, row_offset);
+  for (int64_t item = threadIdx.x; item < heads * half; item += blockDim.x) {
+    const int64_t head = item / half;
+    const int64_t k = item - head * half;
+    const int64_t first = head * head_dim + (interleaved ? 2 * k : k);
+    const int64_t second = first + (interleaved ? 1 : half);
+    const float a = load_float(in, first);
+    const float b = load_float(in, second);
+    store_float(y, first, a * cosines[k] - b * sines[k]);
+    store_float(y, second, b * cosines[k] + a * sines[k]);
+  }
+  copy_pass_through(y, in, heads, head_dim, frequency.rot_dim);
+}
+
+// The same for one dtype T, 16-byte aligned heads, and rotated halves (RotateHalf) or
+// rotated dims (Interleaved) that are whole vectors. RotateHalf: an item is the vector of
+// pairs k .. k + kSize - 1, i.e. a vector from each half. Interleaved: an item is one vector
+// holding kSize / 2 whole pairs.
+template <typename T, bool kInterleaved>
+__global__ void rope_vec_kernel(T* out, const T* x, const int32_t* positions, int64_t heads, int64_t head_dim,
+                                RopeFrequency frequency, double direction) {
+  constexpr int kSize = kVecSize<T>;
+  extern __shared__ float trig[];
+  const int64_t half = frequency.rot_dim / 2;
+  const float* cosines = trig;
+  const float* sines = trig + half;
+  const int64_t row = blockIdx.x;
+  fill_trig(trig, positions[row], frequency, direction);
+  const int64_t row_offset = row * heads * head_dim;
+  const T* in = x + row_offset;
+  T* y = out + row_offset;
+  const int64_t head_vecs = head_dim / kSize;
+  const int64_t items_per_head = (kInterleaved ? frequency.rot_dim : half) / kSize;
+  for (int64_t item = threadIdx.x; item < heads * items_per_head; item += blockDim.x) {
+    const int64_t head = item / items_per_head;
+    const int64_t v = item - head * items_per_head;
+    if constexpr (kInterleaved) {
+      float values[kSize];
+      load_vec(in, head * head_vecs + v, values);
+#pragma unroll
+      for (int p = 0; p < kSize / 2; ++p) {
+        const int64_t k = v * (kSize / 2) + p;
+        const float a = values[2 * p];
+        const float b = values[2 * p + 1];
+        values[2 * p] = a * cosines[k] - b * sines[k];
+        values[2 * p + 1] = b * cosines[k] + a * sines[k];
+      }
+      store_vec(y, head * head_vecs + v, values);
+    } else {
+      float first[kSize];
+      float second[kSize];
+      const int64_t first_vec = head * head_vecs + v;
+      const int64_t second_vec = first_vec + half / kSize;
+      load_vec(in, first_vec, first);
+      load_vec(in, second_vec, second);
+#pragma unroll
+      for (int p = 0; p < kSize; ++p) {
+        const int64_t k = v * kSize + p;
+        const float a = first[p];
+        const float b = second[p];
+        first[p] = a * cosines[k] - b * sines[k];
+        second[p] = b * cosines[k] + a * sines[k];
+      }
+      store_vec(y, first_vec, first);
+      store_vec(y, second_vec, second);
+    }
+  }
+  copy_pass_through(FloatBuffer{y, float_dtype<T>()}, ConstFloatBuffer{in, float_dtype<T>()}, heads, head_dim,
+                    frequency.rot_dim);
+}
+
+}  // namespace
+
+void launch_rope(FloatBuffer out, ConstFloatBuffer x, const int32_t* positions, int64_t rows, int64_t heads,
+                 int64_t head_dim, const RopeParams& params, double direction, cudaStream_t stream) {
+  if (rows == 0 || heads == 0) return;
+  const int64_t rot_dim = params.rot_dim == 0 ? head_dim : params.rot_dim;
+  const RopeFrequency frequency{params.base,
+                                rot_dim,
+                                params.scaling,
+                                params.factor,
+                                params.low_freq_factor,
+                                params.high_freq_factor,
+                                static_cast<double>(params.original_max_position)};
+  const auto shared_bytes = static_cast<size_t>(rot_dim) * sizeof(float);  // 2 * (rot_dim / 2)
+  const bool interleaved = params.layout == RopeLayout::Interleaved;
+  if (vector_ready(x.dtype, {as_const(out), x})) {
+    bool launched = false;
+    dispatch_storage(x.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      constexpr int kSize = kVecSize<T>;
+      const int64_t rotated = interleaved ? rot_dim : rot_dim / 2;  // whole vectors needed
+      if (head_dim % kSize != 0 || rotated % kSize != 0) return;
+      const auto grid = static_cast<unsigned>(rows);
+      if (interleaved) {
+        rope_vec_kernel<T, true><<<grid, kThreads, shared_bytes, stream>>>(
+            static_cast<T*>(out.data), static_cast<const T*>(x.data), positions, heads, head_dim, frequency, direction);
+      } else {
+        rope_vec_kernel<T, false><<<grid, kThreads, shared_bytes, stream>>>(
+            static_cast<T*>(out.data), static_cast<const T*>(x.data), positions, heads, head_dim, frequency, direction);
+      }
+      launched = true;
+    });
+    if (launched) {
+      ANVIL_CUDA_CHECK_LAUNCH();
+      return;
+    }
+  }
+  rope_kernel<<<static_cast<unsigned>(rows), kThreads, shared_bytes, stream>>>(out, x, positions, heads, head_dim,
+                                                                               frequency, interleaved, direction);
+  ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace anvil::cuda
