@@ -3,7 +3,8 @@
 // caching allocator). FLOPs as FlashAttention counts them: forward 4 B H S^2 D (Q K^T and
 // P V), backward 2.5x that (the dQ pass's recomputation is not counted); causal halves
 // both. tools/bench_attention_torch.py prints the same table for PyTorch SDPA.
-//   usage: anvil_attention_cuda_bench   (needs a CUDA device)
+//   usage: anvil_attention_cuda_bench [--once]   (needs a CUDA device)
+// --once runs one forward and one backward per case, untimed: for profilers (ncu).
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "anvil/context.h"
@@ -62,7 +64,8 @@ double seconds_per_call(Fn&& fn) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  const bool once = argc > 1 && std::string(argv[1]) == "--once";
   Ctx ctx;
   if (!ctx.has_cuda()) {
     std::fprintf(stderr, "anvil_attention_cuda_bench: no CUDA device\n");
@@ -89,6 +92,12 @@ int main() {
     Tensor dv = ctx.empty(shape, DType::BF16, device);
     for (const bool causal : {false, true}) {
       const AttentionParams params{causal, 0.0F, anvil::AttentionImpl::Blocked};
+      if (once) {
+        anvil::attention(ctx, out, lse, q, k, v, params);
+        anvil::attention_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, params);
+        synchronize();
+        continue;
+      }
       const double fwd = seconds_per_call([&] { anvil::attention(ctx, out, lse, q, k, v, params); });
       const double fwd_bwd = seconds_per_call([&] {
         anvil::attention(ctx, out, lse, q, k, v, params);

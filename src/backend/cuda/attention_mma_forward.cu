@@ -2,14 +2,16 @@
 // dims 64 and 128: mma.sync m16n8k16 with f32 accumulators, operands from shared memory
 // through ldmatrix, K/V tiles double-buffered with cp.async, online softmax in registers.
 //
-// Grid (B * Hq, ceil(T / 64)), 4 warps. A block owns 64 query rows of one (b, h), warp w
-// rows 16w .. 16w + 15 (its Q fragments stay in registers). For each key tile of 64:
-//   S = Q K^T (16 x 64 per warp, f32), scaled by scale * log2(e) and masked,
+// Grid (B * Hq, ceil(T / 128)), 4 warps. A block owns 128 query rows of one (b, h), warp w
+// rows 32w .. 32w + 31 as two m16 tiles, so every K/V fragment loaded from shared memory
+// feeds two mmas (shared-memory bandwidth, not the tensor cores, bounds mma.sync kernels).
+// For each key tile of 64 (32 when D = 128):
+//   S = Q K^T (32 x 64 per warp, f32), scaled by scale * log2(e) and masked,
 //   m' = max(m, rowmax S); P = exp2(S - m'); l = l * exp2(m - m') + rowsum P,
 //   O = O * exp2(m - m') + P V  (P rounded to bf16/f16 as the A operand).
-// Each row lives in one quad of lanes (rows g and g + 8 of the warp's 16, g = lane / 4),
-// so row max and sum take two shuffles. Finally out = O / l (staged through shared memory
-// for 16-byte stores) and lse = (m + log2 l) ln 2.
+// Each row lives in one quad of lanes (rows g and g + 8 of an m16 tile, g = lane / 4), so
+// row max and sum take two shuffles. Finally out = O / l (staged through shared memory for
+// 16-byte stores) and lse = (m + log2 l) ln 2.
 #include "anvil/core/error.h"
 #include "cuda/attention_device.cuh"
 #include "cuda/cuda_check.h"
@@ -19,19 +21,23 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-constexpr int kBlockQ = 64;  // query rows per block (16 per warp)
-constexpr int kBlockK = 64;  // keys per tile
+constexpr int kMTiles = 2;               // m16 tiles per warp
+constexpr int kWarpRows = 16 * kMTiles;  // query rows per warp
+constexpr int kBlockQ = kWarps * kWarpRows;
+// Keys per tile: 32 for D = 128 keeps S (and the O accumulators, 128 floats) in registers.
+template <int kD>
+constexpr int kKeysPerTile = kD <= 64 ? 64 : 32;
 
 template <int kD>
 constexpr size_t forward_smem_bytes() {
-  return sizeof(uint16_t) * static_cast<size_t>(kTileStride<kD>) * (kBlockQ + 4 * kBlockK);  // Q, 2 x (K, V)
+  return sizeof(uint16_t) * static_cast<size_t>(kTileStride<kD>) * (kBlockQ + 4 * kKeysPerTile<kD>);  // Q, 2 x (K, V)
 }
 
 // kDelta: instead of out and lse, write delta = rowsum(dout * O) with O still in f32.
 template <typename T, int kD, bool kDelta>
 __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
   constexpr int kStride = kTileStride<kD>;
-  constexpr int kKeySteps = kD / 16;        // k-steps of Q K^T
+  constexpr int kBlockK = kKeysPerTile<kD>;
   constexpr int kScoreTiles = kBlockK / 8;  // n-tiles of S
   constexpr int kOutTiles = kD / 8;         // n-tiles of O
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -47,7 +53,9 @@ __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
   const int warp = static_cast<int>(threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32;
   const int quad_lane = lane & 3;
-  const int row_a = q0 + warp * 16 + (lane >> 2);  // this thread's rows: row_a and row_a + 8
+  const int warp_row0 = q0 + warp * kWarpRows;
+  // This thread's rows: warp_row0 + 16 mt + 8 r + lane / 4 for m-tile mt and half r.
+  const int row_a = warp_row0 + (lane >> 2);
   const int64_t q_step = static_cast<int64_t>(args.q_heads) * kD;
   const int64_t kv_step = static_cast<int64_t>(args.kv_heads) * kD;
   const T* q = static_cast<const T*>(args.q) + args.q_offset(b, 0, h);
@@ -60,15 +68,15 @@ __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
   load_tile_async<T, kD, kBlockK, kThreads>(k_s, k, kv_step, 0, seq);
   load_tile_async<T, kD, kBlockK, kThreads>(v_s, v, kv_step, 0, seq);
   cp_async_commit();
-  cp_async_wait<0>();
-  __syncthreads();
-  uint32_t qa[kKeySteps][4];
-#pragma unroll
-  for (int ks = 0; ks < kKeySteps; ++ks) ldmatrix_x4(qa[ks], q_s + a_frag_offset(lane, warp * 16, ks * 16, kStride));
 
-  float o[kOutTiles][4] = {};
-  float m[2] = {-INFINITY, -INFINITY};
-  float l[2] = {0.0F, 0.0F};
+  float o[kMTiles][kOutTiles][4] = {};
+  float m[kMTiles][2];
+  float l[kMTiles][2];
+#pragma unroll
+  for (int mt = 0; mt < kMTiles; ++mt) {
+    m[mt][0] = m[mt][1] = -INFINITY;
+    l[mt][0] = l[mt][1] = 0.0F;
+  }
   for (int tile = 0; tile < num_tiles; ++tile) {
     const int buffer = tile & 1;
     if (tile + 1 < num_tiles) {  // prefetch the next K/V tile into the other buffer
@@ -81,126 +89,154 @@ __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
       cp_async_wait<0>();
     }
     __syncthreads();
-    const T* k_tile = k_s + buffer * kBlockK * kStride;
-    const T* v_tile = v_s + buffer * kBlockK * kStride;
-
-    float s[kScoreTiles][4] = {};
-#pragma unroll
-    for (int ks = 0; ks < kKeySteps; ++ks) {
-#pragma unroll
-      for (int np = 0; np < kScoreTiles / 2; ++np) {
-        uint32_t bk[4];
-        ldmatrix_x4(bk, k_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
-        mma_16816<T>(s[2 * np], qa[ks], bk[0], bk[1]);
-        mma_16816<T>(s[2 * np + 1], qa[ks], bk[2], bk[3]);
-      }
-    }
-
-    // Scale into the exp2 domain, mask, and update the running max.
     const int n0 = tile * kBlockK;
-    const bool need_mask = n0 + kBlockK > seq || (args.causal && n0 + kBlockK - 1 > q0);
-    float row_max[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int nt = 0; nt < kScoreTiles; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float x = s[nt][e] * args.scale_log2;
-        if (need_mask) {
-          const int col = n0 + nt * 8 + 2 * quad_lane + (e & 1);
-          const int row = row_a + (e >> 1) * 8;
-          if (col >= seq || (args.causal && col > row)) x = -INFINITY;
-        }
-        s[nt][e] = x;
-        row_max[e >> 1] = fmaxf(row_max[e >> 1], x);
-      }
-    }
-    float m_use[2];
-    float alpha[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const float m_new = fmaxf(m[r], quad_max(row_max[r]));
-      m_use[r] = m_new == -INFINITY ? 0.0F : m_new;  // no key seen yet: keep exp2 finite
-      alpha[r] = exp2f(m[r] - m_use[r]);
-      m[r] = m_new;
-      l[r] *= alpha[r];
-    }
-#pragma unroll
-    for (int nt = 0; nt < kScoreTiles; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const float p = exp2f(s[nt][e] - m_use[e >> 1]);
-        s[nt][e] = p;
-        l[e >> 1] += p;  // this thread's part of the row sum; the quad is summed at the end
-      }
-    }
-#pragma unroll
-    for (int dt = 0; dt < kOutTiles; ++dt) {
-      o[dt][0] *= alpha[0];
-      o[dt][1] *= alpha[0];
-      o[dt][2] *= alpha[1];
-      o[dt][3] *= alpha[1];
-    }
+    // Causal: a warp whose rows all precede the tile has nothing to add (no barrier inside).
+    if (!args.causal || n0 <= warp_row0 + kWarpRows - 1) {
+      const T* k_tile = k_s + buffer * kBlockK * kStride;
+      const T* v_tile = v_s + buffer * kBlockK * kStride;
 
-    // O += P V.
+      float s[kMTiles][kScoreTiles][4] = {};
+      // Not unrolled: hoisting every K fragment of the tile would spill the accumulators.
+#pragma unroll 1
+      for (int ks = 0; ks < kD / 16; ++ks) {
+        uint32_t qa[kMTiles][4];
 #pragma unroll
-    for (int kk = 0; kk < kBlockK / 16; ++kk) {
-      uint32_t pa[4];
-      accumulators_to_a<T>(pa, s[2 * kk], s[2 * kk + 1]);
+        for (int mt = 0; mt < kMTiles; ++mt) {
+          ldmatrix_x4(qa[mt], q_s + a_frag_offset(lane, warp * kWarpRows + mt * 16, ks * 16, kStride));
+        }
 #pragma unroll
-      for (int dp = 0; dp < kD / 16; ++dp) {
-        uint32_t bv[4];
-        ldmatrix_x4_trans(bv, v_tile + bt_frag_offset(lane, kk * 16, dp * 16, kStride));
-        mma_16816<T>(o[2 * dp], pa, bv[0], bv[1]);
-        mma_16816<T>(o[2 * dp + 1], pa, bv[2], bv[3]);
+        for (int np = 0; np < kScoreTiles / 2; ++np) {
+          uint32_t bk[4];
+          ldmatrix_x4(bk, k_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
+#pragma unroll
+          for (int mt = 0; mt < kMTiles; ++mt) {
+            mma_16816<T>(s[mt][2 * np], qa[mt], bk[0], bk[1]);
+            mma_16816<T>(s[mt][2 * np + 1], qa[mt], bk[2], bk[3]);
+          }
+        }
+      }
+
+      // Scale into the exp2 domain, mask, update the running max and sum, rescale O.
+      const bool need_mask = n0 + kBlockK > seq || (args.causal && n0 + kBlockK - 1 > warp_row0);
+#pragma unroll
+      for (int mt = 0; mt < kMTiles; ++mt) {
+        float row_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int nt = 0; nt < kScoreTiles; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            float x = s[mt][nt][e] * args.scale_log2;
+            if (need_mask) {
+              const int col = n0 + nt * 8 + 2 * quad_lane + (e & 1);
+              const int row = row_a + mt * 16 + (e >> 1) * 8;
+              if (col >= seq || (args.causal && col > row)) x = -INFINITY;
+            }
+            s[mt][nt][e] = x;
+            row_max[e >> 1] = fmaxf(row_max[e >> 1], x);
+          }
+        }
+        float m_use[2];
+        float alpha[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const float m_new = fmaxf(m[mt][r], quad_max(row_max[r]));
+          m_use[r] = m_new == -INFINITY ? 0.0F : m_new;  // no key seen yet: keep exp2 finite
+          alpha[r] = exp2f(m[mt][r] - m_use[r]);
+          m[mt][r] = m_new;
+          l[mt][r] *= alpha[r];
+        }
+#pragma unroll
+        for (int nt = 0; nt < kScoreTiles; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const float p = exp2f(s[mt][nt][e] - m_use[e >> 1]);
+            s[mt][nt][e] = p;
+            l[mt][e >> 1] += p;  // this thread's part of the row sum; the quad is summed at the end
+          }
+        }
+#pragma unroll
+        for (int dt = 0; dt < kOutTiles; ++dt) {
+          o[mt][dt][0] *= alpha[0];
+          o[mt][dt][1] *= alpha[0];
+          o[mt][dt][2] *= alpha[1];
+          o[mt][dt][3] *= alpha[1];
+        }
+      }
+
+      // O += P V.
+#pragma unroll
+      for (int kk = 0; kk < kBlockK / 16; ++kk) {
+        uint32_t pa[kMTiles][4];
+#pragma unroll
+        for (int mt = 0; mt < kMTiles; ++mt) accumulators_to_a<T>(pa[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
+#pragma unroll
+        for (int dp = 0; dp < kD / 16; ++dp) {
+          uint32_t bv[4];
+          ldmatrix_x4_trans(bv, v_tile + bt_frag_offset(lane, kk * 16, dp * 16, kStride));
+#pragma unroll
+          for (int mt = 0; mt < kMTiles; ++mt) {
+            mma_16816<T>(o[mt][2 * dp], pa[mt], bv[0], bv[1]);
+            mma_16816<T>(o[mt][2 * dp + 1], pa[mt], bv[2], bv[3]);
+          }
+        }
       }
     }
     __syncthreads();  // the buffer is consumed before the next prefetch overwrites it
   }
+  if (num_tiles == 0) cp_async_wait<0>();
 
-  float inv_l[2];
+  float inv_l[kMTiles][2];
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    l[r] = quad_sum(l[r]);
-    inv_l[r] = 1.0F / l[r];
+  for (int mt = 0; mt < kMTiles; ++mt) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      l[mt][r] = quad_sum(l[mt][r]);
+      inv_l[mt][r] = 1.0F / l[mt][r];
+    }
   }
   const int64_t stat = args.stat_offset(b, h);
   if constexpr (kDelta) {
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int row = row_a + r * 8;
-      float sum = 0.0F;
-      if (row < seq) {
-        const T* dout = static_cast<const T*>(args.dout) + args.q_offset(b, row, h);
-#pragma unroll
-        for (int dt = 0; dt < kOutTiles; ++dt) {
-          const float2 g = unpack2<T>(*reinterpret_cast<const uint32_t*>(dout + dt * 8 + 2 * quad_lane));
-          sum = fmaf(o[dt][2 * r] * inv_l[r], g.x, sum);
-          sum = fmaf(o[dt][2 * r + 1] * inv_l[r], g.y, sum);
-        }
-      }
-      sum = quad_sum(sum);
-      if (row < seq && quad_lane == 0) args.delta[stat + row] = sum;
-    }
-  } else {
-    // Stage the warp's 16 output rows in its own rows of q_s (read only by this warp, at
-    // the start), then write them out in 16-byte chunks.
-    T* stage = q_s + warp * 16 * kStride;
-#pragma unroll
-    for (int dt = 0; dt < kOutTiles; ++dt) {
+    for (int mt = 0; mt < kMTiles; ++mt) {
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        *reinterpret_cast<uint32_t*>(stage + ((lane >> 2) + 8 * r) * kStride + dt * 8 + 2 * quad_lane) =
-            pack2<T>(o[dt][2 * r] * inv_l[r], o[dt][2 * r + 1] * inv_l[r]);
+        const int row = row_a + mt * 16 + r * 8;
+        float sum = 0.0F;
+        if (row < seq) {
+          const T* dout = static_cast<const T*>(args.dout) + args.q_offset(b, row, h);
+#pragma unroll
+          for (int dt = 0; dt < kOutTiles; ++dt) {
+            const float2 g = unpack2<T>(*reinterpret_cast<const uint32_t*>(dout + dt * 8 + 2 * quad_lane));
+            sum = fmaf(o[mt][dt][2 * r] * inv_l[mt][r], g.x, sum);
+            sum = fmaf(o[mt][dt][2 * r + 1] * inv_l[mt][r], g.y, sum);
+          }
+        }
+        sum = quad_sum(sum);
+        if (row < seq && quad_lane == 0) args.delta[stat + row] = sum;
+      }
+    }
+  } else {
+    // Stage the warp's output rows in its own rows of q_s (read only by this warp), then
+    // write them out in 16-byte chunks.
+    T* stage = q_s + warp * kWarpRows * kStride;
+#pragma unroll
+    for (int mt = 0; mt < kMTiles; ++mt) {
+#pragma unroll
+      for (int dt = 0; dt < kOutTiles; ++dt) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          *reinterpret_cast<uint32_t*>(stage + (mt * 16 + (lane >> 2) + 8 * r) * kStride + dt * 8 + 2 * quad_lane) =
+              pack2<T>(o[mt][dt][2 * r] * inv_l[mt][r], o[mt][dt][2 * r + 1] * inv_l[mt][r]);
+        }
       }
     }
     __syncwarp();
     constexpr int kChunksPerRow = kD / 8;
     T* out = static_cast<T*>(args.out);
-#pragma unroll
-    for (int id = lane; id < 16 * kChunksPerRow; id += 32) {
+    for (int id = lane; id < kWarpRows * kChunksPerRow; id += 32) {
       const int r = id / kChunksPerRow;
       const int c = (id % kChunksPerRow) * 8;
-      const int row = q0 + warp * 16 + r;
+      const int row = warp_row0 + r;
       if (row < seq) {
         *reinterpret_cast<uint4*>(out + args.q_offset(b, row, h) + c) =
             *reinterpret_cast<const uint4*>(stage + r * kStride + c);
@@ -208,9 +244,12 @@ __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
     }
     if (args.lse != nullptr && quad_lane == 0) {
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int row = row_a + r * 8;
-        if (row < seq) args.lse[stat + row] = (m[r] + log2f(l[r])) * kLn2;
+      for (int mt = 0; mt < kMTiles; ++mt) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int row = row_a + mt * 16 + r * 8;
+          if (row < seq) args.lse[stat + row] = (m[mt][r] + log2f(l[mt][r])) * kLn2;
+        }
       }
     }
   }
