@@ -10,7 +10,7 @@
 //    S^T = K Q^T and dP^T = V dout^T per warp, then dV += P^T dout and dK += dS^T Q with
 //    P^T / dS^T rounded to bf16/f16 as the A operands. dK/dV of a GQA group are summed
 //    in registers, so each is written once.
-//  - dQ: one block per 64 query rows of one (b, h), warp w owns rows 16w .. 16w + 15;
+//  - dQ: one block per 128 query rows of one (b, h), warp w owns rows 32w .. 32w + 31;
 //    per key tile (K, V double-buffered) S = Q K^T, dP = dout V^T, then dQ += dS K.
 // This recomputes S and dP once more than an atomic dQ would, in exchange for determinism.
 #include "anvil/core/error.h"
@@ -22,8 +22,13 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-constexpr int kBlockRows = 64;  // own rows per block (keys for dK/dV, queries for dQ): 16 per warp
-constexpr int kDqBlockK = 64;   // keys per tile of the dQ kernel
+constexpr int kBlockRows = 64;  // keys per dK/dV block: 16 per warp
+// The dQ kernel: warps own two m16 tiles of query rows; keys per tile bounded by registers.
+constexpr int kDqMTiles = 2;
+constexpr int kDqWarpRows = 16 * kDqMTiles;
+constexpr int kDqBlockQ = kWarps * kDqWarpRows;
+template <int kD>
+constexpr int kDqBlockK = kD <= 64 ? 64 : 32;
 
 // Queries per tile of the dK/dV kernel: fewer for D = 128 to bound the registers (the
 // dK and dV accumulators alone are 128 floats per thread there).
@@ -39,8 +44,8 @@ constexpr size_t dkdv_smem_bytes() {
 
 template <int kD>
 constexpr size_t dq_smem_bytes() {
-  // Q, dout (64 rows); 2 buffers of K and V.
-  return sizeof(uint16_t) * static_cast<size_t>(kTileStride<kD>) * (2 * kBlockRows + 4 * kDqBlockK);
+  // Q, dout (kDqBlockQ rows); 2 buffers of K and V.
+  return sizeof(uint16_t) * static_cast<size_t>(kTileStride<kD>) * (2 * kDqBlockQ + 4 * kDqBlockK<kD>);
 }
 
 // Grid (B * Hkv, ceil(T / 64)), 4 warps; see the file comment.
@@ -206,114 +211,138 @@ __global__ void __launch_bounds__(kThreads) mma_dkdv_kernel(Args args) {
   }
 }
 
-// Grid (B * Hq, ceil(T / 64)), 4 warps; see the file comment.
+// Grid (B * Hq, ceil(T / 128)), 4 warps; see the file comment. Warp w owns query rows
+// 32w .. 32w + 31 as two m16 tiles, so each K/V fragment read from shared memory feeds two mmas.
 template <typename T, int kD>
 __global__ void __launch_bounds__(kThreads) mma_dq_kernel(Args args) {
   constexpr int kStride = kTileStride<kD>;
-  constexpr int kScoreTiles = kDqBlockK / 8;  // n-tiles of S
-  constexpr int kOutTiles = kD / 8;           // n-tiles of dQ
+  constexpr int kBlockK = kDqBlockK<kD>;
+  constexpr int kScoreTiles = kBlockK / 8;  // n-tiles of S
+  constexpr int kOutTiles = kD / 8;         // n-tiles of dQ
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* q_s = reinterpret_cast<T*>(smem_raw);
-  T* do_s = q_s + kBlockRows * kStride;
-  T* k_s = do_s + kBlockRows * kStride;  // 2 buffers of (kDqBlockK, kStride)
-  T* v_s = k_s + 2 * kDqBlockK * kStride;
+  T* do_s = q_s + kDqBlockQ * kStride;
+  T* k_s = do_s + kDqBlockQ * kStride;  // 2 buffers of (kBlockK, kStride)
+  T* v_s = k_s + 2 * kBlockK * kStride;
 
   const int seq = args.seq;
   const int b = static_cast<int>(blockIdx.x) / args.q_heads;
   const int h = static_cast<int>(blockIdx.x) % args.q_heads;
   const int kv_h = h / args.group();
-  const int q0 = static_cast<int>(gridDim.y - 1 - blockIdx.y) * kBlockRows;  // causal: heaviest first
+  const int q0 = static_cast<int>(gridDim.y - 1 - blockIdx.y) * kDqBlockQ;  // causal: heaviest first
   const int warp = static_cast<int>(threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32;
   const int quad_lane = lane & 3;
-  const int row_a = q0 + warp * 16 + (lane >> 2);  // this thread's rows: row_a and row_a + 8
+  const int warp_row0 = q0 + warp * kDqWarpRows;
+  // This thread's rows: row_a + 16 mt + 8 r for m-tile mt and half r.
+  const int row_a = warp_row0 + (lane >> 2);
   const int64_t q_step = static_cast<int64_t>(args.q_heads) * kD;
   const int64_t kv_step = static_cast<int64_t>(args.kv_heads) * kD;
   const T* k = static_cast<const T*>(args.k) + args.kv_offset(b, 0, kv_h);
   const T* v = static_cast<const T*>(args.v) + args.kv_offset(b, 0, kv_h);
-  const int key_end = args.causal ? min(seq, q0 + kBlockRows) : seq;
-  const int num_tiles = (key_end + kDqBlockK - 1) / kDqBlockK;
+  const int key_end = args.causal ? min(seq, q0 + kDqBlockQ) : seq;
+  const int num_tiles = (key_end + kBlockK - 1) / kBlockK;
 
-  load_tile_async<T, kD, kBlockRows, kThreads>(q_s, static_cast<const T*>(args.q) + args.q_offset(b, 0, h), q_step, q0,
-                                               seq);
-  load_tile_async<T, kD, kBlockRows, kThreads>(do_s, static_cast<const T*>(args.dout) + args.q_offset(b, 0, h), q_step,
-                                               q0, seq);
-  load_tile_async<T, kD, kDqBlockK, kThreads>(k_s, k, kv_step, 0, seq);
-  load_tile_async<T, kD, kDqBlockK, kThreads>(v_s, v, kv_step, 0, seq);
+  load_tile_async<T, kD, kDqBlockQ, kThreads>(q_s, static_cast<const T*>(args.q) + args.q_offset(b, 0, h), q_step, q0,
+                                              seq);
+  load_tile_async<T, kD, kDqBlockQ, kThreads>(do_s, static_cast<const T*>(args.dout) + args.q_offset(b, 0, h), q_step,
+                                              q0, seq);
+  load_tile_async<T, kD, kBlockK, kThreads>(k_s, k, kv_step, 0, seq);
+  load_tile_async<T, kD, kBlockK, kThreads>(v_s, v, kv_step, 0, seq);
   cp_async_commit();
 
-  float lse2[2];
-  float delta[2];
+  float lse2[kDqMTiles][2];
+  float delta[kDqMTiles][2];
   const int64_t stat = args.stat_offset(b, h);
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int row = row_a + 8 * r;
-    lse2[r] = row < seq ? args.lse[stat + row] * kLog2e : 0.0F;
-    delta[r] = row < seq ? args.delta[stat + row] : 0.0F;
+  for (int mt = 0; mt < kDqMTiles; ++mt) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = row_a + 16 * mt + 8 * r;
+      lse2[mt][r] = row < seq ? args.lse[stat + row] * kLog2e : 0.0F;
+      delta[mt][r] = row < seq ? args.delta[stat + row] : 0.0F;
+    }
   }
 
-  float dq[kOutTiles][4] = {};
+  float dq[kDqMTiles][kOutTiles][4] = {};
   for (int tile = 0; tile < num_tiles; ++tile) {
     const int buffer = tile & 1;
     if (tile + 1 < num_tiles) {
-      const int next = (tile + 1) * kDqBlockK;
-      load_tile_async<T, kD, kDqBlockK, kThreads>(k_s + (buffer ^ 1) * kDqBlockK * kStride, k, kv_step, next, seq);
-      load_tile_async<T, kD, kDqBlockK, kThreads>(v_s + (buffer ^ 1) * kDqBlockK * kStride, v, kv_step, next, seq);
+      const int next = (tile + 1) * kBlockK;
+      load_tile_async<T, kD, kBlockK, kThreads>(k_s + (buffer ^ 1) * kBlockK * kStride, k, kv_step, next, seq);
+      load_tile_async<T, kD, kBlockK, kThreads>(v_s + (buffer ^ 1) * kBlockK * kStride, v, kv_step, next, seq);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
       cp_async_wait<0>();
     }
     __syncthreads();
-    const T* k_tile = k_s + buffer * kDqBlockK * kStride;
-    const T* v_tile = v_s + buffer * kDqBlockK * kStride;
+    const int n0 = tile * kBlockK;
+    // Causal: a warp whose rows all precede the tile has nothing to add (no barrier inside).
+    if (!args.causal || n0 <= warp_row0 + kDqWarpRows - 1) {
+      const T* k_tile = k_s + buffer * kBlockK * kStride;
+      const T* v_tile = v_s + buffer * kBlockK * kStride;
 
-    float s[kScoreTiles][4] = {};   // S, then P
-    float ds[kScoreTiles][4] = {};  // dP, then dS
+      float s[kDqMTiles][kScoreTiles][4] = {};   // S, then P
+      float ds[kDqMTiles][kScoreTiles][4] = {};  // dP, then dS
+      // Not unrolled: hoisting every fragment of the tile would spill the accumulators.
+#pragma unroll 1
+      for (int ks = 0; ks < kD / 16; ++ks) {
+        uint32_t qa[kDqMTiles][4];
+        uint32_t da[kDqMTiles][4];
 #pragma unroll
-    for (int ks = 0; ks < kD / 16; ++ks) {
-      uint32_t qa[4];
-      uint32_t da[4];
-      ldmatrix_x4(qa, q_s + a_frag_offset(lane, warp * 16, ks * 16, kStride));
-      ldmatrix_x4(da, do_s + a_frag_offset(lane, warp * 16, ks * 16, kStride));
+        for (int mt = 0; mt < kDqMTiles; ++mt) {
+          ldmatrix_x4(qa[mt], q_s + a_frag_offset(lane, warp * kDqWarpRows + 16 * mt, ks * 16, kStride));
+          ldmatrix_x4(da[mt], do_s + a_frag_offset(lane, warp * kDqWarpRows + 16 * mt, ks * 16, kStride));
+        }
 #pragma unroll
-      for (int np = 0; np < kScoreTiles / 2; ++np) {
-        uint32_t bk[4];
-        ldmatrix_x4(bk, k_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
-        mma_16816<T>(s[2 * np], qa, bk[0], bk[1]);
-        mma_16816<T>(s[2 * np + 1], qa, bk[2], bk[3]);
-        uint32_t bv[4];
-        ldmatrix_x4(bv, v_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
-        mma_16816<T>(ds[2 * np], da, bv[0], bv[1]);
-        mma_16816<T>(ds[2 * np + 1], da, bv[2], bv[3]);
+        for (int np = 0; np < kScoreTiles / 2; ++np) {
+          uint32_t bk[4];
+          ldmatrix_x4(bk, k_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
+          uint32_t bv[4];
+          ldmatrix_x4(bv, v_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
+#pragma unroll
+          for (int mt = 0; mt < kDqMTiles; ++mt) {
+            mma_16816<T>(s[mt][2 * np], qa[mt], bk[0], bk[1]);
+            mma_16816<T>(s[mt][2 * np + 1], qa[mt], bk[2], bk[3]);
+            mma_16816<T>(ds[mt][2 * np], da[mt], bv[0], bv[1]);
+            mma_16816<T>(ds[mt][2 * np + 1], da[mt], bv[2], bv[3]);
+          }
+        }
       }
-    }
 
-    const int n0 = tile * kDqBlockK;
-    const bool need_mask = n0 + kDqBlockK > seq || (args.causal && n0 + kDqBlockK - 1 > q0);
+      const bool need_mask = n0 + kBlockK > seq || (args.causal && n0 + kBlockK - 1 > warp_row0);
 #pragma unroll
-    for (int nt = 0; nt < kScoreTiles; ++nt) {
+      for (int mt = 0; mt < kDqMTiles; ++mt) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int r = e >> 1;
-        const int key = n0 + nt * 8 + 2 * quad_lane + (e & 1);
-        const bool visible = !need_mask || (key < seq && (!args.causal || key <= row_a + 8 * r));
-        const float p = visible ? exp2f(fmaf(s[nt][e], args.scale_log2, -lse2[r])) : 0.0F;
-        ds[nt][e] = p * (ds[nt][e] - delta[r]);
+        for (int nt = 0; nt < kScoreTiles; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int r = e >> 1;
+            const int key = n0 + nt * 8 + 2 * quad_lane + (e & 1);
+            const bool visible = !need_mask || (key < seq && (!args.causal || key <= row_a + 16 * mt + 8 * r));
+            const float p = visible ? exp2f(fmaf(s[mt][nt][e], args.scale_log2, -lse2[mt][r])) : 0.0F;
+            ds[mt][nt][e] = p * (ds[mt][nt][e] - delta[mt][r]);
+          }
+        }
       }
-    }
 
-    // dQ += dS K.
+      // dQ += dS K.
 #pragma unroll
-    for (int kk = 0; kk < kDqBlockK / 16; ++kk) {
-      uint32_t dsa[4];
-      accumulators_to_a<T>(dsa, ds[2 * kk], ds[2 * kk + 1]);
+      for (int kk = 0; kk < kBlockK / 16; ++kk) {
+        uint32_t dsa[kDqMTiles][4];
 #pragma unroll
-      for (int dp = 0; dp < kD / 16; ++dp) {
-        uint32_t bk[4];
-        ldmatrix_x4_trans(bk, k_tile + bt_frag_offset(lane, kk * 16, dp * 16, kStride));
-        mma_16816<T>(dq[2 * dp], dsa, bk[0], bk[1]);
-        mma_16816<T>(dq[2 * dp + 1], dsa, bk[2], bk[3]);
+        for (int mt = 0; mt < kDqMTiles; ++mt) accumulators_to_a<T>(dsa[mt], ds[mt][2 * kk], ds[mt][2 * kk + 1]);
+#pragma unroll
+        for (int dp = 0; dp < kD / 16; ++dp) {
+          uint32_t bk[4];
+          ldmatrix_x4_trans(bk, k_tile + bt_frag_offset(lane, kk * 16, dp * 16, kStride));
+#pragma unroll
+          for (int mt = 0; mt < kDqMTiles; ++mt) {
+            mma_16816<T>(dq[mt][2 * dp], dsa[mt], bk[0], bk[1]);
+            mma_16816<T>(dq[mt][2 * dp + 1], dsa[mt], bk[2], bk[3]);
+          }
+        }
       }
     }
     __syncthreads();  // the buffer is consumed before the next prefetch overwrites it
@@ -321,22 +350,25 @@ __global__ void __launch_bounds__(kThreads) mma_dq_kernel(Args args) {
   if (num_tiles == 0) cp_async_wait<0>();
 
   // Stage dQ in the warp's own rows of q_s (read only by this warp), then write it out.
-  T* stage = q_s + warp * 16 * kStride;
+  T* stage = q_s + warp * kDqWarpRows * kStride;
 #pragma unroll
-  for (int dt = 0; dt < kOutTiles; ++dt) {
+  for (int mt = 0; mt < kDqMTiles; ++mt) {
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      *reinterpret_cast<uint32_t*>(stage + ((lane >> 2) + 8 * r) * kStride + dt * 8 + 2 * quad_lane) =
-          pack2<T>(dq[dt][2 * r] * args.scale, dq[dt][2 * r + 1] * args.scale);
+    for (int dt = 0; dt < kOutTiles; ++dt) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        *reinterpret_cast<uint32_t*>(stage + (16 * mt + (lane >> 2) + 8 * r) * kStride + dt * 8 + 2 * quad_lane) =
+            pack2<T>(dq[mt][dt][2 * r] * args.scale, dq[mt][dt][2 * r + 1] * args.scale);
+      }
     }
   }
   __syncwarp();
   constexpr int kChunksPerRow = kD / 8;
   T* dq_out = static_cast<T*>(args.dq);
-  for (int id = lane; id < 16 * kChunksPerRow; id += 32) {
+  for (int id = lane; id < kDqWarpRows * kChunksPerRow; id += 32) {
     const int r = id / kChunksPerRow;
     const int c = (id % kChunksPerRow) * 8;
-    const int row = q0 + warp * 16 + r;
+    const int row = warp_row0 + r;
     if (row < seq) {
       *reinterpret_cast<uint4*>(dq_out + args.q_offset(b, row, h) + c) =
           *reinterpret_cast<const uint4*>(stage + r * kStride + c);
@@ -354,11 +386,12 @@ void launch(Kernel kernel, dim3 grid, size_t smem_bytes, const Args& args, cudaS
 
 template <typename T, int kD>
 void backward_typed(const Args& args, cudaStream_t stream) {
-  const auto row_blocks = static_cast<unsigned>((args.seq + kBlockRows - 1) / kBlockRows);
-  launch(mma_dkdv_kernel<T, kD>, dim3(static_cast<unsigned>(args.batch * args.kv_heads), row_blocks),
+  const auto key_blocks = static_cast<unsigned>((args.seq + kBlockRows - 1) / kBlockRows);
+  launch(mma_dkdv_kernel<T, kD>, dim3(static_cast<unsigned>(args.batch * args.kv_heads), key_blocks),
          dkdv_smem_bytes<kD>(), args, stream);
-  launch(mma_dq_kernel<T, kD>, dim3(static_cast<unsigned>(args.batch * args.q_heads), row_blocks), dq_smem_bytes<kD>(),
-         args, stream);
+  const auto query_blocks = static_cast<unsigned>((args.seq + kDqBlockQ - 1) / kDqBlockQ);
+  launch(mma_dq_kernel<T, kD>, dim3(static_cast<unsigned>(args.batch * args.q_heads), query_blocks),
+         dq_smem_bytes<kD>(), args, stream);
 }
 
 template <typename T>
