@@ -228,6 +228,22 @@ __device__ __forceinline__ int bt_frag_offset(int lane, int k0, int n0, int stri
   return (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * stride + n0 + (lane >> 4) * 8;
 }
 
+// Same, split into hi + lo parts (hi = round(x), lo = round(x - hi)) so that two mmas give
+// the product with ~16 significant bits of the accumulators instead of 8 (bf16) or 11 (f16).
+template <typename T>
+__device__ __forceinline__ void accumulators_to_a_split(uint32_t (&hi)[4], uint32_t (&lo)[4], const float (&left)[4],
+                                                        const float (&right)[4]) {
+  accumulators_to_a<T>(hi, left, right);
+  float2 rounded = unpack2<T>(hi[0]);
+  lo[0] = pack2<T>(left[0] - rounded.x, left[1] - rounded.y);
+  rounded = unpack2<T>(hi[1]);
+  lo[1] = pack2<T>(left[2] - rounded.x, left[3] - rounded.y);
+  rounded = unpack2<T>(hi[2]);
+  lo[2] = pack2<T>(right[0] - rounded.x, right[1] - rounded.y);
+  rounded = unpack2<T>(hi[3]);
+  lo[3] = pack2<T>(right[2] - rounded.x, right[3] - rounded.y);
+}
+
 // ---- Entry points of the implementations (attention_generic.cu, attention_mma_*.cu) ----
 
 // Generic path: any head_dim up to kGenericMaxHeadDim, f32/bf16/f16, f32 CUDA-core math.

@@ -1,5 +1,5 @@
 // Attention on the device: picks the tensor-core or the generic implementation and runs
-// the backward's delta pre-pass (delta = rowsum(dout * out), one warp per row).
+// the backward's delta pre-pass (delta = rowsum(dout * out)).
 #include <climits>
 #include <cstdint>
 #include <initializer_list>
@@ -38,16 +38,70 @@ __global__ void __launch_bounds__(kDeltaWarps * 32)
   }
 }
 
+// Same with 16-byte loads, for rows of kLanes 16-byte chunks (kLanes a power of two <= 32):
+// kLanes consecutive lanes take one row, then sum over their segment of the warp.
+template <typename T, int kLanes>
+__global__ void __launch_bounds__(kDeltaWarps * 32)
+    delta_vec_kernel(const T* dout, const T* out, float* delta, int64_t rows, int seq, int heads) {
+  constexpr int kElems = 16 / static_cast<int>(sizeof(T));
+  const int64_t thread = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t row = thread / kLanes;
+  const int part = static_cast<int>(thread % kLanes);
+  float sum = 0.0F;
+  if (row < rows) {  // no early return: the whole warp takes part in the shuffles below
+    const int64_t offset = row * (kLanes * kElems) + part * kElems;
+    const uint4 a = *reinterpret_cast<const uint4*>(dout + offset);
+    const uint4 b = *reinterpret_cast<const uint4*>(out + offset);
+    const T* a_values = reinterpret_cast<const T*>(&a);
+    const T* b_values = reinterpret_cast<const T*>(&b);
+#pragma unroll
+    for (int i = 0; i < kElems; ++i)
+      sum = fmaf(attention::to_float(a_values[i]), attention::to_float(b_values[i]), sum);
+  }
+#pragma unroll
+  for (int offset = kLanes / 2; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffU, sum, offset);
+  if (row < rows && part == 0) {
+    const int64_t h = row % heads;
+    const int64_t t = (row / heads) % seq;
+    const int64_t b = row / (static_cast<int64_t>(heads) * seq);
+    delta[(b * heads + h) * seq + t] = sum;
+  }
+}
+
+template <typename T, int kLanes>
+void launch_delta_vec(const Args& args, const void* out, int64_t rows, cudaStream_t stream) {
+  constexpr int kThreads = kDeltaWarps * 32;
+  const auto blocks = static_cast<unsigned>((rows * kLanes + kThreads - 1) / kThreads);
+  delta_vec_kernel<T, kLanes><<<blocks, kThreads, 0, stream>>>(
+      static_cast<const T*>(args.dout), static_cast<const T*>(out), args.delta, rows, args.seq, args.q_heads);
+  ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+bool aligned16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
+
 template <typename T>
 void launch_delta(const Args& args, const void* out, cudaStream_t stream) {
   const int64_t rows = static_cast<int64_t>(args.batch) * args.seq * args.q_heads;
+  const int64_t row_bytes = static_cast<int64_t>(args.head_dim) * static_cast<int64_t>(sizeof(T));
+  if (row_bytes % 16 == 0 && aligned16(args.dout) && aligned16(out)) {
+    switch (row_bytes / 16) {
+      case 4:
+        return launch_delta_vec<T, 4>(args, out, rows, stream);
+      case 8:
+        return launch_delta_vec<T, 8>(args, out, rows, stream);
+      case 16:
+        return launch_delta_vec<T, 16>(args, out, rows, stream);
+      case 32:
+        return launch_delta_vec<T, 32>(args, out, rows, stream);
+      default:
+        break;
+    }
+  }
   const auto blocks = static_cast<unsigned>((rows + kDeltaWarps - 1) / kDeltaWarps);
   delta_kernel<T><<<blocks, kDeltaWarps * 32, 0, stream>>>(static_cast<const T*>(args.dout), static_cast<const T*>(out),
                                                            args.delta, rows, args.seq, args.q_heads, args.head_dim);
   ANVIL_CUDA_CHECK_LAUNCH();
 }
-
-bool aligned16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
 
 Args make_args(const AttentionShape& shape) {
   ANVIL_CHECK(shape.batch * shape.q_heads <= INT_MAX && shape.seq <= INT_MAX / 2 && (shape.seq + 15) / 16 <= 65535 &&

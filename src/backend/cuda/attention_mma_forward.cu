@@ -163,12 +163,20 @@ __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
         }
       }
 
-      // O += P V.
+      // O += P V. For delta, P goes in as hi + lo parts: delta = dout . O feeds every dS of
+      // its row, so O is kept to ~f32 accuracy there (the exact Delta of the reference backward).
 #pragma unroll
       for (int kk = 0; kk < kBlockK / 16; ++kk) {
         uint32_t pa[kMTiles][4];
+        uint32_t pa_lo[kMTiles][4];
 #pragma unroll
-        for (int mt = 0; mt < kMTiles; ++mt) accumulators_to_a<T>(pa[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
+        for (int mt = 0; mt < kMTiles; ++mt) {
+          if constexpr (kDelta) {
+            accumulators_to_a_split<T>(pa[mt], pa_lo[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
+          } else {
+            accumulators_to_a<T>(pa[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
+          }
+        }
 #pragma unroll
         for (int dp = 0; dp < kD / 16; ++dp) {
           uint32_t bv[4];
@@ -177,6 +185,10 @@ __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
           for (int mt = 0; mt < kMTiles; ++mt) {
             mma_16816<T>(o[mt][2 * dp], pa[mt], bv[0], bv[1]);
             mma_16816<T>(o[mt][2 * dp + 1], pa[mt], bv[2], bv[3]);
+            if constexpr (kDelta) {
+              mma_16816<T>(o[mt][2 * dp], pa_lo[mt], bv[0], bv[1]);
+              mma_16816<T>(o[mt][2 * dp + 1], pa_lo[mt], bv[2], bv[3]);
+            }
           }
         }
       }
