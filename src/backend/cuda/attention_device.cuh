@@ -123,13 +123,6 @@ __device__ __forceinline__ float quad_max(float x) {
 
 // ---- PTX wrappers for the tensor-core kernels ----
 
-// 2^x on the special-function unit (ex2.approx: relative error ~2^-22; -inf gives 0).
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
 __device__ __forceinline__ uint32_t smem_address(const void* pointer) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
 }

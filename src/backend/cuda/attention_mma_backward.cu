@@ -4,11 +4,12 @@
 // dS = P (dout.v - delta); then dV = P^T dout, dK = scale dS^T Q, dQ = scale dS K.
 //
 // Two kernels, both deterministic (no atomics; every sum in a fixed order):
-//  - dK/dV: one block per 128 (D = 64) or 64 (D = 128) keys of one (b, kv head), each warp
-//    owning 32 or 16 of them (DkdvConfig). It walks the query heads of the group in order and, for each, the query
-//    tiles that can see its keys (Q, dout, lse, delta tiles double-buffered with cp.async), computing S^T = K Q^T and
-//    dP^T = V dout^T per warp, then dV += P^T dout and dK += dS^T Q with P^T / dS^T rounded to bf16/f16 as the A
-//    operands. dK/dV of a GQA group are summed in registers, so each is written once.
+//  - dK/dV: one block per 64 keys of one (b, kv head); warp w owns keys 16w .. 16w + 15.
+//    It walks the query heads of the group in order and, for each, the query tiles that
+//    can see its keys (Q, dout, lse, delta tiles double-buffered with cp.async), computing
+//    S^T = K Q^T and dP^T = V dout^T per warp, then dV += P^T dout and dK += dS^T Q with
+//    P^T / dS^T rounded to bf16/f16 as the A operands. dK/dV of a GQA group are summed
+//    in registers, so each is written once.
 //  - dQ: one block per 128 query rows of one (b, h), warp w owns rows 32w .. 32w + 31;
 //    per key tile (K, V double-buffered) S = Q K^T, dP = dout V^T, then dQ += dS K.
 // This recomputes S and dP once more than an atomic dQ would, in exchange for determinism.
@@ -21,20 +22,7 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-// The dK/dV kernel's tiles by head dim, bounded by the 255 registers of a thread (the dK
-// and dV accumulators take 2 * kMTiles * D / 2 of them).
-template <int kD>
-struct DkdvConfig {
-  static constexpr int kMTiles = kD <= 64 ? 2 : 1;  // m16 tiles of keys per warp
-  static constexpr int kWarpKeys = 16 * kMTiles;
-  static constexpr int kBlockKeys = kWarps * kWarpKeys;
-  static constexpr int kBlockQ = 32;  // queries per step
-  // K, V; 2 buffers of Q and dout; 2 buffers of lse and delta.
-  static constexpr size_t kSmemBytes =
-      sizeof(uint16_t) * static_cast<size_t>(kTileStride<kD>) * (2 * kBlockKeys + 4 * kBlockQ) +
-      sizeof(float) * 4 * kBlockQ;
-};
-
+constexpr int kBlockRows = 64;  // keys per dK/dV block: 16 per warp
 // The dQ kernel: warps own two m16 tiles of query rows; keys per tile bounded by registers.
 constexpr int kDqMTiles = 2;
 constexpr int kDqWarpRows = 16 * kDqMTiles;
@@ -42,28 +30,35 @@ constexpr int kDqBlockQ = kWarps * kDqWarpRows;
 template <int kD>
 constexpr int kDqBlockK = kD <= 64 ? 64 : 32;
 
+// Queries per tile of the dK/dV kernel: fewer for D = 128 to bound the registers (the
+// dK and dV accumulators alone are 128 floats per thread there).
+template <int kD>
+constexpr int kDkdvBlockQ = kD <= 64 ? 64 : 32;
+
+template <int kD>
+constexpr size_t dkdv_smem_bytes() {
+  // K, V (64 rows); 2 buffers of Q and dout (kDkdvBlockQ rows); 2 buffers of lse and delta.
+  return sizeof(uint16_t) * static_cast<size_t>(kTileStride<kD>) *
+         (2 * kBlockRows + 4 * kDkdvBlockQ<kD>)+sizeof(float) * 4 * kDkdvBlockQ<kD>;
+}
+
 template <int kD>
 constexpr size_t dq_smem_bytes() {
   // Q, dout (kDqBlockQ rows); 2 buffers of K and V.
   return sizeof(uint16_t) * static_cast<size_t>(kTileStride<kD>) * (2 * kDqBlockQ + 4 * kDqBlockK<kD>);
 }
 
-// Grid (B * Hkv, ceil(T / kBlockKeys)), 4 warps; see the file comment. Warp w owns keys
-// kWarpKeys w .. kWarpKeys (w + 1) - 1 as kMTiles m16 tiles.
+// Grid (B * Hkv, ceil(T / 64)), 4 warps; see the file comment.
 template <typename T, int kD>
 __global__ void __launch_bounds__(kThreads) mma_dkdv_kernel(Args args) {
-  using Config = DkdvConfig<kD>;
-  constexpr int kMTiles = Config::kMTiles;
-  constexpr int kWarpKeys = Config::kWarpKeys;
-  constexpr int kBlockKeys = Config::kBlockKeys;
-  constexpr int kBlockQ = Config::kBlockQ;
   constexpr int kStride = kTileStride<kD>;
+  constexpr int kBlockQ = kDkdvBlockQ<kD>;
   constexpr int kQueryTiles = kBlockQ / 8;  // n-tiles of S^T
   constexpr int kOutTiles = kD / 8;         // n-tiles of dK, dV
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* k_s = reinterpret_cast<T*>(smem_raw);
-  T* v_s = k_s + kBlockKeys * kStride;
-  T* q_s = v_s + kBlockKeys * kStride;  // 2 buffers of (kBlockQ, kStride)
+  T* v_s = k_s + kBlockRows * kStride;
+  T* q_s = v_s + kBlockRows * kStride;  // 2 buffers of (kBlockQ, kStride)
   T* do_s = q_s + 2 * kBlockQ * kStride;
   float* lse_s = reinterpret_cast<float*>(do_s + 2 * kBlockQ * kStride);  // 2 buffers of kBlockQ
   float* delta_s = lse_s + 2 * kBlockQ;
@@ -72,13 +67,11 @@ __global__ void __launch_bounds__(kThreads) mma_dkdv_kernel(Args args) {
   const int group = args.group();
   const int b = static_cast<int>(blockIdx.x) / args.kv_heads;
   const int kv_h = static_cast<int>(blockIdx.x) % args.kv_heads;
-  const int k0 = static_cast<int>(blockIdx.y) * kBlockKeys;  // causal: earliest keys see most queries: first
+  const int k0 = static_cast<int>(blockIdx.y) * kBlockRows;  // causal: earliest keys see most queries: first
   const int warp = static_cast<int>(threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32;
   const int quad_lane = lane & 3;
-  const int warp_key0 = k0 + warp * kWarpKeys;
-  // This thread's keys: key_a + 16 mt + 8 r for m-tile mt and half r.
-  const int key_a = warp_key0 + (lane >> 2);
+  const int key_a = k0 + warp * 16 + (lane >> 2);  // this thread's keys: key_a and key_a + 8
   const int64_t q_step = static_cast<int64_t>(args.q_heads) * kD;
   const int64_t kv_step = static_cast<int64_t>(args.kv_heads) * kD;
   const int first_q_tile = args.causal ? k0 / kBlockQ : 0;
@@ -103,15 +96,15 @@ __global__ void __launch_bounds__(kThreads) mma_dkdv_kernel(Args args) {
     }
   };
 
-  load_tile_async<T, kD, kBlockKeys, kThreads>(k_s, static_cast<const T*>(args.k) + args.kv_offset(b, 0, kv_h), kv_step,
+  load_tile_async<T, kD, kBlockRows, kThreads>(k_s, static_cast<const T*>(args.k) + args.kv_offset(b, 0, kv_h), kv_step,
                                                k0, seq);
-  load_tile_async<T, kD, kBlockKeys, kThreads>(v_s, static_cast<const T*>(args.v) + args.kv_offset(b, 0, kv_h), kv_step,
+  load_tile_async<T, kD, kBlockRows, kThreads>(v_s, static_cast<const T*>(args.v) + args.kv_offset(b, 0, kv_h), kv_step,
                                                k0, seq);
   if (steps > 0) load_step(0, 0);
   cp_async_commit();
 
-  float dk[kMTiles][kOutTiles][4] = {};
-  float dv[kMTiles][kOutTiles][4] = {};
+  float dk[kOutTiles][4] = {};
+  float dv[kOutTiles][4] = {};
   for (int step = 0; step < steps; ++step) {
     const int buffer = step & 1;
     if (step + 1 < steps) {
@@ -123,84 +116,65 @@ __global__ void __launch_bounds__(kThreads) mma_dkdv_kernel(Args args) {
     }
     __syncthreads();
     const int q0 = (first_q_tile + step % q_tiles) * kBlockQ;
-    // Causal: a warp whose keys all follow the tile's queries has nothing to add (no barrier inside).
-    if (!args.causal || warp_key0 <= q0 + kBlockQ - 1) {
-      const T* q_tile = q_s + buffer * kBlockQ * kStride;
-      const T* do_tile = do_s + buffer * kBlockQ * kStride;
-      const float* lse_tile = lse_s + buffer * kBlockQ;
-      const float* delta_tile = delta_s + buffer * kBlockQ;
+    const T* q_tile = q_s + buffer * kBlockQ * kStride;
+    const T* do_tile = do_s + buffer * kBlockQ * kStride;
+    const float* lse_tile = lse_s + buffer * kBlockQ;
+    const float* delta_tile = delta_s + buffer * kBlockQ;
 
-      float st[kMTiles][kQueryTiles][4] = {};   // S^T (keys x queries), then P^T
-      float dpt[kMTiles][kQueryTiles][4] = {};  // dP^T, then dS^T
-      // Not unrolled: hoisting every fragment of the step would spill the accumulators.
-#pragma unroll 1
-      for (int ks = 0; ks < kD / 16; ++ks) {
-        uint32_t ka[kMTiles][4];
-        uint32_t va[kMTiles][4];
+    float st[kQueryTiles][4] = {};   // S^T (16 keys x kBlockQ queries), then P^T
+    float dpt[kQueryTiles][4] = {};  // dP^T, then dS^T
 #pragma unroll
-        for (int mt = 0; mt < kMTiles; ++mt) {
-          ldmatrix_x4(ka[mt], k_s + a_frag_offset(lane, warp * kWarpKeys + 16 * mt, ks * 16, kStride));
-          ldmatrix_x4(va[mt], v_s + a_frag_offset(lane, warp * kWarpKeys + 16 * mt, ks * 16, kStride));
-        }
+    for (int ks = 0; ks < kD / 16; ++ks) {
+      uint32_t ka[4];
+      uint32_t va[4];
+      ldmatrix_x4(ka, k_s + a_frag_offset(lane, warp * 16, ks * 16, kStride));
+      ldmatrix_x4(va, v_s + a_frag_offset(lane, warp * 16, ks * 16, kStride));
 #pragma unroll
-        for (int np = 0; np < kQueryTiles / 2; ++np) {
-          uint32_t bq[4];
-          ldmatrix_x4(bq, q_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
-          uint32_t bd[4];
-          ldmatrix_x4(bd, do_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
-#pragma unroll
-          for (int mt = 0; mt < kMTiles; ++mt) {
-            mma_16816<T>(st[mt][2 * np], ka[mt], bq[0], bq[1]);
-            mma_16816<T>(st[mt][2 * np + 1], ka[mt], bq[2], bq[3]);
-            mma_16816<T>(dpt[mt][2 * np], va[mt], bd[0], bd[1]);
-            mma_16816<T>(dpt[mt][2 * np + 1], va[mt], bd[2], bd[3]);
-          }
-        }
+      for (int np = 0; np < kQueryTiles / 2; ++np) {
+        uint32_t bq[4];
+        ldmatrix_x4(bq, q_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
+        mma_16816<T>(st[2 * np], ka, bq[0], bq[1]);
+        mma_16816<T>(st[2 * np + 1], ka, bq[2], bq[3]);
+        uint32_t bd[4];
+        ldmatrix_x4(bd, do_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
+        mma_16816<T>(dpt[2 * np], va, bd[0], bd[1]);
+        mma_16816<T>(dpt[2 * np + 1], va, bd[2], bd[3]);
       }
+    }
 
-      // Some query of the tile is past T, or (causal) before some key of the warp.
-      const bool need_mask = q0 + kBlockQ > seq || (args.causal && q0 < warp_key0 + kWarpKeys - 1);
+    // Some query of the tile is past T, or (causal) before some key of the block.
+    const bool need_mask = q0 + kBlockQ > seq || (args.causal && q0 < k0 + kBlockRows - 1);
 #pragma unroll
-      for (int mt = 0; mt < kMTiles; ++mt) {
+    for (int nt = 0; nt < kQueryTiles; ++nt) {
 #pragma unroll
-        for (int nt = 0; nt < kQueryTiles; ++nt) {
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int qi = nt * 8 + 2 * quad_lane + (e & 1);
-            const int query = q0 + qi;
-            const int key = key_a + 16 * mt + (e >> 1) * 8;
-            const bool visible = !need_mask || (query < seq && (!args.causal || key <= query));
-            const float p = visible ? fast_exp2(fmaf(st[mt][nt][e], args.scale_log2, -lse_tile[qi] * kLog2e)) : 0.0F;
-            st[mt][nt][e] = p;
-            dpt[mt][nt][e] = p * (dpt[mt][nt][e] - delta_tile[qi]);
-          }
-        }
+      for (int e = 0; e < 4; ++e) {
+        const int qi = nt * 8 + 2 * quad_lane + (e & 1);
+        const int query = q0 + qi;
+        const int key = key_a + (e >> 1) * 8;
+        const bool visible = !need_mask || (query < seq && (!args.causal || key <= query));
+        const float p = visible ? exp2f(fmaf(st[nt][e], args.scale_log2, -lse_tile[qi] * kLog2e)) : 0.0F;
+        st[nt][e] = p;
+        dpt[nt][e] = p * (dpt[nt][e] - delta_tile[qi]);
       }
+    }
 
-      // dV += P^T dout;  dK += dS^T Q.
+    // dV += P^T dout;  dK += dS^T Q.
 #pragma unroll
-      for (int kk = 0; kk < kBlockQ / 16; ++kk) {
-        uint32_t pa[kMTiles][4];
-        uint32_t dsa[kMTiles][4];
+    for (int kk = 0; kk < kBlockQ / 16; ++kk) {
+      uint32_t pa[4];
+      uint32_t dsa[4];
+      accumulators_to_a<T>(pa, st[2 * kk], st[2 * kk + 1]);
+      accumulators_to_a<T>(dsa, dpt[2 * kk], dpt[2 * kk + 1]);
 #pragma unroll
-        for (int mt = 0; mt < kMTiles; ++mt) {
-          accumulators_to_a<T>(pa[mt], st[mt][2 * kk], st[mt][2 * kk + 1]);
-          accumulators_to_a<T>(dsa[mt], dpt[mt][2 * kk], dpt[mt][2 * kk + 1]);
-        }
-#pragma unroll
-        for (int dp = 0; dp < kD / 16; ++dp) {
-          uint32_t bd[4];
-          ldmatrix_x4_trans(bd, do_tile + bt_frag_offset(lane, kk * 16, dp * 16, kStride));
-          uint32_t bq[4];
-          ldmatrix_x4_trans(bq, q_tile + bt_frag_offset(lane, kk * 16, dp * 16, kStride));
-#pragma unroll
-          for (int mt = 0; mt < kMTiles; ++mt) {
-            mma_16816<T>(dv[mt][2 * dp], pa[mt], bd[0], bd[1]);
-            mma_16816<T>(dv[mt][2 * dp + 1], pa[mt], bd[2], bd[3]);
-            mma_16816<T>(dk[mt][2 * dp], dsa[mt], bq[0], bq[1]);
-            mma_16816<T>(dk[mt][2 * dp + 1], dsa[mt], bq[2], bq[3]);
-          }
-        }
+      for (int dp = 0; dp < kD / 16; ++dp) {
+        uint32_t bd[4];
+        ldmatrix_x4_trans(bd, do_tile + bt_frag_offset(lane, kk * 16, dp * 16, kStride));
+        mma_16816<T>(dv[2 * dp], pa, bd[0], bd[1]);
+        mma_16816<T>(dv[2 * dp + 1], pa, bd[2], bd[3]);
+        uint32_t bq[4];
+        ldmatrix_x4_trans(bq, q_tile + bt_frag_offset(lane, kk * 16, dp * 16, kStride));
+        mma_16816<T>(dk[2 * dp], dsa, bq[0], bq[1]);
+        mma_16816<T>(dk[2 * dp + 1], dsa, bq[2], bq[3]);
       }
     }
     __syncthreads();  // the buffer is consumed before the next prefetch overwrites it
@@ -209,29 +183,26 @@ __global__ void __launch_bounds__(kThreads) mma_dkdv_kernel(Args args) {
 
   // Stage dK and dV in the warp's own rows of k_s / v_s (read only by this warp), then
   // write them out in 16-byte chunks.
-  T* dk_stage = k_s + warp * kWarpKeys * kStride;
-  T* dv_stage = v_s + warp * kWarpKeys * kStride;
+  T* dk_stage = k_s + warp * 16 * kStride;
+  T* dv_stage = v_s + warp * 16 * kStride;
 #pragma unroll
-  for (int mt = 0; mt < kMTiles; ++mt) {
+  for (int dt = 0; dt < kOutTiles; ++dt) {
 #pragma unroll
-    for (int dt = 0; dt < kOutTiles; ++dt) {
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int offset = (16 * mt + (lane >> 2) + 8 * r) * kStride + dt * 8 + 2 * quad_lane;
-        *reinterpret_cast<uint32_t*>(dk_stage + offset) =
-            pack2<T>(dk[mt][dt][2 * r] * args.scale, dk[mt][dt][2 * r + 1] * args.scale);
-        *reinterpret_cast<uint32_t*>(dv_stage + offset) = pack2<T>(dv[mt][dt][2 * r], dv[mt][dt][2 * r + 1]);
-      }
+    for (int r = 0; r < 2; ++r) {
+      const int offset = ((lane >> 2) + 8 * r) * kStride + dt * 8 + 2 * quad_lane;
+      *reinterpret_cast<uint32_t*>(dk_stage + offset) =
+          pack2<T>(dk[dt][2 * r] * args.scale, dk[dt][2 * r + 1] * args.scale);
+      *reinterpret_cast<uint32_t*>(dv_stage + offset) = pack2<T>(dv[dt][2 * r], dv[dt][2 * r + 1]);
     }
   }
   __syncwarp();
   constexpr int kChunksPerRow = kD / 8;
   T* dk_out = static_cast<T*>(args.dk);
   T* dv_out = static_cast<T*>(args.dv);
-  for (int id = lane; id < kWarpKeys * kChunksPerRow; id += 32) {
+  for (int id = lane; id < 16 * kChunksPerRow; id += 32) {
     const int r = id / kChunksPerRow;
     const int c = (id % kChunksPerRow) * 8;
-    const int key = warp_key0 + r;
+    const int key = k0 + warp * 16 + r;
     if (key < seq) {
       const int64_t offset = args.kv_offset(b, key, kv_h) + c;
       *reinterpret_cast<uint4*>(dk_out + offset) = *reinterpret_cast<const uint4*>(dk_stage + r * kStride + c);
@@ -350,7 +321,7 @@ __global__ void __launch_bounds__(kThreads) mma_dq_kernel(Args args) {
             const int r = e >> 1;
             const int key = n0 + nt * 8 + 2 * quad_lane + (e & 1);
             const bool visible = !need_mask || (key < seq && (!args.causal || key <= row_a + 16 * mt + 8 * r));
-            const float p = visible ? fast_exp2(fmaf(s[mt][nt][e], args.scale_log2, -lse2[mt][r])) : 0.0F;
+            const float p = visible ? exp2f(fmaf(s[mt][nt][e], args.scale_log2, -lse2[mt][r])) : 0.0F;
             ds[mt][nt][e] = p * (ds[mt][nt][e] - delta[mt][r]);
           }
         }
@@ -415,10 +386,9 @@ void launch(Kernel kernel, dim3 grid, size_t smem_bytes, const Args& args, cudaS
 
 template <typename T, int kD>
 void backward_typed(const Args& args, cudaStream_t stream) {
-  constexpr int kBlockKeys = DkdvConfig<kD>::kBlockKeys;
-  const auto key_blocks = static_cast<unsigned>((args.seq + kBlockKeys - 1) / kBlockKeys);
+  const auto key_blocks = static_cast<unsigned>((args.seq + kBlockRows - 1) / kBlockRows);
   launch(mma_dkdv_kernel<T, kD>, dim3(static_cast<unsigned>(args.batch * args.kv_heads), key_blocks),
-         DkdvConfig<kD>::kSmemBytes, args, stream);
+         dkdv_smem_bytes<kD>(), args, stream);
   const auto query_blocks = static_cast<unsigned>((args.seq + kDqBlockQ - 1) / kDqBlockQ);
   launch(mma_dq_kernel<T, kD>, dim3(static_cast<unsigned>(args.batch * args.q_heads), query_blocks),
          dq_smem_bytes<kD>(), args, stream);

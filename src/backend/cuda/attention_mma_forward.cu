@@ -2,12 +2,11 @@
 // dims 64 and 128: mma.sync m16n8k16 with f32 accumulators, operands from shared memory
 // through ldmatrix, K/V tiles double-buffered with cp.async, online softmax in registers.
 //
-// Grid (B * Hq, ceil(T / rows per block)), 4 warps. For D = 128 a block owns 128 query rows
-// of one (b, h), warp w rows 32w .. 32w + 31 as two m16 tiles, so every K/V fragment loaded
-// from shared memory feeds two mmas (shared-memory bandwidth, not the tensor cores, bounds
-// mma.sync kernels); for D = 64, 64 rows, 16 per warp (ForwardConfig says why).
+// Grid (B * Hq, ceil(T / 128)), 4 warps. A block owns 128 query rows of one (b, h), warp w
+// rows 32w .. 32w + 31 as two m16 tiles, so every K/V fragment loaded from shared memory
+// feeds two mmas (shared-memory bandwidth, not the tensor cores, bounds mma.sync kernels).
 // For each key tile of 64 (32 when D = 128):
-//   S = Q K^T (per warp: its rows x the tile's keys, f32), scaled by scale * log2(e), masked,
+//   S = Q K^T (32 x 64 per warp, f32), scaled by scale * log2(e) and masked,
 //   m' = max(m, rowmax S); P = exp2(S - m'); l = l * exp2(m - m') + rowsum P,
 //   O = O * exp2(m - m') + P V  (P rounded to bf16/f16 as the A operand).
 // Each row lives in one quad of lanes (rows g and g + 8 of an m16 tile, g = lane / 4), so
@@ -22,32 +21,23 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-// Tile shapes by head dim, all bounded by the 255 registers of a thread.
+constexpr int kMTiles = 2;               // m16 tiles per warp
+constexpr int kWarpRows = 16 * kMTiles;  // query rows per warp
+constexpr int kBlockQ = kWarps * kWarpRows;
+// Keys per tile: 32 for D = 128 keeps S (and the O accumulators, 128 floats) in registers.
 template <int kD>
-struct ForwardConfig {
-  // m16 tiles per warp. D = 64: one, with Q's fragments held in registers for the whole
-  // block (measured as fast as two without them, and better in the causal case: smaller
-  // blocks waste less on the diagonal). D = 128: two, with Q re-read from shared memory.
-  static constexpr int kMTiles = kD <= 64 ? 1 : 2;
-  static constexpr bool kQInRegisters = kMTiles == 1;
-  static constexpr int kWarpRows = 16 * kMTiles;  // query rows per warp
-  static constexpr int kBlockQ = kWarps * kWarpRows;
-  // Keys per tile: 32 for D = 128 keeps S (and the O accumulators, 128 floats) in registers.
-  static constexpr int kBlockK = kD <= 64 ? 64 : 32;
-  // Q, then 2 buffers of K and V.
-  static constexpr size_t kSmemBytes =
-      sizeof(uint16_t) * static_cast<size_t>(kTileStride<kD>) * (kBlockQ + 4 * kBlockK);
-};
+constexpr int kKeysPerTile = kD <= 64 ? 64 : 32;
+
+template <int kD>
+constexpr size_t forward_smem_bytes() {
+  return sizeof(uint16_t) * static_cast<size_t>(kTileStride<kD>) * (kBlockQ + 4 * kKeysPerTile<kD>);  // Q, 2 x (K, V)
+}
 
 // kDelta: instead of out and lse, write delta = rowsum(dout * O) with O still in f32.
 template <typename T, int kD, bool kDelta>
 __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
-  using Config = ForwardConfig<kD>;
-  constexpr int kMTiles = Config::kMTiles;
-  constexpr int kWarpRows = Config::kWarpRows;
-  constexpr int kBlockQ = Config::kBlockQ;
-  constexpr int kBlockK = Config::kBlockK;
   constexpr int kStride = kTileStride<kD>;
+  constexpr int kBlockK = kKeysPerTile<kD>;
   constexpr int kScoreTiles = kBlockK / 8;  // n-tiles of S
   constexpr int kOutTiles = kD / 8;         // n-tiles of O
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -78,15 +68,6 @@ __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
   load_tile_async<T, kD, kBlockK, kThreads>(k_s, k, kv_step, 0, seq);
   load_tile_async<T, kD, kBlockK, kThreads>(v_s, v, kv_step, 0, seq);
   cp_async_commit();
-  uint32_t q_frags[Config::kQInRegisters ? kD / 16 : 1][4];
-  if constexpr (Config::kQInRegisters) {
-    cp_async_wait<0>();
-    __syncthreads();
-#pragma unroll
-    for (int ks = 0; ks < kD / 16; ++ks) {
-      ldmatrix_x4(q_frags[ks], q_s + a_frag_offset(lane, warp * kWarpRows, ks * 16, kStride));
-    }
-  }
 
   float o[kMTiles][kOutTiles][4] = {};
   float m[kMTiles][2];
@@ -115,35 +96,22 @@ __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
       const T* v_tile = v_s + buffer * kBlockK * kStride;
 
       float s[kMTiles][kScoreTiles][4] = {};
-      if constexpr (Config::kQInRegisters) {
-#pragma unroll
-        for (int ks = 0; ks < kD / 16; ++ks) {
-#pragma unroll
-          for (int np = 0; np < kScoreTiles / 2; ++np) {
-            uint32_t bk[4];
-            ldmatrix_x4(bk, k_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
-            mma_16816<T>(s[0][2 * np], q_frags[ks], bk[0], bk[1]);
-            mma_16816<T>(s[0][2 * np + 1], q_frags[ks], bk[2], bk[3]);
-          }
-        }
-      } else {
-        // Not unrolled: hoisting every K fragment of the tile would spill the accumulators.
+      // Not unrolled: hoisting every K fragment of the tile would spill the accumulators.
 #pragma unroll 1
-        for (int ks = 0; ks < kD / 16; ++ks) {
-          uint32_t qa[kMTiles][4];
+      for (int ks = 0; ks < kD / 16; ++ks) {
+        uint32_t qa[kMTiles][4];
+#pragma unroll
+        for (int mt = 0; mt < kMTiles; ++mt) {
+          ldmatrix_x4(qa[mt], q_s + a_frag_offset(lane, warp * kWarpRows + mt * 16, ks * 16, kStride));
+        }
+#pragma unroll
+        for (int np = 0; np < kScoreTiles / 2; ++np) {
+          uint32_t bk[4];
+          ldmatrix_x4(bk, k_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
 #pragma unroll
           for (int mt = 0; mt < kMTiles; ++mt) {
-            ldmatrix_x4(qa[mt], q_s + a_frag_offset(lane, warp * kWarpRows + mt * 16, ks * 16, kStride));
-          }
-#pragma unroll
-          for (int np = 0; np < kScoreTiles / 2; ++np) {
-            uint32_t bk[4];
-            ldmatrix_x4(bk, k_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
-#pragma unroll
-            for (int mt = 0; mt < kMTiles; ++mt) {
-              mma_16816<T>(s[mt][2 * np], qa[mt], bk[0], bk[1]);
-              mma_16816<T>(s[mt][2 * np + 1], qa[mt], bk[2], bk[3]);
-            }
+            mma_16816<T>(s[mt][2 * np], qa[mt], bk[0], bk[1]);
+            mma_16816<T>(s[mt][2 * np + 1], qa[mt], bk[2], bk[3]);
           }
         }
       }
@@ -301,11 +269,11 @@ __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
 
 template <typename T, int kD, bool kDelta>
 void launch_forward(const Args& args, cudaStream_t stream) {
-  constexpr size_t kSmem = ForwardConfig<kD>::kSmemBytes;
+  constexpr size_t kSmem = forward_smem_bytes<kD>();
   auto kernel = mma_forward_kernel<T, kD, kDelta>;
   ANVIL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)));
   const dim3 grid(static_cast<unsigned>(args.batch * args.q_heads),
-                  static_cast<unsigned>((args.seq + ForwardConfig<kD>::kBlockQ - 1) / ForwardConfig<kD>::kBlockQ));
+                  static_cast<unsigned>((args.seq + kBlockQ - 1) / kBlockQ));
   kernel<<<grid, kThreads, kSmem, stream>>>(args);
   ANVIL_CUDA_CHECK_LAUNCH();
 }
