@@ -84,6 +84,16 @@ class CudaBackend final : public Backend {
   std::unique_ptr<CachingAllocator> allocator_;
   std::once_flag cublas_lt_created_;
   cublasLtHandle_t cublas_lt_ = nullptr;
+
+  // ---- attention group: forward and backward (cuda_backend_attention.cpp).
+ public:
+  // Whether the attention group runs `op` with `dtype` (called by supports()).
+  [[nodiscard]] static bool attention_supports(OpKind op, DType dtype);
+  void attention(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                 const AttentionParams& params) override;
+  void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
+                          const Tensor& v, const Tensor& out, const Tensor& lse,
+                          const AttentionParams& params) override;
 };
 
 }  // namespace anvil::cuda

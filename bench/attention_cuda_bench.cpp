@@ -1,0 +1,116 @@
+// Attention forward and forward+backward throughput on the GPU in bf16, through the anvil
+// ops (what a training step sees: argument checks, the delta pre-pass, scratch from the
+// caching allocator). FLOPs as FlashAttention counts them: forward 4 B H S^2 D (Q K^T and
+// P V), backward 2.5x that (the dQ pass's recomputation is not counted); causal halves
+// both. tools/bench_attention_torch.py prints the same table for PyTorch SDPA.
+//   usage: anvil_attention_cuda_bench [--once]   (needs a CUDA device)
+// --once runs one forward and one backward per case, untimed: for profilers (ncu).
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "anvil/context.h"
+#include "anvil/ops/attention.h"
+
+namespace {
+
+using anvil::AttentionParams;
+using anvil::Ctx;
+using anvil::Device;
+using anvil::DType;
+using anvil::Shape;
+using anvil::Tensor;
+
+struct Config {
+  int64_t batch, heads, seq, head_dim;
+};
+
+Tensor random_device(Ctx& ctx, const Shape& shape, Device device, std::mt19937_64& rng) {
+  std::uniform_real_distribution<float> uniform(-1.0F, 1.0F);
+  std::vector<float> values(static_cast<size_t>(anvil::shape_numel(shape)));
+  for (float& value : values) value = uniform(rng);
+  return ctx.to_device(Tensor::from_f32(shape, values).to_dtype(DType::BF16), device);
+}
+
+void synchronize() {
+  if (cudaDeviceSynchronize() != cudaSuccess) {
+    std::fprintf(stderr, "cudaDeviceSynchronize failed\n");
+    std::exit(1);
+  }
+}
+
+// Mean seconds per call of `fn`: one warm-up call, then enough calls for ~0.3 s.
+template <typename Fn>
+double seconds_per_call(Fn&& fn) {
+  using Clock = std::chrono::steady_clock;
+  fn();
+  synchronize();
+  auto start = Clock::now();
+  fn();
+  synchronize();
+  const double once = std::chrono::duration<double>(Clock::now() - start).count();
+  const int calls = std::clamp(static_cast<int>(0.3 / std::max(once, 1e-6)), 3, 200);
+  start = Clock::now();
+  for (int i = 0; i < calls; ++i) fn();
+  synchronize();
+  return std::chrono::duration<double>(Clock::now() - start).count() / calls;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool once = argc > 1 && std::string(argv[1]) == "--once";
+  Ctx ctx;
+  if (!ctx.has_cuda()) {
+    std::fprintf(stderr, "anvil_attention_cuda_bench: no CUDA device\n");
+    return 1;
+  }
+  const Device device = Device::cuda(0);
+  cudaDeviceProp props{};
+  cudaGetDeviceProperties(&props, 0);
+  std::printf("anvil attention, bf16, %s\n", props.name);
+  std::printf("%-22s %-7s %10s %10s %12s %12s\n", "(B,H,S,D)", "causal", "fwd ms", "fwd TF/s", "fwd+bwd ms",
+              "fwd+bwd TF/s");
+  const std::vector<Config> configs = {{16, 16, 1024, 64}, {8, 16, 4096, 128}, {2, 32, 8192, 128}};
+  std::mt19937_64 rng(7);
+  for (const Config& c : configs) {
+    const Shape shape = {c.batch, c.seq, c.heads, c.head_dim};  // anvil layout (B, T, H, D)
+    const Tensor q = random_device(ctx, shape, device, rng);
+    const Tensor k = random_device(ctx, shape, device, rng);
+    const Tensor v = random_device(ctx, shape, device, rng);
+    const Tensor dout = random_device(ctx, shape, device, rng);
+    Tensor out = ctx.empty(shape, DType::BF16, device);
+    Tensor lse = ctx.empty({c.batch, c.heads, c.seq}, DType::F32, device);
+    Tensor dq = ctx.empty(shape, DType::BF16, device);
+    Tensor dk = ctx.empty(shape, DType::BF16, device);
+    Tensor dv = ctx.empty(shape, DType::BF16, device);
+    for (const bool causal : {false, true}) {
+      const AttentionParams params{causal, 0.0F, anvil::AttentionImpl::Blocked};
+      if (once) {
+        anvil::attention(ctx, out, lse, q, k, v, params);
+        anvil::attention_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, params);
+        synchronize();
+        continue;
+      }
+      const double fwd = seconds_per_call([&] { anvil::attention(ctx, out, lse, q, k, v, params); });
+      const double fwd_bwd = seconds_per_call([&] {
+        anvil::attention(ctx, out, lse, q, k, v, params);
+        anvil::attention_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, params);
+      });
+      const double flops = 4.0 * static_cast<double>(c.batch * c.heads * c.head_dim) *
+                           static_cast<double>(c.seq * c.seq) * (causal ? 0.5 : 1.0);
+      char label[64];
+      std::snprintf(label, sizeof(label), "(%lld,%lld,%lld,%lld)", static_cast<long long>(c.batch),
+                    static_cast<long long>(c.heads), static_cast<long long>(c.seq), static_cast<long long>(c.head_dim));
+      std::printf("%-22s %-7s %10.3f %10.1f %12.3f %12.1f\n", label, causal ? "yes" : "no", fwd * 1e3,
+                  flops / fwd * 1e-12, fwd_bwd * 1e3, 3.5 * flops / fwd_bwd * 1e-12);
+    }
+  }
+  return 0;
+}

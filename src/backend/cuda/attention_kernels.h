@@ -1,0 +1,39 @@
+#pragma once
+// Self-attention on the device (FlashAttention-2 style: no (T, T) matrix is stored).
+// Declared without CUDA device headers so host .cpp files can call it.
+// q/out/dout/dq (B, T, Hq, D), k/v/dk/dv (B, T, Hkv, D), lse (B, Hq, T) f32, all
+// contiguous on the device and of one storage dtype (f32, bf16 or f16).
+//
+// bf16/f16 with D = 64 or 128 (and 16-byte aligned pointers) run on tensor cores
+// (mma.sync, f32 accumulate, P and dS rounded to the storage dtype as mma operands);
+// everything else (all f32, other head dims up to 256) on a generic f32 CUDA-core path.
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "anvil/core/dtype.h"
+
+namespace anvil::cuda {
+
+struct AttentionShape {
+  int64_t batch = 0;
+  int64_t seq = 0;
+  int64_t q_heads = 0;
+  int64_t kv_heads = 0;
+  int64_t head_dim = 0;
+  float scale = 1.0F;  // resolved (never the "0 means 1/sqrt(D)" placeholder)
+  bool causal = true;
+};
+
+// out and (when lse is not null) lse, overwritten.
+void launch_attention_forward(const AttentionShape& shape, DType dtype, const void* q, const void* k, const void* v,
+                              void* out, float* lse, cudaStream_t stream);
+
+// dq, dk, dv, overwritten. `delta` is scratch of B * Hq * T floats. exact_delta: take
+// delta = rowsum(dout * O) from O recomputed in f32 (one more forward pass) rather than
+// from `out` as stored in bf16/f16 (FlashAttention-2's choice); f32 storage is exact either way.
+void launch_attention_backward(const AttentionShape& shape, DType dtype, bool exact_delta, const void* dout,
+                               const void* q, const void* k, const void* v, const void* out, const float* lse, void* dq,
+                               void* dk, void* dv, float* delta, cudaStream_t stream);
+
+}  // namespace anvil::cuda
