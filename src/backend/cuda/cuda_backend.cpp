@@ -30,7 +30,7 @@ CudaBackend::~CudaBackend() {
   }
 }
 
-bool CudaBackend::supports(OpKind op, DType /*dtype*/) const { return op == OpKind::Copy; }
+bool CudaBackend::supports(OpKind op, DType dtype) const { return op == OpKind::Copy || linalg_supports(op, dtype); }
 
 cublasLtHandle_t CudaBackend::cublas_lt() {
   // call_once retries if creation throws, so a transient failure is not remembered.
