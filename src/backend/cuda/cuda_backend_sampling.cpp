@@ -3,6 +3,7 @@
 #include "cuda/cuda_backend.h"
 #include "cuda/device_guard.h"
 #include "cuda/sampling_kernels.h"
+#include "cuda/scratch_buffer.h"
 
 namespace anvil::cuda {
 
@@ -20,7 +21,8 @@ void CudaBackend::top_k_filter(Tensor& logits, int64_t k) {
 void CudaBackend::top_p_filter(Tensor& logits, float top_p) {
   if (top_p >= 1.0F) return;
   const DeviceGuard guard(device_index_);
-  launch_top_p_filter(logits.data<float>(), logits.size(0), logits.size(1), top_p, stream_);
+  const ScratchBuffer weights(*allocator_, static_cast<size_t>(logits.numel()) * sizeof(double));
+  launch_top_p_filter(logits.data<float>(), weights.as<double>(), logits.size(0), logits.size(1), top_p, stream_);
 }
 
 void CudaBackend::min_p_filter(Tensor& logits, float min_p) {

@@ -1,9 +1,10 @@
 // Paged attention on the device, in the CPU's arithmetic (cpu/paged_attention.cpp): q is
-// pre-scaled, keys are visited in position order with an online softmax in f32, and the
-// output is acc * (1 / sum). One thread block per (token, kv head, partition): the G query
-// heads sharing the kv head read each key/value tile once from the cache into shared memory.
-// With several partitions, each writes its (max, sum, acc) and a combine kernel merges them
-// in partition order, so results are deterministic.
+// pre-scaled, scores and the online softmax are f32, and the output is acc * (1 / sum).
+// Keys are visited by several warps and partitions and merged in a fixed order, so the
+// summation order differs from the CPU's but results are deterministic. One thread block
+// per (token, kv head, head chunk, partition): the query heads sharing a kv head read each
+// K/V row once. With several partitions each writes (max, sum, acc) and a combine kernel
+// merges them.
 #include <algorithm>
 #include <climits>
 
@@ -18,10 +19,10 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kWarpSize = 32;
 constexpr unsigned kFullMask = 0xFFFFFFFFU;
-constexpr int kMaxTile = 32;
-constexpr int kMinTile = 8;
-constexpr size_t kDefaultSharedBytes = 48 * 1024;
-constexpr size_t kMaxSharedBytes = 227 * 1024;  // sm_90 opt-in limit per block
+constexpr int kWarps = kThreads / kWarpSize;
+constexpr int kKeysPerStep = 4;  // keys a warp loads at once
+constexpr int kMaxSlice = 16;    // head_dim <= 512
+constexpr int64_t kBlocksPerSm = 8;
 constexpr int64_t kMaxPartitions = 1024;
 constexpr int kCheckThreads = 1024;
 
@@ -76,74 +77,46 @@ __global__ void check_tokens_kernel(PagedAttentionArgs args, int32_t* __restrict
 }
 
 // ---------------------------------------------------------------------------------------
-// Attention.
+// Attention: block (token, kv head x head chunk, partition) of kWarps warps. Each warp
+// walks its own keys of the partition, kKeysPerStep at a time (their K and V rows loaded
+// together, so many loads are in flight), lane l holding elements [slice l, slice (l + 1))
+// of q, k, v and acc in registers; scores are warp sums. Each warp keeps its own online
+// softmax; the warps are merged through shared memory at the end.
 
-// Dynamic shared memory of the main kernel, in this order: key row offsets (tile) i64;
-// then f32: q (G, D), acc (G, D), keys (tile, D + 1; padded against bank conflicts),
-// values (tile, D), probabilities (G, tile), max / sum / correction (G each).
-size_t shared_bytes_for(int64_t group, int64_t d, int64_t tile) {
-  const int64_t floats = 2 * group * d + tile * (d + 1) + tile * d + group * tile + 3 * group;
-  return static_cast<size_t>(tile) * sizeof(int64_t) + static_cast<size_t>(floats) * sizeof(float);
+// Query heads per block for a slice: q and acc take 2 * slice * heads registers.
+template <int kSlice>
+constexpr int heads_for_slice() {
+  return kSlice <= 4 ? 8 : 32 / kSlice;
 }
 
-struct SharedTile {
-  int64_t* rows;  // element offset of each key/value row of the tile in the caches
-  float* q;
-  float* acc;
-  float* keys;
-  float* values;
-  float* probs;
-  float* max;
-  float* sum;
-  float* correction;
+// `slice` elements of a cache row (or q row) as f32. With `vector_rows` (D == 32 * slice
+// and 16-byte aligned bases) lane l reads one aligned run; otherwise element by element.
+template <typename T, int kSlice>
+struct alignas(kSlice * sizeof(T) >= 16 ? 16 : kSlice * sizeof(T)) SliceOf {
+  T values[kSlice];
 };
 
-__device__ SharedTile carve_shared(void* base, int64_t group, int64_t d, int tile) {
-  SharedTile s;
-  s.rows = static_cast<int64_t*>(base);
-  s.q = reinterpret_cast<float*>(s.rows + tile);
-  s.acc = s.q + group * d;
-  s.keys = s.acc + group * d;
-  s.values = s.keys + tile * (d + 1);
-  s.probs = s.values + tile * d;
-  s.max = s.probs + group * tile;
-  s.sum = s.max + group;
-  s.correction = s.sum + group;
-  return s;
-}
-
-// Folds the tile's scores (already in s.probs) into each head's online softmax: probs
-// become exp(score - new max), and correction = exp(old max - new max). Warp per head.
-__device__ void update_softmax(const SharedTile& s, int64_t group, int tile, int count) {
-  const int lane = static_cast<int>(threadIdx.x % kWarpSize);
-  for (int64_t g = threadIdx.x / kWarpSize; g < group; g += kThreads / kWarpSize) {
-    float* probs = s.probs + g * tile;
-    float tile_max = -INFINITY;
-    for (int t = lane; t < count; t += kWarpSize) tile_max = fmaxf(tile_max, probs[t]);
-    for (int offset = kWarpSize / 2; offset > 0; offset >>= 1) {
-      tile_max = fmaxf(tile_max, __shfl_xor_sync(kFullMask, tile_max, offset));
-    }
-    const float old_max = s.max[g];
-    const float new_max = fmaxf(old_max, tile_max);
-    float tile_sum = 0.0F;
-    for (int t = lane; t < count; t += kWarpSize) {
-      const float p = expf(probs[t] - new_max);
-      probs[t] = p;
-      tile_sum += p;
-    }
-    for (int offset = kWarpSize / 2; offset > 0; offset >>= 1) tile_sum += __shfl_xor_sync(kFullMask, tile_sum, offset);
-    __syncwarp();  // every lane has read old_max
-    if (lane == 0) {
-      const float correction = expf(old_max - new_max);  // 0 on the first tile (max = -inf)
-      s.max[g] = new_max;
-      s.sum[g] = s.sum[g] * correction + tile_sum;
-      s.correction[g] = correction;
-    }
+template <typename T, int kSlice>
+__device__ __forceinline__ void load_slice(const T* row, int lane, int64_t d, bool vector_rows, float (&out)[kSlice]) {
+  if (vector_rows) {
+    const SliceOf<T, kSlice> slice = reinterpret_cast<const SliceOf<T, kSlice>*>(row)[lane];
+#pragma unroll
+    for (int i = 0; i < kSlice; ++i) out[i] = load_float(&slice.values[i]);
+    return;
+  }
+#pragma unroll
+  for (int i = 0; i < kSlice; ++i) {
+    const int64_t e = static_cast<int64_t>(lane) * kSlice + i;
+    out[i] = e < d ? load_float(row + e) : 0.0F;
   }
 }
 
+__device__ __forceinline__ float warp_sum(float value) {
+  for (int offset = kWarpSize / 2; offset > 0; offset >>= 1) value += __shfl_xor_sync(kFullMask, value, offset);
+  return value;
+}
+
 struct PartitionArgs {
-  int tile;
   int64_t partition_len;
   int64_t partitions;
   float* partial_acc;  // (N, Hq, partitions, D)
@@ -151,84 +124,159 @@ struct PartitionArgs {
   float* partial_sum;  // (N, Hq, partitions)
 };
 
-// Block (token, kv head, partition): keys [lo, hi) of the token's visible range
-// [first, position], tile by tile: gather rows -> scores (G, tile) -> softmax update ->
-// acc (G, D). Writes out directly (one partition) or the partition's partials.
-template <typename Q, typename C>
-__global__ void __launch_bounds__(kThreads)
-    paged_attention_kernel(PagedAttentionArgs args, PartitionArgs parts, const Q* __restrict__ q, Q* __restrict__ out,
-                           const C* __restrict__ key_cache, const C* __restrict__ value_cache) {
-  extern __shared__ __align__(16) unsigned char shared_raw[];
-  const int64_t group = args.q_heads / args.kv_heads;
+// A warp's online-softmax state for the block's heads: the CPU's update (rescale acc and
+// sum by exp(old max - new max), add exp(score - new max) terms), per step of keys.
+template <int kSlice, int kHeads>
+struct WarpState {
+  float q[kHeads][kSlice];
+  float acc[kHeads][kSlice];
+  float max[kHeads];
+  float sum[kHeads];
+};
+
+// Adds keys [start, start + kKeysPerStep) ∩ [.., hi) to the warp's state.
+template <typename C, int kSlice, int kHeads>
+__device__ __forceinline__ void attend_step(const PagedAttentionArgs& args, const int32_t* table, int64_t kv_head,
+                                            int64_t start, int64_t hi, int heads, bool vector_rows, int lane,
+                                            const C* key_cache, const C* value_cache,
+                                            WarpState<kSlice, kHeads>& state) {
+  float keys[kKeysPerStep][kSlice] = {};  // rows past hi stay 0 (their scores are ignored)
+  float values[kKeysPerStep][kSlice] = {};
+#pragma unroll
+  for (int u = 0; u < kKeysPerStep; ++u) {
+    const int64_t p = start + u;
+    if (p < hi) {
+      const int64_t slot = static_cast<int64_t>(table[p / args.block_size]) * args.block_size + p % args.block_size;
+      const int64_t row = (slot * args.kv_heads + kv_head) * args.head_dim;
+      load_slice<C, kSlice>(key_cache + row, lane, args.head_dim, vector_rows, keys[u]);
+      load_slice<C, kSlice>(value_cache + row, lane, args.head_dim, vector_rows, values[u]);
+    }
+  }
+#pragma unroll
+  for (int h = 0; h < kHeads; ++h) {
+    if (h >= heads) break;
+    float scores[kKeysPerStep];
+    float step_max = -INFINITY;
+#pragma unroll
+    for (int u = 0; u < kKeysPerStep; ++u) {
+      float partial = 0.0F;
+#pragma unroll
+      for (int i = 0; i < kSlice; ++i) partial += state.q[h][i] * keys[u][i];
+      scores[u] = warp_sum(partial);  // every lane: the loop bounds are warp-uniform
+      if (start + u < hi) step_max = fmaxf(step_max, scores[u]);
+    }
+    const float new_max = fmaxf(state.max[h], step_max);
+    const float correction = state.max[h] == new_max ? 1.0F : expf(state.max[h] - new_max);  // first step: 0
+    float step_sum = 0.0F;
+#pragma unroll
+    for (int i = 0; i < kSlice; ++i) state.acc[h][i] *= correction;
+#pragma unroll
+    for (int u = 0; u < kKeysPerStep; ++u) {
+      if (start + u >= hi) break;
+      const float p = expf(scores[u] - new_max);
+      step_sum += p;
+#pragma unroll
+      for (int i = 0; i < kSlice; ++i) state.acc[h][i] += p * values[u][i];
+    }
+    state.sum[h] = state.sum[h] * correction + step_sum;
+    state.max[h] = new_max;
+  }
+}
+
+// Merges the warps' states (shared: acc (kWarps, kHeads, D), then max and sum (kWarps,
+// kHeads)) in warp order and writes out, or the partition's partials.
+template <typename Q, int kSlice, int kHeads>
+__device__ void merge_and_store(const PagedAttentionArgs& args, const PartitionArgs& parts,
+                                const WarpState<kSlice, kHeads>& state, int heads, int64_t first_q_row, Q* out,
+                                float* shared) {
   const int64_t d = args.head_dim;
-  const int tile = parts.tile;
-  const SharedTile s = carve_shared(shared_raw, group, d, tile);
+  const int lane = static_cast<int>(threadIdx.x % kWarpSize);
+  const int warp = static_cast<int>(threadIdx.x / kWarpSize);
+  float* shared_acc = shared;
+  float* shared_max = shared_acc + kWarps * kHeads * d;
+  float* shared_sum = shared_max + kWarps * kHeads;
+#pragma unroll
+  for (int h = 0; h < kHeads; ++h) {
+    if (h >= heads) break;
+#pragma unroll
+    for (int i = 0; i < kSlice; ++i) {
+      const int64_t e = static_cast<int64_t>(lane) * kSlice + i;
+      if (e < d) shared_acc[(warp * kHeads + h) * d + e] = state.acc[h][i];
+    }
+    if (lane == 0) {
+      shared_max[warp * kHeads + h] = state.max[h];
+      shared_sum[warp * kHeads + h] = state.sum[h];
+    }
+  }
+  __syncthreads();
+  for (int64_t index = threadIdx.x; index < heads * d; index += kThreads) {
+    const int64_t h = index / d;
+    const int64_t e = index - h * d;
+    float top = -INFINITY;
+    for (int w = 0; w < kWarps; ++w) top = fmaxf(top, shared_max[w * kHeads + h]);
+    float total = 0.0F;
+    float value = 0.0F;
+    if (top != -INFINITY) {  // else an empty partition: max -inf, sum 0, acc 0
+      for (int w = 0; w < kWarps; ++w) {
+        const float factor = expf(shared_max[w * kHeads + h] - top);  // a warp without keys: 0
+        total += shared_sum[w * kHeads + h] * factor;
+        value += shared_acc[(w * kHeads + h) * d + e] * factor;
+      }
+    }
+    if (parts.partitions == 1) {
+      store_float(out + (first_q_row + h) * d + e, value * (1.0F / total));
+    } else {
+      const int64_t partial = (first_q_row + h) * parts.partitions + blockIdx.z;
+      parts.partial_acc[partial * d + e] = value;
+      if (e == 0) {
+        parts.partial_max[partial] = top;
+        parts.partial_sum[partial] = total;
+      }
+    }
+  }
+}
+
+// Block (token, kv head * head_chunks + chunk, partition): keys [lo, hi) of the token's
+// visible range [first, position]; warp w takes steps w, w + kWarps, ... of kKeysPerStep.
+template <typename Q, typename C, int kSlice>
+__global__ void __launch_bounds__(kThreads)
+    paged_attention_kernel(PagedAttentionArgs args, PartitionArgs parts, bool vector_rows, const Q* __restrict__ q,
+                           Q* __restrict__ out, const C* __restrict__ key_cache, const C* __restrict__ value_cache) {
+  constexpr int kHeads = heads_for_slice<kSlice>();
+  extern __shared__ float shared[];
+  const int lane = static_cast<int>(threadIdx.x % kWarpSize);
+  const int warp = static_cast<int>(threadIdx.x / kWarpSize);
+  const int64_t group = args.q_heads / args.kv_heads;
+  const int64_t chunks = (group + kHeads - 1) / kHeads;
   const int64_t token = blockIdx.x;
-  const int64_t kv_head = blockIdx.y;
+  const int64_t kv_head = blockIdx.y / chunks;
+  const int64_t first_head = (blockIdx.y % chunks) * kHeads;
+  const int heads = static_cast<int>(min(static_cast<int64_t>(kHeads), group - first_head));
   const int64_t position = args.positions[token];
   const int32_t* table = args.block_tables + static_cast<int64_t>(args.token_sequences[token]) * args.max_blocks;
   const int64_t first = args.window > 0 ? max(int64_t{0}, position - args.window + 1) : 0;
   const int64_t lo = first + static_cast<int64_t>(blockIdx.z) * parts.partition_len;
   const int64_t hi = min(position + 1, lo + parts.partition_len);
-  const int64_t first_q_row = token * args.q_heads + kv_head * group;  // in (N * Hq, D)
+  const int64_t first_q_row = token * args.q_heads + kv_head * group + first_head;  // in (N * Hq, D)
 
-  for (int64_t i = threadIdx.x; i < group * d; i += kThreads) {
-    s.q[i] = load_float(q + first_q_row * d + i) * args.scale;
-    s.acc[i] = 0.0F;
+  WarpState<kSlice, kHeads> state;
+#pragma unroll
+  for (int h = 0; h < kHeads; ++h) {
+    float row[kSlice] = {};
+    if (h < heads) load_slice<Q, kSlice>(q + (first_q_row + h) * args.head_dim, lane, args.head_dim, false, row);
+#pragma unroll
+    for (int i = 0; i < kSlice; ++i) {
+      state.q[h][i] = row[i] * args.scale;
+      state.acc[h][i] = 0.0F;
+    }
+    state.max[h] = -INFINITY;
+    state.sum[h] = 0.0F;
   }
-  for (int64_t g = threadIdx.x; g < group; g += kThreads) {
-    s.max[g] = -INFINITY;
-    s.sum[g] = 0.0F;
+  for (int64_t start = lo + warp * kKeysPerStep; start < hi; start += kWarps * kKeysPerStep) {
+    attend_step<C, kSlice, kHeads>(args, table, kv_head, start, hi, heads, vector_rows, lane, key_cache, value_cache,
+                                   state);
   }
-  for (int64_t start = lo; start < hi; start += tile) {
-    const int count = static_cast<int>(min(static_cast<int64_t>(tile), hi - start));
-    if (threadIdx.x < count) {
-      const int64_t p = start + threadIdx.x;
-      const int64_t slot = static_cast<int64_t>(table[p / args.block_size]) * args.block_size + p % args.block_size;
-      s.rows[threadIdx.x] = (slot * args.kv_heads + kv_head) * d;
-    }
-    __syncthreads();
-    for (int64_t i = threadIdx.x; i < count * d; i += kThreads) {
-      const int64_t t = i / d;
-      const int64_t c = i - t * d;
-      s.keys[t * (d + 1) + c] = load_float(key_cache + s.rows[t] + c);
-      s.values[t * d + c] = load_float(value_cache + s.rows[t] + c);
-    }
-    __syncthreads();
-    for (int64_t i = threadIdx.x; i < group * count; i += kThreads) {
-      const int64_t g = i / count;
-      const int64_t t = i - g * count;
-      float score = 0.0F;
-      for (int64_t c = 0; c < d; ++c) score += s.q[g * d + c] * s.keys[t * (d + 1) + c];
-      s.probs[g * tile + t] = score;
-    }
-    __syncthreads();
-    update_softmax(s, group, tile, count);
-    __syncthreads();
-    for (int64_t i = threadIdx.x; i < group * d; i += kThreads) {
-      const int64_t g = i / d;
-      const int64_t c = i - g * d;
-      float value = s.acc[i] * s.correction[g];
-      for (int t = 0; t < count; ++t) value += s.probs[g * tile + t] * s.values[t * d + c];
-      s.acc[i] = value;
-    }
-    __syncthreads();
-  }
-  __syncthreads();  // max / sum written above are read by other threads below
-  for (int64_t i = threadIdx.x; i < group * d; i += kThreads) {
-    const int64_t g = i / d;
-    const int64_t c = i - g * d;
-    if (parts.partitions == 1) {
-      store_float(out + (first_q_row + g) * d + c, s.acc[i] * (1.0F / s.sum[g]));
-    } else {
-      const int64_t partial = (first_q_row + g) * parts.partitions + blockIdx.z;
-      parts.partial_acc[partial * d + c] = s.acc[i];
-      if (c == 0) {
-        parts.partial_max[partial] = s.max[g];
-        parts.partial_sum[partial] = s.sum[g];
-      }
-    }
-  }
+  merge_and_store<Q, kSlice, kHeads>(args, parts, state, heads, first_q_row, out, shared);
 }
 
 // Block per (token, query head) row of out: merges the partitions' partials in order.
@@ -252,25 +300,54 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <typename Q, typename C>
+template <typename Q, typename C, int kSlice>
 void launch_typed(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PartitionArgs& parts,
                   cudaStream_t stream) {
-  const auto kernel = paged_attention_kernel<Q, C>;
-  if (plan.shared_bytes > kDefaultSharedBytes) {
-    ANVIL_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(plan.shared_bytes)));
-  }
-  const dim3 grid(static_cast<unsigned>(args.tokens), static_cast<unsigned>(args.kv_heads),
+  const dim3 grid(static_cast<unsigned>(args.tokens), static_cast<unsigned>(args.kv_heads * plan.head_chunks),
                   static_cast<unsigned>(plan.partitions));
-  kernel<<<grid, kThreads, plan.shared_bytes, stream>>>(
-      args, parts, static_cast<const Q*>(args.q), static_cast<Q*>(args.out), static_cast<const C*>(args.key_cache),
-      static_cast<const C*>(args.value_cache));
+  paged_attention_kernel<Q, C, kSlice><<<grid, kThreads, plan.shared_bytes, stream>>>(
+      args, parts, plan.vector_rows, static_cast<const Q*>(args.q), static_cast<Q*>(args.out),
+      static_cast<const C*>(args.key_cache), static_cast<const C*>(args.value_cache));
   ANVIL_CUDA_CHECK_LAUNCH();
   if (plan.partitions == 1) return;
   combine_partitions_kernel<Q><<<static_cast<unsigned>(args.tokens * args.q_heads), kThreads, 0, stream>>>(
       parts, static_cast<Q*>(args.out), args.head_dim);
   ANVIL_CUDA_CHECK_LAUNCH();
 }
+
+template <typename Q, typename C>
+void launch_for_slice(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PartitionArgs& parts,
+                      cudaStream_t stream) {
+  switch (plan.slice) {
+    case 1:
+      return launch_typed<Q, C, 1>(args, plan, parts, stream);
+    case 2:
+      return launch_typed<Q, C, 2>(args, plan, parts, stream);
+    case 4:
+      return launch_typed<Q, C, 4>(args, plan, parts, stream);
+    case 8:
+      return launch_typed<Q, C, 8>(args, plan, parts, stream);
+    default:
+      return launch_typed<Q, C, 16>(args, plan, parts, stream);
+  }
+}
+
+int heads_for(int slice) {
+  switch (slice) {
+    case 1:
+      return heads_for_slice<1>();
+    case 2:
+      return heads_for_slice<2>();
+    case 4:
+      return heads_for_slice<4>();
+    case 8:
+      return heads_for_slice<8>();
+    default:
+      return heads_for_slice<16>();
+  }
+}
+
+bool aligned_16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
 
 }  // namespace
 
@@ -300,23 +377,27 @@ PagedTokenCheck check_paged_tokens(const PagedAttentionArgs& args, int32_t* devi
 
 PagedPartitioning plan_paged_attention(const PagedAttentionArgs& args, int64_t max_visible, int num_sms) {
   PagedPartitioning plan;
+  ANVIL_CHECK(args.head_dim <= kWarpSize * kMaxSlice, "cuda paged_attention: head_dim ", args.head_dim,
+              " is above the supported ", kWarpSize * kMaxSlice);
+  while (plan.slice * kWarpSize < args.head_dim) plan.slice *= 2;
+  plan.heads_per_block = heads_for(plan.slice);
   const int64_t group = args.q_heads / args.kv_heads;
-  plan.tile = kMaxTile;
-  while (plan.tile > kMinTile && shared_bytes_for(group, args.head_dim, plan.tile) > kDefaultSharedBytes) {
-    plan.tile /= 2;
-  }
-  plan.shared_bytes = shared_bytes_for(group, args.head_dim, plan.tile);
-  ANVIL_CHECK(plan.shared_bytes <= kMaxSharedBytes, "cuda paged_attention: ", group, " query heads per kv head of ",
-              args.head_dim, " dims need ", plan.shared_bytes, " bytes of shared memory (max ", kMaxSharedBytes, ")");
-  ANVIL_CHECK(args.tokens <= INT_MAX && args.kv_heads <= 65535 && args.tokens * args.q_heads <= INT_MAX,
-              "cuda paged_attention: ", args.tokens, " tokens of ", args.q_heads, " heads exceed the grid");
-  // Enough blocks for two waves of the SMs, but no partition shorter than one tile.
-  const int64_t work = std::max<int64_t>(1, args.tokens * args.kv_heads);
-  const int64_t wanted = std::max<int64_t>(1, (2 * static_cast<int64_t>(num_sms) + work - 1) / work);
+  plan.head_chunks = (group + plan.heads_per_block - 1) / plan.heads_per_block;
+  plan.vector_rows =
+      args.head_dim == kWarpSize * plan.slice && aligned_16(args.key_cache) && aligned_16(args.value_cache);
+  const auto shared_floats = static_cast<size_t>(kWarps * plan.heads_per_block * (args.head_dim + 2));
+  plan.shared_bytes = shared_floats * sizeof(float);
+  ANVIL_CHECK(
+      args.tokens <= INT_MAX && args.kv_heads * plan.head_chunks <= 65535 && args.tokens * args.q_heads <= INT_MAX,
+      "cuda paged_attention: ", args.tokens, " tokens of ", args.q_heads, " heads exceed the grid");
+  // Enough blocks for kBlocksPerSm per SM, but no partition shorter than one block step.
+  const int64_t step = kWarps * kKeysPerStep;
+  const int64_t work = std::max<int64_t>(1, args.tokens * args.kv_heads * plan.head_chunks);
+  const int64_t wanted = std::max<int64_t>(1, (kBlocksPerSm * static_cast<int64_t>(num_sms) + work - 1) / work);
   const int64_t longest = std::max<int64_t>(1, max_visible);
-  int64_t partitions = std::min({wanted, (longest + plan.tile - 1) / plan.tile, kMaxPartitions});
+  const int64_t partitions = std::min({wanted, (longest + step - 1) / step, kMaxPartitions});
   plan.partition_len = (longest + partitions - 1) / partitions;
-  plan.partition_len = (plan.partition_len + plan.tile - 1) / plan.tile * plan.tile;
+  plan.partition_len = (plan.partition_len + step - 1) / step * step;
   plan.partitions = (longest + plan.partition_len - 1) / plan.partition_len;
   if (plan.partitions > 1) {
     const int64_t partials = args.tokens * args.q_heads * plan.partitions;
@@ -327,7 +408,7 @@ PagedPartitioning plan_paged_attention(const PagedAttentionArgs& args, int64_t m
 
 void launch_paged_attention(const PagedAttentionArgs& args, const PagedPartitioning& plan, void* scratch,
                             cudaStream_t stream) {
-  PartitionArgs parts{plan.tile, plan.partition_len, plan.partitions, nullptr, nullptr, nullptr};
+  PartitionArgs parts{plan.partition_len, plan.partitions, nullptr, nullptr, nullptr};
   if (plan.partitions > 1) {
     const int64_t partials = args.tokens * args.q_heads * plan.partitions;
     parts.partial_acc = static_cast<float*>(scratch);
@@ -336,7 +417,7 @@ void launch_paged_attention(const PagedAttentionArgs& args, const PagedPartition
   }
   dispatch_float_dtype(args.q_dtype, "cuda paged_attention", [&](auto q_type) {
     dispatch_float_dtype(args.cache_dtype, "cuda paged_attention", [&](auto cache_type) {
-      launch_typed<decltype(q_type), decltype(cache_type)>(args, plan, parts, stream);
+      launch_for_slice<decltype(q_type), decltype(cache_type)>(args, plan, parts, stream);
     });
   });
 }

@@ -48,16 +48,21 @@ struct PagedTokenCheck {
 // Checks every token's indices on the device; waits for the stream to read the result.
 PagedTokenCheck check_paged_tokens(const PagedAttentionArgs& args, int32_t* device_result, cudaStream_t stream);
 
-// How a paged_attention call splits each token's keys.
+// How a paged_attention call is laid out: each lane of a warp holds `slice` consecutive
+// elements of a head (D <= 32 * slice), a block serves `heads_per_block` query heads of one
+// kv head, and each token's keys are split into `partitions` of `partition_len`.
 struct PagedPartitioning {
-  int tile = 32;              // keys per shared-memory tile
-  int64_t partition_len = 0;  // keys per partition (a multiple of tile)
+  int slice = 1;              // 1, 2, 4, 8 or 16
+  int heads_per_block = 8;    // query heads per block (register budget)
+  int64_t head_chunks = 1;    // blocks per kv head: ceil(G / heads_per_block)
+  bool vector_rows = false;   // rows are loaded as aligned vectors (D == 32 * slice)
+  int64_t partition_len = 0;  // keys per partition
   int64_t partitions = 1;     // > 1: partials then a combine kernel
   size_t shared_bytes = 0;    // dynamic shared memory of the main kernel
   size_t scratch_bytes = 0;   // partial results, when partitions > 1
 };
 
-// Chooses tiles and partitions so that small batches of long contexts still fill the GPU.
+// Chooses the layout so that small batches of long contexts still fill the GPU.
 PagedPartitioning plan_paged_attention(const PagedAttentionArgs& args, int64_t max_visible, int num_sms);
 
 // Queues the attention (and the combine when partitioned); `scratch` holds

@@ -10,26 +10,20 @@
 #include "anvil/core/quant.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_float.cuh"
+#include "cuda/quant_block_decode.cuh"
 #include "cuda/quantized_matmul_kernels.h"
+#include "cuda/quantized_matmul_mma.h"
 
 namespace anvil::cuda {
 namespace {
+
+using namespace qdecode;  // NOLINT(google-build-using-namespace): the block formats
 
 constexpr int kWarpSize = 32;
 constexpr int kWarpsPerBlock = 4;  // weight rows per thread block
 constexpr int kRowsPerTile = 8;    // activation rows per weight-row decode
 constexpr unsigned kFullMask = 0xFFFFFFFFU;
 constexpr int kSubBlock = 32;  // elements one lane decodes at a time
-
-// ---------------------------------------------------------------------------------------
-// Byte access. Every block size and field offset is even and rows start at even offsets,
-// so 16-bit loads are always aligned; wider words are assembled from them.
-
-__device__ __forceinline__ uint32_t load_u16(const uint8_t* p) { return *reinterpret_cast<const uint16_t*>(p); }
-__device__ __forceinline__ uint32_t load_u32(const uint8_t* p) { return load_u16(p) | (load_u16(p + 2) << 16); }
-__device__ __forceinline__ float load_f16(const uint8_t* p) {
-  return __half2float(__ushort_as_half(static_cast<unsigned short>(load_u16(p))));
-}
 
 // The 32 activation codes at `codes` (32-byte aligned) as eight packed words.
 __device__ __forceinline__ void load_codes(const int8_t* codes, int (&x)[8]) {
@@ -50,100 +44,6 @@ __device__ __forceinline__ int sum_words(const int (&x)[8]) {
   for (int i = 0; i < 8; ++i) sum = __dp4a(x[i], 0x01010101, sum);
   return sum;
 }
-
-// Bit t of `bits` (t < 4) moved to bit 4 of byte t.
-__device__ __forceinline__ uint32_t spread_to_bit4(uint32_t bits) {
-  return ((bits & 1U) << 4) | ((bits & 2U) << 11) | ((bits & 4U) << 18) | ((bits & 8U) << 25);
-}
-
-// ---------------------------------------------------------------------------------------
-// Legacy blocks (32 elements): w = d * code + m. decode() fills the packed codes.
-
-struct LegacyBlock {
-  float d = 0.0F;
-  float m = 0.0F;
-  int w[8] = {};
-};
-
-// Nibble codes of `qs` (16 bytes): element l < 16 low nibble of qs[l], l >= 16 high nibble.
-__device__ __forceinline__ void unpack_nibbles(const uint8_t* qs, int (&w)[8]) {
-  for (int i = 0; i < 4; ++i) {
-    const uint32_t word = load_u32(qs + 4 * i);
-    w[i] = static_cast<int>(word & 0x0F0F0F0FU);
-    w[i + 4] = static_cast<int>((word >> 4) & 0x0F0F0F0FU);
-  }
-}
-
-// Adds bit l of the little-endian qh word as bit 4 of element l.
-__device__ __forceinline__ void add_high_bits(uint32_t qh, int (&w)[8]) {
-  for (int i = 0; i < 8; ++i)
-    w[i] = static_cast<int>(static_cast<uint32_t>(w[i]) | spread_to_bit4((qh >> (4 * i)) & 0xFU));
-}
-
-__device__ __forceinline__ void subtract_each_byte(uint32_t value, int (&w)[8]) {
-  for (int i = 0; i < 8; ++i) w[i] = static_cast<int>(__vsub4(static_cast<uint32_t>(w[i]), value));
-}
-
-struct Q8_0Format {
-  static constexpr int kBytes = sizeof(BlockQ8_0);
-  static constexpr bool kHasMin = false;
-  __device__ static LegacyBlock decode(const uint8_t* block) {
-    LegacyBlock out;
-    out.d = load_f16(block);
-    for (int i = 0; i < 8; ++i) out.w[i] = static_cast<int>(load_u32(block + 2 + 4 * i));
-    return out;
-  }
-};
-
-struct Q4_0Format {
-  static constexpr int kBytes = sizeof(BlockQ4_0);
-  static constexpr bool kHasMin = false;
-  __device__ static LegacyBlock decode(const uint8_t* block) {
-    LegacyBlock out;
-    out.d = load_f16(block);
-    unpack_nibbles(block + 2, out.w);
-    subtract_each_byte(0x08080808U, out.w);
-    return out;
-  }
-};
-
-struct Q4_1Format {
-  static constexpr int kBytes = sizeof(BlockQ4_1);
-  static constexpr bool kHasMin = true;
-  __device__ static LegacyBlock decode(const uint8_t* block) {
-    LegacyBlock out;
-    out.d = load_f16(block);
-    out.m = load_f16(block + 2);
-    unpack_nibbles(block + 4, out.w);
-    return out;
-  }
-};
-
-struct Q5_0Format {
-  static constexpr int kBytes = sizeof(BlockQ5_0);
-  static constexpr bool kHasMin = false;
-  __device__ static LegacyBlock decode(const uint8_t* block) {
-    LegacyBlock out;
-    out.d = load_f16(block);
-    unpack_nibbles(block + 6, out.w);
-    add_high_bits(load_u32(block + 2), out.w);
-    subtract_each_byte(0x10101010U, out.w);
-    return out;
-  }
-};
-
-struct Q5_1Format {
-  static constexpr int kBytes = sizeof(BlockQ5_1);
-  static constexpr bool kHasMin = true;
-  __device__ static LegacyBlock decode(const uint8_t* block) {
-    LegacyBlock out;
-    out.d = load_f16(block);
-    out.m = load_f16(block + 2);
-    unpack_nibbles(block + 8, out.w);
-    add_high_bits(load_u32(block + 4), out.w);
-    return out;
-  }
-};
 
 // Lane l takes blocks l, l + 32, ...; per block and activation row, the CPU's two terms:
 // (d * dx) * dot + (m * dx) * sum(x codes).
@@ -169,80 +69,6 @@ __device__ void accumulate_legacy(const uint8_t* weight_row, int64_t k, const in
 // K-quant super-blocks (256 elements): eight lanes share one super-block, lane j of the
 // eight decoding elements [32 j, 32 j + 32). Their integer dots are summed across the
 // eight lanes (exact), so each super-block adds the CPU's two f32 terms once.
-
-struct KSubBlock {
-  float d = 0.0F;
-  float dmin = 0.0F;
-  int scale_low = 0;   // scale of elements [0, 16) of the 32 (Q6_K), or of all 32
-  int scale_high = 0;  // scale of elements [16, 32) (Q6_K; equal to scale_low otherwise)
-  int min = 0;
-  int w[8] = {};
-};
-
-// ggml's get_scale_min_k4 for sub-block j of the 12 packed bytes.
-__device__ __forceinline__ void k4_scale_min(const uint8_t* packed, int j, int& scale, int& min) {
-  if (j < 4) {
-    scale = packed[j] & 63;
-    min = packed[j + 4] & 63;
-  } else {
-    scale = (packed[j + 4] & 0x0F) | ((packed[j - 4] >> 6) << 4);
-    min = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
-  }
-}
-
-// Q4_K / Q5_K sub-block j: nibble j % 2 of qs[32 (j / 2) + l]; Q5_K adds bit j of qh[l].
-template <bool kFifthBit>
-__device__ KSubBlock decode_k4(const uint8_t* block, int j) {
-  constexpr int kQsOffset = kFifthBit ? 48 : 16;
-  KSubBlock out;
-  out.d = load_f16(block);
-  out.dmin = load_f16(block + 2);
-  k4_scale_min(block + 4, j, out.scale_low, out.min);
-  out.scale_high = out.scale_low;
-  const uint8_t* qs = block + kQsOffset + 32 * (j / 2);
-  for (int i = 0; i < 8; ++i) {
-    uint32_t code = (load_u32(qs + 4 * i) >> (4 * (j % 2))) & 0x0F0F0F0FU;
-    if (kFifthBit) code |= ((load_u32(block + 16 + 4 * i) >> j) & 0x01010101U) << 4;
-    out.w[i] = static_cast<int>(code);
-  }
-  return out;
-}
-
-// Q6_K elements [32 j, 32 j + 32): h = j / 4 selects the 128-element half; low 4 bits in
-// ql[64 h + 32 (j % 2) + l] (nibble (j % 4) / 2), high 2 in qh[32 h + l] (bits 2 (j % 4)).
-__device__ KSubBlock decode_q6_k(const uint8_t* block, int j) {
-  const int half = j / 4;
-  const int quarter = j % 4;
-  KSubBlock out;
-  out.d = load_f16(block + 208);
-  const auto* scales = reinterpret_cast<const int8_t*>(block + 192);
-  out.scale_low = scales[2 * j];
-  out.scale_high = scales[2 * j + 1];
-  const uint8_t* ql = block + 64 * half + 32 * (quarter % 2);
-  const uint8_t* qh = block + 128 + 32 * half;
-  for (int i = 0; i < 8; ++i) {
-    const uint32_t low = (load_u32(ql + 4 * i) >> (4 * (quarter / 2))) & 0x0F0F0F0FU;
-    const uint32_t high = (load_u32(qh + 4 * i) >> (2 * quarter)) & 0x03030303U;
-    out.w[i] = static_cast<int>(__vsub4(low | (high << 4), 0x20202020U));
-  }
-  return out;
-}
-
-struct Q4_KFormat {
-  static constexpr int kBytes = sizeof(BlockQ4_K);
-  static constexpr bool kHasMin = true;
-  __device__ static KSubBlock decode(const uint8_t* block, int j) { return decode_k4<false>(block, j); }
-};
-struct Q5_KFormat {
-  static constexpr int kBytes = sizeof(BlockQ5_K);
-  static constexpr bool kHasMin = true;
-  __device__ static KSubBlock decode(const uint8_t* block, int j) { return decode_k4<true>(block, j); }
-};
-struct Q6_KFormat {
-  static constexpr int kBytes = sizeof(BlockQ6_K);
-  static constexpr bool kHasMin = false;
-  __device__ static KSubBlock decode(const uint8_t* block, int j) { return decode_q6_k(block, j); }
-};
 
 // Sum over the eight lanes of a super-block group (lanes 8g .. 8g + 7).
 __device__ __forceinline__ int sum_over_group(int value) {
@@ -293,10 +119,11 @@ __device__ __forceinline__ float warp_sum(float value) {
 
 // x (M, K) in blocks of 32 * kPerLane; one warp per block, lane l holding elements
 // [kPerLane l, kPerLane (l + 1)). codes (M, K) i8, scales (M * K / block) f32: the CPU's
-// quantize_row_scalar, operation for operation.
+// quantize_row_scalar, operation for operation; sums (M * K / 32) i32: code sums per 32.
 template <int kPerLane>
 __global__ void quantize_activations_kernel(const float* __restrict__ x, int8_t* __restrict__ codes,
-                                            float* __restrict__ scales, int64_t num_blocks) {
+                                            float* __restrict__ scales, int32_t* __restrict__ sums,
+                                            int64_t num_blocks) {
   const int64_t block = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize;
   const int lane = static_cast<int>(threadIdx.x % kWarpSize);
   if (block >= num_blocks) return;  // whole warps leave together
@@ -313,13 +140,21 @@ __global__ void quantize_activations_kernel(const float* __restrict__ x, int8_t*
     amax = other > amax ? other : amax;
   }
   const float inverse = amax > 0.0F ? 127.0F / amax : 0.0F;
+  int code_sum = 0;
   for (int i = 0; i < kPerLane; ++i) {
     float value = values[i] * inverse;
     value = value >= -127.0F ? value : -127.0F;  // NaN becomes -127, as on the CPU
     value = value <= 127.0F ? value : 127.0F;
-    codes[first + i] = static_cast<int8_t>(__float2int_rn(value));  // ties to even
+    const int code = __float2int_rn(value);  // ties to even
+    codes[first + i] = static_cast<int8_t>(code);
+    code_sum += code;
   }
   if (lane == 0) scales[block] = amax / 127.0F;
+  // Lanes of one 32-element group: 32 / kPerLane consecutive lanes.
+  for (int offset = 1; offset < kQuantBlock / kPerLane; offset <<= 1) {
+    code_sum += __shfl_xor_sync(kFullMask, code_sum, offset);
+  }
+  if (lane % (kQuantBlock / kPerLane) == 0) sums[first / kQuantBlock] = code_sum;
 }
 
 // out (M, N): warp w of the grid takes weight row n = w for activation rows
@@ -391,17 +226,17 @@ void launch_format(const QuantizedMatmulArgs& args, const int8_t* codes, const f
   ANVIL_CUDA_CHECK_LAUNCH();
 }
 
-void launch_quantize_activations(const float* x, int64_t m, int64_t k, int block, int8_t* codes, float* scales,
+void launch_quantize_activations(const float* x, int64_t m, int64_t k, const QuantizedActivations& acts,
                                  cudaStream_t stream) {
   constexpr int kThreads = 256;
-  const int64_t num_blocks = m * k / block;
+  const int64_t num_blocks = m * k / acts.block;
   const int64_t grid = (num_blocks * kWarpSize + kThreads - 1) / kThreads;
-  if (block == kQuantSuperBlock) {
+  if (acts.block == kQuantSuperBlock) {
     quantize_activations_kernel<kQuantSuperBlock / kWarpSize>
-        <<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(x, codes, scales, num_blocks);
+        <<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(x, acts.codes, acts.scales, acts.sums, num_blocks);
   } else {
     quantize_activations_kernel<kQuantBlock / kWarpSize>
-        <<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(x, codes, scales, num_blocks);
+        <<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(x, acts.codes, acts.scales, acts.sums, num_blocks);
   }
   ANVIL_CUDA_CHECK_LAUNCH();
 }
@@ -431,16 +266,27 @@ QuantizedActivationLayout activation_layout(DType weight_dtype, int64_t m, int64
   QuantizedActivationLayout layout;
   layout.block = dtype_info(weight_dtype).block_elems == kQuantSuperBlock ? kQuantSuperBlock : kQuantBlock;
   constexpr size_t kAlign = 256;
-  layout.scales_offset = (static_cast<size_t>(m * k) + kAlign - 1) / kAlign * kAlign;
-  layout.total_bytes = layout.scales_offset + static_cast<size_t>(m * (k / layout.block)) * sizeof(float);
+  const auto align = [](size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; };
+  layout.scales_offset = align(static_cast<size_t>(m * k));
+  layout.sums_offset = align(layout.scales_offset + static_cast<size_t>(m * (k / layout.block)) * sizeof(float));
+  layout.total_bytes = layout.sums_offset + static_cast<size_t>(m * (k / kQuantBlock)) * sizeof(int32_t);
   return layout;
 }
 
 void launch_quantized_matmul(const QuantizedMatmulArgs& args, const QuantizedActivationLayout& layout, void* scratch,
                              cudaStream_t stream) {
-  auto* codes = static_cast<int8_t*>(scratch);
-  auto* scales = reinterpret_cast<float*>(static_cast<char*>(scratch) + layout.scales_offset);
-  launch_quantize_activations(args.x, args.m, args.k, layout.block, codes, scales, stream);
+  QuantizedActivations acts;
+  acts.block = layout.block;
+  acts.codes = static_cast<int8_t*>(scratch);
+  acts.scales = reinterpret_cast<float*>(static_cast<char*>(scratch) + layout.scales_offset);
+  acts.sums = reinterpret_cast<int32_t*>(static_cast<char*>(scratch) + layout.sums_offset);
+  launch_quantize_activations(args.x, args.m, args.k, acts, stream);
+  if (args.m >= kMmaMinRows) {
+    launch_quantized_matmul_mma(args, acts, stream);
+    return;
+  }
+  const int8_t* codes = acts.codes;
+  const float* scales = acts.scales;
   switch (args.weight_dtype) {
     case DType::Q8_0:
       return launch_format<Q8_0Format, false>(args, codes, scales, stream);

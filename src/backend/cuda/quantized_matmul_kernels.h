@@ -25,13 +25,22 @@ struct QuantizedMatmulArgs {
   int64_t m, n, k;
 };
 
-// Where the quantised activations live in one scratch buffer: codes (M, K) i8, then
-// scales (M, K / block) f32. (The CPU's per-group code sums are recomputed in the kernel
-// with dp4a: the same integers.)
+// Where the quantised activations live in one scratch buffer: codes (M, K) i8, scales
+// (M, K / block) f32, and the code sums of each 32 elements (M, K / 32) i32 (the CPU's
+// per-group sums, regrouped: the same integers).
 struct QuantizedActivationLayout {
   int block = 32;  // elements per activation scale: 32, or 256 for K-quant weights
   size_t scales_offset = 0;
+  size_t sums_offset = 0;
   size_t total_bytes = 0;
+};
+
+// The quantised activations themselves (pointers into the scratch buffer).
+struct QuantizedActivations {
+  int block = 32;
+  int8_t* codes = nullptr;  // (M, K)
+  float* scales = nullptr;  // (M, K / block)
+  int32_t* sums = nullptr;  // (M, K / 32)
 };
 
 // Whether the device kernels take `weight_dtype` (the quantized types and f32/f16/bf16).
@@ -40,7 +49,8 @@ bool quantized_matmul_supported(DType weight_dtype);
 // The scratch layout for quantising x (M, K) for a weight of `weight_dtype`.
 QuantizedActivationLayout activation_layout(DType weight_dtype, int64_t m, int64_t k);
 
-// Quantises x into `scratch` (layout.total_bytes, 16-byte aligned), then the matmul.
+// Quantises x into `scratch` (layout.total_bytes, 256-byte aligned), then the matmul:
+// dp4a kernels for few rows (decode), tensor-core tiles (quantized_matmul_mma.h) for many.
 void launch_quantized_matmul(const QuantizedMatmulArgs& args, const QuantizedActivationLayout& layout, void* scratch,
                              cudaStream_t stream);
 

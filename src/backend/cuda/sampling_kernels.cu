@@ -127,9 +127,18 @@ __global__ void __launch_bounds__(kThreads) top_k_kernel(float* __restrict__ log
   for (int shift = 24; shift >= 0; shift -= 8) {
     for (int d = static_cast<int>(threadIdx.x); d < 256; d += kThreads) histogram[d] = 0U;
     __syncthreads();
-    for (int64_t i = threadIdx.x; i < vocab; i += kThreads) {
-      const uint32_t key = order_key(x[i]);
-      if ((key & mask) == prefix) atomicAdd(&histogram[(key >> shift) & 255U], 1U);
+    // Block-uniform trip count, so whole warps meet in __match_any_sync: lanes with the
+    // same digit add once (logits often share a few exponent bytes: heavy contention).
+    for (int64_t base = 0; base < vocab; base += kThreads) {
+      const int64_t i = base + threadIdx.x;
+      const uint32_t key = i < vocab ? order_key(x[i]) : 0U;
+      const bool counted = i < vocab && (key & mask) == prefix;
+      const uint32_t digit = counted ? (key >> shift) & 255U : 256U;
+      const unsigned peers = __match_any_sync(kFullMask, digit);
+      const int leader = __ffs(static_cast<int>(peers)) - 1;
+      if (counted && static_cast<int>(threadIdx.x % kWarpSize) == leader) {
+        atomicAdd(&histogram[digit], static_cast<unsigned>(__popc(peers)));
+      }
     }
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -200,25 +209,24 @@ __device__ void reduce_bins(double (&weights)[16], int64_t (&counts)[16], CutSea
 
 // Returns K; `above` gets the weight of keys > K. Where rounding keeps the target out of
 // reach, the lowest non-empty digit is taken, which keeps everything (as the CPU does).
-__device__ uint32_t find_cut_key(const float* x, int64_t vocab, CutSearch& search, double& above) {
+// `weights` holds each element's weight (written by the same thread: no sync needed).
+__device__ uint32_t find_cut_key(const float* x, const double* weights, int64_t vocab, CutSearch& search,
+                                 double& above) {
   uint32_t prefix = 0U;
   uint32_t mask = 0U;
   above = 0.0;
   for (int shift = 28; shift >= 0; shift -= 4) {
-    double weights[16] = {};
-    int64_t counts[16] = {};
+    // Indexed by the element's digit: local memory, one update per element.
+    double bin_weights[16] = {};
+    int64_t bin_counts[16] = {};
     for (int64_t i = threadIdx.x; i < vocab; i += kThreads) {
       const uint32_t key = order_key(x[i]);
       if ((key & mask) != prefix) continue;
       const uint32_t digit = (key >> shift) & 15U;
-      const double weight = weight_of(x[i], search.max_value, 1.0);
-#pragma unroll
-      for (uint32_t b = 0; b < 16; ++b) {
-        weights[b] += b == digit ? weight : 0.0;
-        counts[b] += b == digit ? 1 : 0;
-      }
+      bin_weights[digit] += weights[i];
+      bin_counts[digit] += 1;
     }
-    reduce_bins(weights, counts, search);
+    reduce_bins(bin_weights, bin_counts, search);
     int chosen = -1;
     int lowest = 0;
     double running = above;
@@ -279,21 +287,29 @@ __device__ void drop_below_cut(float* x, int64_t vocab, uint32_t cut, int64_t ke
   }
 }
 
-__global__ void __launch_bounds__(kThreads) top_p_kernel(float* __restrict__ logits, int64_t vocab, float top_p) {
+// weights (N, V) f64 scratch: each element's weight, computed once.
+__global__ void __launch_bounds__(kThreads)
+    top_p_kernel(float* __restrict__ logits, double* __restrict__ weights, int64_t vocab, float top_p) {
   __shared__ CutSearch search;
   __shared__ double sum_scratch[kWarps];
   __shared__ float max_scratch[kWarps];
   __shared__ int warp_ties[kWarps];
   float* x = logits + static_cast<int64_t>(blockIdx.x) * vocab;
+  double* row_weights = weights + static_cast<int64_t>(blockIdx.x) * vocab;
   const double max_value = row_max(x, vocab, max_scratch);
-  const double total = row_total(x, vocab, max_value, 1.0, sum_scratch);
+  double own_total = 0.0;
+  for (int64_t i = threadIdx.x; i < vocab; i += kThreads) {
+    row_weights[i] = weight_of(x[i], max_value, 1.0);
+    own_total += row_weights[i];
+  }
+  const double total = block_sum(own_total, sum_scratch);
   if (threadIdx.x == 0) {
     search.max_value = max_value;
     search.target = static_cast<double>(top_p) * total;
   }
   __syncthreads();
   double above = 0.0;
-  const uint32_t cut = find_cut_key(x, vocab, search, above);
+  const uint32_t cut = find_cut_key(x, row_weights, vocab, search, above);
   // The last level's bins hold the cut key's count.
   const int64_t count = search.bin_count[cut & 15U];
   const int64_t keep = ties_to_keep(above, weight_of(key_value(cut), max_value, 1.0), search.target, count);
@@ -392,10 +408,11 @@ void launch_top_k_filter(float* logits, int64_t rows, int64_t vocab, int64_t k, 
   ANVIL_CUDA_CHECK_LAUNCH();
 }
 
-void launch_top_p_filter(float* logits, int64_t rows, int64_t vocab, float top_p, cudaStream_t stream) {
+void launch_top_p_filter(float* logits, double* weights, int64_t rows, int64_t vocab, float top_p,
+                         cudaStream_t stream) {
   if (rows == 0) return;
   check_rows(rows);
-  top_p_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(logits, vocab, top_p);
+  top_p_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(logits, weights, vocab, top_p);
   ANVIL_CUDA_CHECK_LAUNCH();
 }
 

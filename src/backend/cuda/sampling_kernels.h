@@ -15,7 +15,8 @@ void launch_argmax(const float* logits, int32_t* ids, int64_t rows, int64_t voca
 void launch_top_k_filter(float* logits, int64_t rows, int64_t vocab, int64_t k, cudaStream_t stream);
 
 // Keeps each row's shortest rank-order prefix whose probability reaches top_p (< 1).
-void launch_top_p_filter(float* logits, int64_t rows, int64_t vocab, float top_p, cudaStream_t stream);
+// `weights` is scratch of rows * vocab doubles.
+void launch_top_p_filter(float* logits, double* weights, int64_t rows, int64_t vocab, float top_p, cudaStream_t stream);
 
 // Keeps logits whose probability is >= min_p times the row's largest (0 < min_p <= 1).
 void launch_min_p_filter(float* logits, int64_t rows, int64_t vocab, float min_p, cudaStream_t stream);
