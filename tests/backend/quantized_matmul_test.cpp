@@ -244,7 +244,7 @@ TEST(OpQuantizedMatmul, PublicOpMatchesFloat64OnEveryDevice) {
 }
 
 // Many activation rows (prefill): backends may switch to a tiled kernel (CUDA: tensor
-// cores from 32 rows). M and N are not multiples of 64 and K of the legacy types is not a
+// cores from 16 rows). M and N are not multiples of 64 and K of the legacy types is not a
 // multiple of 256, so partial tiles and a partial last K chunk are covered.
 TEST(OpQuantizedMatmul, ManyRowsMatchFloat64OnEveryDevice) {
   Ctx& ctx = test_ctx();

@@ -20,8 +20,12 @@ constexpr int kThreads = 128;
 constexpr int kWarpSize = 32;
 constexpr unsigned kFullMask = 0xFFFFFFFFU;
 constexpr int kWarps = kThreads / kWarpSize;
-constexpr int kKeysPerStep = 4;  // keys a warp loads at once
-constexpr int kMaxSlice = 16;    // head_dim <= 512
+constexpr int kKeysPerStep = 4;  // keys a warp loads at once (2 for slices >= 8: registers)
+template <int kSlice>
+constexpr int keys_per_step() {
+  return kSlice >= 8 ? 2 : kKeysPerStep;
+}
+constexpr int kMaxSlice = 16;  // head_dim <= 512
 constexpr int64_t kBlocksPerSm = 8;
 constexpr int64_t kMaxPartitions = 1024;
 constexpr int kCheckThreads = 1024;
@@ -78,37 +82,29 @@ __global__ void check_tokens_kernel(PagedAttentionArgs args, int32_t* __restrict
 
 // ---------------------------------------------------------------------------------------
 // Attention: block (token, kv head x head chunk, partition) of kWarps warps. Each warp
-// walks its own keys of the partition, kKeysPerStep at a time (their K and V rows loaded
+// walks its own keys of the partition, a few at a time (their K and V rows loaded
 // together, so many loads are in flight), lane l holding elements [slice l, slice (l + 1))
 // of q, k, v and acc in registers; scores are warp sums. Each warp keeps its own online
 // softmax; the warps are merged through shared memory at the end.
 
-// Query heads per block for a slice: q and acc take 2 * slice * heads registers.
-template <int kSlice>
-constexpr int heads_for_slice() {
-  return kSlice <= 4 ? 8 : 32 / kSlice;
-}
-
-// `slice` elements of a cache row (or q row) as f32. With `vector_rows` (D == 32 * slice
-// and 16-byte aligned bases) lane l reads one aligned run; otherwise element by element.
+// `slice` elements of a cache row (or q row), raw. With `vector_rows` (D == 32 * slice
+// and 16-byte aligned bases) lane l reads one aligned run; otherwise element by element,
+// zero past D.
 template <typename T, int kSlice>
 struct alignas(kSlice * sizeof(T) >= 16 ? 16 : kSlice * sizeof(T)) SliceOf {
   T values[kSlice];
 };
 
 template <typename T, int kSlice>
-__device__ __forceinline__ void load_slice(const T* row, int lane, int64_t d, bool vector_rows, float (&out)[kSlice]) {
-  if (vector_rows) {
-    const SliceOf<T, kSlice> slice = reinterpret_cast<const SliceOf<T, kSlice>*>(row)[lane];
-#pragma unroll
-    for (int i = 0; i < kSlice; ++i) out[i] = load_float(&slice.values[i]);
-    return;
-  }
+__device__ __forceinline__ SliceOf<T, kSlice> load_slice(const T* row, int lane, int64_t d, bool vector_rows) {
+  if (vector_rows) return reinterpret_cast<const SliceOf<T, kSlice>*>(row)[lane];
+  SliceOf<T, kSlice> slice;
 #pragma unroll
   for (int i = 0; i < kSlice; ++i) {
     const int64_t e = static_cast<int64_t>(lane) * kSlice + i;
-    out[i] = e < d ? load_float(row + e) : 0.0F;
+    slice.values[i] = e < d ? row[e] : T{};
   }
+  return slice;
 }
 
 __device__ __forceinline__ float warp_sum(float value) {
@@ -124,8 +120,9 @@ struct PartitionArgs {
   float* partial_sum;  // (N, Hq, partitions)
 };
 
-// A warp's online-softmax state for the block's heads: the CPU's update (rescale acc and
-// sum by exp(old max - new max), add exp(score - new max) terms), per step of keys.
+// A warp's online-softmax state for the block's heads. Scores are kept in log2 units (q is
+// pre-multiplied by log2(e)) so that exp2f replaces expf; max and sum follow the CPU's
+// update: rescale acc and sum by 2^(old max - new max), add 2^(score - new max) terms.
 template <int kSlice, int kHeads>
 struct WarpState {
   float q[kHeads][kSlice];
@@ -134,49 +131,70 @@ struct WarpState {
   float sum[kHeads];
 };
 
-// Adds keys [start, start + kKeysPerStep) ∩ [.., hi) to the warp's state.
-template <typename C, int kSlice, int kHeads>
-__device__ __forceinline__ void attend_step(const PagedAttentionArgs& args, const int32_t* table, int64_t kv_head,
-                                            int64_t start, int64_t hi, int heads, bool vector_rows, int lane,
-                                            const C* key_cache, const C* value_cache,
-                                            WarpState<kSlice, kHeads>& state) {
-  float keys[kKeysPerStep][kSlice] = {};  // rows past hi stay 0 (their scores are ignored)
-  float values[kKeysPerStep][kSlice] = {};
+// The K and V rows of one step of kKeysPerStep keys, as loaded (storage dtype).
+template <typename C, int kSlice>
+struct StepRows {
+  SliceOf<C, kSlice> keys[keys_per_step<kSlice>()];
+  SliceOf<C, kSlice> values[keys_per_step<kSlice>()];
+};
+
+// Queues the loads of keys [start, start + keys_per_step) ∩ [.., hi); rows past hi stay 0.
+template <typename C, int kSlice>
+__device__ __forceinline__ void load_step(const PagedAttentionArgs& args, const int32_t* table, int64_t kv_head,
+                                          int64_t start, int64_t hi, bool vector_rows, int lane, const C* key_cache,
+                                          const C* value_cache, StepRows<C, kSlice>& rows) {
+  // Positions fit in int32; one division per step, then carry into the next block.
+  const auto block_size = static_cast<int32_t>(args.block_size);
+  int32_t block_index = static_cast<int32_t>(start) / block_size;
+  int32_t offset = static_cast<int32_t>(start) - block_index * block_size;
 #pragma unroll
-  for (int u = 0; u < kKeysPerStep; ++u) {
-    const int64_t p = start + u;
-    if (p < hi) {
-      const int64_t slot = static_cast<int64_t>(table[p / args.block_size]) * args.block_size + p % args.block_size;
+  for (int u = 0; u < keys_per_step<kSlice>(); ++u) {
+    if (start + u < hi) {
+      const int64_t slot = static_cast<int64_t>(table[block_index]) * block_size + offset;
       const int64_t row = (slot * args.kv_heads + kv_head) * args.head_dim;
-      load_slice<C, kSlice>(key_cache + row, lane, args.head_dim, vector_rows, keys[u]);
-      load_slice<C, kSlice>(value_cache + row, lane, args.head_dim, vector_rows, values[u]);
+      rows.keys[u] = load_slice<C, kSlice>(key_cache + row, lane, args.head_dim, vector_rows);
+      rows.values[u] = load_slice<C, kSlice>(value_cache + row, lane, args.head_dim, vector_rows);
+    } else {
+      rows.keys[u] = SliceOf<C, kSlice>{};
+      rows.values[u] = SliceOf<C, kSlice>{};
+    }
+    if (++offset == block_size) {
+      offset = 0;
+      ++block_index;
     }
   }
+}
+
+// Adds one loaded step (`valid` keys) to the warp's state.
+template <typename C, int kSlice, int kHeads>
+__device__ __forceinline__ void attend_step(const StepRows<C, kSlice>& rows, int valid, int heads,
+                                            WarpState<kSlice, kHeads>& state) {
 #pragma unroll
   for (int h = 0; h < kHeads; ++h) {
     if (h >= heads) break;
-    float scores[kKeysPerStep];
+    constexpr int kKeys = keys_per_step<kSlice>();
+    float scores[kKeys];
     float step_max = -INFINITY;
 #pragma unroll
-    for (int u = 0; u < kKeysPerStep; ++u) {
+    for (int u = 0; u < kKeys; ++u) {
       float partial = 0.0F;
 #pragma unroll
-      for (int i = 0; i < kSlice; ++i) partial += state.q[h][i] * keys[u][i];
+      for (int i = 0; i < kSlice; ++i) partial += state.q[h][i] * load_float(&rows.keys[u].values[i]);
       scores[u] = warp_sum(partial);  // every lane: the loop bounds are warp-uniform
-      if (start + u < hi) step_max = fmaxf(step_max, scores[u]);
+      if (u < valid) step_max = fmaxf(step_max, scores[u]);
     }
     const float new_max = fmaxf(state.max[h], step_max);
-    const float correction = state.max[h] == new_max ? 1.0F : expf(state.max[h] - new_max);  // first step: 0
+    const float correction = state.max[h] == new_max ? 1.0F : exp2f(state.max[h] - new_max);  // first step: 0
     float step_sum = 0.0F;
 #pragma unroll
     for (int i = 0; i < kSlice; ++i) state.acc[h][i] *= correction;
 #pragma unroll
-    for (int u = 0; u < kKeysPerStep; ++u) {
-      if (start + u >= hi) break;
-      const float p = expf(scores[u] - new_max);
+    for (int u = 0; u < kKeys; ++u) {
+      if (u >= valid) break;
+      const float p = exp2f(scores[u] - new_max);
       step_sum += p;
 #pragma unroll
-      for (int i = 0; i < kSlice; ++i) state.acc[h][i] += p * values[u][i];
+      for (int i = 0; i < kSlice; ++i) state.acc[h][i] += p * load_float(&rows.values[u].values[i]);
     }
     state.sum[h] = state.sum[h] * correction + step_sum;
     state.max[h] = new_max;
@@ -184,7 +202,7 @@ __device__ __forceinline__ void attend_step(const PagedAttentionArgs& args, cons
 }
 
 // Merges the warps' states (shared: acc (kWarps, kHeads, D), then max and sum (kWarps,
-// kHeads)) in warp order and writes out, or the partition's partials.
+// kHeads)) in warp order and writes out, or the partition's partials (max in log2 units).
 template <typename Q, int kSlice, int kHeads>
 __device__ void merge_and_store(const PagedAttentionArgs& args, const PartitionArgs& parts,
                                 const WarpState<kSlice, kHeads>& state, int heads, int64_t first_q_row, Q* out,
@@ -218,7 +236,7 @@ __device__ void merge_and_store(const PagedAttentionArgs& args, const PartitionA
     float value = 0.0F;
     if (top != -INFINITY) {  // else an empty partition: max -inf, sum 0, acc 0
       for (int w = 0; w < kWarps; ++w) {
-        const float factor = expf(shared_max[w * kHeads + h] - top);  // a warp without keys: 0
+        const float factor = exp2f(shared_max[w * kHeads + h] - top);  // a warp without keys: 0
         total += shared_sum[w * kHeads + h] * factor;
         value += shared_acc[(w * kHeads + h) * d + e] * factor;
       }
@@ -237,12 +255,12 @@ __device__ void merge_and_store(const PagedAttentionArgs& args, const PartitionA
 }
 
 // Block (token, kv head * head_chunks + chunk, partition): keys [lo, hi) of the token's
-// visible range [first, position]; warp w takes steps w, w + kWarps, ... of kKeysPerStep.
-template <typename Q, typename C, int kSlice>
+// visible range [first, position]; warp w takes steps w, w + kWarps, ... of keys_per_step,
+// loading the next step's rows before computing on the current ones.
+template <typename Q, typename C, int kSlice, int kHeads>
 __global__ void __launch_bounds__(kThreads)
     paged_attention_kernel(PagedAttentionArgs args, PartitionArgs parts, bool vector_rows, const Q* __restrict__ q,
                            Q* __restrict__ out, const C* __restrict__ key_cache, const C* __restrict__ value_cache) {
-  constexpr int kHeads = heads_for_slice<kSlice>();
   extern __shared__ float shared[];
   const int lane = static_cast<int>(threadIdx.x % kWarpSize);
   const int warp = static_cast<int>(threadIdx.x / kWarpSize);
@@ -258,23 +276,33 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t lo = first + static_cast<int64_t>(blockIdx.z) * parts.partition_len;
   const int64_t hi = min(position + 1, lo + parts.partition_len);
   const int64_t first_q_row = token * args.q_heads + kv_head * group + first_head;  // in (N * Hq, D)
+  constexpr float kLog2E = 1.4426950408889634F;
+  const float q_scale = args.scale * kLog2E;
 
   WarpState<kSlice, kHeads> state;
 #pragma unroll
   for (int h = 0; h < kHeads; ++h) {
-    float row[kSlice] = {};
-    if (h < heads) load_slice<Q, kSlice>(q + (first_q_row + h) * args.head_dim, lane, args.head_dim, false, row);
+    SliceOf<Q, kSlice> row{};
+    if (h < heads) row = load_slice<Q, kSlice>(q + (first_q_row + h) * args.head_dim, lane, args.head_dim, false);
 #pragma unroll
     for (int i = 0; i < kSlice; ++i) {
-      state.q[h][i] = row[i] * args.scale;
+      state.q[h][i] = load_float(&row.values[i]) * q_scale;
       state.acc[h][i] = 0.0F;
     }
     state.max[h] = -INFINITY;
     state.sum[h] = 0.0F;
   }
-  for (int64_t start = lo + warp * kKeysPerStep; start < hi; start += kWarps * kKeysPerStep) {
-    attend_step<C, kSlice, kHeads>(args, table, kv_head, start, hi, heads, vector_rows, lane, key_cache, value_cache,
+  constexpr int kKeys = keys_per_step<kSlice>();
+  constexpr int64_t kStride = kWarps * kKeys;
+  int64_t start = lo + warp * kKeys;
+  StepRows<C, kSlice> current;
+  load_step<C, kSlice>(args, table, kv_head, start, hi, vector_rows, lane, key_cache, value_cache, current);
+  for (; start < hi; start += kStride) {
+    StepRows<C, kSlice> next;  // all zeros (no loads) past the end
+    load_step<C, kSlice>(args, table, kv_head, start + kStride, hi, vector_rows, lane, key_cache, value_cache, next);
+    attend_step<C, kSlice, kHeads>(current, static_cast<int>(min(static_cast<int64_t>(kKeys), hi - start)), heads,
                                    state);
+    current = next;
   }
   merge_and_store<Q, kSlice, kHeads>(args, parts, state, heads, first_q_row, out, shared);
 }
@@ -289,23 +317,24 @@ __global__ void __launch_bounds__(kThreads)
   float top = -INFINITY;
   for (int64_t z = 0; z < parts.partitions; ++z) top = fmaxf(top, maxes[z]);
   float total = 0.0F;
-  for (int64_t z = 0; z < parts.partitions; ++z) total += sums[z] * expf(maxes[z] - top);  // empty: 0 * 0
+  // Maxes are in log2 units (see WarpState); an empty partition adds 0 * 0.
+  for (int64_t z = 0; z < parts.partitions; ++z) total += sums[z] * exp2f(maxes[z] - top);
   const float inverse = 1.0F / total;
   for (int64_t c = threadIdx.x; c < d; c += kThreads) {
     float value = 0.0F;
     for (int64_t z = 0; z < parts.partitions; ++z) {
-      value += parts.partial_acc[(row * parts.partitions + z) * d + c] * expf(maxes[z] - top);
+      value += parts.partial_acc[(row * parts.partitions + z) * d + c] * exp2f(maxes[z] - top);
     }
     store_float(out + row * d + c, value * inverse);
   }
 }
 
-template <typename Q, typename C, int kSlice>
+template <typename Q, typename C, int kSlice, int kHeads>
 void launch_typed(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PartitionArgs& parts,
                   cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(args.tokens), static_cast<unsigned>(args.kv_heads * plan.head_chunks),
                   static_cast<unsigned>(plan.partitions));
-  paged_attention_kernel<Q, C, kSlice><<<grid, kThreads, plan.shared_bytes, stream>>>(
+  paged_attention_kernel<Q, C, kSlice, kHeads><<<grid, kThreads, plan.shared_bytes, stream>>>(
       args, parts, plan.vector_rows, static_cast<const Q*>(args.q), static_cast<Q*>(args.out),
       static_cast<const C*>(args.key_cache), static_cast<const C*>(args.value_cache));
   ANVIL_CUDA_CHECK_LAUNCH();
@@ -315,36 +344,38 @@ void launch_typed(const PagedAttentionArgs& args, const PagedPartitioning& plan,
   ANVIL_CUDA_CHECK_LAUNCH();
 }
 
+// Heads per block: 4 when the group fits (fewer registers), else 8; 32 / slice for wide heads.
+template <typename Q, typename C, int kSlice>
+void launch_for_heads(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PartitionArgs& parts,
+                      cudaStream_t stream) {
+  if constexpr (kSlice <= 4) {
+    if (plan.heads_per_block == 4) return launch_typed<Q, C, kSlice, 4>(args, plan, parts, stream);
+    return launch_typed<Q, C, kSlice, 8>(args, plan, parts, stream);
+  } else {
+    return launch_typed<Q, C, kSlice, 32 / kSlice>(args, plan, parts, stream);
+  }
+}
+
 template <typename Q, typename C>
 void launch_for_slice(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PartitionArgs& parts,
                       cudaStream_t stream) {
   switch (plan.slice) {
     case 1:
-      return launch_typed<Q, C, 1>(args, plan, parts, stream);
+      return launch_for_heads<Q, C, 1>(args, plan, parts, stream);
     case 2:
-      return launch_typed<Q, C, 2>(args, plan, parts, stream);
+      return launch_for_heads<Q, C, 2>(args, plan, parts, stream);
     case 4:
-      return launch_typed<Q, C, 4>(args, plan, parts, stream);
+      return launch_for_heads<Q, C, 4>(args, plan, parts, stream);
     case 8:
-      return launch_typed<Q, C, 8>(args, plan, parts, stream);
+      return launch_for_heads<Q, C, 8>(args, plan, parts, stream);
     default:
-      return launch_typed<Q, C, 16>(args, plan, parts, stream);
+      return launch_for_heads<Q, C, 16>(args, plan, parts, stream);
   }
 }
 
-int heads_for(int slice) {
-  switch (slice) {
-    case 1:
-      return heads_for_slice<1>();
-    case 2:
-      return heads_for_slice<2>();
-    case 4:
-      return heads_for_slice<4>();
-    case 8:
-      return heads_for_slice<8>();
-    default:
-      return heads_for_slice<16>();
-  }
+int heads_for(int slice, int64_t group) {
+  if (slice <= 4) return group <= 4 ? 4 : 8;
+  return 32 / slice;
 }
 
 bool aligned_16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
@@ -380,8 +411,8 @@ PagedPartitioning plan_paged_attention(const PagedAttentionArgs& args, int64_t m
   ANVIL_CHECK(args.head_dim <= kWarpSize * kMaxSlice, "cuda paged_attention: head_dim ", args.head_dim,
               " is above the supported ", kWarpSize * kMaxSlice);
   while (plan.slice * kWarpSize < args.head_dim) plan.slice *= 2;
-  plan.heads_per_block = heads_for(plan.slice);
   const int64_t group = args.q_heads / args.kv_heads;
+  plan.heads_per_block = heads_for(plan.slice, group);
   plan.head_chunks = (group + plan.heads_per_block - 1) / plan.heads_per_block;
   plan.vector_rows =
       args.head_dim == kWarpSize * plan.slice && aligned_16(args.key_cache) && aligned_16(args.value_cache);

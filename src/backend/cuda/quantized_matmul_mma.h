@@ -11,7 +11,7 @@
 namespace anvil::cuda {
 
 // From this many activation rows on, launch_quantized_matmul uses the tensor-core tiles.
-inline constexpr int64_t kMmaMinRows = 32;
+inline constexpr int64_t kMmaMinRows = 16;
 
 // out (M, N) = x @ weight^T from activations already quantised into `acts`.
 void launch_quantized_matmul_mma(const QuantizedMatmulArgs& args, const QuantizedActivations& acts,
