@@ -25,10 +25,10 @@ template <int kSlice>
 constexpr int keys_per_step() {
   return kSlice >= 8 ? 2 : kKeysPerStep;
 }
-constexpr int kMaxSlice = 16;  // head_dim <= 512
-constexpr int64_t kBlocksPerSm = 8;
+constexpr int kMaxSlice = 16;         // head_dim <= 512
+constexpr int64_t kBlocksPerSm = 16;  // fine partitions: short tails
 constexpr int64_t kMaxPartitions = 1024;
-constexpr int kCheckThreads = 1024;
+constexpr int kCheckThreads = 256;
 
 // ---------------------------------------------------------------------------------------
 // Cache write: one block per token, threads over the token's Hkv * D elements.
@@ -46,37 +46,30 @@ __global__ void kv_cache_write_kernel(const Src* __restrict__ k, const Src* __re
 }
 
 // ---------------------------------------------------------------------------------------
-// Index check: one block; result[0] = first bad token (-1 if none), result[1] = longest
-// visible range. Integer atomics only (exact, order-free).
+// Index check: one warp per token, lanes over the block-table entries it reads.
+// result[0] = smallest bad token (starts at a value >= any token), result[1] = longest
+// visible range (starts at 0). Integer atomics only: exact and order-free.
 
 __global__ void check_tokens_kernel(PagedAttentionArgs args, int32_t* __restrict__ result) {
-  __shared__ int first_bad;
-  __shared__ int max_visible;
-  if (threadIdx.x == 0) {
-    first_bad = INT_MAX;
-    max_visible = 0;
-  }
-  __syncthreads();
-  for (int64_t i = threadIdx.x; i < args.tokens; i += blockDim.x) {
-    const int64_t sequence = args.token_sequences[i];
-    const int64_t position = args.positions[i];
-    bool ok =
-        sequence >= 0 && sequence < args.sequences && position >= 0 && position / args.block_size < args.max_blocks;
-    const int64_t first = args.window > 0 ? max(int64_t{0}, position - args.window + 1) : 0;
-    for (int64_t b = first / args.block_size; ok && b <= position / args.block_size; ++b) {
-      const int32_t block = args.block_tables[sequence * args.max_blocks + b];
-      ok = block >= 0 && block < args.num_blocks;
-    }
-    if (ok) {
-      atomicMax(&max_visible, static_cast<int>(position - first + 1));
-    } else {
-      atomicMin(&first_bad, static_cast<int>(i));
+  const int64_t token = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize;
+  const int lane = static_cast<int>(threadIdx.x % kWarpSize);
+  if (token >= args.tokens) return;  // whole warps leave together
+  const int64_t sequence = args.token_sequences[token];
+  const int64_t position = args.positions[token];
+  bool ok = sequence >= 0 && sequence < args.sequences && position >= 0 && position / args.block_size < args.max_blocks;
+  const int64_t first = args.window > 0 ? max(int64_t{0}, position - args.window + 1) : 0;
+  if (ok) {
+    const int32_t* table = args.block_tables + sequence * args.max_blocks;
+    for (int64_t b = first / args.block_size + lane; b <= position / args.block_size; b += kWarpSize) {
+      ok = ok && table[b] >= 0 && table[b] < args.num_blocks;
     }
   }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    result[0] = first_bad == INT_MAX ? -1 : first_bad;
-    result[1] = max_visible;
+  ok = __all_sync(kFullMask, ok);
+  if (lane != 0) return;
+  if (ok) {
+    atomicMax(&result[1], static_cast<int32_t>(position - first + 1));
+  } else {
+    atomicMin(&result[0], static_cast<int32_t>(token));
   }
 }
 
@@ -398,12 +391,18 @@ void launch_kv_cache_write(const KvCacheWriteArgs& args, cudaStream_t stream) {
 }
 
 PagedTokenCheck check_paged_tokens(const PagedAttentionArgs& args, int32_t* device_result, cudaStream_t stream) {
-  check_tokens_kernel<<<1, kCheckThreads, 0, stream>>>(args, device_result);
+  // The memset value 0x7F7F7F7F exceeds any token index.
+  ANVIL_CHECK(args.tokens < 0x7F7F7F7F, "cuda paged_attention: ", args.tokens, " tokens are too many");
+  ANVIL_CUDA_CHECK(cudaMemsetAsync(device_result, 0x7F, sizeof(int32_t), stream));
+  ANVIL_CUDA_CHECK(cudaMemsetAsync(device_result + 1, 0, sizeof(int32_t), stream));
+  const int64_t warps_per_block = kCheckThreads / kWarpSize;
+  const int64_t blocks = (args.tokens + warps_per_block - 1) / warps_per_block;
+  check_tokens_kernel<<<static_cast<unsigned>(blocks), kCheckThreads, 0, stream>>>(args, device_result);
   ANVIL_CUDA_CHECK_LAUNCH();
   int32_t host[2] = {0, 0};
   ANVIL_CUDA_CHECK(cudaMemcpyAsync(host, device_result, sizeof(host), cudaMemcpyDeviceToHost, stream));
   ANVIL_CUDA_CHECK(cudaStreamSynchronize(stream));
-  return {host[0], host[1]};
+  return {host[0] < args.tokens ? host[0] : -1, host[1]};
 }
 
 PagedPartitioning plan_paged_attention(const PagedAttentionArgs& args, int64_t max_visible, int num_sms) {
