@@ -300,6 +300,30 @@ TEST(OpQuantizedMatmul, PublicOpMatchesFloat64OnEveryDevice) {
   }
 }
 
+// Many activation rows (prefill): backends may switch to a tiled kernel (CUDA: tensor
+// cores from 16 rows). M and N are not multiples of 64 and K of the legacy types is not a
+// multiple of 256, so partial tiles and a partial last K chunk are covered.
+TEST(OpQuantizedMatmul, ManyRowsMatchFloat64OnEveryDevice) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const Device device : test_devices(ctx)) {
+    for (const DType dtype : kQuantTypes) {
+      if (!ctx.backend(device).supports(OpKind::QuantizedMatmul, dtype)) continue;
+      const int64_t k = block_of(dtype) == kQuantSuperBlock ? 3 * kQuantSuperBlock : 13 * kQuantBlock;
+      const int64_t m = 70;
+      const int64_t n = 75;
+      SCOPED_TRACE(case_label(dtype, device, {m, n, k}));
+      const QuantWeight weight = random_weight(n, k, dtype, rng);
+      const HostArray x = random_x(m, k, rng);
+      Tensor x_tensor = make_tensor_exact(ctx, x, DType::F32, device);
+      Tensor weight_tensor = device.is_cpu() ? weight.tensor : ctx.to_device(weight.tensor, device);
+      Tensor out = ctx.empty({m, n}, DType::F32, device);
+      quantized_matmul(ctx, out, x_tensor, weight_tensor);
+      check_output(to_host(ctx, out), x, weight, dtype, "many rows");
+    }
+  }
+}
+
 TEST(OpQuantizedMatmul, PlainWeightsMatchFloat64) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());

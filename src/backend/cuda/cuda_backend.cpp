@@ -31,7 +31,8 @@ CudaBackend::~CudaBackend() {
 }
 
 bool CudaBackend::supports(OpKind op, DType dtype) const {
-  return op == OpKind::Copy || supports_pointwise_ops(op, dtype) || attention_supports(op, dtype);
+  return op == OpKind::Copy || supports_pointwise_ops(op, dtype) || attention_supports(op, dtype) ||
+         linalg_supports(op, dtype);
 }
 
 cublasLtHandle_t CudaBackend::cublas_lt() {

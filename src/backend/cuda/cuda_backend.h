@@ -7,9 +7,11 @@
 
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "anvil/backend/backend.h"
 #include "cuda/caching_allocator.h"
+#include "cuda/cublaslt_matmul.h"
 
 namespace anvil::cuda {
 
@@ -94,6 +96,32 @@ class CudaBackend final : public Backend {
   void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
                           const Tensor& v, const Tensor& out, const Tensor& lse,
                           const AttentionParams& params) override;
+
+  // ---- linalg group: matmul, quantized_matmul (cuda_backend_linalg.cpp), sampling
+  // (cuda_backend_sampling.cpp), paged KV cache (cuda_backend_paged_attention.cpp).
+ public:
+  // Whether the linalg group runs `op` with `dtype` (called by supports()).
+  [[nodiscard]] static bool linalg_supports(OpKind op, DType dtype);
+  void matmul(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, float alpha,
+              float beta) override;
+  void quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight) override;
+  void argmax(Tensor& ids, const Tensor& logits) override;
+  void top_k_filter(Tensor& logits, int64_t k) override;
+  void top_p_filter(Tensor& logits, float top_p) override;
+  void min_p_filter(Tensor& logits, float min_p) override;
+  void sample_multinomial(Tensor& ids, const Tensor& logits, float temperature, uint64_t seed,
+                          uint64_t offset) override;
+  void kv_cache_write(Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v,
+                      const Tensor& slots) override;
+  void paged_attention(Tensor& out, const Tensor& q, const Tensor& key_cache, const Tensor& value_cache,
+                       const Tensor& token_sequences, const Tensor& positions, const Tensor& block_tables,
+                       const PagedAttentionParams& params) override;
+
+ private:
+  // A device tensor's i32 values on the host (waits for the stream): index checks.
+  [[nodiscard]] std::vector<int32_t> download_i32(const Tensor& tensor);
+  CublasLtMatmul matmul_;  // cached cuBLASLt plans
+  // ---- end linalg group
 };
 
 }  // namespace anvil::cuda

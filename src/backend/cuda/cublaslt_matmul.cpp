@@ -1,0 +1,165 @@
+#include "cuda/cublaslt_matmul.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+
+#include "anvil/core/error.h"
+#include "cuda/cuda_check.h"
+#include "cuda/gemm_fallback_kernels.h"
+#include "cuda/scratch_buffer.h"
+
+namespace anvil::cuda {
+namespace {
+
+// cuBLASLt's heuristic assumes 256-byte aligned operands unless told otherwise.
+constexpr uint64_t kMaxAlignmentBytes = 256;
+
+cudaDataType_t cuda_type(DType dtype) {
+  switch (dtype) {
+    case DType::F32:
+      return CUDA_R_32F;
+    case DType::BF16:
+      return CUDA_R_16BF;
+    case DType::F16:
+      return CUDA_R_16F;
+    default:
+      throw make_error("cuda matmul: dtype ", dtype_name(dtype), " is not f32, bf16 or f16");
+  }
+}
+
+uint64_t alignment_of(const void* pointer) {
+  const auto address = reinterpret_cast<uintptr_t>(pointer);
+  if (address == 0) return kMaxAlignmentBytes;
+  return std::min<uint64_t>(kMaxAlignmentBytes, uint64_t{1} << std::countr_zero(address));
+}
+
+// A column-major layout of `rows` x `cols` (leading dimension `ld`), strided over `batch`.
+cublasLtMatrixLayout_t make_layout(DType dtype, int64_t rows, int64_t cols, int64_t ld, int64_t batch, int64_t stride) {
+  cublasLtMatrixLayout_t layout = nullptr;
+  ANVIL_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&layout, cuda_type(dtype), static_cast<uint64_t>(rows),
+                                                static_cast<uint64_t>(cols), ld));
+  if (batch > 1) {
+    const auto count = static_cast<int32_t>(batch);
+    ANVIL_CUBLAS_CHECK(
+        cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
+    ANVIL_CUBLAS_CHECK(
+        cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
+  }
+  return layout;
+}
+
+GemmPlanKey key_of(const RowMajorGemm& g) {
+  return {static_cast<int64_t>(g.input_dtype),
+          static_cast<int64_t>(g.output_dtype),
+          (g.trans_a ? 1 : 0) + (g.trans_b ? 2 : 0),
+          g.m,
+          g.n,
+          g.k,
+          g.batch,
+          g.stride_a,
+          g.stride_b,
+          g.stride_out,
+          static_cast<int64_t>(alignment_of(g.a)),
+          static_cast<int64_t>(alignment_of(g.b)),
+          static_cast<int64_t>(alignment_of(g.out)),
+          0};
+}
+
+// Fills `plan` with the descriptors of `g` in cuBLAS terms: D (N, M) = op(b)^T-ish @ op(a)^T-ish.
+void describe(const RowMajorGemm& g, GemmPlan& plan) {
+  ANVIL_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  // Row-major b (K, N) is column-major (N, K) with ld N: op N. Row-major b (N, K) is
+  // column-major (K, N) with ld K: op T. Likewise for a with M in place of N.
+  const cublasOperation_t op_b = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_a = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  ANVIL_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_b, sizeof(op_b)));
+  ANVIL_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_a, sizeof(op_a)));
+  plan.layout_a = g.trans_b ? make_layout(g.input_dtype, g.k, g.n, g.k, g.batch, g.stride_b)
+                            : make_layout(g.input_dtype, g.n, g.k, g.n, g.batch, g.stride_b);
+  plan.layout_b = g.trans_a ? make_layout(g.input_dtype, g.m, g.k, g.m, g.batch, g.stride_a)
+                            : make_layout(g.input_dtype, g.k, g.m, g.k, g.batch, g.stride_a);
+  plan.layout_c = make_layout(g.output_dtype, g.n, g.m, g.n, g.batch, g.stride_out);
+}
+
+// Asks the heuristic for the best algo within the workspace limit and the operands' alignment.
+void choose_algo(cublasLtHandle_t handle, const RowMajorGemm& g, GemmPlan& plan) {
+  cublasLtMatmulPreference_t preference = nullptr;
+  ANVIL_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  cublasStatus_t status = CUBLAS_STATUS_SUCCESS;
+  {
+    const uint64_t workspace = CublasLtMatmul::kMaxWorkspaceBytes;
+    const uint32_t align_a = static_cast<uint32_t>(alignment_of(g.b));  // cuBLAS's A is our b
+    const uint32_t align_b = static_cast<uint32_t>(alignment_of(g.a));
+    const uint32_t align_c = static_cast<uint32_t>(alignment_of(g.out));
+    const auto set = [&](cublasLtMatmulPreferenceAttributes_t attribute, const void* value, size_t bytes) {
+      if (status == CUBLAS_STATUS_SUCCESS)
+        status = cublasLtMatmulPreferenceSetAttribute(preference, attribute, value, bytes);
+    };
+    set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof(workspace));
+    set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof(align_a));
+    set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof(align_b));
+    set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c, sizeof(align_c));
+    set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c, sizeof(align_c));
+    if (status == CUBLAS_STATUS_SUCCESS) {
+      status = cublasLtMatmulAlgoGetHeuristic(handle, plan.desc, plan.layout_a, plan.layout_b, plan.layout_c,
+                                              plan.layout_c, preference, 1, &result, &found);
+    }
+  }
+  static_cast<void>(cublasLtMatmulPreferenceDestroy(preference));
+  // NOT_SUPPORTED means no algo fits: the fallback kernel takes the problem.
+  if (status == CUBLAS_STATUS_NOT_SUPPORTED) return;
+  ANVIL_CUBLAS_CHECK(status);
+  if (found > 0 && result.state == CUBLAS_STATUS_SUCCESS) {
+    plan.algo = result.algo;
+    plan.workspace_bytes = result.workspaceSize;
+    plan.has_algo = true;
+  }
+}
+
+}  // namespace
+
+GemmPlan::~GemmPlan() {
+  if (layout_c != nullptr) static_cast<void>(cublasLtMatrixLayoutDestroy(layout_c));
+  if (layout_b != nullptr) static_cast<void>(cublasLtMatrixLayoutDestroy(layout_b));
+  if (layout_a != nullptr) static_cast<void>(cublasLtMatrixLayoutDestroy(layout_a));
+  if (desc != nullptr) static_cast<void>(cublasLtMatmulDescDestroy(desc));
+}
+
+const GemmPlan& CublasLtMatmul::plan_for(cublasLtHandle_t handle, const RowMajorGemm& gemm) {
+  const GemmPlanKey key = key_of(gemm);
+  const std::lock_guard lock(mutex_);
+  const auto found = plans_.find(key);
+  if (found != plans_.end()) return found->second;
+  // A plan that fails to build is erased again, so a later call retries rather than
+  // finding a half-made one.
+  auto [entry, inserted] = plans_.try_emplace(key);
+  try {
+    describe(gemm, entry->second);
+    choose_algo(handle, gemm, entry->second);
+  } catch (...) {
+    plans_.erase(entry);
+    throw;
+  }
+  return entry->second;
+}
+
+void CublasLtMatmul::run(cublasLtHandle_t handle, const RowMajorGemm& gemm, CachingAllocator& allocator,
+                         cudaStream_t stream) {
+  if (gemm.m == 0 || gemm.n == 0 || gemm.batch == 0) return;
+  // cuBLASLt's batch count is an int32; K = 0 is a pure scaling of out.
+  const bool lt_shape = gemm.k > 0 && gemm.batch <= INT32_MAX;
+  const GemmPlan* plan = lt_shape ? &plan_for(handle, gemm) : nullptr;
+  if (plan == nullptr || !plan->has_algo) {
+    launch_gemm_fallback(gemm, stream);
+    return;
+  }
+  const ScratchBuffer workspace(allocator, plan->workspace_bytes);
+  ANVIL_CUBLAS_CHECK(cublasLtMatmul(handle, plan->desc, &gemm.alpha, gemm.b, plan->layout_a, gemm.a, plan->layout_b,
+                                    &gemm.beta, gemm.out, plan->layout_c, gemm.out, plan->layout_c, &plan->algo,
+                                    workspace.get(), plan->workspace_bytes, stream));
+}
+
+}  // namespace anvil::cuda

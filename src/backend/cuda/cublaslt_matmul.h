@@ -1,0 +1,73 @@
+#pragma once
+// Row-major (batched) GEMMs through cuBLASLt, with the descriptors and the heuristic's algo
+// cached per problem. anvil tensors are row-major; cuBLAS is column-major, so
+// out (M, N) = op(a) @ op(b) is computed as out^T (N, M) = op(b)^T @ op(a)^T: cuBLAS's "A"
+// is our b and its "B" our a, each with the transpose flag that maps the row-major storage.
+// Compute is CUBLAS_COMPUTE_32F (no TF32) with f32 alpha/beta for every input dtype.
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+
+#include "anvil/core/dtype.h"
+#include "cuda/caching_allocator.h"
+
+namespace anvil::cuda {
+
+// out (batch, M, N) = alpha * op(a) @ op(b) + beta * out, every operand row-major and
+// contiguous per batch entry. a is (M, K), or (K, M) when trans_a; b is (K, N), or (N, K)
+// when trans_b. Strides are in elements; a stride of 0 shares the operand by every entry.
+struct RowMajorGemm {
+  DType input_dtype = DType::F32;   // a and b
+  DType output_dtype = DType::F32;  // out: f32 or input_dtype
+  bool trans_a = false;
+  bool trans_b = false;
+  int64_t m = 0, n = 0, k = 0, batch = 1;
+  int64_t stride_a = 0, stride_b = 0, stride_out = 0;
+  const void* a = nullptr;
+  const void* b = nullptr;
+  void* out = nullptr;
+  float alpha = 1.0F;
+  float beta = 0.0F;
+};
+
+// What a cached plan was made for: dtypes, transposes, sizes, strides, pointer alignments.
+using GemmPlanKey = std::array<int64_t, 14>;
+
+// The cuBLASLt objects of one problem shape. Owns its descriptors.
+struct GemmPlan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t layout_a = nullptr;  // cuBLAS's A: our b
+  cublasLtMatrixLayout_t layout_b = nullptr;  // cuBLAS's B: our a
+  cublasLtMatrixLayout_t layout_c = nullptr;  // C and D: our out
+  cublasLtMatmulAlgo_t algo{};
+  size_t workspace_bytes = 0;
+  bool has_algo = false;  // false: the heuristic found nothing; use the fallback kernel
+
+  GemmPlan() = default;
+  ~GemmPlan();
+  GemmPlan(const GemmPlan&) = delete;
+  GemmPlan& operator=(const GemmPlan&) = delete;
+};
+
+class CublasLtMatmul {
+ public:
+  // The most workspace a plan may ask for (32 MiB suits Hopper's split-K and stream-K algos).
+  static constexpr size_t kMaxWorkspaceBytes = size_t{32} << 20;
+
+  // Queues `gemm` on `stream`. Problems cuBLASLt has no algo for (and K = 0) run on a
+  // simple tiled kernel instead. Workspace comes from `allocator` and is released,
+  // stream-ordered, right after the launch.
+  void run(cublasLtHandle_t handle, const RowMajorGemm& gemm, CachingAllocator& allocator, cudaStream_t stream);
+
+ private:
+  const GemmPlan& plan_for(cublasLtHandle_t handle, const RowMajorGemm& gemm);
+
+  std::mutex mutex_;
+  std::map<GemmPlanKey, GemmPlan> plans_;  // node-based: references stay valid on insert
+};
+
+}  // namespace anvil::cuda

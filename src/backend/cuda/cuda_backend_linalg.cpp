@@ -1,0 +1,96 @@
+// CudaBackend's linalg group: matmul through cuBLASLt, quantized_matmul through its own
+// kernels, which ops the group supports, and the index download the paged ops check with.
+#include "anvil/core/error.h"
+#include "cuda/cuda_backend.h"
+#include "cuda/cuda_check.h"
+#include "cuda/device_guard.h"
+#include "cuda/quantized_matmul_kernels.h"
+#include "cuda/scratch_buffer.h"
+
+namespace anvil::cuda {
+namespace {
+
+bool is_float_storage(DType dtype) { return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16; }
+
+// The batched problem of out (..., M, N) = alpha * op(a) @ op(b) + beta * out.
+RowMajorGemm describe(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, float alpha,
+                      float beta) {
+  RowMajorGemm g;
+  g.input_dtype = a.dtype();
+  g.output_dtype = out.dtype();
+  g.trans_a = trans_a;
+  g.trans_b = trans_b;
+  g.m = out.size(-2);
+  g.n = out.size(-1);
+  g.k = trans_a ? a.size(-2) : a.size(-1);
+  g.batch = out.numel() / (g.m * g.n);
+  g.stride_a = g.m * g.k;
+  g.stride_b = b.dim() == 2 ? 0 : g.k * g.n;
+  g.stride_out = g.m * g.n;
+  if (g.stride_b == 0 && !trans_a) {
+    // A shared b: the batch entries' rows of a and out form one taller matrix.
+    g.m *= g.batch;
+    g.batch = 1;
+  }
+  g.a = a.raw_data();
+  g.b = b.raw_data();
+  g.out = out.raw_data();
+  g.alpha = alpha;
+  g.beta = beta;
+  return g;
+}
+
+}  // namespace
+
+bool CudaBackend::linalg_supports(OpKind op, DType dtype) {
+  switch (op) {
+    case OpKind::Matmul:
+    case OpKind::KvCacheWrite:
+    case OpKind::PagedAttention:
+      return is_float_storage(dtype);
+    case OpKind::Argmax:
+    case OpKind::TopKFilter:
+    case OpKind::TopPFilter:
+    case OpKind::MinPFilter:
+    case OpKind::SampleMultinomial:
+      return dtype == DType::F32;
+    case OpKind::QuantizedMatmul:
+      return quantized_matmul_supported(dtype);
+    default:
+      return false;
+  }
+}
+
+void CudaBackend::matmul(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, float alpha,
+                         float beta) {
+  if (out.numel() == 0) return;
+  const DeviceGuard guard(device_index_);
+  const RowMajorGemm gemm = describe(out, a, b, trans_a, trans_b, alpha, beta);
+  matmul_.run(cublas_lt(), gemm, *allocator_, stream_);
+}
+
+void CudaBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight) {
+  if (x.size(0) == 0 || weight.size(0) == 0) return;  // empty output
+  const DeviceGuard guard(device_index_);
+  const QuantizedMatmulArgs args{weight.dtype(), weight.raw_data(), x.data<const float>(), out.data<float>(), x.size(0),
+                                 weight.size(0), x.size(1)};
+  if (!dtype_info(weight.dtype()).is_quantized) {
+    launch_plain_weight_matmul(args, stream_);
+    return;
+  }
+  // x quantised to 8-bit blocks once: codes (M, K) and scales (M, K / block).
+  const QuantizedActivationLayout layout = activation_layout(weight.dtype(), x.size(0), x.size(1));
+  const ScratchBuffer scratch(*allocator_, layout.total_bytes);
+  launch_quantized_matmul(args, layout, scratch.get(), stream_);
+}
+
+std::vector<int32_t> CudaBackend::download_i32(const Tensor& tensor) {
+  std::vector<int32_t> values(static_cast<size_t>(tensor.numel()));
+  if (values.empty()) return values;
+  ANVIL_CUDA_CHECK(cudaMemcpyAsync(values.data(), tensor.raw_data(), values.size() * sizeof(int32_t),
+                                   cudaMemcpyDeviceToHost, stream_));
+  ANVIL_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return values;
+}
+
+}  // namespace anvil::cuda

@@ -1,0 +1,455 @@
+// Paged attention on the device, in the CPU's arithmetic (cpu/paged_attention.cpp): q is
+// pre-scaled, scores and the online softmax are f32, and the output is acc * (1 / sum).
+// Keys are visited by several warps and partitions and merged in a fixed order, so the
+// summation order differs from the CPU's but results are deterministic. One thread block
+// per (token, kv head, head chunk, partition): the query heads sharing a kv head read each
+// K/V row once. With several partitions each writes (max, sum, acc) and a combine kernel
+// merges them.
+#include <algorithm>
+#include <climits>
+
+#include "anvil/core/error.h"
+#include "cuda/cuda_check.h"
+#include "cuda/device_float.cuh"
+#include "cuda/paged_attention_kernels.h"
+
+namespace anvil::cuda {
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kWarpSize = 32;
+constexpr unsigned kFullMask = 0xFFFFFFFFU;
+constexpr int kWarps = kThreads / kWarpSize;
+constexpr int kKeysPerStep = 4;  // keys a warp loads at once (2 for slices >= 8: registers)
+template <int kSlice>
+constexpr int keys_per_step() {
+  return kSlice >= 8 ? 2 : kKeysPerStep;
+}
+constexpr int kMaxSlice = 16;         // head_dim <= 512
+constexpr int64_t kBlocksPerSm = 16;  // fine partitions: short tails
+constexpr int64_t kMaxPartitions = 1024;
+constexpr int kCheckThreads = 256;
+
+// ---------------------------------------------------------------------------------------
+// Cache write: one block per token, threads over the token's Hkv * D elements.
+
+template <typename Src, typename Dst>
+__global__ void kv_cache_write_kernel(const Src* __restrict__ k, const Src* __restrict__ v, Dst* __restrict__ key_cache,
+                                      Dst* __restrict__ value_cache, const int32_t* __restrict__ slots,
+                                      int64_t row_elems) {
+  const int64_t token = blockIdx.x;
+  const int64_t slot = slots[token];
+  for (int64_t e = threadIdx.x; e < row_elems; e += blockDim.x) {
+    store_float(key_cache + slot * row_elems + e, load_float(k + token * row_elems + e));
+    store_float(value_cache + slot * row_elems + e, load_float(v + token * row_elems + e));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Index check: one warp per token, lanes over the block-table entries it reads.
+// result[0] = smallest bad token (starts at a value >= any token), result[1] = longest
+// visible range (starts at 0). Integer atomics only: exact and order-free.
+
+__global__ void check_tokens_kernel(PagedAttentionArgs args, int32_t* __restrict__ result) {
+  const int64_t token = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize;
+  const int lane = static_cast<int>(threadIdx.x % kWarpSize);
+  if (token >= args.tokens) return;  // whole warps leave together
+  const int64_t sequence = args.token_sequences[token];
+  const int64_t position = args.positions[token];
+  bool ok = sequence >= 0 && sequence < args.sequences && position >= 0 && position / args.block_size < args.max_blocks;
+  const int64_t first = args.window > 0 ? max(int64_t{0}, position - args.window + 1) : 0;
+  if (ok) {
+    const int32_t* table = args.block_tables + sequence * args.max_blocks;
+    for (int64_t b = first / args.block_size + lane; b <= position / args.block_size; b += kWarpSize) {
+      ok = ok && table[b] >= 0 && table[b] < args.num_blocks;
+    }
+  }
+  ok = __all_sync(kFullMask, ok);
+  if (lane != 0) return;
+  if (ok) {
+    atomicMax(&result[1], static_cast<int32_t>(position - first + 1));
+  } else {
+    atomicMin(&result[0], static_cast<int32_t>(token));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Attention: block (token, kv head x head chunk, partition) of kWarps warps. Each warp
+// walks its own keys of the partition, a few at a time (their K and V rows loaded
+// together, so many loads are in flight), lane l holding elements [slice l, slice (l + 1))
+// of q, k, v and acc in registers; scores are warp sums. Each warp keeps its own online
+// softmax; the warps are merged through shared memory at the end.
+
+// `slice` elements of a cache row (or q row), raw. With `vector_rows` (D == 32 * slice
+// and 16-byte aligned bases) lane l reads one aligned run; otherwise element by element,
+// zero past D.
+template <typename T, int kSlice>
+struct alignas(kSlice * sizeof(T) >= 16 ? 16 : kSlice * sizeof(T)) SliceOf {
+  T values[kSlice];
+};
+
+template <typename T, int kSlice>
+__device__ __forceinline__ SliceOf<T, kSlice> load_slice(const T* row, int lane, int64_t d, bool vector_rows) {
+  if (vector_rows) return reinterpret_cast<const SliceOf<T, kSlice>*>(row)[lane];
+  SliceOf<T, kSlice> slice;
+#pragma unroll
+  for (int i = 0; i < kSlice; ++i) {
+    const int64_t e = static_cast<int64_t>(lane) * kSlice + i;
+    slice.values[i] = e < d ? row[e] : T{};
+  }
+  return slice;
+}
+
+__device__ __forceinline__ float warp_sum(float value) {
+  for (int offset = kWarpSize / 2; offset > 0; offset >>= 1) value += __shfl_xor_sync(kFullMask, value, offset);
+  return value;
+}
+
+struct PartitionArgs {
+  int64_t partition_len;
+  int64_t partitions;
+  float* partial_acc;  // (N, Hq, partitions, D)
+  float* partial_max;  // (N, Hq, partitions)
+  float* partial_sum;  // (N, Hq, partitions)
+};
+
+// A warp's online-softmax state for the block's heads. Scores are kept in log2 units (q is
+// pre-multiplied by log2(e)) so that exp2f replaces expf; max and sum follow the CPU's
+// update: rescale acc and sum by 2^(old max - new max), add 2^(score - new max) terms.
+template <int kSlice, int kHeads>
+struct WarpState {
+  float q[kHeads][kSlice];
+  float acc[kHeads][kSlice];
+  float max[kHeads];
+  float sum[kHeads];
+};
+
+// The K and V rows of one step of kKeysPerStep keys, as loaded (storage dtype).
+template <typename C, int kSlice>
+struct StepRows {
+  SliceOf<C, kSlice> keys[keys_per_step<kSlice>()];
+  SliceOf<C, kSlice> values[keys_per_step<kSlice>()];
+};
+
+// Queues the loads of keys [start, start + keys_per_step) ∩ [.., hi); rows past hi stay 0.
+template <typename C, int kSlice>
+__device__ __forceinline__ void load_step(const PagedAttentionArgs& args, const int32_t* table, int64_t kv_head,
+                                          int64_t start, int64_t hi, bool vector_rows, int lane, const C* key_cache,
+                                          const C* value_cache, StepRows<C, kSlice>& rows) {
+  // Positions fit in int32; one division per step, then carry into the next block.
+  const auto block_size = static_cast<int32_t>(args.block_size);
+  int32_t block_index = static_cast<int32_t>(start) / block_size;
+  int32_t offset = static_cast<int32_t>(start) - block_index * block_size;
+#pragma unroll
+  for (int u = 0; u < keys_per_step<kSlice>(); ++u) {
+    if (start + u < hi) {
+      const int64_t slot = static_cast<int64_t>(table[block_index]) * block_size + offset;
+      const int64_t row = (slot * args.kv_heads + kv_head) * args.head_dim;
+      rows.keys[u] = load_slice<C, kSlice>(key_cache + row, lane, args.head_dim, vector_rows);
+      rows.values[u] = load_slice<C, kSlice>(value_cache + row, lane, args.head_dim, vector_rows);
+    } else {
+      rows.keys[u] = SliceOf<C, kSlice>{};
+      rows.values[u] = SliceOf<C, kSlice>{};
+    }
+    if (++offset == block_size) {
+      offset = 0;
+      ++block_index;
+    }
+  }
+}
+
+// Adds one loaded step (`valid` keys) to the warp's state.
+template <typename C, int kSlice, int kHeads>
+__device__ __forceinline__ void attend_step(const StepRows<C, kSlice>& rows, int valid, int heads,
+                                            WarpState<kSlice, kHeads>& state) {
+#pragma unroll
+  for (int h = 0; h < kHeads; ++h) {
+    if (h >= heads) break;
+    constexpr int kKeys = keys_per_step<kSlice>();
+    float scores[kKeys];
+    float step_max = -INFINITY;
+#pragma unroll
+    for (int u = 0; u < kKeys; ++u) {
+      float partial = 0.0F;
+#pragma unroll
+      for (int i = 0; i < kSlice; ++i) partial += state.q[h][i] * load_float(&rows.keys[u].values[i]);
+      scores[u] = warp_sum(partial);  // every lane: the loop bounds are warp-uniform
+      if (u < valid) step_max = fmaxf(step_max, scores[u]);
+    }
+    const float new_max = fmaxf(state.max[h], step_max);
+    const float correction = state.max[h] == new_max ? 1.0F : exp2f(state.max[h] - new_max);  // first step: 0
+    float step_sum = 0.0F;
+#pragma unroll
+    for (int i = 0; i < kSlice; ++i) state.acc[h][i] *= correction;
+#pragma unroll
+    for (int u = 0; u < kKeys; ++u) {
+      if (u >= valid) break;
+      const float p = exp2f(scores[u] - new_max);
+      step_sum += p;
+#pragma unroll
+      for (int i = 0; i < kSlice; ++i) state.acc[h][i] += p * load_float(&rows.values[u].values[i]);
+    }
+    state.sum[h] = state.sum[h] * correction + step_sum;
+    state.max[h] = new_max;
+  }
+}
+
+// Merges the warps' states (shared: acc (kWarps, kHeads, D), then max and sum (kWarps,
+// kHeads)) in warp order and writes out, or the partition's partials (max in log2 units).
+template <typename Q, int kSlice, int kHeads>
+__device__ void merge_and_store(const PagedAttentionArgs& args, const PartitionArgs& parts,
+                                const WarpState<kSlice, kHeads>& state, int heads, int64_t first_q_row, Q* out,
+                                float* shared) {
+  const int64_t d = args.head_dim;
+  const int lane = static_cast<int>(threadIdx.x % kWarpSize);
+  const int warp = static_cast<int>(threadIdx.x / kWarpSize);
+  float* shared_acc = shared;
+  float* shared_max = shared_acc + kWarps * kHeads * d;
+  float* shared_sum = shared_max + kWarps * kHeads;
+#pragma unroll
+  for (int h = 0; h < kHeads; ++h) {
+    if (h >= heads) break;
+#pragma unroll
+    for (int i = 0; i < kSlice; ++i) {
+      const int64_t e = static_cast<int64_t>(lane) * kSlice + i;
+      if (e < d) shared_acc[(warp * kHeads + h) * d + e] = state.acc[h][i];
+    }
+    if (lane == 0) {
+      shared_max[warp * kHeads + h] = state.max[h];
+      shared_sum[warp * kHeads + h] = state.sum[h];
+    }
+  }
+  __syncthreads();
+  for (int64_t index = threadIdx.x; index < heads * d; index += kThreads) {
+    const int64_t h = index / d;
+    const int64_t e = index - h * d;
+    float top = -INFINITY;
+    for (int w = 0; w < kWarps; ++w) top = fmaxf(top, shared_max[w * kHeads + h]);
+    float total = 0.0F;
+    float value = 0.0F;
+    if (top != -INFINITY) {  // else an empty partition: max -inf, sum 0, acc 0
+      for (int w = 0; w < kWarps; ++w) {
+        const float factor = exp2f(shared_max[w * kHeads + h] - top);  // a warp without keys: 0
+        total += shared_sum[w * kHeads + h] * factor;
+        value += shared_acc[(w * kHeads + h) * d + e] * factor;
+      }
+    }
+    if (parts.partitions == 1) {
+      store_float(out + (first_q_row + h) * d + e, value * (1.0F / total));
+    } else {
+      const int64_t partial = (first_q_row + h) * parts.partitions + blockIdx.z;
+      parts.partial_acc[partial * d + e] = value;
+      if (e == 0) {
+        parts.partial_max[partial] = top;
+        parts.partial_sum[partial] = total;
+      }
+    }
+  }
+}
+
+// Block (token, kv head * head_chunks + chunk, partition): keys [lo, hi) of the token's
+// visible range [first, position]; warp w takes steps w, w + kWarps, ... of keys_per_step,
+// loading the next step's rows before computing on the current ones.
+template <typename Q, typename C, int kSlice, int kHeads>
+__global__ void __launch_bounds__(kThreads)
+    paged_attention_kernel(PagedAttentionArgs args, PartitionArgs parts, bool vector_rows, const Q* __restrict__ q,
+                           Q* __restrict__ out, const C* __restrict__ key_cache, const C* __restrict__ value_cache) {
+  extern __shared__ float shared[];
+  const int lane = static_cast<int>(threadIdx.x % kWarpSize);
+  const int warp = static_cast<int>(threadIdx.x / kWarpSize);
+  const int64_t group = args.q_heads / args.kv_heads;
+  const int64_t chunks = (group + kHeads - 1) / kHeads;
+  const int64_t token = blockIdx.x;
+  const int64_t kv_head = blockIdx.y / chunks;
+  const int64_t first_head = (blockIdx.y % chunks) * kHeads;
+  const int heads = static_cast<int>(min(static_cast<int64_t>(kHeads), group - first_head));
+  const int64_t position = args.positions[token];
+  const int32_t* table = args.block_tables + static_cast<int64_t>(args.token_sequences[token]) * args.max_blocks;
+  const int64_t first = args.window > 0 ? max(int64_t{0}, position - args.window + 1) : 0;
+  const int64_t lo = first + static_cast<int64_t>(blockIdx.z) * parts.partition_len;
+  const int64_t hi = min(position + 1, lo + parts.partition_len);
+  const int64_t first_q_row = token * args.q_heads + kv_head * group + first_head;  // in (N * Hq, D)
+  constexpr float kLog2E = 1.4426950408889634F;
+  const float q_scale = args.scale * kLog2E;
+
+  WarpState<kSlice, kHeads> state;
+#pragma unroll
+  for (int h = 0; h < kHeads; ++h) {
+    SliceOf<Q, kSlice> row{};
+    if (h < heads) row = load_slice<Q, kSlice>(q + (first_q_row + h) * args.head_dim, lane, args.head_dim, false);
+#pragma unroll
+    for (int i = 0; i < kSlice; ++i) {
+      state.q[h][i] = load_float(&row.values[i]) * q_scale;
+      state.acc[h][i] = 0.0F;
+    }
+    state.max[h] = -INFINITY;
+    state.sum[h] = 0.0F;
+  }
+  constexpr int kKeys = keys_per_step<kSlice>();
+  constexpr int64_t kStride = kWarps * kKeys;
+  int64_t start = lo + warp * kKeys;
+  StepRows<C, kSlice> current;
+  load_step<C, kSlice>(args, table, kv_head, start, hi, vector_rows, lane, key_cache, value_cache, current);
+  for (; start < hi; start += kStride) {
+    StepRows<C, kSlice> next;  // all zeros (no loads) past the end
+    load_step<C, kSlice>(args, table, kv_head, start + kStride, hi, vector_rows, lane, key_cache, value_cache, next);
+    attend_step<C, kSlice, kHeads>(current, static_cast<int>(min(static_cast<int64_t>(kKeys), hi - start)), heads,
+                                   state);
+    current = next;
+  }
+  merge_and_store<Q, kSlice, kHeads>(args, parts, state, heads, first_q_row, out, shared);
+}
+
+// Block per (token, query head) row of out: merges the partitions' partials in order.
+template <typename Q>
+__global__ void __launch_bounds__(kThreads)
+    combine_partitions_kernel(PartitionArgs parts, Q* __restrict__ out, int64_t d) {
+  const int64_t row = blockIdx.x;  // in (N * Hq)
+  const float* maxes = parts.partial_max + row * parts.partitions;
+  const float* sums = parts.partial_sum + row * parts.partitions;
+  float top = -INFINITY;
+  for (int64_t z = 0; z < parts.partitions; ++z) top = fmaxf(top, maxes[z]);
+  float total = 0.0F;
+  // Maxes are in log2 units (see WarpState); an empty partition adds 0 * 0.
+  for (int64_t z = 0; z < parts.partitions; ++z) total += sums[z] * exp2f(maxes[z] - top);
+  const float inverse = 1.0F / total;
+  for (int64_t c = threadIdx.x; c < d; c += kThreads) {
+    float value = 0.0F;
+    for (int64_t z = 0; z < parts.partitions; ++z) {
+      value += parts.partial_acc[(row * parts.partitions + z) * d + c] * exp2f(maxes[z] - top);
+    }
+    store_float(out + row * d + c, value * inverse);
+  }
+}
+
+template <typename Q, typename C, int kSlice, int kHeads>
+void launch_typed(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PartitionArgs& parts,
+                  cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(args.tokens), static_cast<unsigned>(args.kv_heads * plan.head_chunks),
+                  static_cast<unsigned>(plan.partitions));
+  paged_attention_kernel<Q, C, kSlice, kHeads><<<grid, kThreads, plan.shared_bytes, stream>>>(
+      args, parts, plan.vector_rows, static_cast<const Q*>(args.q), static_cast<Q*>(args.out),
+      static_cast<const C*>(args.key_cache), static_cast<const C*>(args.value_cache));
+  ANVIL_CUDA_CHECK_LAUNCH();
+  if (plan.partitions == 1) return;
+  combine_partitions_kernel<Q><<<static_cast<unsigned>(args.tokens * args.q_heads), kThreads, 0, stream>>>(
+      parts, static_cast<Q*>(args.out), args.head_dim);
+  ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+// Heads per block: 4 when the group fits (fewer registers), else 8; 32 / slice for wide heads.
+template <typename Q, typename C, int kSlice>
+void launch_for_heads(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PartitionArgs& parts,
+                      cudaStream_t stream) {
+  if constexpr (kSlice <= 4) {
+    if (plan.heads_per_block == 4) return launch_typed<Q, C, kSlice, 4>(args, plan, parts, stream);
+    return launch_typed<Q, C, kSlice, 8>(args, plan, parts, stream);
+  } else {
+    return launch_typed<Q, C, kSlice, 32 / kSlice>(args, plan, parts, stream);
+  }
+}
+
+template <typename Q, typename C>
+void launch_for_slice(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PartitionArgs& parts,
+                      cudaStream_t stream) {
+  switch (plan.slice) {
+    case 1:
+      return launch_for_heads<Q, C, 1>(args, plan, parts, stream);
+    case 2:
+      return launch_for_heads<Q, C, 2>(args, plan, parts, stream);
+    case 4:
+      return launch_for_heads<Q, C, 4>(args, plan, parts, stream);
+    case 8:
+      return launch_for_heads<Q, C, 8>(args, plan, parts, stream);
+    default:
+      return launch_for_heads<Q, C, 16>(args, plan, parts, stream);
+  }
+}
+
+int heads_for(int slice, int64_t group) {
+  if (slice <= 4) return group <= 4 ? 4 : 8;
+  return 32 / slice;
+}
+
+bool aligned_16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
+
+}  // namespace
+
+void launch_kv_cache_write(const KvCacheWriteArgs& args, cudaStream_t stream) {
+  if (args.tokens == 0) return;
+  ANVIL_CHECK(args.tokens <= INT_MAX, "cuda kv_cache_write: ", args.tokens, " tokens exceed the grid");
+  dispatch_float_dtype(args.source_dtype, "cuda kv_cache_write", [&](auto source) {
+    dispatch_float_dtype(args.cache_dtype, "cuda kv_cache_write", [&](auto cache) {
+      using Src = decltype(source);
+      using Dst = decltype(cache);
+      kv_cache_write_kernel<Src, Dst><<<static_cast<unsigned>(args.tokens), kThreads, 0, stream>>>(
+          static_cast<const Src*>(args.k), static_cast<const Src*>(args.v), static_cast<Dst*>(args.key_cache),
+          static_cast<Dst*>(args.value_cache), args.slots, args.row_elems);
+      ANVIL_CUDA_CHECK_LAUNCH();
+    });
+  });
+}
+
+PagedTokenCheck check_paged_tokens(const PagedAttentionArgs& args, int32_t* device_result, cudaStream_t stream) {
+  // The memset value 0x7F7F7F7F exceeds any token index.
+  ANVIL_CHECK(args.tokens < 0x7F7F7F7F, "cuda paged_attention: ", args.tokens, " tokens are too many");
+  ANVIL_CUDA_CHECK(cudaMemsetAsync(device_result, 0x7F, sizeof(int32_t), stream));
+  ANVIL_CUDA_CHECK(cudaMemsetAsync(device_result + 1, 0, sizeof(int32_t), stream));
+  const int64_t warps_per_block = kCheckThreads / kWarpSize;
+  const int64_t blocks = (args.tokens + warps_per_block - 1) / warps_per_block;
+  check_tokens_kernel<<<static_cast<unsigned>(blocks), kCheckThreads, 0, stream>>>(args, device_result);
+  ANVIL_CUDA_CHECK_LAUNCH();
+  int32_t host[2] = {0, 0};
+  ANVIL_CUDA_CHECK(cudaMemcpyAsync(host, device_result, sizeof(host), cudaMemcpyDeviceToHost, stream));
+  ANVIL_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return {host[0] < args.tokens ? host[0] : -1, host[1]};
+}
+
+PagedPartitioning plan_paged_attention(const PagedAttentionArgs& args, int64_t max_visible, int num_sms) {
+  PagedPartitioning plan;
+  ANVIL_CHECK(args.head_dim <= kWarpSize * kMaxSlice, "cuda paged_attention: head_dim ", args.head_dim,
+              " is above the supported ", kWarpSize * kMaxSlice);
+  while (plan.slice * kWarpSize < args.head_dim) plan.slice *= 2;
+  const int64_t group = args.q_heads / args.kv_heads;
+  plan.heads_per_block = heads_for(plan.slice, group);
+  plan.head_chunks = (group + plan.heads_per_block - 1) / plan.heads_per_block;
+  plan.vector_rows =
+      args.head_dim == kWarpSize * plan.slice && aligned_16(args.key_cache) && aligned_16(args.value_cache);
+  const auto shared_floats = static_cast<size_t>(kWarps * plan.heads_per_block * (args.head_dim + 2));
+  plan.shared_bytes = shared_floats * sizeof(float);
+  ANVIL_CHECK(
+      args.tokens <= INT_MAX && args.kv_heads * plan.head_chunks <= 65535 && args.tokens * args.q_heads <= INT_MAX,
+      "cuda paged_attention: ", args.tokens, " tokens of ", args.q_heads, " heads exceed the grid");
+  // Enough blocks for kBlocksPerSm per SM, but no partition shorter than one block step.
+  const int64_t step = kWarps * kKeysPerStep;
+  const int64_t work = std::max<int64_t>(1, args.tokens * args.kv_heads * plan.head_chunks);
+  const int64_t wanted = std::max<int64_t>(1, (kBlocksPerSm * static_cast<int64_t>(num_sms) + work - 1) / work);
+  const int64_t longest = std::max<int64_t>(1, max_visible);
+  const int64_t partitions = std::min({wanted, (longest + step - 1) / step, kMaxPartitions});
+  plan.partition_len = (longest + partitions - 1) / partitions;
+  plan.partition_len = (plan.partition_len + step - 1) / step * step;
+  plan.partitions = (longest + plan.partition_len - 1) / plan.partition_len;
+  if (plan.partitions > 1) {
+    const int64_t partials = args.tokens * args.q_heads * plan.partitions;
+    plan.scratch_bytes = static_cast<size_t>(partials * (args.head_dim + 2)) * sizeof(float);
+  }
+  return plan;
+}
+
+void launch_paged_attention(const PagedAttentionArgs& args, const PagedPartitioning& plan, void* scratch,
+                            cudaStream_t stream) {
+  PartitionArgs parts{plan.partition_len, plan.partitions, nullptr, nullptr, nullptr};
+  if (plan.partitions > 1) {
+    const int64_t partials = args.tokens * args.q_heads * plan.partitions;
+    parts.partial_acc = static_cast<float*>(scratch);
+    parts.partial_max = parts.partial_acc + partials * args.head_dim;
+    parts.partial_sum = parts.partial_max + partials;
+  }
+  dispatch_float_dtype(args.q_dtype, "cuda paged_attention", [&](auto q_type) {
+    dispatch_float_dtype(args.cache_dtype, "cuda paged_attention", [&](auto cache_type) {
+      launch_for_slice<decltype(q_type), decltype(cache_type)>(args, plan, parts, stream);
+    });
+  });
+}
+
+}  // namespace anvil::cuda

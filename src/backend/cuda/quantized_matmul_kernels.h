@@ -1,0 +1,60 @@
+#pragma once
+// quantized_matmul on the device: out (M, N) f32 = x (M, K) f32 @ weight (N, K)^T, weight
+// block-quantized (Q8_0..Q6_K, dequantised on the fly) or f32/f16/bf16.
+//
+// Numerics follow the CPU (backend.h, cpu/quantized_matmul.cpp): x is quantised per block
+// of 32 (legacy weights) or 256 (K-quants) to d = amax / 127, code = round-half-even(clamp(
+// x * (127 / amax))), bit-identical to the CPU's quantiser; each weight block's integer dot
+// with the codes is exact, and its f32 term ((d_w * d_x) * dot, plus the min/offset term)
+// is the CPU's too. Only the order in which the block terms of one output are summed
+// differs (lanes of a warp, then a tree), so results match the CPU to f32 rounding, not
+// bitwise. Plain weights are dotted with the unquantised x in f32 (the CPU uses double).
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "anvil/core/dtype.h"
+
+namespace anvil::cuda {
+
+struct QuantizedMatmulArgs {
+  DType weight_dtype;
+  const void* weight;  // (N, K) rows of blocks
+  const float* x;      // (M, K)
+  float* out;          // (M, N)
+  int64_t m, n, k;
+};
+
+// Where the quantised activations live in one scratch buffer: codes (M, K) i8, scales
+// (M, K / block) f32, and the code sums of each 32 elements (M, K / 32) i32 (the CPU's
+// per-group sums, regrouped: the same integers).
+struct QuantizedActivationLayout {
+  int block = 32;  // elements per activation scale: 32, or 256 for K-quant weights
+  size_t scales_offset = 0;
+  size_t sums_offset = 0;
+  size_t total_bytes = 0;
+};
+
+// The quantised activations themselves (pointers into the scratch buffer).
+struct QuantizedActivations {
+  int block = 32;
+  int8_t* codes = nullptr;  // (M, K)
+  float* scales = nullptr;  // (M, K / block)
+  int32_t* sums = nullptr;  // (M, K / 32)
+};
+
+// Whether the device kernels take `weight_dtype` (the quantized types and f32/f16/bf16).
+bool quantized_matmul_supported(DType weight_dtype);
+
+// The scratch layout for quantising x (M, K) for a weight of `weight_dtype`.
+QuantizedActivationLayout activation_layout(DType weight_dtype, int64_t m, int64_t k);
+
+// Quantises x into `scratch` (layout.total_bytes, 256-byte aligned), then the matmul:
+// dp4a kernels for few rows (decode), tensor-core tiles (quantized_matmul_mma.h) for many.
+void launch_quantized_matmul(const QuantizedMatmulArgs& args, const QuantizedActivationLayout& layout, void* scratch,
+                             cudaStream_t stream);
+
+// f32/f16/bf16 weights: out = x @ weight^T with f32 accumulation, x not quantised.
+void launch_plain_weight_matmul(const QuantizedMatmulArgs& args, cudaStream_t stream);
+
+}  // namespace anvil::cuda

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs the GPU checks and benchmarks on the GPU machine (docs/gpu.md): the binaries built
+# here with `make cuda-build` and copied to build/gpu-bin by `tools/gpu_pack.sh`, run from
+# the repository root there. Steps (any of): ops models cli sanitize bench-attention
+# bench-decode bench-llama8b. Logs go to $OUT when it is set.
+set -uo pipefail
+BIN=${BIN:-build/gpu-bin}
+OUT=${OUT:-/tmp/anvil-gpu-out}
+mkdir -p "$OUT"
+# The test binaries look for fixtures under the path they were built in.
+BUILT_IN=$(cat "$BIN/source_dir" 2>/dev/null || echo /work/main)
+if [ ! -e "$BUILT_IN" ]; then mkdir -p "$(dirname "$BUILT_IN")" && ln -sfn "$(pwd)" "$BUILT_IN"; fi
+SMOL=models/SmolLM2-135M-Instruct.Q4_1.gguf
+status=0
+step() { echo "=== $1"; }
+for what in "$@"; do
+  case $what in
+    ops)
+      step "op tests on the GPU"
+      ANVIL_TEST_DEVICES=cuda "$BIN/anvil_op_tests" --gtest_brief=1 2>&1 | tee "$OUT/ops.log" | tail -25 || status=1 ;;
+    models)
+      step "model forward on the GPU vs the CPU"
+      "$BIN/anvil_model_tests" --gtest_filter='GpuForward*' 2>&1 | tee "$OUT/models.log" | grep -E "gpu  |OK|FAILED|Failure|error|PASSED|SKIPPED" | head -40 || status=1 ;;
+    cli)
+      step "anvil generate --device cuda"
+      if [ -f "$SMOL" ]; then
+        "$BIN/anvil" generate -m "$SMOL" -p "The capital of France is" -n 32 --temperature 0 --device cuda 2>&1 | tail -4
+        "$BIN/anvil" generate -m "$SMOL" -p "The capital of France is" -n 32 --temperature 0 2>&1 | tail -4
+      fi ;;
+    sanitize)
+      step "compute-sanitizer memcheck"
+      ANVIL_TEST_DEVICES=cuda /usr/local/cuda/bin/compute-sanitizer --tool memcheck --print-limit 5 \
+        "$BIN/anvil_op_tests" --gtest_brief=1 2>&1 | tail -6 ;;
+    bench-attention)
+      step "attention: anvil vs PyTorch SDPA"
+      "$BIN/anvil_attention_cuda_bench" 2>&1 | tee "$OUT/attention_anvil.log" | tail -16
+      python3 tools/bench_attention_torch.py 2>&1 | tee "$OUT/attention_torch.log" | tail -16 ;;
+    bench-decode)
+      step "batch-1 decode"
+      [ -f "$SMOL" ] && python3 tools/bench_gpu_decode.py --anvil "$BIN/anvil" --model "$SMOL" 2>&1 | tail -4 ;;
+    bench-llama8b)
+      step "batch-1 decode, Llama-3-8B shape, random bf16"
+      python3 tools/bench_gpu_decode.py --anvil "$BIN/anvil" --make-llama3-8b /tmp/llama3-8b --model /tmp/llama3-8b \
+        --transformers 2>&1 | tail -6 ;;
+    *) echo "unknown step $what"; status=2 ;;
+  esac
+done
+exit $status

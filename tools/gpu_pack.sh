@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Copies what the GPU machine needs from build/cuda-release into build/gpu-bin (stripped, so
+# the call's working tree stays under the device tool's 64 MiB), see docs/gpu.md.
+set -euo pipefail
+rm -rf build/gpu-bin && mkdir -p build/gpu-bin
+for binary in anvil tests/anvil_op_tests tests/anvil_model_tests bench/anvil_attention_cuda_bench; do
+  [ -f "build/cuda-release/$binary" ] && strip -o "build/gpu-bin/$(basename "$binary")" "build/cuda-release/$binary"
+done
+pwd > build/gpu-bin/source_dir
+du -sh build/gpu-bin
