@@ -46,10 +46,10 @@ __device__ __forceinline__ int sum_words(const int (&x)[8]) {
 }
 
 // Lane l takes blocks l, l + 32, ...; per block and activation row, the CPU's two terms:
-// (d * dx) * dot + (m * dx) * sum(x codes).
+// (d * dx) * dot + m * s, s the block's fp16(d * sum(x codes)).
 template <typename Format>
 __device__ void accumulate_legacy(const uint8_t* weight_row, int64_t k, const int8_t* codes, const float* scales,
-                                  int rows, int lane, float (&acc)[kRowsPerTile]) {
+                                  const float* block_sums, int rows, int lane, float (&acc)[kRowsPerTile]) {
   const int64_t num_blocks = k / kQuantBlock;
   for (int64_t b = lane; b < num_blocks; b += kWarpSize) {
     const LegacyBlock block = Format::decode(weight_row + b * Format::kBytes);
@@ -60,7 +60,7 @@ __device__ void accumulate_legacy(const uint8_t* weight_row, int64_t k, const in
       load_codes(codes + r * k + b * kQuantBlock, x);
       const float dx = scales[r * num_blocks + b];
       acc[r] += (block.d * dx) * static_cast<float>(dot_words(block.w, x, 0, 8));
-      if (Format::kHasMin) acc[r] += (block.m * dx) * static_cast<float>(sum_words(x));
+      if (Format::kHasMin) acc[r] += block.m * block_sums[r * num_blocks + b];
     }
   }
 }
@@ -123,7 +123,7 @@ __device__ __forceinline__ float warp_sum(float value) {
 template <int kPerLane>
 __global__ void quantize_activations_kernel(const float* __restrict__ x, int8_t* __restrict__ codes,
                                             float* __restrict__ scales, int32_t* __restrict__ sums,
-                                            int64_t num_blocks) {
+                                            float* __restrict__ block_sums, int64_t num_blocks) {
   const int64_t block = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize;
   const int lane = static_cast<int>(threadIdx.x % kWarpSize);
   if (block >= num_blocks) return;  // whole warps leave together
@@ -149,12 +149,18 @@ __global__ void quantize_activations_kernel(const float* __restrict__ x, int8_t*
     codes[first + i] = static_cast<int8_t>(code);
     code_sum += code;
   }
-  if (lane == 0) scales[block] = amax / 127.0F;
   // Lanes of one 32-element group: 32 / kPerLane consecutive lanes.
   for (int offset = 1; offset < kQuantBlock / kPerLane; offset <<= 1) {
     code_sum += __shfl_xor_sync(kFullMask, code_sum, offset);
   }
   if (lane % (kQuantBlock / kPerLane) == 0) sums[first / kQuantBlock] = code_sum;
+  const float d = amax / 127.0F;
+  if (lane == 0 && kPerLane * kWarpSize == kQuantBlock) {  // a legacy block: ggml's f16 d and s
+    scales[block] = __half2float(__float2half_rn(d));
+    block_sums[block] = __half2float(__float2half_rn(d * static_cast<float>(code_sum)));
+  } else if (lane == 0) {
+    scales[block] = d;
+  }
 }
 
 // out (M, N): warp w of the grid takes weight row n = w for activation rows
@@ -162,7 +168,8 @@ __global__ void quantize_activations_kernel(const float* __restrict__ x, int8_t*
 template <typename Format, bool kKQuant>
 __global__ void quantized_matmul_kernel(const uint8_t* __restrict__ weight, int64_t row_bytes,
                                         const int8_t* __restrict__ codes, const float* __restrict__ scales,
-                                        float* __restrict__ out, int64_t m, int64_t n, int64_t k) {
+                                        const float* __restrict__ block_sums, float* __restrict__ out, int64_t m,
+                                        int64_t n, int64_t k) {
   const int64_t col = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarpSize;
   const int lane = static_cast<int>(threadIdx.x % kWarpSize);
   if (col >= n) return;  // whole warps leave together
@@ -176,7 +183,8 @@ __global__ void quantized_matmul_kernel(const uint8_t* __restrict__ weight, int6
   if constexpr (kKQuant) {
     accumulate_k<Format>(weight_row, k, tile_codes, tile_scales, rows, lane, acc);
   } else {
-    accumulate_legacy<Format>(weight_row, k, tile_codes, tile_scales, rows, lane, acc);
+    accumulate_legacy<Format>(weight_row, k, tile_codes, tile_scales, block_sums + first_row * (k / kQuantBlock), rows,
+                              lane, acc);
   }
 #pragma unroll
   for (int r = 0; r < kRowsPerTile; ++r) {
@@ -219,10 +227,11 @@ dim3 matmul_grid(int64_t m, int64_t n) {
 }
 
 template <typename Format, bool kKQuant>
-void launch_format(const QuantizedMatmulArgs& args, const int8_t* codes, const float* scales, cudaStream_t stream) {
+void launch_format(const QuantizedMatmulArgs& args, const QuantizedActivations& acts, cudaStream_t stream) {
   const int64_t row_bytes = dtype_bytes_for(args.weight_dtype, args.k);
   quantized_matmul_kernel<Format, kKQuant><<<matmul_grid(args.m, args.n), kWarpsPerBlock * kWarpSize, 0, stream>>>(
-      static_cast<const uint8_t*>(args.weight), row_bytes, codes, scales, args.out, args.m, args.n, args.k);
+      static_cast<const uint8_t*>(args.weight), row_bytes, acts.codes, acts.scales, acts.block_sums, args.out, args.m,
+      args.n, args.k);
   ANVIL_CUDA_CHECK_LAUNCH();
 }
 
@@ -232,11 +241,11 @@ void launch_quantize_activations(const float* x, int64_t m, int64_t k, const Qua
   const int64_t num_blocks = m * k / acts.block;
   const int64_t grid = (num_blocks * kWarpSize + kThreads - 1) / kThreads;
   if (acts.block == kQuantSuperBlock) {
-    quantize_activations_kernel<kQuantSuperBlock / kWarpSize>
-        <<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(x, acts.codes, acts.scales, acts.sums, num_blocks);
+    quantize_activations_kernel<kQuantSuperBlock / kWarpSize><<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(
+        x, acts.codes, acts.scales, acts.sums, acts.block_sums, num_blocks);
   } else {
-    quantize_activations_kernel<kQuantBlock / kWarpSize>
-        <<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(x, acts.codes, acts.scales, acts.sums, num_blocks);
+    quantize_activations_kernel<kQuantBlock / kWarpSize><<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(
+        x, acts.codes, acts.scales, acts.sums, acts.block_sums, num_blocks);
   }
   ANVIL_CUDA_CHECK_LAUNCH();
 }
@@ -269,7 +278,8 @@ QuantizedActivationLayout activation_layout(DType weight_dtype, int64_t m, int64
   const auto align = [](size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; };
   layout.scales_offset = align(static_cast<size_t>(m * k));
   layout.sums_offset = align(layout.scales_offset + static_cast<size_t>(m * (k / layout.block)) * sizeof(float));
-  layout.total_bytes = layout.sums_offset + static_cast<size_t>(m * (k / kQuantBlock)) * sizeof(int32_t);
+  layout.block_sums_offset = align(layout.sums_offset + static_cast<size_t>(m * (k / kQuantBlock)) * sizeof(int32_t));
+  layout.total_bytes = layout.block_sums_offset + static_cast<size_t>(m * (k / kQuantBlock)) * sizeof(float);
   return layout;
 }
 
@@ -280,30 +290,29 @@ void launch_quantized_matmul(const QuantizedMatmulArgs& args, const QuantizedAct
   acts.codes = static_cast<int8_t*>(scratch);
   acts.scales = reinterpret_cast<float*>(static_cast<char*>(scratch) + layout.scales_offset);
   acts.sums = reinterpret_cast<int32_t*>(static_cast<char*>(scratch) + layout.sums_offset);
+  acts.block_sums = reinterpret_cast<float*>(static_cast<char*>(scratch) + layout.block_sums_offset);
   launch_quantize_activations(args.x, args.m, args.k, acts, stream);
   if (args.m >= kMmaMinRows) {
     launch_quantized_matmul_mma(args, acts, stream);
     return;
   }
-  const int8_t* codes = acts.codes;
-  const float* scales = acts.scales;
   switch (args.weight_dtype) {
     case DType::Q8_0:
-      return launch_format<Q8_0Format, false>(args, codes, scales, stream);
+      return launch_format<Q8_0Format, false>(args, acts, stream);
     case DType::Q4_0:
-      return launch_format<Q4_0Format, false>(args, codes, scales, stream);
+      return launch_format<Q4_0Format, false>(args, acts, stream);
     case DType::Q4_1:
-      return launch_format<Q4_1Format, false>(args, codes, scales, stream);
+      return launch_format<Q4_1Format, false>(args, acts, stream);
     case DType::Q5_0:
-      return launch_format<Q5_0Format, false>(args, codes, scales, stream);
+      return launch_format<Q5_0Format, false>(args, acts, stream);
     case DType::Q5_1:
-      return launch_format<Q5_1Format, false>(args, codes, scales, stream);
+      return launch_format<Q5_1Format, false>(args, acts, stream);
     case DType::Q4_K:
-      return launch_format<Q4_KFormat, true>(args, codes, scales, stream);
+      return launch_format<Q4_KFormat, true>(args, acts, stream);
     case DType::Q5_K:
-      return launch_format<Q5_KFormat, true>(args, codes, scales, stream);
+      return launch_format<Q5_KFormat, true>(args, acts, stream);
     case DType::Q6_K:
-      return launch_format<Q6_KFormat, true>(args, codes, scales, stream);
+      return launch_format<Q6_KFormat, true>(args, acts, stream);
     default:
       throw make_error("cuda quantized_matmul: weight dtype ", dtype_name(args.weight_dtype),
                        " is not block-quantized");

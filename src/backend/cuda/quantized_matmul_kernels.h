@@ -4,11 +4,12 @@
 //
 // Numerics follow the CPU (backend.h, cpu/quantized_matmul.cpp): x is quantised per block
 // of 32 (legacy weights) or 256 (K-quants) to d = amax / 127, code = round-half-even(clamp(
-// x * (127 / amax))), bit-identical to the CPU's quantiser; each weight block's integer dot
-// with the codes is exact, and its f32 term ((d_w * d_x) * dot, plus the min/offset term)
-// is the CPU's too. Only the order in which the block terms of one output are summed
-// differs (lanes of a warp, then a tree), so results match the CPU to f32 rounding, not
-// bitwise. Plain weights are dotted with the unquantised x in f32 (the CPU uses double).
+// x * (127 / amax))), bit-identical to the CPU's quantiser; blocks of 32 keep d rounded to
+// f16 and s = fp16(d * sum(codes)) for the min of Q4_1 / Q5_1 weights (ggml's Q8_0 / Q8_1
+// activations); each weight block's integer dot with the codes is exact, and its f32 term
+// ((d_w * d_x) * dot, plus m_w * s or the offset term) is the CPU's too. Only the order in which the block terms of one
+// output are summed differs (lanes of a warp, then a tree), so results match the CPU to f32 rounding, not bitwise.
+// Plain weights are dotted with the unquantised x in f32 (the CPU uses double).
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -32,15 +33,17 @@ struct QuantizedActivationLayout {
   int block = 32;  // elements per activation scale: 32, or 256 for K-quant weights
   size_t scales_offset = 0;
   size_t sums_offset = 0;
+  size_t block_sums_offset = 0;  // (M, K / 32) f32 s of each block of 32, legacy weights only
   size_t total_bytes = 0;
 };
 
 // The quantised activations themselves (pointers into the scratch buffer).
 struct QuantizedActivations {
   int block = 32;
-  int8_t* codes = nullptr;  // (M, K)
-  float* scales = nullptr;  // (M, K / block)
-  int32_t* sums = nullptr;  // (M, K / 32)
+  int8_t* codes = nullptr;      // (M, K)
+  float* scales = nullptr;      // (M, K / block)
+  int32_t* sums = nullptr;      // (M, K / 32)
+  float* block_sums = nullptr;  // (M, K / 32): fp16(d * sum(codes)) per block of 32 (legacy only)
 };
 
 // Whether the device kernels take `weight_dtype` (the quantized types and f32/f16/bf16).

@@ -34,6 +34,7 @@ struct MmaTile {
   int8_t w[kTileN][kRowBytes];
   float x_scale[kTileM][kSubBlocks];       // legacy: per 32; K-quants: [m][0] per 256
   int x_sum[kTileM][kSubBlocks];           // code sums per 32
+  float x_block_sum[kTileM][kSubBlocks];   // legacy: fp16(d * code sum) per 32 (the min term's s)
   float w_d[kTileN][kSubBlocks];           // legacy: d per block; K-quants: [n][0] d, [n][1] dmin
   float w_m[kTileN][kSubBlocks];           // legacy: m per block
   int8_t w_scale[kTileN][2 * kSubBlocks];  // K-quants: scale of each 16 elements
@@ -60,6 +61,7 @@ __device__ void load_x_tile(const QuantizedActivations& acts, int64_t m, int64_t
     tile.x_sum[r][s] = inside ? acts.sums[(m0 + r) * (k / kQuantBlock) + k0 / kQuantBlock + s] : 0;
     if (!k_quant) {
       tile.x_scale[r][s] = inside ? acts.scales[(m0 + r) * (k / kQuantBlock) + k0 / kQuantBlock + s] : 0.0F;
+      tile.x_block_sum[r][s] = inside ? acts.block_sums[(m0 + r) * (k / kQuantBlock) + k0 / kQuantBlock + s] : 0.0F;
     } else if (s == 0) {
       tile.x_scale[r][0] = inside ? acts.scales[(m0 + r) * (k / kQuantSuperBlock) + k0 / kQuantSuperBlock] : 0.0F;
     }
@@ -172,7 +174,7 @@ __device__ __forceinline__ void dots_k16(const MmaTile& tile, const WarpTile& wt
   }
 }
 
-// Legacy blocks: per block s, acc += (d_w * d_x) * dot (+ (m_w * d_x) * sum(x codes)).
+// Legacy blocks: per block s, acc += (d_w * d_x) * dot (+ m_w * s_x, s_x = fp16(d_x * sum(x codes))).
 template <bool kHasMin>
 __device__ void accumulate_legacy(const MmaTile& tile, const WarpTile& wt, int sub_blocks, float (&acc)[2][4][4]) {
   for (int s = 0; s < sub_blocks; ++s) {
@@ -187,7 +189,7 @@ __device__ void accumulate_legacy(const MmaTile& tile, const WarpTile& wt, int s
           const float dx = tile.x_scale[wt.row(mi, r)][s];
           const int n = wt.col(ni, r);
           acc[mi][ni][r] += (tile.w_d[n][s] * dx) * static_cast<float>(c[mi][ni][r]);
-          if (kHasMin) acc[mi][ni][r] += (tile.w_m[n][s] * dx) * static_cast<float>(tile.x_sum[wt.row(mi, r)][s]);
+          if (kHasMin) acc[mi][ni][r] += tile.w_m[n][s] * tile.x_block_sum[wt.row(mi, r)][s];
         }
       }
     }
