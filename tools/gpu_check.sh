@@ -6,6 +6,8 @@
 set -uo pipefail
 BIN=${BIN:-build/gpu-bin}
 OUT=${OUT:-/tmp/anvil-gpu-out}
+# Shared libraries the GPU machine lacks (gpu_pack.sh copies them).
+export LD_LIBRARY_PATH=$PWD/$BIN/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 mkdir -p "$OUT"
 # The test binaries look for fixtures under the path they were built in.
 BUILT_IN=$(cat "$BIN/source_dir" 2>/dev/null || echo /work/main)

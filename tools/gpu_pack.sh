@@ -7,4 +7,7 @@ for binary in anvil tests/anvil_op_tests tests/anvil_model_tests bench/anvil_att
   [ -f "build/cuda-release/$binary" ] && strip -o "build/gpu-bin/$(basename "$binary")" "build/cuda-release/$binary"
 done
 pwd > build/gpu-bin/source_dir
+# Libraries the GPU machine does not have (it lacks the Debian -dev packages' runtimes).
+mkdir -p build/gpu-bin/lib
+cp -L /usr/lib/x86_64-linux-gnu/libutf8proc.so.2 build/gpu-bin/lib/
 du -sh build/gpu-bin

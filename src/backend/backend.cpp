@@ -97,7 +97,7 @@ void Backend::attention_backward(Tensor&, Tensor&, Tensor&, const Tensor&, const
                                  const Tensor&, const Tensor&, const AttentionParams&) {
   not_supported(OpKind::AttentionBackward);
 }
-void Backend::kv_cache_write(Tensor&, Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+void Backend::kv_cache_write(Tensor&, Tensor&, const Tensor&, const Tensor&, const Tensor&, bool) {
   not_supported(OpKind::KvCacheWrite);
 }
 void Backend::paged_attention(Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,

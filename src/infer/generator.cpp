@@ -41,10 +41,18 @@ class TextStream {
  public:
   TextStream(const tokenizer::Tokenizer& tokenizer, const GenerationParams& params, const TokenCallback& on_token,
              GenerationResult& result)
-      : decoder_(tokenizer), filter_(params.stop_strings), on_token_(on_token), result_(result) {}
+      : decoder_(tokenizer),
+        vocab_size_(tokenizer.vocab_size()),
+        filter_(params.stop_strings),
+        on_token_(on_token),
+        result_(result) {}
 
-  // Streams the text `token` completes; false when the callback asked to stop.
-  bool push(int32_t token) { return emit(token, filter_.push(decoder_.push(token))); }
+  // Streams the text `token` completes; false when the callback asked to stop. Ids past the
+  // tokenizer's vocabulary (a model's padded rows, which an untrained or random model may
+  // sample) have no text.
+  bool push(int32_t token) {
+    return emit(token, token < vocab_size_ ? filter_.push(decoder_.push(token)) : std::string());
+  }
   [[nodiscard]] bool stopped() const { return filter_.stopped(); }
   [[nodiscard]] const std::string& matched() const { return filter_.matched(); }
   // Streams what was held back (nothing after a stop string).
@@ -62,6 +70,7 @@ class TextStream {
   }
 
   tokenizer::StreamingDecoder decoder_;
+  int32_t vocab_size_;
   StopStringFilter filter_;
   const TokenCallback& on_token_;
   GenerationResult& result_;

@@ -61,6 +61,16 @@ StepInputs make_step_inputs(Ctx& ctx, const Batch& batch, const PagedKvCache& ca
       sequence_of[static_cast<size_t>(row)] = static_cast<int32_t>(s);
     }
   }
+  std::vector<int32_t> sorted_slots = slots;
+  std::sort(sorted_slots.begin(), sorted_slots.end());
+  const auto repeated = std::adjacent_find(sorted_slots.begin(), sorted_slots.end());
+  ANVIL_CHECK(repeated == sorted_slots.end(), "forward: kv cache slot ", *repeated,
+              " is written by two tokens of one batch (sequences share a block they both append to)");
+  int64_t max_visible = 1;
+  for (const int32_t position : batch.positions) {
+    const int64_t first = config.sliding_window > 0 ? std::max<int64_t>(0, position - config.sliding_window + 1) : 0;
+    max_visible = std::max<int64_t>(max_visible, position + 1 - first);
+  }
   const Device device = cache.device();
   const auto on_device = [&](const Tensor& host) { return device.is_cpu() ? host : ctx.to_device(host, device); };
   StepInputs step;
@@ -70,6 +80,7 @@ StepInputs make_step_inputs(Ctx& ctx, const Batch& batch, const PagedKvCache& ca
   step.token_sequences = on_device(Tensor::from_i32({step.tokens}, sequence_of));
   step.block_tables = on_device(
       Tensor::from_i32({static_cast<int64_t>(batch.sequences.size()), static_cast<int64_t>(max_blocks)}, tables));
+  step.max_visible = max_visible;
   return step;
 }
 
@@ -117,10 +128,11 @@ Tensor select_rows(Ctx& ctx, const Tensor& x, std::span<const int32_t> ids) {
 
 Tensor cached_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, PagedKvCache& cache, int64_t layer,
                         const StepInputs& step, const ModelConfig& config) {
-  kv_cache_write(ctx, cache.keys(layer), cache.values(layer), k, v, step.slots);
+  kv_cache_write(ctx, cache.keys(layer), cache.values(layer), k, v, step.slots, /*slots_checked=*/true);
   Tensor out = activation(ctx, q.shape(), q.device());
   PagedAttentionParams params;
   params.sliding_window = config.sliding_window;
+  params.checked_max_visible = step.max_visible;
   paged_attention(ctx, out, q, cache.keys(layer), cache.values(layer), step.token_sequences, step.positions,
                   step.block_tables, params);
   return out;

@@ -20,6 +20,9 @@ struct StepInputs {
   Tensor slots;            // (N) i32: flat KV cache slot of each token
   Tensor token_sequences;  // (N) i32: which sequence (row of block_tables) a token belongs to
   Tensor block_tables;     // (S, max_blocks) i32, padded with -1
+  // Every index above was checked on the host; the most keys any token attends to (the ops
+  // then skip their own checks: on a GPU each would wait for the device).
+  int64_t max_visible = 0;
 };
 
 // Validates `batch` against the cache and the model (token ids, block ids, positions,

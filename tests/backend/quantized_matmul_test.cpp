@@ -327,16 +327,19 @@ TEST(OpQuantizedMatmul, ManyRowsMatchFloat64OnEveryDevice) {
 TEST(OpQuantizedMatmul, PlainWeightsMatchFloat64) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());
-  for (const DType dtype : float_dtypes()) {
-    for (const Shape& shape : {Shape{1, 7, 33}, Shape{17, 64, 96}}) {  // (M, N, K)
-      SCOPED_TRACE(case_label(dtype, Device::cpu(), shape));
-      HostArray x = random_array({shape[0], shape[2]}, rng);
-      HostArray w = random_array({shape[1], shape[2]}, rng);
-      Tensor x_tensor = make_tensor(ctx, x, DType::F32, Device::cpu());
-      Tensor w_tensor = make_tensor(ctx, w, dtype, Device::cpu());
-      Tensor out = ctx.empty({shape[0], shape[1]}, DType::F32, Device::cpu());
-      quantized_matmul(ctx, out, x_tensor, w_tensor);
-      expect_close(to_host(ctx, out), matmul_reference(x, w), tolerance_for(DType::F32), "out");
+  for (const Device device : test_devices(ctx)) {
+    for (const DType dtype : float_dtypes()) {
+      // (M, N, K): K = 33 takes the GPU's element path, K = 96 / 4096 its 16-byte vector path.
+      for (const Shape& shape : {Shape{1, 7, 33}, Shape{17, 64, 96}, Shape{1, 9, 4096}}) {
+        SCOPED_TRACE(case_label(dtype, device, shape));
+        HostArray x = random_array({shape[0], shape[2]}, rng);
+        HostArray w = random_array({shape[1], shape[2]}, rng);
+        Tensor x_tensor = make_tensor(ctx, x, DType::F32, device);
+        Tensor w_tensor = make_tensor(ctx, w, dtype, device);
+        Tensor out = ctx.empty({shape[0], shape[1]}, DType::F32, device);
+        quantized_matmul(ctx, out, x_tensor, w_tensor);
+        expect_close(to_host(ctx, out), matmul_reference(x, w), tolerance_for(DType::F32), "out");
+      }
     }
   }
 }

@@ -28,10 +28,11 @@ struct TinyLm {
   tokenizer::BpeTokenizer tokenizer = tokenizer::BpeTokenizer::from_gguf_file(kTokenizer);
 };
 
-std::unique_ptr<TinyLm> make_tiny_lm(Rng& rng) {
+// `extra_rows`: model vocabulary rows past the tokenizer's (padding, as training pads).
+std::unique_ptr<TinyLm> make_tiny_lm(Rng& rng, int64_t extra_rows = 0) {
   auto lm = std::make_unique<TinyLm>();
   testing::TinySpec spec = testing::smollm_spec();
-  spec.vocab = lm->tokenizer.vocab_size();
+  spec.vocab = lm->tokenizer.vocab_size() + extra_rows;
   testing::TinyWeights weights = testing::random_weights(spec, rng);
   // Smaller tied embeddings flatten the logits, so sampling has real choices to make.
   for (double& value : weights.at("model.embed_tokens.weight").values) value *= 0.15;
@@ -219,6 +220,29 @@ TEST(Generator, StreamsEveryTokenAndCanBeCancelled) {
   const GenerationResult cancelled = generator.generate(prompt, params, [&](const TokenEvent&) { return ++calls < 3; });
   EXPECT_EQ(cancelled.stop_reason, StopReason::Cancelled);
   EXPECT_EQ(cancelled.tokens, std::vector<int32_t>(result.tokens.begin(), result.tokens.begin() + 3));
+}
+
+// A model whose vocabulary is padded past the tokenizer's may sample a padding id (an
+// untrained or random model does): generation goes on, the id is returned, its text is empty.
+TEST(Generator, PaddedVocabularyIdsHaveNoText) {
+  Rng rng(testing::test_seed());
+  const auto lm = make_tiny_lm(rng, 4000);
+  Generator generator(testing::test_ctx(), *lm->model, lm->tokenizer, GeneratorOptions{64, 4, 16, DType::F32});
+  GenerationParams params;
+  params.max_tokens = 40;
+  params.sampler = sampled(7);
+  const GenerationResult result = generator.generate(random_prompt(rng, 5, lm->tokenizer.vocab_size()), params);
+  std::vector<int32_t> in_vocabulary;
+  int padded = 0;
+  for (const int32_t token : result.tokens) {
+    if (token < lm->tokenizer.vocab_size()) {
+      in_vocabulary.push_back(token);
+    } else {
+      ++padded;
+    }
+  }
+  EXPECT_GT(padded, 0) << "80% of the rows are padding: some must be sampled";
+  EXPECT_EQ(result.text, streamed_text(lm->tokenizer, in_vocabulary));
 }
 
 TEST(Generator, BadArgumentsThrow) {

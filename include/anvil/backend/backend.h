@@ -119,8 +119,9 @@ class Backend {
   // (N, Hq, D); token i of sequence token_sequences[i] at positions[i] attends causally to
   // its sequence's cached positions through block_tables (S, max_blocks) i32. Slot, sequence,
   // position and block id values are checked here (they may live on the device).
+  // slots_checked: the caller has checked the slots (see PagedAttentionParams::checked_max_visible).
   virtual void kv_cache_write(Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v,
-                              const Tensor& slots);
+                              const Tensor& slots, bool slots_checked);
   virtual void paged_attention(Tensor& out, const Tensor& q, const Tensor& key_cache, const Tensor& value_cache,
                                const Tensor& token_sequences, const Tensor& positions, const Tensor& block_tables,
                                const PagedAttentionParams& params);

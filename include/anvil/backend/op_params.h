@@ -36,6 +36,11 @@ struct AttentionParams {
 struct PagedAttentionParams {
   float scale = 0.0F;          // 0 means 1/sqrt(D)
   int64_t sliding_window = 0;  // > 0: a token at position p sees positions > p - window only
+  // > 0: the caller has already checked every sequence, position and block id (the model
+  // layer does, on the host, when it builds a step) and no token sees more than this many
+  // keys. A backend may then skip its own index check, which on a GPU costs a wait for the
+  // device per call. 0: the backend checks.
+  int64_t checked_max_visible = 0;
 };
 
 struct AdamWParams {

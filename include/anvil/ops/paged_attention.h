@@ -10,8 +10,10 @@ namespace anvil {
 
 // Writes k, v (N, Hkv, D) into key_cache/value_cache at slots (N) i32; slots must be
 // distinct and in [0, num_blocks * block_size). Dtypes may differ (converted on write).
+// `slots_checked`: the caller has verified that already (the model layer does, on the host),
+// so the backend may skip its own check (a host wait per call on a GPU).
 void kv_cache_write(Ctx& ctx, Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v,
-                    const Tensor& slots);
+                    const Tensor& slots, bool slots_checked = false);
 
 // out (N, Hq, D) for q (N, Hq, D): token i of sequence s = token_sequences[i] at position
 // p = positions[i] attends to that sequence's cached positions 0..p (causal; its own K/V

@@ -51,8 +51,8 @@ class CpuBackend final : public Backend {
   void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
                           const Tensor& v, const Tensor& out, const Tensor& lse,
                           const AttentionParams& params) override;
-  void kv_cache_write(Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v,
-                      const Tensor& slots) override;
+  void kv_cache_write(Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v, const Tensor& slots,
+                      bool slots_checked) override;
   void paged_attention(Tensor& out, const Tensor& q, const Tensor& key_cache, const Tensor& value_cache,
                        const Tensor& token_sequences, const Tensor& positions, const Tensor& block_tables,
                        const PagedAttentionParams& params) override;

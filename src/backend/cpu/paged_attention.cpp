@@ -275,10 +275,10 @@ std::vector<Task> make_tasks(const PagedDims& dims, const int32_t* sequence_of, 
 }  // namespace
 
 void CpuBackend::kv_cache_write(Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v,
-                                const Tensor& slots) {
+                                const Tensor& slots, bool slots_checked) {
   const int64_t num_slots = key_cache.size(0) * key_cache.size(1);
   const int64_t row_length = key_cache.size(2) * key_cache.size(3);  // Hkv * D: one slot
-  check_slots(slots, num_slots);
+  if (!slots_checked) check_slots(slots, num_slots);
   const int32_t* slot_of = slots.data<const int32_t>();
   pool_.parallel_for(k.size(0), 16, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
@@ -294,7 +294,7 @@ void CpuBackend::paged_attention(Tensor& out, const Tensor& q, const Tensor& key
                                  const Tensor& token_sequences, const Tensor& positions, const Tensor& block_tables,
                                  const PagedAttentionParams& params) {
   const PagedDims dims = paged_dims(q, key_cache, block_tables, params, isa_);
-  check_tokens(dims, token_sequences, positions, block_tables);
+  if (params.checked_max_visible <= 0) check_tokens(dims, token_sequences, positions, block_tables);
   const int32_t* sequence_of = token_sequences.data<const int32_t>();
   const int32_t* position_of = positions.data<const int32_t>();
   const int32_t* tables = block_tables.data<const int32_t>();

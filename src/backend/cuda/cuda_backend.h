@@ -111,8 +111,8 @@ class CudaBackend final : public Backend {
   void min_p_filter(Tensor& logits, float min_p) override;
   void sample_multinomial(Tensor& ids, const Tensor& logits, float temperature, uint64_t seed,
                           uint64_t offset) override;
-  void kv_cache_write(Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v,
-                      const Tensor& slots) override;
+  void kv_cache_write(Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v, const Tensor& slots,
+                      bool slots_checked) override;
   void paged_attention(Tensor& out, const Tensor& q, const Tensor& key_cache, const Tensor& value_cache,
                        const Tensor& token_sequences, const Tensor& positions, const Tensor& block_tables,
                        const PagedAttentionParams& params) override;
@@ -121,6 +121,7 @@ class CudaBackend final : public Backend {
   // A device tensor's i32 values on the host (waits for the stream): index checks.
   [[nodiscard]] std::vector<int32_t> download_i32(const Tensor& tensor);
   CublasLtMatmul matmul_;  // cached cuBLASLt plans
+  int num_sms_ = 0;        // multiprocessors, read on first use
   // ---- end linalg group
 };
 

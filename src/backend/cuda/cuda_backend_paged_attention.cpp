@@ -2,7 +2,9 @@
 // sequence, position and block id values, which live on the device: kv_cache_write
 // downloads its slots (N ints) and checks them on the host; paged_attention checks on the
 // device and downloads two ints, and only on a failure downloads the indices to name the
-// first bad one with the CPU's message. Either way the op waits for the stream once.
+// first bad one with the CPU's message. Either way the op waits for the stream once, unless
+// the caller says it checked the indices itself (the model layer does, on the host), which
+// keeps a decode step free of host waits.
 #include <algorithm>
 #include <cmath>
 
@@ -81,9 +83,9 @@ PagedAttentionArgs paged_args(Tensor& out, const Tensor& q, const Tensor& key_ca
 }  // namespace
 
 void CudaBackend::kv_cache_write(Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v,
-                                 const Tensor& slots) {
+                                 const Tensor& slots, bool slots_checked) {
   const DeviceGuard guard(device_index_);
-  check_slots(download_i32(slots), key_cache.size(0) * key_cache.size(1));
+  if (!slots_checked) check_slots(download_i32(slots), key_cache.size(0) * key_cache.size(1));
   const KvCacheWriteArgs args{k.dtype(),
                               key_cache.dtype(),
                               k.raw_data(),
@@ -103,7 +105,9 @@ void CudaBackend::paged_attention(Tensor& out, const Tensor& q, const Tensor& ke
   const PagedAttentionArgs args =
       paged_args(out, q, key_cache, value_cache, token_sequences, positions, block_tables, params);
   PagedTokenCheck check;
-  {
+  if (params.checked_max_visible > 0) {  // checked by the caller: no wait for the device
+    check.max_visible = static_cast<int32_t>(params.checked_max_visible);
+  } else {
     const ScratchBuffer result(*allocator_, 2 * sizeof(int32_t));
     check = check_paged_tokens(args, result.as<int32_t>(), stream_);
   }
@@ -111,8 +115,8 @@ void CudaBackend::paged_attention(Tensor& out, const Tensor& q, const Tensor& ke
     throw_bad_token(args, download_i32(token_sequences), download_i32(positions), download_i32(block_tables),
                     static_cast<size_t>(check.first_bad_token));
   }
-  int num_sms = 0;
-  ANVIL_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device_index_));
+  if (num_sms_ == 0) ANVIL_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device_index_));
+  const int num_sms = num_sms_;
   const PagedPartitioning plan = plan_paged_attention(args, check.max_visible, num_sms);
   const ScratchBuffer partials(*allocator_, plan.scratch_bytes);
   launch_paged_attention(args, plan, partials.get(), stream_);

@@ -2,9 +2,11 @@
 // decodes each weight block once into packed 8-bit codes and dots it (dp4a) with up to
 // kRowsPerTile activation rows. Decode (M = 1) streams every weight byte exactly once, in
 // coalesced runs of consecutive blocks across the lanes. Block layouts: anvil/core/quant.h.
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cstdint>
 
 #include "anvil/core/error.h"
 #include "anvil/core/quant.h"
@@ -219,6 +221,60 @@ __global__ void plain_weight_matmul_kernel(const W* __restrict__ weight, const f
   }
 }
 
+// bf16 / f16 weights (N, K), K a multiple of 8, 16-byte aligned: the decode GEMV. Each lane
+// reads 16 bytes (8 weights) per step, four steps in flight, so a warp streams its weight
+// row at full width; x rows are read as float4 pairs (they stay in L1/L2).
+constexpr int kHalfVector = 8;
+
+__device__ __forceinline__ float2 to_float2(__nv_bfloat162 pair) { return __bfloat1622float2(pair); }
+__device__ __forceinline__ float2 to_float2(__half2 pair) { return __half22float2(pair); }
+
+template <typename Pair>
+__global__ void half_weight_matmul_kernel(const uint4* __restrict__ weight, const float* __restrict__ x,
+                                          float* __restrict__ out, int64_t m, int64_t n, int64_t k) {
+  const int64_t col = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarpSize;
+  const int lane = static_cast<int>(threadIdx.x % kWarpSize);
+  if (col >= n) return;
+  const int64_t first_row = static_cast<int64_t>(blockIdx.y) * kRowsPerTile;
+  const int rows = static_cast<int>(std::min<int64_t>(kRowsPerTile, m - first_row));
+  const int64_t vectors = k / kHalfVector;
+  const uint4* row = weight + col * vectors;
+  float acc[kRowsPerTile] = {};
+  constexpr int kUnroll = 4;
+  for (int64_t base = 0; base < vectors; base += kWarpSize * kUnroll) {
+    uint4 w[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t v = base + u * kWarpSize + lane;
+      w[u] = v < vectors ? __ldg(row + v) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t v = base + u * kWarpSize + lane;
+      if (v >= vectors) break;
+      const Pair* pairs = reinterpret_cast<const Pair*>(&w[u]);
+      float2 wf[4];
+#pragma unroll
+      for (int p = 0; p < 4; ++p) wf[p] = to_float2(pairs[p]);
+#pragma unroll
+      for (int r = 0; r < kRowsPerTile; ++r) {
+        if (r >= rows) break;
+        const float4* xs = reinterpret_cast<const float4*>(x + (first_row + r) * k + v * kHalfVector);
+        const float4 a = xs[0];
+        const float4 b = xs[1];
+        acc[r] += wf[0].x * a.x + wf[0].y * a.y + wf[1].x * a.z + wf[1].y * a.w + wf[2].x * b.x + wf[2].y * b.y +
+                  wf[3].x * b.z + wf[3].y * b.w;
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kRowsPerTile; ++r) {
+    if (r >= rows) break;
+    const float total = warp_sum(acc[r]);
+    if (lane == 0) out[(first_row + r) * n + col] = total;
+  }
+}
+
 dim3 matmul_grid(int64_t m, int64_t n) {
   const int64_t row_tiles = (m + kRowsPerTile - 1) / kRowsPerTile;
   ANVIL_CHECK(row_tiles <= 65535, "cuda quantized_matmul: ", m, " activation rows exceed the grid (max ",
@@ -320,6 +376,20 @@ void launch_quantized_matmul(const QuantizedMatmulArgs& args, const QuantizedAct
 }
 
 void launch_plain_weight_matmul(const QuantizedMatmulArgs& args, cudaStream_t stream) {
+  const bool aligned = reinterpret_cast<uintptr_t>(args.weight) % 16 == 0 &&
+                       reinterpret_cast<uintptr_t>(args.x) % 16 == 0 && args.k % kHalfVector == 0;
+  if (aligned && (args.weight_dtype == DType::BF16 || args.weight_dtype == DType::F16)) {
+    const auto* weight = static_cast<const uint4*>(args.weight);
+    if (args.weight_dtype == DType::BF16) {
+      half_weight_matmul_kernel<__nv_bfloat162><<<matmul_grid(args.m, args.n), kWarpsPerBlock * kWarpSize, 0, stream>>>(
+          weight, args.x, args.out, args.m, args.n, args.k);
+    } else {
+      half_weight_matmul_kernel<__half2><<<matmul_grid(args.m, args.n), kWarpsPerBlock * kWarpSize, 0, stream>>>(
+          weight, args.x, args.out, args.m, args.n, args.k);
+    }
+    ANVIL_CUDA_CHECK_LAUNCH();
+    return;
+  }
   dispatch_float_dtype(args.weight_dtype, "cuda quantized_matmul", [&](auto weight_type) {
     using W = decltype(weight_type);
     plain_weight_matmul_kernel<W><<<matmul_grid(args.m, args.n), kWarpsPerBlock * kWarpSize, 0, stream>>>(

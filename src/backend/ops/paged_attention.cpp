@@ -29,7 +29,7 @@ void check_token_ids(const char* op, const oc::Arg& arg, int64_t n) {
 }  // namespace
 
 void kv_cache_write(Ctx& ctx, Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v,
-                    const Tensor& slots) {
+                    const Tensor& slots, bool slots_checked) {
   constexpr const char* kOp = "kv_cache_write";
   check_caches(kOp, key_cache, value_cache);
   oc::require_rank(kOp, {"k", &k}, 3);
@@ -42,7 +42,7 @@ void kv_cache_write(Ctx& ctx, Tensor& key_cache, Tensor& value_cache, const Tens
   const Device device = oc::common_device(
       kOp, {{"key_cache", &key_cache}, {"value_cache", &value_cache}, {"k", &k}, {"v", &v}, {"slots", &slots}});
   if (tokens == 0) return;
-  ctx.backend(device).kv_cache_write(key_cache, value_cache, k, v, slots);
+  ctx.backend(device).kv_cache_write(key_cache, value_cache, k, v, slots, slots_checked);
 }
 
 void paged_attention(Ctx& ctx, Tensor& out, const Tensor& q, const Tensor& key_cache, const Tensor& value_cache,
