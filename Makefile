@@ -24,10 +24,13 @@ run: build
 # about 13 minutes; writes runs/shakespeare_llama/{log.jsonl,loss.svg,model/}. ARGS adds
 # config overrides (ARGS="run.steps=50") or flags (ARGS=--resume).
 TRAIN_CONFIG ?= configs/shakespeare_llama.json
-train: build
+# DEVICE=cuda trains on the first GPU with the CUDA build.
+DEVICE ?= cpu
+TRAIN_BUILD = $(if $(filter cuda,$(DEVICE)),build/cuda-release,$(BUILD_DIR))
+train: $(if $(filter cuda,$(DEVICE)),cuda-build,build)
 	@scripts/fetch_corpus.sh
-	@[ -f data/shakespeare_bytes/meta.json ] || $(BUILD_DIR)/anvil data prepare data/shakespeare -o data/shakespeare_bytes
-	@$(BUILD_DIR)/anvil train --config $(TRAIN_CONFIG) --overwrite $(ARGS)
+	@[ -f data/shakespeare_bytes/meta.json ] || $(TRAIN_BUILD)/anvil data prepare data/shakespeare -o data/shakespeare_bytes
+	@$(TRAIN_BUILD)/anvil train --config $(TRAIN_CONFIG) --overwrite run.device=$(DEVICE) $(ARGS)
 
 # Every CPU test (labels unit, op, e2e; the gpu label skips without a GPU).
 test: build

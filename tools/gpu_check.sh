@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the GPU checks and benchmarks on the GPU machine (docs/gpu.md): the binaries built
 # here with `make cuda-build` and copied to build/gpu-bin by `tools/gpu_pack.sh`, run from
-# the repository root there. Steps (any of): ops models cli sanitize bench-attention
+# the repository root there. Steps (any of): ops models train cli sanitize bench-attention
 # bench-decode bench-llama8b. Logs go to $OUT when it is set.
 set -uo pipefail
 BIN=${BIN:-build/gpu-bin}
@@ -23,6 +23,15 @@ for what in "$@"; do
     models)
       step "model forward on the GPU vs the CPU"
       "$BIN/anvil_model_tests" --gtest_filter='GpuForward*' 2>&1 | tee "$OUT/models.log" | grep -E "gpu  |OK|FAILED|Failure|error|PASSED|SKIPPED" | head -40 || status=1 ;;
+    train)
+      step "training on the GPU vs the CPU, then a short run of the Shakespeare config"
+      "$BIN/anvil_train_tests" --gtest_filter='GpuTraining*' 2>&1 | tee "$OUT/train.log" | grep -E "OK|FAILED|Failure|error|PASSED|SKIPPED" | head -20 || status=1
+      if [ -d data/shakespeare ]; then
+        [ -f /tmp/shakespeare_bytes/meta.json ] || "$BIN/anvil" data prepare data/shakespeare -o /tmp/shakespeare_bytes 2>&1 | tail -1
+        "$BIN/anvil" train --config configs/shakespeare_llama.json --overwrite run.device=cuda data.path=/tmp/shakespeare_bytes \
+          run.out_dir=/tmp/run_gpu ${TRAIN_ARGS:-} 2>&1 | tail -12
+        cp /tmp/run_gpu/log.jsonl /tmp/run_gpu/loss.svg "$OUT/" 2>/dev/null || true
+      fi ;;
     cli)
       step "anvil generate --device cuda"
       if [ -f "$SMOL" ]; then

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Copies what the GPU machine needs from build/cuda-release into build/gpu-bin (stripped, so
-# the call's working tree stays under the device tool's 64 MiB), see docs/gpu.md.
+# the call's working tree stays under the device tool's 64 MiB), see docs/gpu.md. Arguments
+# name the binaries (paths under build/cuda-release); the default set is the CLI and the
+# GPU tests. Each is ~12 MB (device code for every kernel): pick what one call needs.
 set -euo pipefail
 rm -rf build/gpu-bin && mkdir -p build/gpu-bin
-for binary in anvil tests/anvil_op_tests tests/anvil_model_tests bench/anvil_attention_cuda_bench; do
+binaries=("$@")
+[ ${#binaries[@]} -gt 0 ] || binaries=(anvil tests/anvil_op_tests tests/anvil_model_tests tests/anvil_train_tests)
+for binary in "${binaries[@]}"; do
   [ -f "build/cuda-release/$binary" ] && strip -o "build/gpu-bin/$(basename "$binary")" "build/cuda-release/$binary"
 done
 pwd > build/gpu-bin/source_dir

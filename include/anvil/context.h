@@ -33,6 +33,8 @@ class Ctx {
   [[nodiscard]] Tensor empty(const Shape& shape, DType dtype, Device device);
   // Copy of `src` on `device` (same dtype).
   [[nodiscard]] Tensor to_device(const Tensor& src, Device device);
+  // New zero-filled tensor on `device`.
+  [[nodiscard]] Tensor zeros(const Shape& shape, DType dtype, Device device);
 
  private:
   CpuFeatures cpu_features_;

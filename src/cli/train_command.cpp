@@ -51,7 +51,7 @@ void add_train(CLI::App& app) {
   train->add_option("--stop-after", args->run.stop_after_steps, "Stop with a checkpoint after this many steps");
   train->callback([args] {
     const train::TrainConfig config = train::load_train_config(args->config_path, args->overrides);
-    Ctx ctx(CtxOptions{static_cast<int>(config.run.threads), false});
+    Ctx ctx(CtxOptions{static_cast<int>(config.run.threads), config.run.device == "cuda"});
     args->run.stop_requested = &g_stop_training;
     std::signal(SIGINT, request_training_stop);
     std::signal(SIGTERM, request_training_stop);

@@ -26,6 +26,12 @@ Tensor Ctx::empty(const Shape& shape, DType dtype, Device device) {
   return Tensor::empty(shape, dtype, allocator(device));
 }
 
+Tensor Ctx::zeros(const Shape& shape, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  backend(device).fill_zero(t);
+  return t;
+}
+
 Tensor Ctx::to_device(const Tensor& src, Device device) {
   ANVIL_CHECK(src.defined(), "to_device of an undefined tensor");
   Tensor dst = empty(src.shape(), src.dtype(), device);

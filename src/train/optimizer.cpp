@@ -12,8 +12,14 @@
 namespace anvil::train {
 
 double global_norm(Ctx& ctx, const Tensor& values) {
-  ANVIL_CHECK(values.dtype() == DType::F32 && values.is_contiguous() && values.device().is_cpu(),
-              "global_norm: expected a contiguous host f32 tensor");
+  ANVIL_CHECK(values.dtype() == DType::F32 && values.is_contiguous(), "global_norm: expected a contiguous f32 tensor");
+  if (!values.device().is_cpu()) {  // on a GPU: the dot product v . v as a (1, N) x (N, 1) GEMM, in f32
+    const Tensor row = values.view({1, values.numel()});
+    Tensor out = ctx.empty({1, 1}, DType::F32, values.device());
+    matmul(ctx, out, row, row, false, true);
+    const Tensor host = ctx.to_device(out, Device::cpu());
+    return std::sqrt(static_cast<double>(host.data<const float>()[0]));
+  }
   constexpr int64_t kBlock = 1 << 16;
   const int64_t count = values.numel();
   const int64_t blocks = (count + kBlock - 1) / kBlock;
@@ -57,7 +63,7 @@ void newton_schulz(Ctx& ctx, Tensor& x, int64_t steps) {
   std::copy_n(result.data<const float>(), x.numel(), x.data<float>());
 }
 
-Optimizer::Optimizer(Ctx& ctx, const ParamTable& table, const OptimizerConfig& config)
+Optimizer::Optimizer(Ctx& ctx, const ParamTable& table, const OptimizerConfig& config, Device device)
     : ctx_(ctx), table_(table), config_(config) {
   for (const ParamEntry& entry : table.entries()) {
     if (uses_muon(entry)) {
@@ -71,9 +77,11 @@ Optimizer::Optimizer(Ctx& ctx, const ParamTable& table, const OptimizerConfig& c
       adamw_runs_.push_back({entry.offset, entry.offset + entry.numel(), decay});
     }
   }
-  m_ = Tensor::zeros({table.total()}, DType::F32);
-  v_ = Tensor::zeros({table.total()}, DType::F32);
-  if (!muon_entries_.empty()) momentum_ = Tensor::zeros({table.total()}, DType::F32);
+  ANVIL_CHECK(muon_entries_.empty() || device.is_cpu(), "optimizer: Muon runs on the CPU only for now (",
+              device_string(device), " requested); use AdamW on the GPU");
+  m_ = ctx.zeros({table.total()}, DType::F32, device);
+  v_ = ctx.zeros({table.total()}, DType::F32, device);
+  if (!muon_entries_.empty()) momentum_ = ctx.zeros({table.total()}, DType::F32, device);
 }
 
 bool Optimizer::decays(const ParamEntry& entry) const {

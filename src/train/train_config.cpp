@@ -150,6 +150,9 @@ RunConfig parse_run(const Section& s) {
   r.out_dir = s.string("out_dir");
   r.seed = static_cast<uint64_t>(s.non_negative("seed"));
   r.recompute = s.boolean("recompute");
+  r.device = s.string("device");
+  ANVIL_CHECK(r.device == "cpu" || r.device == "cuda", s.where("device"), " must be \"cpu\" or \"cuda\", got \"",
+              r.device, "\"");
   r.threads = s.non_negative("threads");
   r.max_minutes = s.real_in("max_minutes", 0.0, 1e9);
   r.peak_gflops = s.real_in("peak_gflops", 0.0, 1e12);
@@ -214,6 +217,7 @@ Json default_train_config_json() {
         {"out_dir", "runs/default"},
         {"seed", 1234},
         {"recompute", false},
+        {"device", "cpu"},
         {"threads", 0},
         {"max_minutes", 0.0},
         {"peak_gflops", 0.0},

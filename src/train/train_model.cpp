@@ -126,8 +126,6 @@ double philox_normal(const Philox& philox, uint64_t index) {
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
 }
 
-Tensor f32(const Shape& shape) { return Tensor::empty(shape, DType::F32); }
-
 }  // namespace
 
 ParamTable make_param_table(const model::ModelConfig& config, double init_std) {
@@ -172,7 +170,8 @@ struct TrainModel::Impl {
 
   // Activations for the current (B, T).
   Dims dims;
-  Tensor ids, positions, targets;      // (N) i32
+  Tensor ids, positions, targets;      // (N) i32, on the device
+  Tensor host_targets, host_losses;    // (N): the loss is averaged on the host
   std::vector<Tensor> residuals;       // L + 1 of (N, C): each block's input, then the last output
   std::vector<BlockActivations> acts;  // L, or 1 reused by every block when recomputing
   Tensor final_normed, final_mean, final_rstd, logits, losses;  // (N, C), (N), (N), (N, V), (N)
@@ -183,8 +182,8 @@ struct TrainModel::Impl {
 
   Impl(Ctx& c, const model::ModelConfig& m, const TrainModelOptions& o)
       : ctx(c), config(m), options(o), table(make_param_table(m, o.init_std)) {
-    params = Tensor::zeros({table.total()}, DType::F32);
-    grads = Tensor::zeros({table.total()}, DType::F32);
+    params = ctx.zeros({table.total()}, DType::F32, options.device);
+    grads = ctx.zeros({table.total()}, DType::F32, options.device);
     for (int64_t layer = 0; layer < config.num_layers; ++layer) {
       block_params.push_back(block_views(table, params, config, layer));
       block_grads.push_back(block_views(table, grads, config, layer));
@@ -194,6 +193,15 @@ struct TrainModel::Impl {
   }
 
   void allocate(int64_t batch, int64_t seq);
+  [[nodiscard]] Tensor f32(const Shape& shape) { return ctx.empty(shape, DType::F32, options.device); }
+  // `host` (on the host) copied into `device_tensor` (on options.device), or shared on the CPU.
+  void upload(Tensor& device_tensor, const Tensor& host) {
+    if (options.device.is_cpu()) {
+      std::memcpy(device_tensor.raw_data(), host.raw_data(), static_cast<size_t>(host.nbytes()));
+    } else {
+      ctx.backend(options.device).copy(device_tensor, host);
+    }
+  }
   BlockActivations& acts_of(int64_t layer) { return acts[options.recompute ? 0 : static_cast<size_t>(layer)]; }
   void embed();
   void head_and_loss();
@@ -215,7 +223,7 @@ void TrainModel::Impl::allocate(int64_t batch, int64_t seq) {
   for (int64_t layer = 0; layer <= config.num_layers; ++layer) residuals.push_back(f32({n, dims.width}));
   acts.clear();
   const int64_t sets = options.recompute ? 1 : config.num_layers;
-  for (int64_t i = 0; i < sets; ++i) acts.push_back(detail::make_block_activations(dims, gpt2));
+  for (int64_t i = 0; i < sets; ++i) acts.push_back(detail::make_block_activations(ctx, options.device, dims, gpt2));
   final_normed = f32({n, dims.width});
   final_mean = gpt2 ? f32({n}) : Tensor();
   final_rstd = f32({n});
@@ -225,12 +233,15 @@ void TrainModel::Impl::allocate(int64_t batch, int64_t seq) {
   dlogits = f32({n, dims.vocab});
   dlosses = f32({n});
   recompute_out = options.recompute ? f32({n, dims.width}) : Tensor();
-  scratch = detail::make_backward_scratch(dims, gpt2);
+  scratch = detail::make_backward_scratch(ctx, options.device, dims, gpt2);
   std::vector<int32_t> position_values(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) position_values[static_cast<size_t>(i)] = static_cast<int32_t>(i % seq);
-  positions = Tensor::from_i32({n}, position_values);
-  ids = Tensor::empty({n}, DType::I32);
-  targets = Tensor::empty({n}, DType::I32);
+  positions = ctx.empty({n}, DType::I32, options.device);
+  upload(positions, Tensor::from_i32({n}, position_values));
+  ids = ctx.empty({n}, DType::I32, options.device);
+  targets = ctx.empty({n}, DType::I32, options.device);
+  host_targets = Tensor::empty({n}, DType::I32);
+  host_losses = Tensor::empty({n}, DType::F32);
 }
 
 void TrainModel::Impl::embed() {
@@ -259,13 +270,20 @@ const ParamTable& TrainModel::table() const { return impl_->table; }
 Tensor& TrainModel::params() { return impl_->params; }
 Tensor& TrainModel::grads() { return impl_->grads; }
 int64_t TrainModel::num_params() const { return impl_->table.total(); }
-Tensor TrainModel::param(const std::string& name) const { return impl_->table.view(impl_->params, name); }
-Tensor TrainModel::grad(const std::string& name) const { return impl_->table.view(impl_->grads, name); }
+Tensor TrainModel::param(const std::string& name) const {
+  const Tensor view = impl_->table.view(impl_->params, name);
+  return view.device().is_cpu() ? view : impl_->ctx.to_device(view, Device::cpu());
+}
+Tensor TrainModel::grad(const std::string& name) const {
+  const Tensor view = impl_->table.view(impl_->grads, name);
+  return view.device().is_cpu() ? view : impl_->ctx.to_device(view, Device::cpu());
+}
 const Tensor& TrainModel::logits() const { return impl_->logits; }
 
 void TrainModel::init_weights(uint64_t seed) {
   const std::vector<ParamEntry>& entries = impl_->table.entries();
-  float* data = impl_->params.data<float>();
+  Tensor host = impl_->options.device.is_cpu() ? impl_->params : Tensor::empty(impl_->params.shape(), DType::F32);
+  float* data = host.data<float>();
   for (size_t e = 0; e < entries.size(); ++e) {
     const ParamEntry& entry = entries[e];
     float* out = data + entry.offset;
@@ -276,6 +294,7 @@ void TrainModel::init_weights(uint64_t seed) {
                    : entry.init_constant;
     }
   }
+  if (!impl_->options.device.is_cpu()) impl_->upload(impl_->params, host);
 }
 
 void TrainModel::reserve(int64_t batch, int64_t seq) {
@@ -284,11 +303,12 @@ void TrainModel::reserve(int64_t batch, int64_t seq) {
   impl_->has_forward = false;
 }
 
-void TrainModel::zero_grad() { std::memset(impl_->grads.raw_data(), 0, static_cast<size_t>(impl_->grads.nbytes())); }
+void TrainModel::zero_grad() { impl_->ctx.backend(impl_->options.device).fill_zero(impl_->grads); }
 
 double TrainModel::forward_train(const Tensor& tokens, const Tensor& targets) {
   Impl& m = *impl_;
-  ANVIL_CHECK(tokens.dim() == 2 && tokens.dtype() == DType::I32 && tokens.is_contiguous() && tokens.device().is_cpu(),
+  ANVIL_CHECK(tokens.dim() == 2 && tokens.dtype() == DType::I32 && tokens.is_contiguous() && tokens.device().is_cpu() &&
+                  targets.device().is_cpu(),
               "forward_train: tokens must be a contiguous host (B, T) i32 tensor, got ", tokens.to_string(0));
   ANVIL_CHECK(targets.shape() == tokens.shape() && targets.dtype() == DType::I32 && targets.is_contiguous(),
               "forward_train: targets ", shape_string(targets.shape()), " must be i32 like tokens ",
@@ -297,8 +317,9 @@ double TrainModel::forward_train(const Tensor& tokens, const Tensor& targets) {
               tokens.size(1), " tokens is longer than the ", m.config.max_position, " learned positions");
   m.allocate(tokens.size(0), tokens.size(1));
   m.has_forward = false;
-  std::memcpy(m.ids.raw_data(), tokens.raw_data(), static_cast<size_t>(tokens.nbytes()));
-  std::memcpy(m.targets.raw_data(), targets.raw_data(), static_cast<size_t>(targets.nbytes()));
+  m.upload(m.ids, tokens.view({m.dims.rows()}));
+  std::memcpy(m.host_targets.raw_data(), targets.raw_data(), static_cast<size_t>(targets.nbytes()));
+  m.upload(m.targets, m.host_targets);
   m.embed();
   for (int64_t layer = 0; layer < m.config.num_layers; ++layer) {
     const auto l = static_cast<size_t>(layer);
@@ -307,8 +328,13 @@ double TrainModel::forward_train(const Tensor& tokens, const Tensor& targets) {
   }
   m.head_and_loss();
   // Mean over the targets that count, summed in a fixed order (deterministic).
-  const int32_t* target_values = m.targets.data<const int32_t>();
-  const float* loss_values = m.losses.data<const float>();
+  if (m.options.device.is_cpu()) {
+    m.host_losses = m.losses;
+  } else {
+    m.ctx.backend(m.options.device).copy(m.host_losses, m.losses);  // waits for the device
+  }
+  const int32_t* target_values = m.host_targets.data<const int32_t>();
+  const float* loss_values = m.host_losses.data<const float>();
   double total = 0.0;
   m.valid_targets = 0;
   for (int64_t i = 0; i < m.dims.rows(); ++i) {
@@ -324,8 +350,10 @@ void TrainModel::backward(float loss_scale) {
   Impl& m = *impl_;
   ANVIL_CHECK(m.has_forward, "backward: call forward_train first");
   const float weight = m.valid_targets > 0 ? loss_scale / static_cast<float>(m.valid_targets) : 0.0F;
-  float* dlosses = m.dlosses.data<float>();
+  Tensor host_dlosses = m.options.device.is_cpu() ? m.dlosses : Tensor::empty(m.dlosses.shape(), DType::F32);
+  float* dlosses = host_dlosses.data<float>();
   for (int64_t i = 0; i < m.dims.rows(); ++i) dlosses[i] = weight;
+  if (!m.options.device.is_cpu()) m.upload(m.dlosses, host_dlosses);
   cross_entropy_backward(m.ctx, m.dlogits, m.dlosses, m.logits, m.targets);
   Tensor none;
   detail::linear_backward(m.ctx, m.scratch.dn, m.top_grads.head, none, m.dlogits, m.final_normed, m.top_params.head,

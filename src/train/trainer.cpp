@@ -44,10 +44,13 @@ Trainer::Trainer(Ctx& ctx, TrainConfig config) : ctx_(ctx), config_(std::move(co
   TrainModelOptions options;
   options.recompute = config_.run.recompute;
   options.init_std = config_.init_std;
+  ANVIL_CHECK(config_.run.device == "cpu" || ctx_.has_cuda(), "config: run.device is \"", config_.run.device,
+              "\" but no CUDA device is available (this build has no CUDA, or the machine has no usable GPU)");
+  options.device = config_.run.device == "cuda" ? Device::cuda(0) : Device::cpu();
   model_ = std::make_unique<TrainModel>(ctx_, config_.model, options);
   model_->init_weights(config_.run.seed);
   model_->reserve(config_.run.batch_size, config_.run.seq_len);
-  optimizer_ = std::make_unique<Optimizer>(ctx_, model_->table(), config_.optimizer);
+  optimizer_ = std::make_unique<Optimizer>(ctx_, model_->table(), config_.optimizer, options.device);
 }
 
 StepStats Trainer::train_step() {
@@ -110,6 +113,9 @@ void Trainer::save_checkpoint(const std::string& path) {
   };
   std::vector<std::pair<std::string, Tensor>> tensors = {{"params", model_->params()}};
   for (const auto& entry : optimizer_->state()) tensors.push_back(entry);
+  for (auto& entry : tensors) {  // checkpoints are written from the host
+    if (!entry.second.device().is_cpu()) entry.second = ctx_.to_device(entry.second, Device::cpu());
+  }
   write_checkpoint(path, state, tensors);
 }
 
@@ -123,8 +129,14 @@ void Trainer::load_checkpoint(const std::string& path) {
     ANVIL_CHECK(run_identity(state.at("config")) == run_identity(config_.json),
                 "its config differs from this run's in a setting that changes the loss curve: ",
                 run_identity(state.at("config")).dump(), " vs ", run_identity(config_.json).dump());
-    checkpoint.copy_to("params", model_->params());
-    for (auto& [name, tensor] : optimizer_->state()) checkpoint.copy_to(name, tensor);
+    const auto restore = [&](const std::string& name, Tensor& tensor) {
+      if (tensor.device().is_cpu()) return checkpoint.copy_to(name, tensor);
+      Tensor host = Tensor::empty(tensor.shape(), tensor.dtype());
+      checkpoint.copy_to(name, host);
+      ctx_.backend(tensor.device()).copy(tensor, host);
+    };
+    restore("params", model_->params());
+    for (auto& [name, tensor] : optimizer_->state()) restore(name, tensor);
     step_ = state.at("step").get<int64_t>();
     tokens_seen_ = state.at("tokens_seen").get<int64_t>();
     optimizer_->set_step_count(state.at("optimizer_steps").get<int64_t>());

@@ -16,8 +16,6 @@ namespace anvil::train::detail {
 
 namespace {
 
-Tensor f32(const Shape& shape) { return Tensor::empty(shape, DType::F32); }
-
 bool is_gpt2(const model::ModelConfig& config) { return config.architecture == model::Architecture::Gpt2; }
 
 // (N, H * D) rows as the (B, T, H, D) layout attention wants.
@@ -101,7 +99,8 @@ void attention_backward_half(Ctx& ctx, const model::ModelConfig& config, const D
 
 }  // namespace
 
-BlockActivations make_block_activations(const Dims& d, bool gpt2) {
+BlockActivations make_block_activations(Ctx& ctx, Device device, const Dims& d, bool gpt2) {
+  const auto f32 = [&](const Shape& shape) { return ctx.empty(shape, DType::F32, device); };
   const int64_t n = d.rows();
   BlockActivations a;
   a.n1 = f32({n, d.width});
@@ -125,7 +124,8 @@ BlockActivations make_block_activations(const Dims& d, bool gpt2) {
   return a;
 }
 
-BackwardScratch make_backward_scratch(const Dims& d, bool gpt2) {
+BackwardScratch make_backward_scratch(Ctx& ctx, Device device, const Dims& d, bool gpt2) {
+  const auto f32 = [&](const Shape& shape) { return ctx.empty(shape, DType::F32, device); };
   const int64_t n = d.rows();
   BackwardScratch s;
   s.dx = f32({n, d.width});

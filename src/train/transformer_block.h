@@ -43,8 +43,8 @@ struct BackwardScratch {
   Tensor position_sum;      // (T, C) GPT-2 position-table gradient
 };
 
-BlockActivations make_block_activations(const Dims& dims, bool gpt2);
-BackwardScratch make_backward_scratch(const Dims& dims, bool gpt2);
+BlockActivations make_block_activations(Ctx& ctx, Device device, const Dims& dims, bool gpt2);
+BackwardScratch make_backward_scratch(Ctx& ctx, Device device, const Dims& dims, bool gpt2);
 
 // x_out (N, C) = block(x_in); positions (N) i32 feed RoPE.
 void block_forward(Ctx& ctx, const model::ModelConfig& config, const Dims& dims, const BlockParams& w,

@@ -62,6 +62,8 @@ class Backend {
 
   // dst = src (same shape; dtypes may differ; devices may differ when one is the host).
   virtual void copy(Tensor& dst, const Tensor& src);
+  // Every byte of the contiguous tensor t (on this backend's device) set to zero.
+  virtual void fill_zero(Tensor& t);
 
   // out (..., M, N) = alpha * op(a) @ op(b) + beta * out. a: (..., M, K) or (..., K, M) when
   // trans_a; b: (..., K, N) or (..., N, K) when trans_b, or 2-D and shared by every batch.

@@ -32,7 +32,8 @@ void newton_schulz(Ctx& ctx, Tensor& x, int64_t steps);
 
 class Optimizer {
  public:
-  Optimizer(Ctx& ctx, const ParamTable& table, const OptimizerConfig& config);
+  // State lives on `device`, with the parameters (Muon runs on the CPU only, for now).
+  Optimizer(Ctx& ctx, const ParamTable& table, const OptimizerConfig& config, Device device = Device::cpu());
 
   // One update of params from grads (both flat, the table's layout); lr_factor scales the
   // peak learning rates (the schedule). Increments step_count().

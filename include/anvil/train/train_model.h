@@ -18,6 +18,8 @@ struct TrainModelOptions {
   // backward (memory for ~one extra forward); gradients are bit-identical either way.
   bool recompute = false;
   double init_std = 0.02;  // N(0, init_std); residual projections get init_std / sqrt(2 layers)
+  // Where parameters, gradients and activations live and the ops run (cpu or cuda:0).
+  Device device = Device::cpu();
 };
 
 // Bytes of the activation buffers for the current (B, T).
@@ -38,11 +40,12 @@ class TrainModel {
   [[nodiscard]] const model::ModelConfig& config() const;
   [[nodiscard]] const TrainModelOptions& options() const;
   [[nodiscard]] const ParamTable& table() const;
-  // The flat (num_params) f32 buffers.
+  // The flat (num_params) f32 buffers, on options().device.
   [[nodiscard]] Tensor& params();
   [[nodiscard]] Tensor& grads();
   [[nodiscard]] int64_t num_params() const;
-  // Views of one named parameter / its gradient.
+  // One named parameter / its gradient on the host: a view of the flat buffer on the CPU, a
+  // copy when the model lives on a GPU.
   [[nodiscard]] Tensor param(const std::string& name) const;
   [[nodiscard]] Tensor grad(const std::string& name) const;
 

@@ -20,6 +20,7 @@ class CpuBackend final : public Backend {
   [[nodiscard]] const CpuFeatures& features() const { return features_; }
 
   void copy(Tensor& dst, const Tensor& src) override;
+  void fill_zero(Tensor& t) override;
   void matmul(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, float alpha,
               float beta) override;
   void add(Tensor& out, const Tensor& a, const Tensor& b) override;

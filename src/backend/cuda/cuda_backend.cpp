@@ -66,6 +66,14 @@ void CudaBackend::copy(Tensor& dst, const Tensor& src) {
   copy_device_to_device(dst, src);
 }
 
+void CudaBackend::fill_zero(Tensor& t) {
+  ANVIL_CHECK(t.is_contiguous() && t.device() == device(), "cuda fill_zero: tensor must be contiguous on ",
+              device_string(device()));
+  if (t.nbytes() == 0) return;
+  const DeviceGuard guard(device_index_);
+  ANVIL_CUDA_CHECK(cudaMemsetAsync(t.raw_data(), 0, static_cast<size_t>(t.nbytes()), stream_));
+}
+
 void CudaBackend::copy_host_to_device(Tensor& dst, const Tensor& src) {
   // Gather and convert on the host so the upload is one contiguous memcpy of dst's dtype.
   const Tensor staged = src.dtype() == dst.dtype() ? src.contiguous() : src.to_dtype(dst.dtype());

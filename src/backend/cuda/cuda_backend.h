@@ -36,6 +36,8 @@ class CudaBackend final : public Backend {
   // download; device->device runs the cast kernel (f32/bf16/f16 only, else anvil::Error).
   // Device sources must be contiguous (there is no strided-gather kernel yet).
   void copy(Tensor& dst, const Tensor& src) override;
+  // cudaMemsetAsync on the stream.
+  void fill_zero(Tensor& t) override;
 
   // Elementwise, embedding, norms, rope, activations, softmax, cross-entropy, AdamW
   // (cuda_backend_ops.cpp).
