@@ -32,6 +32,23 @@ for what in "$@"; do
           run.out_dir=/tmp/run_gpu ${TRAIN_ARGS:-} 2>&1 | tail -12
         cp /tmp/run_gpu/log.jsonl /tmp/run_gpu/loss.svg "$OUT/" 2>/dev/null || true
       fi ;;
+    bench-train)
+      step "GPT-2 124M training step: anvil (f32) vs PyTorch (torch.compile; bf16 autocast and f32)"
+      [ -f /tmp/shakespeare_bytes/meta.json ] || "$BIN/anvil" data prepare data/shakespeare -o /tmp/shakespeare_bytes 2>&1 | tail -1
+      for batch in ${TRAIN_BATCHES:-32}; do
+        "$BIN/anvil" train --config configs/gpt2_124m.json --overwrite run.device=cuda data.path=/tmp/shakespeare_bytes \
+          run.steps=12 run.grad_accum=1 run.batch_size=$batch run.eval_every=0 run.eval_batches=1 run.log_every=1 \
+          run.checkpoint_every=0 run.out_dir=/tmp/gpt2_$batch schedule.warmup_steps=2 > "$OUT/anvil_gpt2_$batch.log" 2>&1
+        tail -1 "$OUT/anvil_gpt2_$batch.log"
+        python3 - "$batch" <<'PY'
+import json, sys, statistics
+rows = [json.loads(l) for l in open(f"/tmp/gpt2_{sys.argv[1]}/log.jsonl") if '"tokens_per_s"' in l]
+rates = [r["tokens_per_s"] for r in rows[3:]]
+print(f"anvil GPT-2 124M  f32 batch {sys.argv[1]} seq 1024: {statistics.median(rates):,.0f} tokens/s (median of steps 4-{len(rows)}), "
+      f"{rows[-1]['step_ms']:.1f} ms/step, loss {rows[-1]['loss']:.3f}")
+PY
+        python3 bench/train_gpt2_torch.py --batch "$batch" --steps 10 2>&1 | grep -E "tokens/s|Error" | tail -3
+      done ;;
     cli)
       step "anvil generate --device cuda"
       if [ -f "$SMOL" ]; then
