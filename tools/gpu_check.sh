@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the GPU checks and benchmarks on the GPU machine (docs/gpu.md): the binaries built
 # here with `make cuda-build` and copied to build/gpu-bin by `tools/gpu_pack.sh`, run from
-# the repository root there. Steps (any of): ops models train cli sanitize bench-attention
+# the repository root there. Steps (any of): ops models train loss-curve cli sanitize bench-train bench-attention
 # bench-decode bench-llama8b. Logs go to $OUT when it is set.
 set -uo pipefail
 BIN=${BIN:-build/gpu-bin}
@@ -49,6 +49,17 @@ print(f"anvil GPT-2 124M  f32 batch {sys.argv[1]} seq 1024: {statistics.median(r
 PY
         python3 bench/train_gpt2_torch.py --batch "$batch" --steps 10 2>&1 | grep -E "tokens/s|Error" | tail -3
       done ;;
+    loss-curve)
+      step "200 steps of the Shakespeare Llama next to PyTorch (same weights, batches, optimizer)"
+      [ -f /tmp/shakespeare_bytes/meta.json ] || "$BIN/anvil" data prepare data/shakespeare -o /tmp/shakespeare_bytes 2>&1 | tail -1
+      common="run.device=cuda data.path=/tmp/shakespeare_bytes run.eval_every=0 run.sample_every=0 run.checkpoint_every=0"
+      "$BIN/anvil" train --config configs/shakespeare_llama.json --overwrite $common run.steps=0 run.out_dir=/tmp/lc_init \
+        > "$OUT/lc_init.log" 2>&1 || tail -3 "$OUT/lc_init.log"
+      "$BIN/anvil" train --config configs/shakespeare_llama.json --overwrite $common run.steps=${CURVE_STEPS:-200} \
+        run.out_dir=/tmp/lc_run --dump-batches /tmp/lc_batches.bin > "$OUT/lc_run.log" 2>&1 || tail -3 "$OUT/lc_run.log"
+      python3 tools/torch_loss_curve.py --init /tmp/lc_init/model --run /tmp/lc_run --batches /tmp/lc_batches.bin 2>&1 | \
+        grep -v Warning | tail -16
+      cp /tmp/lc_run/loss_vs_torch.svg /tmp/lc_run/torch_log.jsonl /tmp/lc_run/log.jsonl "$OUT/" 2>/dev/null || true ;;
     cli)
       step "anvil generate --device cuda"
       if [ -f "$SMOL" ]; then

@@ -49,6 +49,8 @@ void add_train(CLI::App& app) {
   train->add_flag("--resume", args->run.resume, "Continue from the newest valid checkpoint in run.out_dir");
   train->add_flag("--overwrite", args->run.overwrite, "Start afresh even if run.out_dir holds checkpoints");
   train->add_option("--stop-after", args->run.stop_after_steps, "Stop with a checkpoint after this many steps");
+  train->add_option("--dump-batches", args->run.dump_batches,
+                    "Append every training batch (tokens, targets; i32) to this file, for replaying the run elsewhere");
   train->callback([args] {
     const train::TrainConfig config = train::load_train_config(args->config_path, args->overrides);
     Ctx ctx(CtxOptions{static_cast<int>(config.run.threads), config.run.device == "cuda"});

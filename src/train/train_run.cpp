@@ -239,6 +239,18 @@ TrainRunResult run_training(Ctx& ctx, const TrainConfig& config, const TrainRunO
   const Json start = start_record(trainer, config, loop.result.unigram_val_loss, loop.peak_gflops);
   log.write(start);
   if (options.print) print_start(start, resume_from);
+  std::ofstream dump;
+  if (!options.dump_batches.empty()) {
+    dump.open(options.dump_batches, std::ios::binary | std::ios::trunc);
+    ANVIL_CHECK(dump.good(), "train: cannot write --dump-batches file '", options.dump_batches, "'");
+    trainer.set_batch_observer([&dump](const TokenBatch& batch) {
+      dump.write(reinterpret_cast<const char*>(batch.tokens.data()),
+                 static_cast<std::streamsize>(batch.tokens.size() * sizeof(int32_t)));
+      dump.write(reinterpret_cast<const char*>(batch.targets.data()),
+                 static_cast<std::streamsize>(batch.targets.size() * sizeof(int32_t)));
+      ANVIL_CHECK(dump.good(), "train: writing the --dump-batches file failed");
+    });
+  }
   const RunConfig& run = config.run;
   bool stopped = false, out_of_time = false;
   while (trainer.step() < run.steps && !stopped) {

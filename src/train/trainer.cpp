@@ -9,10 +9,6 @@
 
 namespace anvil::train {
 
-namespace {
-
-constexpr int kStateVersion = 1;
-
 LoaderOptions loader_options(const TrainConfig& config) {
   LoaderOptions options;
   options.seq_len = config.run.seq_len;
@@ -22,6 +18,10 @@ LoaderOptions loader_options(const TrainConfig& config) {
   options.world_size = config.run.world_size;
   return options;
 }
+
+namespace {
+
+constexpr int kStateVersion = 1;
 
 // The parts of a config that must agree for a checkpoint to continue a run exactly.
 nlohmann::json run_identity(const nlohmann::json& config) {
@@ -61,6 +61,7 @@ StepStats Trainer::train_step() {
   double loss_sum = 0.0;
   for (int64_t micro = 0; micro < micro_steps; ++micro) {
     const TokenBatch batch = loader_->next_batch(config_.run.batch_size);
+    if (batch_observer_) batch_observer_(batch);
     const Tensor tokens = Tensor::from_i32({batch.batch, batch.seq}, batch.tokens);
     const Tensor targets = Tensor::from_i32({batch.batch, batch.seq}, batch.targets);
     loss_sum += model_->forward_train(tokens, targets);

@@ -15,6 +15,7 @@
 #include "anvil/train/checkpoint.h"
 #include "anvil/train/loss_plot.h"
 #include "anvil/train/train_run.h"
+#include "anvil/train/trainer.h"
 #include "train/train_run_fixture.h"
 
 namespace anvil::testing {
@@ -82,6 +83,29 @@ TEST(TrainRun, WritesLogPlotCheckpointsAndExport) {
   EXPECT_EQ(model::load_causal_lm(test_ctx(), out + "/model.gguf")->config().vocab_size, 320);
   // A second run into the same folder must say what to do.
   EXPECT_THROW(train::run_training(test_ctx(), config, quiet()), Error);
+}
+
+// --dump-batches records exactly the loader's training batches, in order: a fresh loader
+// with the run's options yields the same micro-batches.
+TEST(TrainRun, DumpBatchesRecordsTheTrainingData) {
+  const TinyRun run;
+  const train::TrainConfig config = run.config("llama", {"run.steps=3", "run.grad_accum=2", "run.eval_every=0"});
+  train::TrainRunOptions options = quiet();
+  options.dump_batches = config.run.out_dir + "/batches.bin";
+  train::run_training(test_ctx(), config, options);
+  const int64_t per_batch = config.run.batch_size * config.run.seq_len;
+  std::ifstream stream(options.dump_batches, std::ios::binary);
+  std::vector<int32_t> words(static_cast<size_t>(fs::file_size(options.dump_batches) / 4));
+  stream.read(reinterpret_cast<char*>(words.data()), static_cast<std::streamsize>(words.size() * 4));
+  ASSERT_EQ(static_cast<int64_t>(words.size()), 3 * 2 * 2 * per_batch);
+  train::DataLoader loader(config.data.path, train::loader_options(config));
+  for (int64_t micro = 0; micro < 6; ++micro) {
+    const train::TokenBatch batch = loader.next_batch(config.run.batch_size);
+    const auto first = words.begin() + micro * 2 * per_batch;
+    EXPECT_TRUE(std::equal(batch.tokens.begin(), batch.tokens.end(), first)) << "tokens of micro-batch " << micro;
+    EXPECT_TRUE(std::equal(batch.targets.begin(), batch.targets.end(), first + per_batch))
+        << "targets of micro-batch " << micro;
+  }
 }
 
 TEST(TrainRun, StopAndResumeLogsTheSameLossCurve) {

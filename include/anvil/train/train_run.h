@@ -19,6 +19,9 @@ struct TrainRunOptions {
   bool overwrite = false;        // start afresh even if out_dir holds checkpoints
   int64_t stop_after_steps = 0;  // stop (with a checkpoint) once this many steps are done; 0 = run to the end
   bool print = true;             // progress lines on stdout
+  // When set: every training micro-batch is appended to this file as it is used, tokens then
+  // targets, (batch, seq) i32 each, little-endian (tools/torch_loss_curve.py replays them).
+  std::string dump_batches;
   // When set (by a signal handler, say), the run stops after the current step with a
   // checkpoint, as at stop_after_steps.
   const std::atomic<bool>* stop_requested = nullptr;

@@ -4,6 +4,7 @@
 // the scheduled learning rate, the update. Checkpoints save and restore all of it, so a
 // resumed run continues with the bit-identical loss curve on the CPU.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,9 @@ struct StepStats {
   int64_t tokens = 0;  // tokens of this step on this rank
 };
 
+// The data loader options a run of `config` uses (data seed, sequence length, rank slice).
+LoaderOptions loader_options(const TrainConfig& config);
+
 class Trainer {
  public:
   // Opens config.data.path, resolves the model config from it, builds the model (weights
@@ -34,6 +38,9 @@ class Trainer {
 
   // One optimizer step.
   StepStats train_step();
+  // Called with every training micro-batch, in order, before it is used (to record the
+  // exact data of a run, e.g. for a side-by-side run of another framework).
+  void set_batch_observer(std::function<void(const TokenBatch&)> observer) { batch_observer_ = std::move(observer); }
   // Mean validation loss over run.eval_batches batches (the same batches every time).
   double evaluate();
   // Writes everything a resume needs to `path` (atomically).
@@ -55,6 +62,7 @@ class Trainer {
   Ctx& ctx_;
   TrainConfig config_;
   std::unique_ptr<DataLoader> loader_;
+  std::function<void(const TokenBatch&)> batch_observer_;
   std::unique_ptr<TrainModel> model_;
   std::unique_ptr<Optimizer> optimizer_;
   int64_t step_ = 0;
