@@ -3,7 +3,7 @@
 // percentage of the device-to-device copy bandwidth measured in the same run (bytes read +
 // written, the way METHOD.md counts a copy). Bytes counted: the weight (or the visible K/V)
 // read once; activations and outputs are negligible at M = 1.
-//   usage: anvil_decode_kernels_cuda_bench   (needs a CUDA device)
+//   usage: anvil_decode_kernels_cuda_bench [--attention-only]   (needs a CUDA device)
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -81,7 +81,8 @@ double copy_bandwidth() {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  const bool attention_only = argc > 1 && std::string(argv[1]) == "--attention-only";
   Ctx ctx;
   if (!ctx.has_cuda()) {
     std::fprintf(stderr, "anvil_decode_kernels_cuda_bench: no CUDA device\n");
@@ -98,6 +99,7 @@ int main() {
   std::printf("%-6s %-14s %10s %10s %12s\n", "dtype", "(N, K)", "us", "GB/s", "% of copy");
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {1024, 4096}};
   for (const DType dtype : {DType::BF16, DType::Q8_0, DType::Q4_1, DType::Q4_K, DType::Q6_K}) {
+    if (attention_only) break;
     for (const auto& [n, k] : shapes) {
       // Enough copies of the weight to cycle through 256 MB per round: the 50 MB L2 cannot
       // serve repeated calls (it would for one 4096 x 4096 matrix).

@@ -239,6 +239,20 @@ TEST(OpPagedAttention, CallerCheckedIndicesGiveTheSameResult) {
   }
 }
 
+// Contexts long enough that a GPU splits them into partitions (256 keys each at least) and
+// combines the partial softmaxes.
+TEST(OpPagedAttention, LongContextsMatchFloat64) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  const std::vector<SequenceCase> long_batch = {{700, 1}, {520, 2}, {9, 1}, {1100, 1}};
+  for (const Device device : test_devices(ctx)) {
+    for (const DType dtype : {DType::F32, DType::BF16}) {
+      run_case(ctx, device, rng, {8, 2, 64}, long_batch, {dtype, dtype, 16, {}});
+    }
+    run_case(ctx, device, rng, {4, 2, 16}, long_batch, {DType::F32, DType::F32, 16, {0.0F, 600}});
+  }
+}
+
 TEST(OpPagedAttention, LowPrecisionCacheWithF32Queries) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());
