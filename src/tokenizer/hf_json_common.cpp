@@ -1,5 +1,6 @@
 #include "hf_json_common.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -60,8 +61,24 @@ std::vector<AddedToken> read_added_tokens(const Context& context, const json& ro
   return tokens;
 }
 
-int64_t vocab_size_bound(size_t vocab_entries, size_t added_entries) {
-  return 2 * static_cast<int64_t>(vocab_entries + added_entries) + 1024;
+VocabIds read_vocab_ids(const Context& context, const json& root, const std::vector<AddedToken>& added) {
+  const json& vocab = context.field(context.field(root, "", "model"), "model", "vocab");
+  if (!vocab.is_object()) context.fail("model.vocab", "expected an object");
+  const int64_t max_size = 2 * static_cast<int64_t>(vocab.size() + added.size()) + 1024;
+  VocabIds out;
+  out.ids.reserve(vocab.size());
+  for (const auto& [text, id] : vocab.items()) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= max_size) {
+      context.fail("model.vocab[" + text + "]", "bad id");
+    }
+    out.ids.emplace(text, id.get<int32_t>());
+    out.size = std::max(out.size, id.get<int64_t>() + 1);
+  }
+  for (const AddedToken& token : added) {
+    if (token.id >= max_size) context.fail("added_tokens", "bad id " + std::to_string(token.id));
+    out.size = std::max(out.size, int64_t{token.id} + 1);
+  }
+  return out;
 }
 
 std::vector<std::pair<std::string, std::string>> read_merge_texts(const Context& context, const json& model) {

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -42,9 +43,14 @@ std::string read_text_file(const std::string& path);
 // root.added_tokens with their flags (missing flags take HF's AddedToken defaults).
 std::vector<AddedToken> read_added_tokens(const Context& context, const json& root);
 
-// Largest vocabulary a file with this many vocab and added-token entries may declare. Ids are
-// dense in practice; the bound only stops a corrupt file from allocating without limit.
-int64_t vocab_size_bound(size_t vocab_entries, size_t added_entries);
+// model.vocab's ids by text, and the vocabulary size they and the added tokens span. Every id
+// must be a non-negative integer below a bound derived from the entry counts: ids are dense
+// in practice, and the bound stops a corrupt file from sizing tables without limit.
+struct VocabIds {
+  std::unordered_map<std::string, int32_t> ids;
+  int64_t size = 0;
+};
+VocabIds read_vocab_ids(const Context& context, const json& root, const std::vector<AddedToken>& added);
 // model.merges as (left, right) texts: "a b" strings or ["a", "b"] pairs.
 std::vector<std::pair<std::string, std::string>> read_merge_texts(const Context& context, const json& model);
 // BOS / EOS from a TemplateProcessing post-processor (possibly inside a Sequence).

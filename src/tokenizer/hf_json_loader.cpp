@@ -81,24 +81,10 @@ void check_model(const Context& context, const json& model) {
 
 // Fills the per-id vectors from model.vocab and added_tokens; returns the vocabulary's token ids by text.
 std::unordered_map<std::string, int32_t> read_vocab(const Context& context, const json& root, TokenizerSpec& spec) {
-  const json& vocab = context.field(context.field(root, "", "model"), "model", "vocab");
-  if (!vocab.is_object()) context.fail("model.vocab", "expected an object");
   spec.added_tokens = hf_json::read_added_tokens(context, root);
-  const int64_t max_size = hf_json::vocab_size_bound(vocab.size(), spec.added_tokens.size());
-  std::unordered_map<std::string, int32_t> ids;
-  ids.reserve(vocab.size());
-  int64_t size = 0;
-  for (const auto& [text, id] : vocab.items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= max_size) {
-      context.fail("model.vocab[" + text + "]", "bad id");
-    }
-    ids.emplace(text, id.get<int32_t>());
-    size = std::max(size, id.get<int64_t>() + 1);
-  }
-  for (const AddedToken& token : spec.added_tokens) {
-    if (token.id >= max_size) context.fail("added_tokens", "bad id " + std::to_string(token.id));
-    size = std::max(size, int64_t{token.id} + 1);
-  }
+  hf_json::VocabIds vocab = hf_json::read_vocab_ids(context, root, spec.added_tokens);
+  const std::unordered_map<std::string, int32_t>& ids = vocab.ids;
+  const int64_t size = vocab.size;
   spec.token_bytes.assign(static_cast<size_t>(size), std::string());
   spec.token_kinds.assign(static_cast<size_t>(size), TokenKind::Unused);
   spec.in_bpe_vocab.assign(static_cast<size_t>(size), 0);
@@ -120,7 +106,7 @@ std::unordered_map<std::string, int32_t> read_vocab(const Context& context, cons
     set_token(token.id, token.content, token.special ? TokenKind::Special : TokenKind::UserDefined);
     if (in_vocab) spec.in_bpe_vocab[static_cast<size_t>(token.id)] = byte_level_decode(token.content) ? 1 : 0;
   }
-  return ids;
+  return std::move(vocab.ids);
 }
 
 void read_merges(const Context& context, const json& model, const std::unordered_map<std::string, int32_t>& ids,
