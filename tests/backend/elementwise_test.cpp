@@ -228,3 +228,28 @@ TEST(OpElementwise, RejectsBadArguments) {
 
 }  // namespace
 }  // namespace anvil::testing
+
+namespace anvil::testing {
+namespace {
+
+// Backend::fill_zero (Ctx::zeros): every byte of random data cleared, sizes past the CPU's
+// 1 MiB chunks included, on every backend.
+TEST(OpFillZero, ClearsEveryElement) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const Device device : test_devices(ctx)) {
+    for (const Shape& shape : {Shape{1}, Shape{7, 33}, Shape{300000}}) {
+      SCOPED_TRACE(case_label(DType::F32, device, shape));
+      HostArray values = random_array(shape, rng, 1.0, 2.0);
+      Tensor tensor = make_tensor(ctx, values, DType::F32, device);
+      ctx.backend(device).fill_zero(tensor);
+      const HostArray got = to_host(ctx, tensor);
+      for (int64_t i = 0; i < got.numel(); ++i) ASSERT_EQ(got[i], 0.0) << "element " << i;
+      const HostArray fresh = to_host(ctx, ctx.zeros(shape, DType::BF16, device));
+      for (int64_t i = 0; i < fresh.numel(); ++i) ASSERT_EQ(fresh[i], 0.0) << "zeros element " << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace anvil::testing

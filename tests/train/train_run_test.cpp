@@ -106,6 +106,11 @@ TEST(TrainRun, DumpBatchesRecordsTheTrainingData) {
     EXPECT_TRUE(std::equal(batch.targets.begin(), batch.targets.end(), first + per_batch))
         << "targets of micro-batch " << micro;
   }
+  options.dump_batches = config.run.out_dir + "/no/such/folder/batches.bin";
+  options.overwrite = true;  // so the run folder itself is fine: only the dump file is not
+  train::TrainConfig again = config;
+  again.run.steps = 4;
+  EXPECT_THROW(train::run_training(test_ctx(), again, options), Error);  // names the file it cannot write
 }
 
 TEST(TrainRun, StopAndResumeLogsTheSameLossCurve) {
