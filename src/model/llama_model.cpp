@@ -27,7 +27,7 @@ class LlamaModel final : public CausalLM {
     if (step.tokens > 0) {
       for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
         attention_block(ctx, layer, x, step, cache);
-        mlp_block(ctx, weights_.layers[static_cast<size_t>(layer)], x);
+        mlp_block(ctx, layer, x);
       }
     }
     return output_logits(ctx, x, batch, weights_, config_);
@@ -40,29 +40,45 @@ class LlamaModel final : public CausalLM {
     const int64_t n = step.tokens;
     const int64_t d = config_.head_dim;
     const Tensor h = norm(ctx, x, w.attn_norm);
+    tap("attn_norm", layer, h);
     Tensor q = project(ctx, h, w.wq, w.bq).view({n, config_.num_heads, d});
     Tensor k = project(ctx, h, w.wk, w.bk).view({n, config_.num_kv_heads, d});
     const Tensor v = project(ctx, h, w.wv, w.bv).view({n, config_.num_kv_heads, d});
+    tap("Qcur", layer, q);
+    tap("Kcur", layer, k);
+    tap("Vcur", layer, v);
     if (config_.qk_norm) {
       q = norm(ctx, q, w.q_norm);
       k = norm(ctx, k, w.k_norm);
     }
     rope(ctx, q, q, step.positions, config_.rope);
     rope(ctx, k, k, step.positions, config_.rope);
+    tap("Qcur_rope", layer, q);
+    tap("Kcur_rope", layer, k);
     const Tensor attended = cached_attention(ctx, q, k, v, cache, layer, step, config_);
+    tap("kqv_out", layer, attended);
     const Tensor out = project(ctx, attended.view({n, config_.num_heads * d}), w.wo, w.bo);
+    tap("attn_out", layer, out);
     add(ctx, x, x, out);
+    tap("ffn_inp", layer, x);
   }
 
   // x += W_down (silu(W_gate h) * W_up h), h = rms_norm(x).
-  void mlp_block(Ctx& ctx, const LayerWeights& w, Tensor& x) const {
+  void mlp_block(Ctx& ctx, int64_t layer, Tensor& x) const {
+    const LayerWeights& w = weights_.layers[static_cast<size_t>(layer)];
     const Tensor h = norm(ctx, x, w.ffn_norm);
+    tap("ffn_norm", layer, h);
     const Tensor gate = project(ctx, h, w.w_gate, Tensor());
     const Tensor up = project(ctx, h, w.w_up, Tensor());
+    tap("ffn_gate", layer, gate);
+    tap("ffn_up", layer, up);
     Tensor hidden = activation(ctx, gate.shape(), device_);
     swiglu(ctx, hidden, gate, up);
+    tap("ffn_swiglu", layer, hidden);
     const Tensor out = project(ctx, hidden, w.w_down, Tensor());
+    tap("ffn_out", layer, out);
     add(ctx, x, x, out);
+    tap("l_out", layer, x);
   }
 
   // RMSNorm over the last dim of x (..., C) with weight (C).

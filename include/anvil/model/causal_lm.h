@@ -1,8 +1,11 @@
 #pragma once
 // A decoder-only language model for inference: forward(batch) -> logits of the requested
 // rows, reading and writing K/V through the batch's block tables (ARCHITECTURE.md).
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "anvil/model/batch.h"
 #include "anvil/model/kv_cache.h"
@@ -18,6 +21,21 @@ class CausalLM {
   [[nodiscard]] virtual Device device() const = 0;
   // Logits (batch.logit_rows.size(), vocab) f32 on the host.
   [[nodiscard]] virtual Tensor forward(Ctx& ctx, const Batch& batch, PagedKvCache& cache) = 0;
+
+  // Observer of named intermediates of forward (llama.cpp's names: "attn_norm", "Qcur", ...;
+  // layer -1 for those after the last block), to compare them with another engine op by op
+  // (tests/e2e/llamacpp_intermediates_test.cpp). Models that have none ignore it; unset, it
+  // costs a branch per tensor.
+  using Tap = std::function<void(std::string_view name, int64_t layer, const Tensor& value)>;
+  void set_tap(Tap tap) { tap_ = std::move(tap); }
+
+ protected:
+  void tap(std::string_view name, int64_t layer, const Tensor& value) const {
+    if (tap_) tap_(name, layer, value);
+  }
+
+ private:
+  Tap tap_;
 };
 
 // Loads a GGUF file, a safetensors file with config.json beside it, or a Hugging Face

@@ -5,6 +5,7 @@
 // memory-bound) and every output comes from one kernel call: results do not depend on the
 // thread count. This file holds the driver and the scalar kernels.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -190,6 +191,26 @@ void legacy_scalar(const uint8_t* weight_row, int64_t k, const ActTile& tile, fl
   for (int r = 0; r < tile.rows; ++r) out[r] = acc[r];
 }
 
+// Q8_0 / Q4_1 in ggml order (see quantized_matmul_kernels.h): 8 lanes of 4 elements per block.
+template <LegacyCodes (*kDecode)(const uint8_t*), size_t kBlockBytes, bool kHasMin>
+void ggml_order_scalar(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
+  constexpr int kLanes = 8;
+  for (int r = 0; r < tile.rows; ++r) {
+    float lanes[kLanes] = {};
+    float summs = 0.0F;
+    for (int64_t b = 0; b < k / kQuantBlock; ++b) {
+      const LegacyCodes block = kDecode(weight_row + b * static_cast<int64_t>(kBlockBytes));
+      const float scale = block.d * tile.scales[r][b];
+      if constexpr (kHasMin) summs = std::fma(block.m, tile.block_sums[r][b], summs);
+      for (int j = 0; j < kLanes; ++j) {
+        const int dot = dot_codes(block.codes + 4 * j, tile.codes[r] + b * kQuantBlock + 4 * j, 4);
+        lanes[j] = std::fma(scale, static_cast<float>(dot), lanes[j]);
+      }
+    }
+    out[r] = (((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))) + summs;
+  }
+}
+
 // A Q4_K / Q5_K super-block as w = (d * scale[j]) * code - dmin * min[j] per sub-block j of 32.
 struct KCodes {
   float d = 0.0F;
@@ -347,11 +368,11 @@ void quantize_row_scalar(const float* x, int64_t k, int block, int sum_group, in
 RowKernel scalar_row_kernel(DType dtype) {
   switch (dtype) {
     case DType::Q8_0:
-      return legacy_scalar<decode_q8_0, sizeof(BlockQ8_0)>;
+      return ggml_order_scalar<decode_q8_0, sizeof(BlockQ8_0), false>;
     case DType::Q4_0:
       return legacy_scalar<decode_q4_0, sizeof(BlockQ4_0)>;
     case DType::Q4_1:
-      return legacy_scalar<decode_q4_1, sizeof(BlockQ4_1)>;
+      return ggml_order_scalar<decode_q4_1, sizeof(BlockQ4_1), true>;
     case DType::Q5_0:
       return legacy_scalar<decode_q5_0, sizeof(BlockQ5_0)>;
     case DType::Q5_1:

@@ -286,11 +286,11 @@ void quantize_row_avx2(const float* x, int64_t k, int block, int sum_group, int8
 RowKernel avx2_row_kernel(DType dtype) {
   switch (dtype) {
     case DType::Q8_0:
-      return legacy_avx2<Q8_0Format>;
+      return avx2_ggml_order_kernel(dtype);
     case DType::Q4_0:
       return legacy_avx2<Q4_0Format>;
     case DType::Q4_1:
-      return legacy_avx2<Q4_1Format>;
+      return avx2_ggml_order_kernel(dtype);
     case DType::Q5_0:
       return legacy_avx2<Q5_0Format>;
     case DType::Q5_1:

@@ -534,11 +534,11 @@ template <bool kVnni>
 RowKernel kernel_for(DType dtype) {
   switch (dtype) {
     case DType::Q8_0:
-      return legacy_avx512<Q8_0Format, kVnni>;
+      return avx512_ggml_order_kernel(dtype, kVnni);
     case DType::Q4_0:
       return legacy_avx512<Q4_0Format, kVnni>;
     case DType::Q4_1:
-      return legacy_avx512<Q4_1Format, kVnni>;
+      return avx512_ggml_order_kernel(dtype, kVnni);
     case DType::Q5_0:
       return legacy_avx512<Q5_0Format, kVnni>;
     case DType::Q5_1:

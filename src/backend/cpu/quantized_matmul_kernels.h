@@ -46,8 +46,19 @@ void quantize_row_avx512(const float* x, int64_t k, int block, int sum_group, in
                          int16_t* sums);
 
 // Kernels for a block-quantized dtype; nullptr when the family lacks that dtype.
+// Q8_0 and Q4_1 are summed in "ggml order" (below) in every family.
 RowKernel scalar_row_kernel(DType dtype);
 RowKernel avx2_row_kernel(DType dtype);
 RowKernel avx512_row_kernel(DType dtype, bool vnni);
+
+// ggml order, for Q8_0 and Q4_1 (nullptr otherwise): each output is summed as ggml-cpu's
+// ggml_vec_dot_q8_0_q8_0 / ggml_vec_dot_q4_1_q8_1 (x86) sum it, so that anvil's logits are
+// llama.cpp's to the bit where the inputs are: 8 f32 lanes, lane j (j < 8) of block b adds
+// fma(d_w * d_x, sum of the 4 code products at elements 4j..4j+3, lane), blocks in order;
+// the lanes are summed ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)); Q4_1 then adds
+// summs = fma(m_w, s_x, summs) accumulated over the blocks in order. Scalar, AVX2 and
+// AVX-512 versions perform the same IEEE operations and give the same bits.
+RowKernel avx2_ggml_order_kernel(DType dtype);
+RowKernel avx512_ggml_order_kernel(DType dtype, bool vnni);
 
 }  // namespace anvil::cpu::qmm

@@ -1,4 +1,4 @@
-// RMSNorm forward and backward on the CPU, computed in f32 per row.
+// RMSNorm forward and backward on the CPU, computed in f32 per row (sums in double).
 #include <cmath>
 #include <algorithm>
 #include <vector>
@@ -19,9 +19,12 @@ void CpuBackend::rms_norm(Tensor& out, Tensor& rstd, const Tensor& x, const Tens
     for (int64_t row = begin; row < end; ++row) {
       const float* in = load_row(x, row, channels, in_scratch);
       float* y = output_row(out, row, channels, out_scratch);
+      // ggml-cpu's order (llama.cpp's logits to the bit): f32 squares summed in double, the
+      // mean rounded to f32, 1 / sqrtf(mean + eps) in f32, then (x * scale) * w.
       double sum_squares = 0.0;
-      for (int64_t c = 0; c < channels; ++c) sum_squares += static_cast<double>(in[c]) * in[c];
-      const auto inv_rms = static_cast<float>(1.0 / std::sqrt(sum_squares / static_cast<double>(channels) + eps));
+      for (int64_t c = 0; c < channels; ++c) sum_squares += static_cast<double>(in[c] * in[c]);
+      const auto mean = static_cast<float>(sum_squares / static_cast<double>(channels));
+      const float inv_rms = 1.0F / std::sqrt(mean + eps);
       for (int64_t c = 0; c < channels; ++c) y[c] = in[c] * inv_rms * w[c];
       store_row(out, row, channels, y);
       if (rstd.defined()) rstd.data<float>()[row] = inv_rms;

@@ -1,5 +1,5 @@
-// Rotary position embedding on the CPU. Angles are position * inv_frequency in f64 (exact
-// enough for positions in the 100k range), rotations in f32.
+// Rotary position embedding on the CPU, rotations in f32. Unscaled angles follow ggml-cpu's
+// f32 recurrence (ggml_angles); scaled ones are position * inv_frequency in f64.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -32,6 +32,20 @@ RotaryPairs rotary_pairs(const RopeParams& params, int64_t head_dim) {
   return pairs;
 }
 
+// Unscaled angles as ggml-cpu computes them (llama.cpp's Q and K to the bit): in f32,
+// theta_0 = position, theta_{k+1} = theta_k * base^(-2 / rot_dim) (powf), cosf / sinf, the
+// sine times direction. Within a few f32 roundings per pair of the exact angles.
+void ggml_angles(const RopeParams& params, int64_t rot_dim, int32_t position, float direction,
+                 std::vector<float>& cosines, std::vector<float>& sines) {
+  const float theta_scale = std::pow(params.base, -2.0F / static_cast<float>(rot_dim));
+  auto theta = static_cast<float>(position);
+  for (size_t k = 0; k < cosines.size(); ++k) {
+    cosines[k] = std::cos(theta);
+    sines[k] = std::sin(theta) * direction;
+    theta *= theta_scale;
+  }
+}
+
 // out (N, H, D) = x rotated by direction * angle (direction -1 undoes the rotation). out may alias x:
 // each pair is read whole before it is written, and dims past rot_dim are copied element by element.
 void rotate(ThreadPool& pool, Tensor& out, const Tensor& x, const Tensor& positions, const RopeParams& params,
@@ -50,10 +64,14 @@ void rotate(ThreadPool& pool, Tensor& out, const Tensor& x, const Tensor& positi
     std::vector<float> cosines(static_cast<size_t>(num_pairs));
     std::vector<float> sines(static_cast<size_t>(num_pairs));
     for (int64_t row = begin; row < end; ++row) {
-      for (int64_t k = 0; k < num_pairs; ++k) {
-        const double angle = direction * static_cast<double>(position[row]) * pairs.inv_frequency[k];
-        cosines[k] = static_cast<float>(std::cos(angle));
-        sines[k] = static_cast<float>(std::sin(angle));
+      if (params.scaling == RopeScaling::None) {
+        ggml_angles(params, 2 * num_pairs, position[row], static_cast<float>(direction), cosines, sines);
+      } else {
+        for (int64_t k = 0; k < num_pairs; ++k) {
+          const double angle = direction * static_cast<double>(position[row]) * pairs.inv_frequency[k];
+          cosines[k] = static_cast<float>(std::cos(angle));
+          sines[k] = static_cast<float>(std::sin(angle));
+        }
       }
       const float* in = load_row(x, row, row_length, in_scratch);
       float* y = output_row(out, row, row_length, out_scratch);
@@ -63,8 +81,9 @@ void rotate(ThreadPool& pool, Tensor& out, const Tensor& x, const Tensor& positi
         for (int64_t k = 0; k < num_pairs; ++k) {
           const float a = head_in[pairs.first[k]];
           const float b = head_in[pairs.second[k]];
-          head_out[pairs.first[k]] = a * cosines[k] - b * sines[k];
-          head_out[pairs.second[k]] = b * cosines[k] + a * sines[k];
+          // ggml-cpu's roundings (its compiler contracts the same way): a*cos - (b*sin), a*sin + (b*cos).
+          head_out[pairs.first[k]] = std::fma(a, cosines[k], -(b * sines[k]));
+          head_out[pairs.second[k]] = std::fma(a, sines[k], b * cosines[k]);
         }
         for (int64_t c = 2 * num_pairs; c < head_dim; ++c) head_out[c] = head_in[c];
       }

@@ -1,0 +1,161 @@
+// AVX-512 kernels for Q8_0 and Q4_1 weights in ggml-cpu's summation order (see
+// quantized_matmul_kernels.h, "ggml order"): per output, 8 f32 lanes, lane j accumulating
+// fma(d_w * d_x, dot of elements 4j..4j+3 of the block, lane) block after block, then
+// ggml's hsum_float_8 tree; Q4_1 adds the min terms, fma(m_w, s_x, summs) block after block,
+// at the end. Every step is a lane-wise IEEE operation, so the AVX2 and scalar versions give
+// the same bits. Two activation rows share a 512-bit vector (8 lanes each); one row uses
+// 256-bit vectors.
+// GCC 12's _mm512_broadcast_i64x4 passes an intentionally undefined vector as the unused
+// merge source, which -Wuninitialized reports from inside the header.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <cmath>
+#include <cstring>
+
+#include "anvil/core/quant.h"
+#include "cpu/quantized_matmul_kernels.h"
+
+namespace anvil::cpu::qmm {
+namespace {
+
+float load_f16(const uint8_t* bytes) {
+  uint16_t value;
+  std::memcpy(&value, bytes, sizeof(value));
+  return _cvtsh_ss(value);
+}
+
+__m256i load_256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// ggml's hsum_float_8: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)).
+float hsum_8(__m256 v) {
+  const __m128 quad = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+  const __m128 pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+  return _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)));
+}
+
+template <bool kVnni>
+__m256i dot4_256(__m256i unsigned_codes, __m256i signed_codes) {
+  if constexpr (kVnni) {
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), unsigned_codes, signed_codes);
+  } else {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(unsigned_codes, signed_codes), _mm256_set1_epi16(1));
+  }
+}
+
+template <bool kVnni>
+__m512i dot4_512(__m512i unsigned_codes, __m512i signed_codes) {
+  if constexpr (kVnni) {
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), unsigned_codes, signed_codes);
+  } else {
+    return _mm512_madd_epi16(_mm512_maddubs_epi16(unsigned_codes, signed_codes), _mm512_set1_epi16(1));
+  }
+}
+
+// The 32 weight codes of a block in element order: Q4_1 nibbles (low ones are elements
+// 0..15), or Q8_0's signed bytes.
+template <bool kQ4_1>
+__m256i weight_codes(const uint8_t* block) {
+  if constexpr (kQ4_1) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 4));
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(bytes, 4), bytes), _mm256_set1_epi8(0x0F));
+  } else {
+    return load_256(block + 2);
+  }
+}
+
+template <bool kQ4_1, bool kVnni>
+void exact_one_row(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
+  constexpr int64_t kBytes = kQ4_1 ? sizeof(BlockQ4_1) : sizeof(BlockQ8_0);
+  __m256 acc = _mm256_setzero_ps();
+  float summs = 0.0F;
+  const int8_t* x = tile.codes[0];
+  for (int64_t b = 0; b < k / kQuantBlock; ++b) {
+    const uint8_t* block = weight_row + b * kBytes;
+    const float scale = load_f16(block) * tile.scales[0][b];
+    if constexpr (kQ4_1) summs = std::fma(load_f16(block + 2), tile.block_sums[0][b], summs);
+    __m256i codes = weight_codes<kQ4_1>(block);
+    __m256i xs = load_256(x + b * kQuantBlock);
+    if constexpr (!kQ4_1) {  // |w| * (x * sign(w))
+      xs = _mm256_sign_epi8(xs, codes);
+      codes = _mm256_sign_epi8(codes, codes);
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(dot4_256<kVnni>(codes, xs)), acc);
+  }
+  out[0] = hsum_8(acc) + summs;
+}
+
+// kRows (2..4) activation rows, rows 2p and 2p+1 in the low and high halves of acc[p].
+template <bool kQ4_1, bool kVnni, int kRows>
+void exact_rows(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
+  constexpr int64_t kBytes = kQ4_1 ? sizeof(BlockQ4_1) : sizeof(BlockQ8_0);
+  constexpr int kPairs = (kRows + 1) / 2;
+  __m512 acc[kPairs];
+  float summs[kRows] = {};
+  for (__m512& a : acc) a = _mm512_setzero_ps();
+  for (int64_t b = 0; b < k / kQuantBlock; ++b) {
+    const uint8_t* block = weight_row + b * kBytes;
+    const float d = load_f16(block);
+    if constexpr (kQ4_1) {
+      const float m = load_f16(block + 2);
+      for (int r = 0; r < kRows; ++r) summs[r] = std::fma(m, tile.block_sums[r][b], summs[r]);
+    }
+    const __m512i codes = _mm512_broadcast_i64x4(weight_codes<kQ4_1>(block));
+    __m512i magnitudes = codes;
+    __mmask64 negative = 0;
+    if constexpr (!kQ4_1) {
+      negative = _mm512_movepi8_mask(codes);
+      magnitudes = _mm512_abs_epi8(codes);
+    }
+#pragma GCC unroll 2
+    for (int p = 0; p < kPairs; ++p) {
+      const int r0 = 2 * p;
+      const bool two = r0 + 1 < kRows;
+      const __m256i x0 = load_256(tile.codes[r0] + b * kQuantBlock);
+      __m512i xs = two ? _mm512_inserti64x4(_mm512_castsi256_si512(x0),
+                                            load_256(tile.codes[r0 + 1] + b * kQuantBlock), 1)
+                       : _mm512_zextsi256_si512(x0);
+      if constexpr (!kQ4_1) xs = _mm512_mask_sub_epi8(xs, negative, _mm512_setzero_si512(), xs);
+      const float s0 = d * tile.scales[r0][b];
+      const float s1 = two ? d * tile.scales[r0 + 1][b] : 0.0F;
+      const __m512 scale = _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
+      acc[p] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot4_512<kVnni>(magnitudes, xs)), acc[p]);
+    }
+  }
+  for (int p = 0; p < kPairs; ++p) {
+    out[2 * p] = hsum_8(_mm512_castps512_ps256(acc[p])) + summs[2 * p];
+    if (2 * p + 1 < kRows) out[2 * p + 1] = hsum_8(_mm512_extractf32x8_ps(acc[p], 1)) + summs[2 * p + 1];
+  }
+}
+
+template <bool kQ4_1, bool kVnni>
+void exact_avx512(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
+  switch (tile.rows) {
+    case 1:
+      return exact_one_row<kQ4_1, kVnni>(weight_row, k, tile, out);
+    case 2:
+      return exact_rows<kQ4_1, kVnni, 2>(weight_row, k, tile, out);
+    case 3:
+      return exact_rows<kQ4_1, kVnni, 3>(weight_row, k, tile, out);
+    default:
+      return exact_rows<kQ4_1, kVnni, 4>(weight_row, k, tile, out);
+  }
+}
+
+}  // namespace
+
+RowKernel avx512_ggml_order_kernel(DType dtype, bool vnni) {
+  switch (dtype) {
+    case DType::Q8_0:
+      return vnni ? exact_avx512<false, true> : exact_avx512<false, false>;
+    case DType::Q4_1:
+      return vnni ? exact_avx512<true, true> : exact_avx512<true, false>;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace anvil::cpu::qmm
