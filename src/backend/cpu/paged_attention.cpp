@@ -5,6 +5,7 @@
 // Every task sums in a fixed order: results do not depend on the thread count.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -272,6 +273,49 @@ std::vector<Task> make_tasks(const PagedDims& dims, const int32_t* sequence_of, 
   return tasks;
 }
 
+// llama.cpp's arithmetic (attend_ggml_order_avx512) applies: AVX-512, f16 cache, no
+// window, heads a multiple of 64 wide.
+bool ggml_order_applies(const PagedDims& dims, const Tensor& key_cache, const Tensor& value_cache) {
+  return dims.isa == CpuIsa::Avx512 && key_cache.dtype() == DType::F16 && value_cache.dtype() == DType::F16 &&
+         dims.window == 0 && dims.head_dim % 64 == 0;
+}
+
+// One task in llama.cpp's arithmetic: the kv head's keys and values of positions
+// 0..highest gathered as f16 rows, then each query row attends to its visible prefix.
+void attend_tile_ggml_order(const PagedDims& dims, const Task& task, bool batched, Tensor& out, const Tensor& q,
+                            const Tensor& key_cache, const Tensor& value_cache, const int32_t* table,
+                            const int32_t* positions, std::vector<uint16_t>& rows, std::vector<float>& scratch,
+                            std::vector<float>& io_scratch) {
+  const int64_t d = dims.head_dim;
+  const int64_t group = dims.group();
+  int64_t highest = 0;
+  for (int64_t i = 0; i < task.tokens; ++i) highest = std::max<int64_t>(highest, positions[task.first_token + i]);
+  const int64_t count = highest + 1;
+  rows.resize(static_cast<size_t>(2 * count * d));
+  uint16_t* keys = rows.data();
+  uint16_t* values = keys + count * d;
+  for (int64_t p = 0; p < count; ++p) {
+    const int64_t row = (table[p / dims.block_size] * dims.block_size + p % dims.block_size) * dims.kv_heads +
+                        task.kv_head;  // in (slots * Hkv, D)
+    std::memcpy(keys + p * d, row_bytes(key_cache, row, d), static_cast<size_t>(d) * sizeof(uint16_t));
+    std::memcpy(values + p * d, row_bytes(value_cache, row, d), static_cast<size_t>(d) * sizeof(uint16_t));
+  }
+  scratch.resize(static_cast<size_t>((count + 63) / 64 * 64 + 65 * d));
+  for (int64_t i = 0; i < task.tokens; ++i) {
+    const int64_t token = task.first_token + i;
+    for (int64_t g = 0; g < group; ++g) {
+      const int64_t q_row = token * dims.q_heads + task.kv_head * group + g;  // in (N * Hq, D)
+      const float* query = load_row(q, q_row, d, io_scratch);
+      std::vector<float> result(static_cast<size_t>(d));
+      attend_ggml_order_avx512(query, keys, values, positions[token] + 1, d, dims.scale, batched, scratch.data(),
+                               result.data());
+      float* o = output_row(out, q_row, d, io_scratch);
+      std::copy(result.begin(), result.end(), o);
+      store_row(out, q_row, d, o);
+    }
+  }
+}
+
 }  // namespace
 
 void CpuBackend::kv_cache_write(Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v,
@@ -299,6 +343,21 @@ void CpuBackend::paged_attention(Tensor& out, const Tensor& q, const Tensor& key
   const int32_t* position_of = positions.data<const int32_t>();
   const int32_t* tables = block_tables.data<const int32_t>();
   const std::vector<Task> tasks = make_tasks(dims, sequence_of, q.size(0));
+  if (ggml_order_applies(dims, key_cache, value_cache)) {
+    const bool batched = q.size(0) >= 2;  // llama.cpp's f16 matmuls go through tinyBLAS then
+    pool_.parallel_for(static_cast<int64_t>(tasks.size()), 1, [&](int64_t begin, int64_t end) {
+      std::vector<uint16_t> rows;
+      std::vector<float> scratch;
+      std::vector<float> io_scratch;
+      for (int64_t t = begin; t < end; ++t) {
+        const Task& task = tasks[static_cast<size_t>(t)];
+        const int32_t* table = tables + static_cast<int64_t>(sequence_of[task.first_token]) * dims.max_blocks;
+        attend_tile_ggml_order(dims, task, batched, out, q, key_cache, value_cache, table, position_of, rows, scratch,
+                               io_scratch);
+      }
+    });
+    return;
+  }
   pool_.parallel_for(static_cast<int64_t>(tasks.size()), 1, [&](int64_t begin, int64_t end) {
     TileState state(dims, kQueryTile);
     for (int64_t t = begin; t < end; ++t) {
