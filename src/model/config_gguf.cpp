@@ -113,6 +113,7 @@ RopeParams rope_from_gguf(const GgufKeys& keys, const ModelConfig& config) {
   RopeParams rope;
   const bool neox = config.architecture == Architecture::Qwen2 || config.architecture == Architecture::Qwen3;
   rope.layout = neox ? RopeLayout::RotateHalf : RopeLayout::Interleaved;
+  rope.ggml_angles = true;  // as llama.cpp runs GGUF models (applies while unscaled)
   rope.base = static_cast<float>(keys.real_or(keys.arch() + ".rope.freq_base").value_or(10000.0));
   const int64_t rot_dim = keys.integer_or(keys.arch() + ".rope.dimension_count").value_or(config.head_dim);
   rope.rot_dim = rot_dim == config.head_dim ? 0 : rot_dim;

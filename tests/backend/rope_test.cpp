@@ -137,6 +137,49 @@ TEST(OpRope, ForwardMatchesFloat64) {
   }
 }
 
+// RopeParams::ggml_angles on the CPU: the angles of llama.cpp's f32 recurrence (transcribed
+// from ggml-cpu's ggml_rope_cache_init), the rotation in float64; and near the exact angles
+// for short positions. (The CUDA backend keeps its exact angles: not tested here.)
+TEST(OpRope, CpuGgmlAnglesFollowLlamaCppsRecurrence) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const RopeLayout layout : {RopeLayout::Interleaved, RopeLayout::RotateHalf}) {
+    const Shape shape = {6, 3, 64};
+    SCOPED_TRACE(std::string(layout == RopeLayout::Interleaved ? "interleaved" : "half") + ", " +
+                 case_label(DType::F32, Device::cpu(), shape));
+    RopeParams params = make_params(layout, 0, 100000.0F);
+    params.ggml_angles = true;
+    HostArray x = random_array(shape, rng, -2.0, 2.0);
+    HostArray positions = random_ints({shape[0]}, rng, 0, 4096);
+    positions[0] = 0.0;
+    positions[1] = 7.0;
+    Tensor out = ctx.empty(shape, DType::F32, Device::cpu());
+    rope(ctx, out, make_tensor(ctx, x, DType::F32, Device::cpu()), make_tensor(ctx, positions, DType::I32, Device::cpu()),
+         params);
+    const HostArray got = to_host(ctx, out);
+    const int64_t half = shape[2] / 2;
+    HostArray expected = x;
+    const float theta_scale = std::pow(params.base, -2.0F / static_cast<float>(shape[2]));
+    for (int64_t n = 0; n < shape[0]; ++n) {
+      auto theta = static_cast<float>(positions[n]);
+      for (int64_t k = 0; k < half; ++k, theta *= theta_scale) {
+        for (int64_t h = 0; h < shape[1]; ++h) {
+          const int64_t base = (n * shape[1] + h) * shape[2];
+          const int64_t i = base + (layout == RopeLayout::Interleaved ? 2 * k : k);
+          const int64_t j = base + (layout == RopeLayout::Interleaved ? 2 * k + 1 : k + half);
+          expected[i] = x[i] * std::cos(static_cast<double>(theta)) - x[j] * std::sin(static_cast<double>(theta));
+          expected[j] = x[i] * std::sin(static_cast<double>(theta)) + x[j] * std::cos(static_cast<double>(theta));
+        }
+      }
+    }
+    expect_close(got, expected, {1e-5, 1e-5}, "out");
+    // Positions 0 and 7: the recurrence is within a few f32 roundings of the exact angles.
+    params.ggml_angles = false;
+    const HostArray exact = rope_reference(x, positions, params);
+    for (int64_t e = 0; e < 2 * shape[1] * shape[2]; ++e) EXPECT_NEAR(got[e], exact[e], 1e-5) << "element " << e;
+  }
+}
+
 TEST(OpRope, ForwardAtPositionZeroIsIdentity) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());

@@ -3,9 +3,9 @@
 // tools/llama_cpp_intermediates.py: llama.cpp's tensors of layer 0 and the logits for one
 // prompt, captured with a ggml scheduler eval callback. ANVIL_LLAMACPP_INTERMEDIATES=PREFIX
 // compares against another dump (e.g. more layers) instead. Every tensor's differing
-// elements and largest difference in ulps are printed; the tensors listed in kExact must be
-// identical (anvil's CPU kernels follow ggml-cpu's operation order for them, see
-// docs/reference.md).
+// elements and largest difference in ulps are printed; with the AVX-512 kernels (those that
+// follow the AVX-512 build of ggml-cpu that made the fixture, see docs/reference.md) every
+// tensor must be identical. Other ISAs only print.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -18,6 +18,7 @@
 
 #include "anvil/infer/block_allocator.h"
 #include "anvil/infer/generator.h"
+#include "anvil/core/cpu_features.h"
 #include "anvil/model/causal_lm.h"
 #include "support/op_harness.h"
 
@@ -89,20 +90,31 @@ TEST(LlamaCppIntermediates, LayerZeroMatchesLlamaCppBitForBit) {
   const model::Batch batch = infer::single_sequence_batch(prompt, 0, blocks.block_table(sequence), true);
   tapped[{"result_output", -1}] = lm->forward(ctx, batch, cache).to_f32_vector();
 
+  const bool exact = best_isa(CpuFeatures::from_environment()) == CpuIsa::Avx512;
+  int compared = 0;
   for (const nlohmann::json& tensor : index.at("tensors")) {
     const std::string name = anvil_name(tensor.at("name"), tensor.at("occurrence"));
     const int64_t layer = tensor.at("layer").is_null() ? -1 : tensor.at("layer").get<int64_t>();
+    if (name.empty()) continue;
     const auto found = tapped.find({name, layer});
-    if (name.empty() || found == tapped.end()) continue;
+    ASSERT_NE(found, tapped.end()) << "anvil has no tensor " << name << " of layer " << layer;
+    ++compared;
     int64_t count = 1;
     for (const auto& extent : tensor.at("shape")) count *= extent.get<int64_t>();
-    ASSERT_EQ(static_cast<int64_t>(found->second.size()), count) << name << " layer " << layer;
+    // llama.cpp's last block keeps only the rows whose logits are asked for (the last one).
+    const std::vector<float>& all = found->second;
+    ASSERT_TRUE(static_cast<int64_t>(all.size()) >= count) << name << " layer " << layer;
+    const std::vector<float> ours(all.end() - count, all.end());
     const auto* theirs = reinterpret_cast<const float*>(bytes.data() + tensor.at("offset").get<size_t>());
-    const Comparison result = compare(found->second, theirs);
+    const Comparison result = compare(ours, theirs);
     std::printf("[ llama.cpp] layer %2lld %-14s %7lld/%-7lld elements differ, max %lld ulps, max |diff| %.3g\n",
                 static_cast<long long>(layer), name.c_str(), static_cast<long long>(result.differing),
                 static_cast<long long>(count), static_cast<long long>(result.max_ulps), result.max_abs);
+    if (exact) {
+      EXPECT_EQ(result.differing, 0) << name << " of layer " << layer << " differs from llama.cpp's";
+    }
   }
+  EXPECT_GT(compared, 0);
 }
 
 }  // namespace

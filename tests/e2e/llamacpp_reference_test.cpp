@@ -11,7 +11,9 @@
 // So the bars are: the same prompt tokens; the first step's top-5 logits within 1.0; with
 // llama.cpp's tokens fed in (teacher forcing), anvil's argmax equals llama.cpp's at every
 // step whose margin is >= kNearTie; free-running greedy output equal until a step whose
-// margin is < kNearTie. The numbers (identical prompts, agreeing steps) are printed.
+// margin is < kNearTie. The numbers (identical prompts, agreeing steps) are printed. With the
+// AVX-512 kernels, whose arithmetic is llama.cpp's AVX-512 build's to the bit (the ops of
+// docs/reference.md), every greedy continuation must be identical.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -19,6 +21,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "anvil/core/cpu_features.h"
 #include "anvil/infer/block_allocator.h"
 #include "anvil/infer/generator.h"
 #include "anvil/infer/perplexity.h"
@@ -170,6 +173,11 @@ TEST(LlamaCppReference, GreedyContinuationsEqualLlamaCppUpToNearTies) {
   std::printf("[ llama.cpp] greedy: %d/%zu prompts identical over 64 tokens, %lld/%lld tokens before parting\n",
               identical, fixture.at("cases").size(), static_cast<long long>(equal_tokens),
               static_cast<long long>(total_tokens));
+  // The AVX-512 kernels compute what the AVX-512 build of llama.cpp that made the fixture
+  // computes, to the bit (docs/reference.md): every continuation must be identical.
+  if (best_isa(CpuFeatures::from_environment()) == CpuIsa::Avx512) {
+    EXPECT_EQ(identical, static_cast<int>(fixture.at("cases").size())) << "with the AVX-512 kernels";
+  }
 }
 
 TEST(LlamaCppReference, PerplexityWithinHalfAPercentOfLlamaCpp) {

@@ -20,6 +20,12 @@ struct RopeParams {
   float low_freq_factor = 1.0F;          // Llama3
   float high_freq_factor = 4.0F;         // Llama3
   int64_t original_max_position = 8192;  // Llama3
+  // Unscaled angles as llama.cpp (ggml-cpu) computes them: in f32, theta_0 = position,
+  // theta_{k+1} = theta_k * powf(base, -2 / rot_dim), then cosf / sinf. Less exact than
+  // position * inv_frequency (the f32 recurrence drifts with k and with the position) but
+  // what GGUF models are run with: the CPU backend follows it, to the bit, so that anvil's
+  // logits are llama.cpp's (docs/reference.md); the CUDA backend keeps its exact angles.
+  bool ggml_angles = false;
 };
 
 enum class AttentionImpl : uint8_t {

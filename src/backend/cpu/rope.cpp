@@ -1,5 +1,6 @@
-// Rotary position embedding on the CPU, rotations in f32. Unscaled angles follow ggml-cpu's
-// f32 recurrence (ggml_angles); scaled ones are position * inv_frequency in f64.
+// Rotary position embedding on the CPU, rotations in f32 (in ggml-cpu's rounding order).
+// Angles are position * inv_frequency in f64 (exact enough for positions in the 100k range),
+// or, with params.ggml_angles and no scaling, ggml-cpu's f32 recurrence.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -32,9 +33,9 @@ RotaryPairs rotary_pairs(const RopeParams& params, int64_t head_dim) {
   return pairs;
 }
 
-// Unscaled angles as ggml-cpu computes them (llama.cpp's Q and K to the bit): in f32,
-// theta_0 = position, theta_{k+1} = theta_k * base^(-2 / rot_dim) (powf), cosf / sinf, the
-// sine times direction. Within a few f32 roundings per pair of the exact angles.
+// Unscaled angles as ggml-cpu computes them (RopeParams::ggml_angles; llama.cpp's Q and K to
+// the bit): in f32, theta_0 = position, theta_{k+1} = theta_k * powf(base, -2 / rot_dim),
+// cosf / sinf, the sine times direction.
 void ggml_angles(const RopeParams& params, int64_t rot_dim, int32_t position, float direction,
                  std::vector<float>& cosines, std::vector<float>& sines) {
   const float theta_scale = std::pow(params.base, -2.0F / static_cast<float>(rot_dim));
@@ -64,7 +65,7 @@ void rotate(ThreadPool& pool, Tensor& out, const Tensor& x, const Tensor& positi
     std::vector<float> cosines(static_cast<size_t>(num_pairs));
     std::vector<float> sines(static_cast<size_t>(num_pairs));
     for (int64_t row = begin; row < end; ++row) {
-      if (params.scaling == RopeScaling::None) {
+      if (params.ggml_angles && params.scaling == RopeScaling::None) {
         ggml_angles(params, 2 * num_pairs, position[row], static_cast<float>(direction), cosines, sines);
       } else {
         for (int64_t k = 0; k < num_pairs; ++k) {
