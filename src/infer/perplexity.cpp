@@ -108,6 +108,7 @@ PerplexityResult evaluate_perplexity(Ctx& ctx, model::CausalLM& model, std::span
   shape.block_size = options.block_size;
   shape.num_kv_heads = config.num_kv_heads;
   shape.head_dim = config.head_dim;
+  shape.dtype = options.kv_dtype;
   model::PagedKvCache cache(ctx, shape, model.device());
   BlockAllocator blocks(shape.num_blocks, shape.block_size);
   const SequenceId sequence = blocks.add_sequence();

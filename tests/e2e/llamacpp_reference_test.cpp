@@ -191,6 +191,7 @@ TEST(LlamaCppReference, PerplexityWithinHalfAPercentOfLlamaCpp) {
 
   infer::PerplexityOptions options;
   options.context_tokens = fixture.at("chunk_tokens");
+  options.kv_dtype = kKvDtype;
   const infer::PerplexityResult result = infer::evaluate_perplexity(test_ctx(), *lm.model, tokens, options);
   const double expected = fixture.at("perplexity");
   EXPECT_EQ(result.chunks, static_cast<int64_t>(fixture.at("chunks").size()));
@@ -203,6 +204,10 @@ TEST(LlamaCppReference, PerplexityWithinHalfAPercentOfLlamaCpp) {
   const infer::PerplexityResult tool = infer::evaluate_perplexity(test_ctx(), *lm.model, tokens, options);
   const double tool_expected = fixture.at("llama_perplexity_tool_equivalent").at("perplexity");
   EXPECT_EQ(tool.scored_tokens, fixture.at("llama_perplexity_tool_equivalent").at("n_scored").get<int64_t>());
+  if (best_isa(CpuFeatures::from_environment()) == CpuIsa::Avx512) {  // the same logits, bit for bit
+    EXPECT_NEAR(result.perplexity, expected, 1e-6 * expected);
+    EXPECT_NEAR(tool.perplexity, tool_expected, 1e-6 * tool_expected);
+  }
   std::printf(
       "[ llama.cpp] perplexity on heldout.txt: anvil %.4f +/- %.4f, llama.cpp %.4f (%+.3f%%); "
       "llama-perplexity's method: anvil %.4f, llama.cpp %.4f (%+.3f%%)\n",

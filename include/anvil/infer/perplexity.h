@@ -24,6 +24,7 @@ struct PerplexityOptions {
   int64_t max_batch_tokens = 512;  // tokens per forward call
   int64_t max_chunks = 0;          // 0 = every whole chunk
   int64_t block_size = 16;
+  DType kv_dtype = DType::F32;  // KV cache element type (llama.cpp's default is F16)
 };
 
 struct PerplexityResult {
