@@ -353,7 +353,7 @@ TEST(OpQuantizedMatmul, ResultsDoNotDependOnThreadCountOrBatch) {
   for (const KernelPath& path : kernel_paths()) {
     cpu::CpuBackend serial(one_thread, path.features);
     cpu::CpuBackend parallel(three_threads, path.features);
-    for (const DType dtype : {DType::Q4_0, DType::Q4_K}) {
+    for (const DType dtype : {DType::Q4_0, DType::Q4_K, DType::Q4_1, DType::Q8_0}) {
       SCOPED_TRACE(path.name + " " + std::string(dtype_name(dtype)));
       const QuantWeight weight = random_weight(301, 512, dtype, rng);
       const HostArray x = random_x(9, 512, rng);
@@ -363,6 +363,29 @@ TEST(OpQuantizedMatmul, ResultsDoNotDependOnThreadCountOrBatch) {
       const HostArray last_row{{1, 512}, std::vector<double>(x.values.end() - 512, x.values.end())};
       const HostArray alone = run_on(parallel, last_row, weight);
       EXPECT_EQ(alone.values, std::vector<double>(a.values.end() - 301, a.values.end()));
+    }
+  }
+}
+
+// Q8_0 and Q4_1 are summed in ggml-cpu's order (quantized_matmul_kernels.h) by every CPU
+// kernel family, single-row, multi-row and weight-pair kernels alike: the same bits on
+// every path. (That this order is llama.cpp's is checked against llama.cpp itself by
+// tests/e2e/llamacpp_intermediates_test.cpp.)
+TEST(OpQuantizedMatmul, CpuGgmlOrderKernelsAgreeBitForBit) {
+  Rng rng(test_seed());
+  ThreadPool pool(2);
+  const std::vector<KernelPath> paths = kernel_paths();
+  for (const DType dtype : {DType::Q8_0, DType::Q4_1}) {
+    for (const int64_t m : {1, 2, 5}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " M " + std::to_string(m));
+      const QuantWeight weight = random_weight(37, 576, dtype, rng);
+      const HostArray x = random_x(m, 576, rng);
+      cpu::CpuBackend scalar(pool, paths.front().features);
+      const HostArray expected = run_on(scalar, x, weight);
+      for (const KernelPath& path : paths) {
+        cpu::CpuBackend backend(pool, path.features);
+        EXPECT_EQ(run_on(backend, x, weight).values, expected.values) << path.name << " vs scalar";
+      }
     }
   }
 }

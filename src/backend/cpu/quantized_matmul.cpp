@@ -408,6 +408,8 @@ void CpuBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& we
       k_quant ? quantize_activations(pool_, quantize_row, x, kQuantSuperBlock, qmm::kSuperSumGroup)
               : quantize_activations(pool_, quantize_row, x, kQuantBlock, kQuantBlock);
   const qmm::RowKernel kernel = pick_kernel(isa_, features_.avx512_vnni, weight.dtype());
+  const qmm::PairKernel pair_kernel =
+      isa_ == CpuIsa::Avx512 ? qmm::avx512_ggml_order_pair_kernel(weight.dtype(), features_.avx512_vnni) : nullptr;
   const int64_t row_bytes = dtype_bytes_for(weight.dtype(), k);
   const int64_t num_tiles = (rows + kTileRows - 1) / kTileRows;
   const auto* weights = static_cast<const uint8_t*>(weight.raw_data());
@@ -418,11 +420,20 @@ void CpuBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& we
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / (row_bytes * num_tiles));
   pool_.parallel_for(n, grain, [&](int64_t begin, int64_t end) {
     float tile_out[kTileRows];
+    float pair_out[kTileRows];
     for (int64_t block_begin = begin; block_begin < end; block_begin += kRowBlock) {
       const int64_t block_end = std::min(end, block_begin + kRowBlock);
       for (int64_t t = 0; t < num_tiles; ++t) {
         const ActTile tile = acts.tile(t * kTileRows, rows - t * kTileRows);
-        for (int64_t col = block_begin; col < block_end; ++col) {
+        int64_t col = block_begin;
+        for (; pair_kernel != nullptr && tile.rows > 1 && col + 1 < block_end; col += 2) {
+          pair_kernel(weights + col * row_bytes, weights + (col + 1) * row_bytes, k, tile, tile_out, pair_out);
+          for (int r = 0; r < tile.rows; ++r) {
+            ys[(t * kTileRows + r) * n + col] = tile_out[r];
+            ys[(t * kTileRows + r) * n + col + 1] = pair_out[r];
+          }
+        }
+        for (; col < block_end; ++col) {
           kernel(weights + col * row_bytes, k, tile, tile_out);
           for (int r = 0; r < tile.rows; ++r) ys[(t * kTileRows + r) * n + col] = tile_out[r];
         }

@@ -67,85 +67,131 @@ __m256i weight_codes(const uint8_t* block) {
   }
 }
 
-template <bool kQ4_1, bool kVnni>
-void exact_one_row(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
-  constexpr int64_t kBytes = kQ4_1 ? sizeof(BlockQ4_1) : sizeof(BlockQ8_0);
-  __m256 acc = _mm256_setzero_ps();
-  float summs = 0.0F;
-  const int8_t* x = tile.codes[0];
-  for (int64_t b = 0; b < k / kQuantBlock; ++b) {
-    const uint8_t* block = weight_row + b * kBytes;
-    const float scale = load_f16(block) * tile.scales[0][b];
-    if constexpr (kQ4_1) summs = std::fma(load_f16(block + 2), tile.block_sums[0][b], summs);
-    __m256i codes = weight_codes<kQ4_1>(block);
-    __m256i xs = load_256(x + b * kQuantBlock);
-    if constexpr (!kQ4_1) {  // |w| * (x * sign(w))
-      xs = _mm256_sign_epi8(xs, codes);
-      codes = _mm256_sign_epi8(codes, codes);
-    }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(dot4_256<kVnni>(codes, xs)), acc);
-  }
-  out[0] = hsum_8(acc) + summs;
-}
-
-// kRows (2..4) activation rows, rows 2p and 2p+1 in the low and high halves of acc[p].
+// kRows activation rows, one 256-bit accumulator each (what Zen 4, which splits 512-bit
+// operations in two, runs fastest when one row is all there is: decode).
 template <bool kQ4_1, bool kVnni, int kRows>
-void exact_rows(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
+void exact_rows_256(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
   constexpr int64_t kBytes = kQ4_1 ? sizeof(BlockQ4_1) : sizeof(BlockQ8_0);
-  constexpr int kPairs = (kRows + 1) / 2;
-  __m512 acc[kPairs];
+  __m256 acc[kRows];
   float summs[kRows] = {};
-  for (__m512& a : acc) a = _mm512_setzero_ps();
+  for (__m256& a : acc) a = _mm256_setzero_ps();
   for (int64_t b = 0; b < k / kQuantBlock; ++b) {
     const uint8_t* block = weight_row + b * kBytes;
     const float d = load_f16(block);
-    if constexpr (kQ4_1) {
-      const float m = load_f16(block + 2);
-      for (int r = 0; r < kRows; ++r) summs[r] = std::fma(m, tile.block_sums[r][b], summs[r]);
-    }
-    const __m512i codes = _mm512_broadcast_i64x4(weight_codes<kQ4_1>(block));
-    __m512i magnitudes = codes;
-    __mmask64 negative = 0;
-    if constexpr (!kQ4_1) {
-      negative = _mm512_movepi8_mask(codes);
-      magnitudes = _mm512_abs_epi8(codes);
-    }
-#pragma GCC unroll 2
-    for (int p = 0; p < kPairs; ++p) {
-      const int r0 = 2 * p;
-      const bool two = r0 + 1 < kRows;
-      const __m256i x0 = load_256(tile.codes[r0] + b * kQuantBlock);
-      __m512i xs = two ? _mm512_inserti64x4(_mm512_castsi256_si512(x0),
-                                            load_256(tile.codes[r0 + 1] + b * kQuantBlock), 1)
-                       : _mm512_zextsi256_si512(x0);
-      if constexpr (!kQ4_1) xs = _mm512_mask_sub_epi8(xs, negative, _mm512_setzero_si512(), xs);
-      const float s0 = d * tile.scales[r0][b];
-      const float s1 = two ? d * tile.scales[r0 + 1][b] : 0.0F;
-      const __m512 scale = _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
-      acc[p] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot4_512<kVnni>(magnitudes, xs)), acc[p]);
+    __m256i codes = weight_codes<kQ4_1>(block);
+    __m256i magnitudes = codes;
+    if constexpr (!kQ4_1) magnitudes = _mm256_sign_epi8(codes, codes);
+    float m = 0.0F;
+    if constexpr (kQ4_1) m = load_f16(block + 2);
+#pragma GCC unroll 4
+    for (int r = 0; r < kRows; ++r) {
+      if constexpr (kQ4_1) summs[r] = std::fma(m, tile.block_sums[r][b], summs[r]);
+      __m256i xs = load_256(tile.codes[r] + b * kQuantBlock);
+      if constexpr (!kQ4_1) xs = _mm256_sign_epi8(xs, codes);  // |w| * (x * sign(w))
+      const __m256 scale = _mm256_set1_ps(d * tile.scales[r][b]);
+      acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot4_256<kVnni>(magnitudes, xs)), acc[r]);
     }
   }
-  for (int p = 0; p < kPairs; ++p) {
-    out[2 * p] = hsum_8(_mm512_castps512_ps256(acc[p])) + summs[2 * p];
-    if (2 * p + 1 < kRows) out[2 * p + 1] = hsum_8(_mm512_extractf32x8_ps(acc[p], 1)) + summs[2 * p + 1];
-  }
+  for (int r = 0; r < kRows; ++r) out[r] = hsum_8(acc[r]) + summs[r];
 }
 
 template <bool kQ4_1, bool kVnni>
 void exact_avx512(const uint8_t* weight_row, int64_t k, const ActTile& tile, float* out) {
   switch (tile.rows) {
     case 1:
-      return exact_one_row<kQ4_1, kVnni>(weight_row, k, tile, out);
+      return exact_rows_256<kQ4_1, kVnni, 1>(weight_row, k, tile, out);
     case 2:
-      return exact_rows<kQ4_1, kVnni, 2>(weight_row, k, tile, out);
+      return exact_rows_256<kQ4_1, kVnni, 2>(weight_row, k, tile, out);
     case 3:
-      return exact_rows<kQ4_1, kVnni, 3>(weight_row, k, tile, out);
+      return exact_rows_256<kQ4_1, kVnni, 3>(weight_row, k, tile, out);
     default:
-      return exact_rows<kQ4_1, kVnni, 4>(weight_row, k, tile, out);
+      return exact_rows_256<kQ4_1, kVnni, 4>(weight_row, k, tile, out);
+  }
+}
+
+// Two weight rows at once, w0 in the low and w1 in the high 8 lanes of each activation row's
+// accumulator: the weight codes and scales are unpacked once for every activation row, and
+// each activation block is one broadcast load (the layout prefill and decode both spend
+// most of their time in).
+template <bool kQ4_1>
+__m512i pair_codes(const uint8_t* block0, const uint8_t* block1) {
+  if constexpr (kQ4_1) {
+    const __m512i quads = _mm512_castsi256_si512(
+        _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block1 + 4)),
+                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(block0 + 4))));
+    const __m512i spread = _mm512_shuffle_i64x2(quads, quads, _MM_SHUFFLE(1, 1, 0, 0));  // q0 q0 q1 q1
+    const __m512i shifted = _mm512_mask_srli_epi16(spread, 0xFF00FF00U, spread, 4);  // 128-bit lanes 1 and 3
+    return _mm512_and_si512(shifted, _mm512_set1_epi8(0x0F));
+  } else {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(load_256(block0 + 2)), load_256(block1 + 2), 1);
+  }
+}
+
+template <bool kQ4_1, bool kVnni, int kRows>
+void exact_pair_rows(const uint8_t* row0, const uint8_t* row1, int64_t k, const ActTile& tile, float* out0,
+                     float* out1) {
+  constexpr int64_t kBytes = kQ4_1 ? sizeof(BlockQ4_1) : sizeof(BlockQ8_0);
+  __m512 acc[kRows];
+  __m128 summs[kRows];  // lanes 0 and 1: the two weight rows
+  for (int r = 0; r < kRows; ++r) {
+    acc[r] = _mm512_setzero_ps();
+    summs[r] = _mm_setzero_ps();
+  }
+  for (int64_t b = 0; b < k / kQuantBlock; ++b) {
+    const uint8_t* block0 = row0 + b * kBytes;
+    const uint8_t* block1 = row1 + b * kBytes;
+    const __m512 d = _mm512_insertf32x8(_mm512_set1_ps(load_f16(block0)), _mm256_set1_ps(load_f16(block1)), 1);
+    __m128 m = _mm_setzero_ps();
+    if constexpr (kQ4_1) m = _mm_setr_ps(load_f16(block0 + 2), load_f16(block1 + 2), 0.0F, 0.0F);
+    const __m512i codes = pair_codes<kQ4_1>(block0, block1);
+    __m512i magnitudes = codes;
+    __mmask64 negative = 0;
+    if constexpr (!kQ4_1) {
+      negative = _mm512_movepi8_mask(codes);
+      magnitudes = _mm512_abs_epi8(codes);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < kRows; ++r) {
+      __m512i xs = _mm512_broadcast_i64x4(load_256(tile.codes[r] + b * kQuantBlock));
+      if constexpr (!kQ4_1) xs = _mm512_mask_sub_epi8(xs, negative, _mm512_setzero_si512(), xs);
+      const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(tile.scales[r][b]));
+      acc[r] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot4_512<kVnni>(magnitudes, xs)), acc[r]);
+      if constexpr (kQ4_1) summs[r] = _mm_fmadd_ps(m, _mm_set1_ps(tile.block_sums[r][b]), summs[r]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r) {
+    out0[r] = hsum_8(_mm512_castps512_ps256(acc[r])) + _mm_cvtss_f32(summs[r]);
+    out1[r] = hsum_8(_mm512_extractf32x8_ps(acc[r], 1)) + _mm_cvtss_f32(_mm_movehdup_ps(summs[r]));
+  }
+}
+
+template <bool kQ4_1, bool kVnni>
+void exact_pair_avx512(const uint8_t* row0, const uint8_t* row1, int64_t k, const ActTile& tile, float* out0,
+                       float* out1) {
+  switch (tile.rows) {
+    case 1:
+      return exact_pair_rows<kQ4_1, kVnni, 1>(row0, row1, k, tile, out0, out1);
+    case 2:
+      return exact_pair_rows<kQ4_1, kVnni, 2>(row0, row1, k, tile, out0, out1);
+    case 3:
+      return exact_pair_rows<kQ4_1, kVnni, 3>(row0, row1, k, tile, out0, out1);
+    default:
+      return exact_pair_rows<kQ4_1, kVnni, 4>(row0, row1, k, tile, out0, out1);
   }
 }
 
 }  // namespace
+
+PairKernel avx512_ggml_order_pair_kernel(DType dtype, bool vnni) {
+  switch (dtype) {
+    case DType::Q8_0:
+      return vnni ? exact_pair_avx512<false, true> : exact_pair_avx512<false, false>;
+    case DType::Q4_1:
+      return vnni ? exact_pair_avx512<true, true> : exact_pair_avx512<true, false>;
+    default:
+      return nullptr;
+  }
+}
 
 RowKernel avx512_ggml_order_kernel(DType dtype, bool vnni) {
   switch (dtype) {

@@ -61,4 +61,9 @@ RowKernel avx512_row_kernel(DType dtype, bool vnni);
 RowKernel avx2_ggml_order_kernel(DType dtype);
 RowKernel avx512_ggml_order_kernel(DType dtype, bool vnni);
 
+// Two weight rows against the tile (out0[r], out1[r]), each output as the row kernel gives it.
+using PairKernel = void (*)(const uint8_t* weight_row0, const uint8_t* weight_row1, int64_t k, const ActTile& tile,
+                            float* out0, float* out1);
+PairKernel avx512_ggml_order_pair_kernel(DType dtype, bool vnni);
+
 }  // namespace anvil::cpu::qmm
