@@ -115,14 +115,15 @@ void CpuBackend::silu_backward(Tensor& dx, const Tensor& dout, const Tensor& x) 
 
 void CpuBackend::swiglu(Tensor& out, const Tensor& gate, const Tensor& up) {
   const bool all_f32 = gate.dtype() == DType::F32 && up.dtype() == DType::F32 && out.dtype() == DType::F32;
-  if (isa_ == CpuIsa::Avx512 && all_f32 && gate.numel() > 0) {  // llama.cpp's bits, row by row
+  if (isa_ != CpuIsa::Scalar && all_f32 && gate.numel() > 0) {  // llama.cpp's bits, row by row
+    const auto row_fn = isa_ == CpuIsa::Avx512 ? swiglu_row_ggml_order_avx512 : swiglu_row_ggml_order_avx2;
     const int64_t width = gate.size(-1);
     const float* g = gate.data<const float>();
     const float* u = up.data<const float>();
     float* y = out.data<float>();
     pool_.parallel_for(gate.numel() / width, std::max<int64_t>(1, kChunkElems / width), [&](int64_t begin, int64_t end) {
       for (int64_t row = begin; row < end; ++row) {
-        swiglu_row_ggml_order_avx512(g + row * width, u + row * width, y + row * width, width);
+        row_fn(g + row * width, u + row * width, y + row * width, width);
       }
     });
     return;

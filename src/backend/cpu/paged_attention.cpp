@@ -273,10 +273,10 @@ std::vector<Task> make_tasks(const PagedDims& dims, const int32_t* sequence_of, 
   return tasks;
 }
 
-// llama.cpp's arithmetic (attend_ggml_order_avx512) applies: AVX-512, f16 cache, no
+// llama.cpp's arithmetic (attend_ggml_order_*) applies: AVX2 or AVX-512, f16 cache, no
 // window, heads a multiple of 64 wide.
 bool ggml_order_applies(const PagedDims& dims, const Tensor& key_cache, const Tensor& value_cache) {
-  return dims.isa == CpuIsa::Avx512 && key_cache.dtype() == DType::F16 && value_cache.dtype() == DType::F16 &&
+  return dims.isa != CpuIsa::Scalar && key_cache.dtype() == DType::F16 && value_cache.dtype() == DType::F16 &&
          dims.window == 0 && dims.head_dim % 64 == 0;
 }
 
@@ -307,8 +307,8 @@ void attend_tile_ggml_order(const PagedDims& dims, const Task& task, bool batche
       const int64_t q_row = token * dims.q_heads + task.kv_head * group + g;  // in (N * Hq, D)
       const float* query = load_row(q, q_row, d, io_scratch);
       std::vector<float> result(static_cast<size_t>(d));
-      attend_ggml_order_avx512(query, keys, values, positions[token] + 1, d, dims.scale, batched, scratch.data(),
-                               result.data());
+      const auto attend = dims.isa == CpuIsa::Avx512 ? attend_ggml_order_avx512 : attend_ggml_order_avx2;
+      attend(query, keys, values, positions[token] + 1, d, dims.scale, batched, scratch.data(), result.data());
       float* o = output_row(out, q_row, d, io_scratch);
       std::copy(result.begin(), result.end(), o);
       store_row(out, q_row, d, o);

@@ -27,5 +27,8 @@ void attend_rows_avx512(const float* q, const float* keys, int64_t key_stride, c
 // order over positions. D must be a multiple of 64. `scratch` holds (count rounded up to 64) + 65 * D floats.
 void attend_ggml_order_avx512(const float* q, const uint16_t* keys, const uint16_t* values, int64_t count, int64_t d,
                               float scale, bool batched, float* scratch, float* out);
+// The same bits with AVX2 + FMA + F16C (the AVX-512 build's 16 lanes as two halves).
+void attend_ggml_order_avx2(const float* q, const uint16_t* keys, const uint16_t* values, int64_t count, int64_t d,
+                            float scale, bool batched, float* scratch, float* out);
 
 }  // namespace anvil::cpu
