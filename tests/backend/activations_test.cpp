@@ -7,6 +7,7 @@
 #include <numbers>
 
 #include "anvil/ops/activations.h"
+#include "cpu/cpu_backend.h"
 #include "support/op_harness.h"
 
 namespace anvil::testing {
@@ -142,6 +143,41 @@ TEST(OpSwiglu, ForwardMatchesFloat64) {
       }
     }
   }
+}
+
+// Rows of 40: the CPU's vector SiLU (ggml's, for llama.cpp's bits) on the first 32 of each
+// row, libm's expf on the rest; far tails included. The AVX2 and AVX-512 kernels agree to the bit.
+TEST(OpSwiglu, WideRangeRowsMatchFloat64AndAgreeAcrossCpuKernels) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  const Shape shape = {3, 40};
+  HostArray gate = random_array(shape, rng, -30.0, 30.0);
+  for (const double extreme : {-200.0, -100.0, -88.0, -40.0, 40.0, 88.0, 100.0, 200.0, 0.0, -1e-3}) {
+    gate[static_cast<int64_t>(rng() % 120)] = extreme;
+  }
+  HostArray up = random_array(shape, rng, -2.0, 2.0);
+  for (const Device device : test_devices(ctx)) {
+    SCOPED_TRACE(case_label(DType::F32, device, shape));
+    Tensor out = ctx.empty(shape, DType::F32, device);
+    swiglu(ctx, out, make_tensor(ctx, gate, DType::F32, device), make_tensor(ctx, up, DType::F32, device));
+    expect_close(to_host(ctx, out), swiglu_reference(gate, up), {1e-5, 1e-6, 0.0}, "out");
+  }
+  const CpuFeatures detected = CpuFeatures::detect();
+  if (best_isa(detected) != CpuIsa::Avx512) return;
+  CpuFeatures avx2_only;
+  avx2_only.avx2 = detected.avx2;
+  avx2_only.fma = detected.fma;
+  avx2_only.f16c = detected.f16c;
+  ThreadPool pool(2);
+  cpu::CpuBackend avx2(pool, avx2_only);
+  cpu::CpuBackend avx512(pool, detected);
+  const Tensor gate_tensor = make_tensor(ctx, gate, DType::F32, Device::cpu());
+  const Tensor up_tensor = make_tensor(ctx, up, DType::F32, Device::cpu());
+  Tensor out_avx2 = Tensor::zeros(shape, DType::F32);
+  Tensor out_avx512 = Tensor::zeros(shape, DType::F32);
+  avx2.swiglu(out_avx2, gate_tensor, up_tensor);
+  avx512.swiglu(out_avx512, gate_tensor, up_tensor);
+  EXPECT_EQ(out_avx2.to_f32_vector(), out_avx512.to_f32_vector());
 }
 
 TEST(OpSwiglu, BackwardMatchesFiniteDifferences) {

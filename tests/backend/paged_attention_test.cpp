@@ -8,9 +8,11 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <string>
 
 #include "anvil/ops/paged_attention.h"
+#include "cpu/cpu_backend.h"
 #include "support/op_harness.h"
 
 namespace anvil::testing {
@@ -164,6 +166,7 @@ struct RunOptions {
   DType q_dtype, cache_dtype;
   int64_t block_size;
   PagedAttentionParams params;
+  std::optional<Tolerance> tolerance = {};  // default: q_dtype's
 };
 
 void run_case(Ctx& ctx, Device device, Rng& rng, const Heads& heads, const std::vector<SequenceCase>& sequences,
@@ -187,7 +190,7 @@ void run_case(Ctx& ctx, Device device, Rng& rng, const Heads& heads, const std::
   const double scale = options.params.scale != 0.0F ? static_cast<double>(options.params.scale)
                                                     : 1.0 / std::sqrt(static_cast<double>(heads.head_dim));
   expect_close(to_host(ctx, out), paged_attention_reference(s, scale, options.params.sliding_window),
-               tolerance_for(options.q_dtype), "out");
+               options.tolerance.value_or(tolerance_for(options.q_dtype)), "out");
 }
 
 // Decode rows, prefill chunks, a whole prefill, a one-token sequence and block boundaries.
@@ -261,6 +264,56 @@ TEST(OpPagedAttention, LowPrecisionCacheWithF32Queries) {
       run_case(ctx, device, rng, {4, 2, 16}, kMixedBatch, {DType::F32, cache_dtype, 16, {}});
       run_case(ctx, device, rng, {3, 1, 7}, kMixedBatch, {DType::F32, cache_dtype, 5, {0.0F, 6}});
     }
+  }
+}
+
+// f16 caches with heads a multiple of 64 wide take llama.cpp's arithmetic on the CPU (the
+// query and the probabilities rounded to f16, see paged_attention_kernels.h): f16-level
+// tolerance for f32 queries, in batches, in decode (one token: another summation order) and
+// with long contexts.
+TEST(OpPagedAttention, F16CacheAtHeadDim64MatchesFloat64) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  const Tolerance f16 = tolerance_for(DType::F16);
+  for (const Device device : test_devices(ctx)) {
+    for (const int64_t block_size : {16, 5}) {
+      run_case(ctx, device, rng, {9, 3, 64}, kMixedBatch, {DType::F32, DType::F16, block_size, {}, f16});
+      run_case(ctx, device, rng, {9, 3, 64}, {{77, 1}}, {DType::F32, DType::F16, block_size, {}, f16});
+    }
+    run_case(ctx, device, rng, {8, 2, 128}, {{700, 1}, {520, 2}, {1100, 1}}, {DType::F32, DType::F16, 16, {}, f16});
+    run_case(ctx, device, rng, {4, 2, 64}, {{300, 1}}, {DType::F32, DType::F16, 16, {}, f16});
+  }
+}
+
+// That arithmetic is the same with AVX2 as with AVX-512 (the AVX-512 build's 16 lanes as two
+// halves): the same bits, batched and one token at a time.
+TEST(OpPagedAttention, CpuLlamaCppOrderIsTheSameOnAvx2AndAvx512) {
+  const CpuFeatures detected = CpuFeatures::detect();
+  if (best_isa(detected) != CpuIsa::Avx512) GTEST_SKIP() << "needs AVX-512";
+  CpuFeatures avx2_only;
+  avx2_only.avx2 = detected.avx2;
+  avx2_only.fma = detected.fma;
+  avx2_only.f16c = detected.f16c;
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  ThreadPool pool(2);
+  cpu::CpuBackend avx2(pool, avx2_only);
+  cpu::CpuBackend avx512(pool, detected);
+  for (const std::vector<SequenceCase>& batch : {kMixedBatch, std::vector<SequenceCase>{{130, 1}}}) {
+    Scenario s = make_scenario({9, 3, 64}, 16, batch, rng);
+    const auto tokens = static_cast<int64_t>(s.positions.size());
+    Tensor key_cache = nan_cache(ctx, s, DType::F16, Device::cpu());
+    Tensor value_cache = nan_cache(ctx, s, DType::F16, Device::cpu());
+    fill_caches(ctx, s, DType::F16, Device::cpu(), key_cache, value_cache, false);
+    const Tensor q = make_tensor(ctx, s.q, DType::F32, Device::cpu());
+    const Tensor sequences = Tensor::from_i32({tokens}, s.token_sequences);
+    const Tensor positions = Tensor::from_i32({tokens}, s.positions);
+    const Tensor tables = Tensor::from_i32({static_cast<int64_t>(batch.size()), s.max_blocks}, s.block_tables);
+    Tensor out_avx2 = Tensor::zeros(s.q.shape, DType::F32);
+    Tensor out_avx512 = Tensor::zeros(s.q.shape, DType::F32);
+    avx2.paged_attention(out_avx2, q, key_cache, value_cache, sequences, positions, tables, {});
+    avx512.paged_attention(out_avx512, q, key_cache, value_cache, sequences, positions, tables, {});
+    EXPECT_EQ(out_avx2.to_f32_vector(), out_avx512.to_f32_vector()) << tokens << " tokens";
   }
 }
 
