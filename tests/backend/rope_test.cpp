@@ -154,8 +154,8 @@ TEST(OpRope, CpuGgmlAnglesFollowLlamaCppsRecurrence) {
     positions[0] = 0.0;
     positions[1] = 7.0;
     Tensor out = ctx.empty(shape, DType::F32, Device::cpu());
-    rope(ctx, out, make_tensor(ctx, x, DType::F32, Device::cpu()), make_tensor(ctx, positions, DType::I32, Device::cpu()),
-         params);
+    rope(ctx, out, make_tensor(ctx, x, DType::F32, Device::cpu()),
+         make_tensor(ctx, positions, DType::I32, Device::cpu()), params);
     const HostArray got = to_host(ctx, out);
     const int64_t half = shape[2] / 2;
     HostArray expected = x;

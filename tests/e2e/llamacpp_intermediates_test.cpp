@@ -82,8 +82,8 @@ TEST(LlamaCppIntermediates, LayerZeroMatchesLlamaCppBitForBit) {
   Ctx& ctx = test_ctx();
   const model::ModelConfig& config = lm->config();
   const int64_t blocks_needed = (static_cast<int64_t>(prompt.size()) + 15) / 16;
-  model::PagedKvCache cache(ctx, {config.num_layers, blocks_needed, 16, config.num_kv_heads, config.head_dim, DType::F16},
-                            Device::cpu());
+  model::PagedKvCache cache(
+      ctx, {config.num_layers, blocks_needed, 16, config.num_kv_heads, config.head_dim, DType::F16}, Device::cpu());
   infer::BlockAllocator blocks(blocks_needed, 16);
   const infer::SequenceId sequence = blocks.add_sequence();
   blocks.reserve(sequence, static_cast<int64_t>(prompt.size()));

@@ -121,11 +121,12 @@ void CpuBackend::swiglu(Tensor& out, const Tensor& gate, const Tensor& up) {
     const float* g = gate.data<const float>();
     const float* u = up.data<const float>();
     float* y = out.data<float>();
-    pool_.parallel_for(gate.numel() / width, std::max<int64_t>(1, kChunkElems / width), [&](int64_t begin, int64_t end) {
-      for (int64_t row = begin; row < end; ++row) {
-        row_fn(g + row * width, u + row * width, y + row * width, width);
-      }
-    });
+    pool_.parallel_for(gate.numel() / width, std::max<int64_t>(1, kChunkElems / width),
+                       [&](int64_t begin, int64_t end) {
+                         for (int64_t row = begin; row < end; ++row) {
+                           row_fn(g + row * width, u + row * width, y + row * width, width);
+                         }
+                       });
     return;
   }
   map_elements<2, 1>(pool_, {&gate, &up}, {&out},

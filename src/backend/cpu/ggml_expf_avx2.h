@@ -18,8 +18,8 @@ inline __m256 ggml_expf_8(__m256 x) {
   const __m256 shift = _mm256_set1_ps(0x1.8p23F);
   const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0F), shift);
   const __m256 n = _mm256_sub_ps(z, shift);
-  const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20F),
-                                    _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1F), x));
+  const __m256 b =
+      _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20F), _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1F), x));
   const __m256 magnitude = _mm256_andnot_ps(_mm256_set1_ps(-0.0F), n);
   const __m256 out_of_range = _mm256_cmp_ps(magnitude, _mm256_set1_ps(192), _CMP_GT_OQ);
   const __m256 u = _mm256_mul_ps(b, b);
@@ -33,8 +33,8 @@ inline __m256 ggml_expf_8(__m256 x) {
   const __m256 result =
       _mm256_mul_ps(_mm256_mul_ps(j, power_of_two(_mm256_sub_epi32(whole, half))), power_of_two(half));
   if (_mm256_movemask_ps(out_of_range) == 0) return result;
-  const __m256 saturated = _mm256_blendv_ps(_mm256_set1_ps(std::numeric_limits<float>::infinity()),
-                                            _mm256_setzero_ps(), _mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ));
+  const __m256 saturated = _mm256_blendv_ps(_mm256_set1_ps(std::numeric_limits<float>::infinity()), _mm256_setzero_ps(),
+                                            _mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ));
   return _mm256_blendv_ps(result, saturated, out_of_range);
 }
 

@@ -26,9 +26,7 @@ namespace {
 
 constexpr int64_t kLanes = 16;
 
-__m512 load_half(const uint16_t* p) {
-  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
+__m512 load_half(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 
 // f32 -> f16 (round to nearest even) -> f32.
 __m512 round_to_half(__m512 v) { return _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)); }
@@ -91,9 +89,9 @@ void weighted_values(const float* probs, const uint16_t* values, int64_t count, 
 void attend_ggml_order_avx512(const float* q, const uint16_t* keys, const uint16_t* values, int64_t count, int64_t d,
                               float scale, bool batched, float* scratch, float* out) {
   const int64_t padded = (count + 4 * kLanes - 1) / (4 * kLanes) * (4 * kLanes);
-  float* scores = scratch;               // (padded)
-  float* q_rounded = scores + padded;    // (D)
-  float* acc = q_rounded + d;            // (64, D)
+  float* scores = scratch;             // (padded)
+  float* q_rounded = scores + padded;  // (D)
+  float* acc = q_rounded + d;          // (64, D)
   for (int64_t c = 0; c < d; c += kLanes) _mm512_storeu_ps(q_rounded + c, round_to_half(_mm512_loadu_ps(q + c)));
   float max = -std::numeric_limits<float>::infinity();
   for (int64_t p = 0; p < count; ++p) {

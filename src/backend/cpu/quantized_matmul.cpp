@@ -207,7 +207,8 @@ void ggml_order_scalar(const uint8_t* weight_row, int64_t k, const ActTile& tile
         lanes[j] = std::fma(scale, static_cast<float>(dot), lanes[j]);
       }
     }
-    out[r] = (((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))) + summs;
+    out[r] =
+        (((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))) + summs;
   }
 }
 

@@ -1,5 +1,5 @@
 // AVX2 kernels for quantized_matmul: one 32-element block per 256-bit vector. Codes are
-// made unsigned (nibbles, 5-bit and 6-bit values; Q8_0 through the sign trick) so that
+// unsigned (nibbles, 5-bit and 6-bit values) so that
 // _mm256_maddubs_epi16 multiplies them with the signed activation codes; offsets (-8, -16,
 // -32) and mins are applied once per block from the activation code sums.
 #include <immintrin.h>
@@ -52,31 +52,16 @@ __m256i unpack_high_bits(const uint8_t* qh) {
   return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
 }
 
-// Legacy formats: codes (unsigned unless kSigned), w = d * (code + kOffset) or d * code + m.
-struct Q8_0Format {
-  static constexpr size_t kBytes = sizeof(BlockQ8_0);
-  static constexpr bool kSigned = true;
-  static constexpr bool kHasMin = false;
-  static constexpr int kOffset = 0;
-  static __m256i codes(const uint8_t* block) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2)); }
-};
+// Legacy formats: unsigned codes, w = d * (code + kOffset) or d * code + m. (Q8_0 and Q4_1
+// have their own kernels: quantized_matmul_exact_avx2.cpp.)
 struct Q4_0Format {
   static constexpr size_t kBytes = sizeof(BlockQ4_0);
-  static constexpr bool kSigned = false;
   static constexpr bool kHasMin = false;
   static constexpr int kOffset = -8;
   static __m256i codes(const uint8_t* block) { return unpack_nibbles(block + 2); }
 };
-struct Q4_1Format {
-  static constexpr size_t kBytes = sizeof(BlockQ4_1);
-  static constexpr bool kSigned = false;
-  static constexpr bool kHasMin = true;
-  static constexpr int kOffset = 0;
-  static __m256i codes(const uint8_t* block) { return unpack_nibbles(block + 4); }
-};
 struct Q5_0Format {
   static constexpr size_t kBytes = sizeof(BlockQ5_0);
-  static constexpr bool kSigned = false;
   static constexpr bool kHasMin = false;
   static constexpr int kOffset = -16;
   static __m256i codes(const uint8_t* block) {
@@ -85,7 +70,6 @@ struct Q5_0Format {
 };
 struct Q5_1Format {
   static constexpr size_t kBytes = sizeof(BlockQ5_1);
-  static constexpr bool kSigned = false;
   static constexpr bool kHasMin = true;
   static constexpr int kOffset = 0;
   static __m256i codes(const uint8_t* block) {
@@ -103,13 +87,11 @@ void legacy_avx2(const uint8_t* weight_row, int64_t k, const ActTile& tile, floa
   for (int64_t b = 0; b < k / kQuantBlock; ++b) {
     const uint8_t* block = weight_row + b * static_cast<int64_t>(Format::kBytes);
     const __m256i codes = Format::codes(block);
-    const __m256i magnitudes = Format::kSigned ? _mm256_sign_epi8(codes, codes) : codes;
     const float d = load_f16(block);
     const float c = Format::kHasMin ? load_f16(block + 2) : d * static_cast<float>(Format::kOffset);
     for (int r = 0; r < tile.rows; ++r) {
-      __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile.codes[r] + b * kQuantBlock));
-      if (Format::kSigned) x = _mm256_sign_epi8(x, codes);
-      const __m256i dot = dot_u8_s8(magnitudes, x);
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile.codes[r] + b * kQuantBlock));
+      const __m256i dot = dot_u8_s8(codes, x);
       const float dx = tile.scales[r][b];
       acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d * dx), acc[r]);
       if (Format::kHasMin) correction[r] += c * tile.block_sums[r][b];

@@ -1,13 +1,13 @@
 // AVX-512 kernels for quantized_matmul, with and without VNNI.
-// Legacy formats (32-element blocks) go 16 blocks at a time: two blocks per 512-bit vector
+// Legacy formats (32-element blocks; Q8_0 and Q4_1 use quantized_matmul_exact_avx512.cpp's
+// kernels, in llama.cpp's summation order) go 16 blocks at a time: two blocks per 512-bit vector
 // give 16 int32 lanes of partial dots (VNNI: _mm512_dpbusd_epi32; else maddubs + madd);
 // a transpose-and-add tree turns the 8 vectors into one vector of 16 block dots, and the
 // 16 block scales (picked out of the blocks with permutes, once per weight row) are
 // applied with vector f32 multiplies instead of per-block scalar work.
 // K-quants go one 256-element super-block at a time; sub-block scales are applied in
 // int32 (VNNI: _mm512_dpwssd_epi32), and d * dx once per super-block.
-// Codes are unsigned (Q8_0 through the sign trick) and offsets/mins use the activation
-// code sums, as in the AVX2 kernels.
+// Codes are unsigned and offsets/mins use the activation code sums, as in the AVX2 kernels.
 // GCC 12's _mm512_inserti64x4 / _mm512_broadcast_i64x4 pass an intentionally undefined
 // vector as the unused merge source, which -Wuninitialized reports from inside the header.
 #pragma GCC diagnostic push
@@ -127,40 +127,19 @@ __m512i add_high_bits(__m512i codes, const uint8_t* qh0, const uint8_t* qh1) {
   return _mm512_mask_add_epi8(codes, _cvtu64_mask64(bits), codes, _mm512_set1_epi8(16));
 }
 
-// Each format: codes of blocks b0 and b1 (b1 may be nullptr: zero codes), unsigned unless
-// kSigned; w = d * (code + kOffset), or d * code + m when kHasMin (m is the f16 after d).
-struct Q8_0Format {
-  static constexpr size_t kBytes = sizeof(BlockQ8_0);
-  static constexpr bool kSigned = true;
-  static constexpr bool kHasMin = false;
-  static constexpr int kOffset = 0;
-  static __m512i codes(const uint8_t* b0, const uint8_t* b1) {
-    const __m256i first = load_256(b0 + 2);
-    return b1 == nullptr ? _mm512_zextsi256_si512(first)
-                         : _mm512_inserti64x4(_mm512_castsi256_si512(first), load_256(b1 + 2), 1);
-  }
-};
+// Each format: unsigned codes of blocks b0 and b1 (b1 may be nullptr: zero codes);
+// w = d * (code + kOffset), or d * code + m when kHasMin (m is the f16 after d). (Q8_0 and
+// Q4_1 have their own kernels: quantized_matmul_exact_avx512.cpp.)
 struct Q4_0Format {
   static constexpr size_t kBytes = sizeof(BlockQ4_0);
-  static constexpr bool kSigned = false;
   static constexpr bool kHasMin = false;
   static constexpr int kOffset = -8;
   static __m512i codes(const uint8_t* b0, const uint8_t* b1) {
     return unpack_nibbles(b0 + 2, b1 == nullptr ? nullptr : b1 + 2);
   }
 };
-struct Q4_1Format {
-  static constexpr size_t kBytes = sizeof(BlockQ4_1);
-  static constexpr bool kSigned = false;
-  static constexpr bool kHasMin = true;
-  static constexpr int kOffset = 0;
-  static __m512i codes(const uint8_t* b0, const uint8_t* b1) {
-    return unpack_nibbles(b0 + 4, b1 == nullptr ? nullptr : b1 + 4);
-  }
-};
 struct Q5_0Format {
   static constexpr size_t kBytes = sizeof(BlockQ5_0);
-  static constexpr bool kSigned = false;
   static constexpr bool kHasMin = false;
   static constexpr int kOffset = -16;
   static __m512i codes(const uint8_t* b0, const uint8_t* b1) {
@@ -170,7 +149,6 @@ struct Q5_0Format {
 };
 struct Q5_1Format {
   static constexpr size_t kBytes = sizeof(BlockQ5_1);
-  static constexpr bool kSigned = false;
   static constexpr bool kHasMin = true;
   static constexpr int kOffset = 0;
   static __m512i codes(const uint8_t* b0, const uint8_t* b1) {
@@ -289,14 +267,9 @@ void legacy_group(const uint8_t* blocks, int64_t first, int count, const ActTile
         dots[p] = _mm512_setzero_si512();
         continue;
       }
-      __m512i xs =
+      const __m512i xs =
           (kFull || 2 * p + 1 < count) ? load_512(x + 64 * p) : _mm512_maskz_loadu_epi8(0xFFFFFFFFULL, x + 64 * p);
-      __m512i magnitudes = codes[p];
-      if constexpr (Format::kSigned) {  // |w| * (x * sign(w))
-        xs = _mm512_mask_sub_epi8(xs, _mm512_movepi8_mask(codes[p]), _mm512_setzero_si512(), xs);
-        magnitudes = _mm512_abs_epi8(codes[p]);
-      }
-      dots[p] = dot_u8_s8<kVnni>(magnitudes, xs);
+      dots[p] = dot_u8_s8<kVnni>(codes[p], xs);
     }
     const __m512 dx = _mm512_maskz_loadu_ps(mask, tile.scales[r] + first);
     acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(reduce_block_dots(dots)), _mm512_mul_ps(d, dx), acc[r]);
@@ -326,16 +299,11 @@ void legacy_pairs(const uint8_t* blocks, int64_t first, int count, const ActTile
     for (int r = 0; r < kRows; ++r) {
       const int64_t b = first + 2 * p;
       const int8_t* x = tile.codes[r] + b * kQuantBlock;
-      __m512i xs = two ? load_512(x) : _mm512_maskz_loadu_epi8(0xFFFFFFFFULL, x);
-      __m512i magnitudes = codes;
-      if constexpr (Format::kSigned) {
-        xs = _mm512_mask_sub_epi8(xs, _mm512_movepi8_mask(codes), _mm512_setzero_si512(), xs);
-        magnitudes = _mm512_abs_epi8(codes);
-      }
+      const __m512i xs = two ? load_512(x) : _mm512_maskz_loadu_epi8(0xFFFFFFFFULL, x);
       const float dx0 = tile.scales[r][b];
       const float dx1 = two ? tile.scales[r][b + 1] : 0.0F;
       const __m512 scale = _mm512_insertf32x8(_mm512_set1_ps(d0 * dx0), _mm256_set1_ps(d1 * dx1), 1);
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_u8_s8<kVnni>(magnitudes, xs)), scale, acc[r]);
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_u8_s8<kVnni>(codes, xs)), scale, acc[r]);
       if constexpr (Format::kHasMin) {
         float correction = c0 * tile.block_sums[r][b];
         if (two) correction += c1 * tile.block_sums[r][b + 1];

@@ -116,11 +116,11 @@ void exact_avx512(const uint8_t* weight_row, int64_t k, const ActTile& tile, flo
 template <bool kQ4_1>
 __m512i pair_codes(const uint8_t* block0, const uint8_t* block1) {
   if constexpr (kQ4_1) {
-    const __m512i quads = _mm512_castsi256_si512(
-        _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block1 + 4)),
-                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(block0 + 4))));
+    const __m512i quads =
+        _mm512_castsi256_si512(_mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block1 + 4)),
+                                                _mm_loadu_si128(reinterpret_cast<const __m128i*>(block0 + 4))));
     const __m512i spread = _mm512_shuffle_i64x2(quads, quads, _MM_SHUFFLE(1, 1, 0, 0));  // q0 q0 q1 q1
-    const __m512i shifted = _mm512_mask_srli_epi16(spread, 0xFF00FF00U, spread, 4);  // 128-bit lanes 1 and 3
+    const __m512i shifted = _mm512_mask_srli_epi16(spread, 0xFF00FF00U, spread, 4);      // 128-bit lanes 1 and 3
     return _mm512_and_si512(shifted, _mm512_set1_epi8(0x0F));
   } else {
     return _mm512_inserti64x4(_mm512_castsi256_si512(load_256(block0 + 2)), load_256(block1 + 2), 1);
