@@ -3,6 +3,10 @@
 // kv head walk their visible keys block by block with an online softmax, so each key/value
 // row is read (and widened from f16/bf16) once per tile and group.
 // Every task sums in a fixed order: results do not depend on the thread count.
+// f16 caches with heads a multiple of 64 wide (with AVX2 or AVX-512, no window) instead take
+// llama.cpp's arithmetic, to the bit (paged_attention_kernels.h): each query row's scores,
+// softmax and weighted values over its whole visible prefix, as ggml-cpu sums them (tinyBLAS
+// order when the batch has two or more tokens, ggml_vec_dot_f16's for one).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -300,17 +304,17 @@ void attend_tile_ggml_order(const PagedDims& dims, const Task& task, bool batche
     std::memcpy(keys + p * d, row_bytes(key_cache, row, d), static_cast<size_t>(d) * sizeof(uint16_t));
     std::memcpy(values + p * d, row_bytes(value_cache, row, d), static_cast<size_t>(d) * sizeof(uint16_t));
   }
-  scratch.resize(static_cast<size_t>((count + 63) / 64 * 64 + 65 * d));
+  scratch.resize(static_cast<size_t>((count + 63) / 64 * 64 + 66 * d));
+  float* result = scratch.data() + scratch.size() - d;  // after the kernel's scratch
+  const auto attend = dims.isa == CpuIsa::Avx512 ? attend_ggml_order_avx512 : attend_ggml_order_avx2;
   for (int64_t i = 0; i < task.tokens; ++i) {
     const int64_t token = task.first_token + i;
     for (int64_t g = 0; g < group; ++g) {
       const int64_t q_row = token * dims.q_heads + task.kv_head * group + g;  // in (N * Hq, D)
       const float* query = load_row(q, q_row, d, io_scratch);
-      std::vector<float> result(static_cast<size_t>(d));
-      const auto attend = dims.isa == CpuIsa::Avx512 ? attend_ggml_order_avx512 : attend_ggml_order_avx2;
-      attend(query, keys, values, positions[token] + 1, d, dims.scale, batched, scratch.data(), result.data());
+      attend(query, keys, values, positions[token] + 1, d, dims.scale, batched, scratch.data(), result);
       float* o = output_row(out, q_row, d, io_scratch);
-      std::copy(result.begin(), result.end(), o);
+      std::copy(result, result + d, o);
       store_row(out, q_row, d, o);
     }
   }
