@@ -31,7 +31,16 @@ __m512 load_half(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(
 // f32 -> f16 (round to nearest even) -> f32.
 __m512 round_to_half(__m512 v) { return _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)); }
 
-// Lane c of the result: _mm512_reduce_add_ps over (a[0][c], ..., a[15][c]), GCC's tree:
+// _mm512_reduce_add_ps as GCC (which built the reference) implements it, written out so
+// that another compiler's intrinsic cannot change the order.
+float reduce_16(__m512 v) {
+  const __m256 eights = _mm256_add_ps(_mm512_extractf32x8_ps(v, 1), _mm512_castps512_ps256(v));
+  const __m128 fours = _mm_add_ps(_mm256_extractf128_ps(eights, 1), _mm256_castps256_ps128(eights));
+  const __m128 twos = _mm_add_ps(fours, _mm_shuffle_ps(fours, fours, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm_cvtss_f32(_mm_add_ss(twos, _mm_movehdup_ps(twos)));
+}
+
+// Lane c of the result: reduce_16 over (a[0][c], ..., a[15][c]), GCC's tree:
 // ((l0 + l8) + (l4 + l12)) + ((l2 + l10) + (l6 + l14)), plus the same for odd lanes.
 __m512 reduce_across(const __m512* a) {
   __m512 half[8];
@@ -47,7 +56,7 @@ float half_dot(const uint16_t* a, const float* b, int64_t n, bool batched) {
   if (batched) {
     __m512 acc = _mm512_setzero_ps();
     for (int64_t c = 0; c < n; c += kLanes) acc = _mm512_fmadd_ps(load_half(a + c), _mm512_loadu_ps(b + c), acc);
-    return _mm512_reduce_add_ps(acc);
+    return reduce_16(acc);
   }
   __m512 acc[4];
   for (__m512& v : acc) v = _mm512_setzero_ps();
@@ -56,7 +65,7 @@ float half_dot(const uint16_t* a, const float* b, int64_t n, bool batched) {
       acc[j] = _mm512_fmadd_ps(load_half(a + c + j * kLanes), _mm512_loadu_ps(b + c + j * kLanes), acc[j]);
     }
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3])));
+  return reduce_16(_mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3])));
 }
 
 // probs (count, f16 values in f32) . values (count, D) into out (D): the lane of position p
@@ -104,7 +113,7 @@ void attend_ggml_order_avx512(const float* q, const uint16_t* keys, const uint16
   for (int64_t c = 0; c < chunks; ++c) {
     const __m512 e = ggml_expf(_mm512_sub_ps(_mm512_loadu_ps(scores + c * kLanes), _mm512_set1_ps(max)));
     _mm512_storeu_ps(scores + c * kLanes, e);
-    sum += static_cast<double>(_mm512_reduce_add_ps(e));
+    sum += static_cast<double>(reduce_16(e));
   }
   const auto inverse = _mm512_set1_ps(static_cast<float>(1.0 / sum));
   for (int64_t c = 0; c < chunks; ++c) {

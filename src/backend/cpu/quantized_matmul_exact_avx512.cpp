@@ -3,8 +3,8 @@
 // fma(d_w * d_x, dot of elements 4j..4j+3 of the block, lane) block after block, then
 // ggml's hsum_float_8 tree; Q4_1 adds the min terms, fma(m_w, s_x, summs) block after block,
 // at the end. Every step is a lane-wise IEEE operation, so the AVX2 and scalar versions give
-// the same bits. Two activation rows share a 512-bit vector (8 lanes each); one row uses
-// 256-bit vectors.
+// the same bits. With several activation rows, two weight rows share each 512-bit vector
+// (8 lanes each); a single row (decode) uses 256-bit vectors.
 // GCC 12's _mm512_broadcast_i64x4 passes an intentionally undefined vector as the unused
 // merge source, which -Wuninitialized reports from inside the header.
 #pragma GCC diagnostic push
