@@ -56,6 +56,7 @@ void Backend::not_supported(OpKind op) const {
 // Defaults: a backend overrides what it implements.
 void Backend::copy(Tensor&, const Tensor&) { not_supported(OpKind::Copy); }
 void Backend::fill_zero(Tensor&) { not_supported(OpKind::Copy); }
+DeviceReport Backend::device_report() { return {}; }
 void Backend::matmul(Tensor&, const Tensor&, const Tensor&, bool, bool, float, float) { not_supported(OpKind::Matmul); }
 void Backend::add(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::Add); }
 void Backend::mul(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::Mul); }

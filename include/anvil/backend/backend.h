@@ -52,6 +52,13 @@ enum class OpKind : uint8_t {
 };
 const char* op_name(OpKind op);
 
+// What a training run reports about a device (for the MFU figure).
+struct DeviceReport {
+  std::string name;             // e.g. "NVIDIA H100 80GB HBM3"; empty when unknown
+  double peak_bf16_gflops = 0;  // dense bf16 tensor-core peak (f32 accumulation); 0 = unknown
+  double peak_f32_gflops = 0;   // plain f32 (no TF32) peak; 0 = unknown
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -64,6 +71,12 @@ class Backend {
   virtual void copy(Tensor& dst, const Tensor& src);
   // Every byte of the contiguous tensor t (on this backend's device) set to zero.
   virtual void fill_zero(Tensor& t);
+
+  // The device's name and peak throughput (the default knows neither).
+  [[nodiscard]] virtual DeviceReport device_report();
+  // Bytes of device memory in use at most since the last reset_peak_memory() (0 = not tracked).
+  [[nodiscard]] virtual int64_t peak_memory_bytes() { return 0; }
+  virtual void reset_peak_memory() {}
 
   // out (..., M, N) = alpha * op(a) @ op(b) + beta * out. a: (..., M, K) or (..., K, M) when
   // trans_a; b: (..., K, N) or (..., N, K) when trans_b, or 2-D and shared by every batch.

@@ -38,6 +38,11 @@ class CudaBackend final : public Backend {
   void copy(Tensor& dst, const Tensor& src) override;
   // cudaMemsetAsync on the stream.
   void fill_zero(Tensor& t) override;
+  // Name and peaks from the device properties (cuda_backend_report.cpp); the caching
+  // allocator's high-water mark.
+  [[nodiscard]] DeviceReport device_report() override;
+  [[nodiscard]] int64_t peak_memory_bytes() override;
+  void reset_peak_memory() override;
 
   // Elementwise, embedding, norms, rope, activations, softmax, cross-entropy, AdamW
   // (cuda_backend_ops.cpp).
