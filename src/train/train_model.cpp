@@ -98,10 +98,15 @@ BlockParams block_views(const ParamTable& t, const Tensor& buffer, const model::
   return b;
 }
 
-// The weights the blocks compute with: the matrices from `compute` (the bf16 copy), norm
-// gains and biases from `master` (f32).
+// The weights the blocks compute with: the matrices, and the biases added to bf16 GEMM
+// outputs (q, k, v, MLP up; rounded to bf16 as under torch.autocast) from `compute` (the bf16
+// copy); norm gains and the biases added to the f32 residual (bo, b_down) from `master` (f32).
 BlockParams mixed_block_views(const BlockParams& master, const BlockParams& compute) {
   BlockParams b = master;
+  b.bq = compute.bq;
+  b.bk = compute.bk;
+  b.bv = compute.bv;
+  b.b_up = compute.b_up;
   b.wq = compute.wq;
   b.wk = compute.wk;
   b.wv = compute.wv;
