@@ -82,6 +82,9 @@ class Backend {
   // trans_a; b: (..., K, N) or (..., N, K) when trans_b, or 2-D and shared by every batch.
   virtual void matmul(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, float alpha,
                       float beta);
+  // out (N, O) = x (N, I) @ weight (O, I)^T [+ bias (O)] [+ residual (N, O)] (bias / residual
+  // may be undefined; residual may alias out). The default composes copy, matmul and add.
+  virtual void linear(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual);
 
   // Elementwise with b broadcast over a's leading dims (b's shape is a suffix of a's).
   virtual void add(Tensor& out, const Tensor& a, const Tensor& b);
