@@ -71,7 +71,7 @@ class TrainModel {
   // Gradient of loss_scale * (the last forward's mean loss), ADDED to grads() (so
   // micro-batches accumulate; zero_grad() starts a step).
   void backward(float loss_scale = 1.0F);
-  // Logits (B * T, V) f32 of the last forward.
+  // Logits (B * T, V) of the last forward, on options().device: f32, or bf16 under mixed precision.
   [[nodiscard]] const Tensor& logits() const;
   [[nodiscard]] ActivationMemory activation_memory() const;
   // Training FLOPs per token (forward + backward): 6 * matmul weights + 12 * L * T * Hq * D.
