@@ -31,6 +31,8 @@ nlohmann::json run_identity(const nlohmann::json& config) {
     identity["run"].erase(free_key);
   }
   identity["data"].erase("path");  // the same data may have moved
+  // Checkpoints from before run.precision existed trained in f32.
+  if (identity.contains("run") && !identity["run"].contains("precision")) identity["run"]["precision"] = "f32";
   return identity;
 }
 
