@@ -33,31 +33,38 @@ for what in "$@"; do
         cp /tmp/run_gpu/log.jsonl /tmp/run_gpu/loss.svg "$OUT/" 2>/dev/null || true
       fi ;;
     bench-train)
-      step "GPT-2 124M training step: anvil (f32) vs PyTorch (torch.compile; bf16 autocast and f32)"
+      precision=${PRECISION:-f32}
+      step "GPT-2 124M training step: anvil ($precision) vs PyTorch (torch.compile; ${TORCH_PRECISION:-bf16 f32})"
       [ -f /tmp/shakespeare_bytes/meta.json ] || "$BIN/anvil" data prepare data/shakespeare -o /tmp/shakespeare_bytes 2>&1 | tail -1
       for batch in ${TRAIN_BATCHES:-32}; do
         "$BIN/anvil" train --config configs/gpt2_124m.json --overwrite run.device=cuda data.path=/tmp/shakespeare_bytes \
           run.steps=12 run.grad_accum=1 run.batch_size=$batch run.eval_every=0 run.eval_batches=1 run.log_every=1 \
-          run.checkpoint_every=0 run.out_dir=/tmp/gpt2_$batch schedule.warmup_steps=2 > "$OUT/anvil_gpt2_$batch.log" 2>&1
+          run.checkpoint_every=0 run.out_dir=/tmp/gpt2_$batch run.precision=$precision schedule.warmup_steps=2 \
+          > "$OUT/anvil_gpt2_$batch.log" 2>&1
         tail -1 "$OUT/anvil_gpt2_$batch.log"
-        python3 - "$batch" <<'PY'
+        python3 - "$batch" "$precision" <<'PY'
 import json, sys, statistics
 rows = [json.loads(l) for l in open(f"/tmp/gpt2_{sys.argv[1]}/log.jsonl") if '"tokens_per_s"' in l]
 rates = [r["tokens_per_s"] for r in rows[3:]]
-print(f"anvil GPT-2 124M  f32 batch {sys.argv[1]} seq 1024: {statistics.median(rates):,.0f} tokens/s (median of steps 4-{len(rows)}), "
-      f"{rows[-1]['step_ms']:.1f} ms/step, loss {rows[-1]['loss']:.3f}")
+mfu = statistics.median(r["mfu"] for r in rows[3:])
+print(f"anvil GPT-2 124M {sys.argv[2]:>4} batch {sys.argv[1]} seq 1024: {statistics.median(rates):,.0f} tokens/s (median of steps 4-{len(rows)}), "
+      f"{rows[-1]['step_ms']:.1f} ms/step, mfu {100 * mfu:.1f}%, peak device memory {rows[-1].get('peak_device_mb', 0) / 1e3:.1f} GB, "
+      f"loss {rows[-1]['loss']:.3f}")
 PY
-        python3 bench/train_gpt2_torch.py --batch "$batch" --steps 10 2>&1 | grep -E "tokens/s|Error" | tail -3
+        python3 bench/train_gpt2_torch.py --batch "$batch" --steps 10 --precision ${TORCH_PRECISION:-bf16 f32} 2>&1 | \
+          grep -E "tokens/s|Error" | tail -3
       done ;;
     loss-curve)
       step "200 steps of the Shakespeare Llama next to PyTorch (same weights, batches, optimizer)"
       [ -f /tmp/shakespeare_bytes/meta.json ] || "$BIN/anvil" data prepare data/shakespeare -o /tmp/shakespeare_bytes 2>&1 | tail -1
       common="run.device=cuda data.path=/tmp/shakespeare_bytes run.eval_every=0 run.sample_every=0 run.checkpoint_every=0"
+      torch_flags=""
+      if [ "${PRECISION:-f32}" = bf16 ]; then common="$common run.precision=bf16"; torch_flags=--bf16; fi
       "$BIN/anvil" train --config configs/shakespeare_llama.json --overwrite $common run.steps=0 run.out_dir=/tmp/lc_init \
         > "$OUT/lc_init.log" 2>&1 || tail -3 "$OUT/lc_init.log"
       "$BIN/anvil" train --config configs/shakespeare_llama.json --overwrite $common run.steps=${CURVE_STEPS:-200} \
         run.out_dir=/tmp/lc_run --dump-batches /tmp/lc_batches.bin > "$OUT/lc_run.log" 2>&1 || tail -3 "$OUT/lc_run.log"
-      python3 tools/torch_loss_curve.py --init /tmp/lc_init/model --run /tmp/lc_run --batches /tmp/lc_batches.bin 2>&1 | \
+      python3 tools/torch_loss_curve.py --init /tmp/lc_init/model --run /tmp/lc_run --batches /tmp/lc_batches.bin $torch_flags 2>&1 | \
         grep -v Warning | tail -16
       cp /tmp/lc_run/loss_vs_torch.svg /tmp/lc_run/torch_log.jsonl /tmp/lc_run/log.jsonl "$OUT/" 2>/dev/null || true ;;
     cli)

@@ -5,7 +5,10 @@ curves and writes loss_vs_torch.svg and torch_log.jsonl into the run folder.
 
     anvil train --config C run.steps=0 run.out_dir=INIT ...        # initial weights -> INIT/model
     anvil train --config C --dump-batches B.bin run.out_dir=RUN ...
-    python3 tools/torch_loss_curve.py --init INIT/model --run RUN --batches B.bin
+    python3 tools/torch_loss_curve.py --init INIT/model --run RUN --batches B.bin [--bf16]
+
+--bf16 runs PyTorch under torch.autocast(bfloat16) (f32 weights and AdamW state), the
+counterpart of anvil's run.precision=bf16.
 """
 import argparse
 import json
@@ -79,6 +82,7 @@ def main():
     parser.add_argument("--init", required=True, help="HF folder of the initial weights")
     parser.add_argument("--run", required=True, help="anvil run folder (config.json, log.jsonl)")
     parser.add_argument("--batches", required=True, help="file written by anvil train --dump-batches")
+    parser.add_argument("--bf16", action="store_true", help="torch.autocast bf16 (mixed precision)")
     args = parser.parse_args()
     from transformers import AutoModelForCausalLM
 
@@ -102,8 +106,9 @@ def main():
         total = 0.0
         for micro in range(accum):
             tokens, targets = (torch.from_numpy(a.astype(np.int64)).cuda() for a in data[step * accum + micro])
-            logits = model(tokens).logits
-            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1), ignore_index=-1)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.bf16):
+                logits = model(tokens).logits
+            loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.view(-1), ignore_index=-1)
             (loss / accum).backward()
             total += loss.item()
         if opt.get("grad_clip", 0) > 0:

@@ -56,7 +56,14 @@ void Backend::not_supported(OpKind op) const {
 // Defaults: a backend overrides what it implements.
 void Backend::copy(Tensor&, const Tensor&) { not_supported(OpKind::Copy); }
 void Backend::fill_zero(Tensor&) { not_supported(OpKind::Copy); }
+DeviceReport Backend::device_report() { return {}; }
 void Backend::matmul(Tensor&, const Tensor&, const Tensor&, bool, bool, float, float) { not_supported(OpKind::Matmul); }
+void Backend::linear(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual) {
+  const bool has_residual = residual.defined();
+  if (has_residual && residual.raw_data() != out.raw_data()) copy(out, residual);
+  matmul(out, x, weight, false, true, 1.0F, has_residual ? 1.0F : 0.0F);
+  if (bias.defined()) add(out, out, bias);
+}
 void Backend::add(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::Add); }
 void Backend::mul(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::Mul); }
 void Backend::scale(Tensor&, const Tensor&, float) { not_supported(OpKind::Scale); }

@@ -6,6 +6,7 @@
 
 #include "anvil/core/error.h"
 #include "anvil/ops/adamw.h"
+#include "anvil/ops/copy.h"
 #include "anvil/ops/elementwise.h"
 #include "anvil/ops/matmul.h"
 
@@ -40,27 +41,34 @@ double global_norm(Ctx& ctx, const Tensor& values) {
 }
 
 void newton_schulz(Ctx& ctx, Tensor& x, int64_t steps) {
-  ANVIL_CHECK(x.dim() == 2 && x.dtype() == DType::F32, "newton_schulz: expected a 2-D f32 matrix, got ",
-              x.to_string(0));
+  ANVIL_CHECK(x.dim() == 2 && x.dtype() == DType::F32 && x.is_contiguous(),
+              "newton_schulz: expected a contiguous 2-D f32 matrix, got ", x.to_string(0));
   constexpr float kA = 3.4445F, kB = -4.7750F, kC = 2.0315F;
+  // A tall X (R > C) iterates on its C x C Gram matrix: X = a X + X (b A + c A^2) with
+  // A = X^T X is the transpose of the wide form's step on X^T (A is symmetric), so no
+  // transposes are needed and every step is ops on x's device.
   const bool tall = x.size(0) > x.size(1);
-  Tensor work = tall ? x.transpose(0, 1).contiguous() : x.contiguous();  // (r, c) with r <= c
-  const int64_t rows = work.size(0);
-  const double norm = global_norm(ctx, work);
-  scale(ctx, work, work, static_cast<float>(1.0 / (norm + 1e-7)));
-  Tensor gram = Tensor::empty({rows, rows}, DType::F32);
-  Tensor poly = Tensor::empty({rows, rows}, DType::F32);
-  Tensor next = Tensor::empty(work.shape(), DType::F32);
+  const int64_t side = std::min(x.size(0), x.size(1));
+  const Device device = x.device();
+  const double norm = global_norm(ctx, x);
+  Tensor work = ctx.empty(x.shape(), DType::F32, device);
+  scale(ctx, work, x, static_cast<float>(1.0 / (norm + 1e-7)));
+  Tensor gram = ctx.empty({side, side}, DType::F32, device);
+  Tensor poly = ctx.empty({side, side}, DType::F32, device);
+  Tensor next = ctx.empty(x.shape(), DType::F32, device);
   for (int64_t i = 0; i < steps; ++i) {
-    matmul(ctx, gram, work, work, false, true);               // A = X X^T
-    scale(ctx, poly, gram, kB);                               // b A
-    matmul(ctx, poly, gram, gram, false, false, kC, 1.0F);    // + c A A
-    scale(ctx, next, work, kA);                               // a X
-    matmul(ctx, next, poly, work, false, false, 1.0F, 1.0F);  // + (b A + c A A) X
+    matmul(ctx, gram, work, work, tall, !tall);             // A = X X^T (wide) or X^T X (tall)
+    scale(ctx, poly, gram, kB);                             // b A
+    matmul(ctx, poly, gram, gram, false, false, kC, 1.0F);  // + c A A
+    scale(ctx, next, work, kA);                             // a X
+    if (tall) {
+      matmul(ctx, next, work, poly, false, false, 1.0F, 1.0F);  // + X (b A + c A A)
+    } else {
+      matmul(ctx, next, poly, work, false, false, 1.0F, 1.0F);  // + (b A + c A A) X
+    }
     std::swap(work, next);
   }
-  Tensor result = tall ? work.transpose(0, 1).contiguous() : work;
-  std::copy_n(result.data<const float>(), x.numel(), x.data<float>());
+  copy(ctx, x, work);
 }
 
 Optimizer::Optimizer(Ctx& ctx, const ParamTable& table, const OptimizerConfig& config, Device device)
@@ -77,8 +85,6 @@ Optimizer::Optimizer(Ctx& ctx, const ParamTable& table, const OptimizerConfig& c
       adamw_runs_.push_back({entry.offset, entry.offset + entry.numel(), decay});
     }
   }
-  ANVIL_CHECK(muon_entries_.empty() || device.is_cpu(), "optimizer: Muon runs on the CPU only for now (",
-              device_string(device), " requested); use AdamW on the GPU");
   m_ = ctx.zeros({table.total()}, DType::F32, device);
   v_ = ctx.zeros({table.total()}, DType::F32, device);
   if (!muon_entries_.empty()) momentum_ = ctx.zeros({table.total()}, DType::F32, device);
@@ -141,26 +147,27 @@ void Optimizer::adamw_runs(Tensor& params, const Tensor& grads, double lr, float
 }
 
 // Muon (Keller Jordan's formulation): buf = mu buf + (1 - mu) g; u = (1 - mu) g + mu buf
-// (Nesterov); p = p (1 - lr wd) - lr sqrt(max(1, rows / cols)) NS5(u).
+// (Nesterov); p = p (1 - lr wd) - lr sqrt(max(1, rows / cols)) NS5(u). Elementwise ops on the
+// state's device (the CPU or a GPU).
 void Optimizer::muon_updates(Tensor& params, const Tensor& grads, double lr, float grad_scale) {
   const auto mu = static_cast<float>(config_.muon_momentum);
   const auto decay = static_cast<float>(1.0 - lr * config_.weight_decay);
+  const Device device = params.device();
   for (const ParamEntry* entry : muon_entries_) {
-    const int64_t count = entry->numel();
-    const float* g = grads.data<const float>() + entry->offset;
-    float* buf = momentum_.data<float>() + entry->offset;
-    Tensor update = Tensor::empty(entry->shape, DType::F32);
-    float* u = update.data<float>();
-    for (int64_t i = 0; i < count; ++i) {
-      const float gi = g[i] * grad_scale;
-      buf[i] = mu * buf[i] + (1.0F - mu) * gi;
-      u[i] = (1.0F - mu) * gi + mu * buf[i];
-    }
+    Tensor buf = table_.view(momentum_, *entry), p = table_.view(params, *entry);
+    Tensor scaled = ctx_.empty(entry->shape, DType::F32, device);  // (1 - mu) g, clipped
+    scale(ctx_, scaled, table_.view(grads, *entry), (1.0F - mu) * grad_scale);
+    scale(ctx_, buf, buf, mu);
+    add(ctx_, buf, buf, scaled);
+    Tensor update = ctx_.empty(entry->shape, DType::F32, device);
+    scale(ctx_, update, buf, mu);
+    add(ctx_, update, update, scaled);
     newton_schulz(ctx_, update, config_.muon_ns_steps);
     const double aspect = static_cast<double>(entry->shape[0]) / static_cast<double>(entry->shape[1]);
     const auto step_size = static_cast<float>(lr * std::sqrt(std::max(1.0, aspect)));
-    float* p = params.data<float>() + entry->offset;
-    for (int64_t i = 0; i < count; ++i) p[i] = p[i] * decay - step_size * u[i];
+    scale(ctx_, p, p, decay);
+    scale(ctx_, update, update, -step_size);
+    add(ctx_, p, p, update);
   }
 }
 

@@ -50,8 +50,10 @@ bool ParamTable::contains(const std::string& name) const {
 }
 
 Tensor ParamTable::view(const Tensor& buffer, const ParamEntry& entry) const {
-  ANVIL_CHECK(buffer.dtype() == DType::F32 && buffer.numel() == total_, "param table: buffer ",
-              shape_string(buffer.shape()), " does not hold the ", total_, " parameters of this table");
+  ANVIL_CHECK(
+      (buffer.dtype() == DType::F32 || buffer.dtype() == DType::BF16) && buffer.dim() == 1 && buffer.numel() == total_,
+      "param table: buffer ", buffer.to_string(0), " does not hold the ", total_,
+      " parameters of this table (flat f32, or bf16 for a compute copy)");
   return buffer.slice(0, entry.offset, entry.offset + entry.numel()).view(entry.shape);
 }
 

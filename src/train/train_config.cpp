@@ -153,6 +153,9 @@ RunConfig parse_run(const Section& s) {
   r.device = s.string("device");
   ANVIL_CHECK(r.device == "cpu" || r.device == "cuda", s.where("device"), " must be \"cpu\" or \"cuda\", got \"",
               r.device, "\"");
+  r.precision = s.string("precision");
+  ANVIL_CHECK(r.precision == "f32" || r.precision == "bf16", s.where("precision"),
+              " must be \"f32\" or \"bf16\", got \"", r.precision, "\"");
   r.threads = s.non_negative("threads");
   r.max_minutes = s.real_in("max_minutes", 0.0, 1e9);
   r.peak_gflops = s.real_in("peak_gflops", 0.0, 1e12);
@@ -218,6 +221,7 @@ Json default_train_config_json() {
         {"seed", 1234},
         {"recompute", false},
         {"device", "cpu"},
+        {"precision", "f32"},
         {"threads", 0},
         {"max_minutes", 0.0},
         {"peak_gflops", 0.0},

@@ -9,6 +9,7 @@
 
 #include "anvil/core/error.h"
 #include "anvil/core/rng.h"
+#include "anvil/ops/copy.h"
 #include "anvil/ops/cross_entropy.h"
 #include "anvil/ops/elementwise.h"
 #include "anvil/ops/embedding.h"
@@ -97,6 +98,25 @@ BlockParams block_views(const ParamTable& t, const Tensor& buffer, const model::
   return b;
 }
 
+// The weights the blocks compute with: the matrices, and the biases added to bf16 GEMM
+// outputs (q, k, v, MLP up; rounded to bf16 as under torch.autocast) from `compute` (the bf16
+// copy); norm gains and the biases added to the f32 residual (bo, b_down) from `master` (f32).
+BlockParams mixed_block_views(const BlockParams& master, const BlockParams& compute) {
+  BlockParams b = master;
+  b.bq = compute.bq;
+  b.bk = compute.bk;
+  b.bv = compute.bv;
+  b.b_up = compute.b_up;
+  b.wq = compute.wq;
+  b.wk = compute.wk;
+  b.wv = compute.wv;
+  b.wo = compute.wo;
+  b.w_gate = compute.w_gate;
+  b.w_up = compute.w_up;
+  b.w_down = compute.w_down;
+  return b;
+}
+
 // Views of the parameters outside the blocks.
 struct TopParams {
   Tensor token_embedding, position_embedding, final_norm, final_norm_bias, head;
@@ -167,6 +187,12 @@ struct TrainModel::Impl {
   Tensor params, grads;  // (P) f32
   std::vector<BlockParams> block_params, block_grads;
   TopParams top_params, top_grads;
+  // bf16: the (P) bf16 copy of params and the views forward uses (matrices from the copy);
+  // f32: compute_params is undefined and compute_blocks/compute_head alias the f32 views.
+  Tensor compute_params;
+  std::vector<BlockParams> compute_blocks;
+  Tensor compute_head;
+  bool compute_params_stale = true;
 
   // Activations for the current (B, T).
   Dims dims;
@@ -190,10 +216,29 @@ struct TrainModel::Impl {
     }
     top_params = top_views(table, params, config);
     top_grads = top_views(table, grads, config);
+    ANVIL_CHECK(options.precision == DType::F32 || options.precision == DType::BF16, "train model: precision ",
+                dtype_name(options.precision), " is not supported (f32, bf16)");
+    compute_blocks = block_params;
+    compute_head = top_params.head;
+    if (options.precision != DType::F32) {
+      compute_params = ctx.empty({table.total()}, options.precision, options.device);
+      for (int64_t layer = 0; layer < config.num_layers; ++layer) {
+        const auto l = static_cast<size_t>(layer);
+        compute_blocks[l] = mixed_block_views(block_params[l], block_views(table, compute_params, config, layer));
+      }
+      compute_head = top_views(table, compute_params, config).head;
+    }
   }
 
   void allocate(int64_t batch, int64_t seq);
   [[nodiscard]] Tensor f32(const Shape& shape) { return ctx.empty(shape, DType::F32, options.device); }
+  [[nodiscard]] Tensor low(const Shape& shape) { return ctx.empty(shape, options.precision, options.device); }
+  // One cast of the whole flat buffer into the bf16 copy when params may have changed.
+  void refresh_compute_params() {
+    if (!compute_params.defined() || !compute_params_stale) return;
+    copy(ctx, compute_params, params);
+    compute_params_stale = false;
+  }
   // `host` (on the host) copied into `device_tensor` (on options.device), or shared on the CPU.
   void upload(Tensor& device_tensor, const Tensor& host) {
     if (options.device.is_cpu()) {
@@ -223,17 +268,19 @@ void TrainModel::Impl::allocate(int64_t batch, int64_t seq) {
   for (int64_t layer = 0; layer <= config.num_layers; ++layer) residuals.push_back(f32({n, dims.width}));
   acts.clear();
   const int64_t sets = options.recompute ? 1 : config.num_layers;
-  for (int64_t i = 0; i < sets; ++i) acts.push_back(detail::make_block_activations(ctx, options.device, dims, gpt2));
-  final_normed = f32({n, dims.width});
+  for (int64_t i = 0; i < sets; ++i) {
+    acts.push_back(detail::make_block_activations(ctx, options.device, dims, gpt2, options.precision));
+  }
+  final_normed = low({n, dims.width});
   final_mean = gpt2 ? f32({n}) : Tensor();
   final_rstd = f32({n});
-  logits = f32({n, dims.vocab});
+  logits = low({n, dims.vocab});  // bf16 storage in bf16; cross-entropy computes in f32
   losses = f32({n});
   dres = f32({n, dims.width});
-  dlogits = f32({n, dims.vocab});
+  dlogits = low({n, dims.vocab});
   dlosses = f32({n});
   recompute_out = options.recompute ? f32({n, dims.width}) : Tensor();
-  scratch = detail::make_backward_scratch(ctx, options.device, dims, gpt2);
+  scratch = detail::make_backward_scratch(ctx, options.device, dims, gpt2, options.precision);
   std::vector<int32_t> position_values(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) position_values[static_cast<size_t>(i)] = static_cast<int32_t>(i % seq);
   positions = ctx.empty({n}, DType::I32, options.device);
@@ -256,7 +303,7 @@ void TrainModel::Impl::embed() {
 void TrainModel::Impl::head_and_loss() {
   detail::norm_forward(ctx, config, final_normed, final_mean, final_rstd, residuals.back(), top_params.final_norm,
                        top_params.final_norm_bias);
-  detail::linear_forward(ctx, logits, final_normed, top_params.head, Tensor());
+  detail::linear_forward(ctx, logits, final_normed, compute_head, Tensor());
   cross_entropy(ctx, losses, logits, targets);
 }
 
@@ -267,7 +314,10 @@ TrainModel::~TrainModel() = default;
 const model::ModelConfig& TrainModel::config() const { return impl_->config; }
 const TrainModelOptions& TrainModel::options() const { return impl_->options; }
 const ParamTable& TrainModel::table() const { return impl_->table; }
-Tensor& TrainModel::params() { return impl_->params; }
+Tensor& TrainModel::params() {
+  impl_->compute_params_stale = true;
+  return impl_->params;
+}
 Tensor& TrainModel::grads() { return impl_->grads; }
 int64_t TrainModel::num_params() const { return impl_->table.total(); }
 Tensor TrainModel::param(const std::string& name) const {
@@ -295,6 +345,7 @@ void TrainModel::init_weights(uint64_t seed) {
     }
   }
   if (!impl_->options.device.is_cpu()) impl_->upload(impl_->params, host);
+  impl_->compute_params_stale = true;
 }
 
 void TrainModel::reserve(int64_t batch, int64_t seq) {
@@ -320,10 +371,11 @@ double TrainModel::forward_train(const Tensor& tokens, const Tensor& targets) {
   m.upload(m.ids, tokens.view({m.dims.rows()}));
   std::memcpy(m.host_targets.raw_data(), targets.raw_data(), static_cast<size_t>(targets.nbytes()));
   m.upload(m.targets, m.host_targets);
+  m.refresh_compute_params();
   m.embed();
   for (int64_t layer = 0; layer < m.config.num_layers; ++layer) {
     const auto l = static_cast<size_t>(layer);
-    detail::block_forward(m.ctx, m.config, m.dims, m.block_params[l], m.residuals[l], m.positions, m.acts_of(layer),
+    detail::block_forward(m.ctx, m.config, m.dims, m.compute_blocks[l], m.residuals[l], m.positions, m.acts_of(layer),
                           m.residuals[l + 1]);
   }
   m.head_and_loss();
@@ -356,17 +408,17 @@ void TrainModel::backward(float loss_scale) {
   if (!m.options.device.is_cpu()) m.upload(m.dlosses, host_dlosses);
   cross_entropy_backward(m.ctx, m.dlogits, m.dlosses, m.logits, m.targets);
   Tensor none;
-  detail::linear_backward(m.ctx, m.scratch.dn, m.top_grads.head, none, m.dlogits, m.final_normed, m.top_params.head,
-                          false, none);
+  detail::linear_backward(m.ctx, m.scratch.dn, m.top_grads.head, none, m.dlogits, m.final_normed, m.compute_head, false,
+                          none);
   detail::norm_backward(m.ctx, m.config, m.dres, m.top_grads.final_norm, m.top_grads.final_norm_bias, m.scratch.dn,
                         m.residuals.back(), m.top_params.final_norm, m.final_mean, m.final_rstd);
   for (int64_t layer = m.config.num_layers - 1; layer >= 0; --layer) {
     const auto l = static_cast<size_t>(layer);
     if (m.options.recompute) {
-      detail::block_forward(m.ctx, m.config, m.dims, m.block_params[l], m.residuals[l], m.positions, m.acts_of(layer),
+      detail::block_forward(m.ctx, m.config, m.dims, m.compute_blocks[l], m.residuals[l], m.positions, m.acts_of(layer),
                             m.recompute_out);
     }
-    detail::block_backward(m.ctx, m.config, m.dims, m.block_params[l], m.block_grads[l], m.residuals[l], m.positions,
+    detail::block_backward(m.ctx, m.config, m.dims, m.compute_blocks[l], m.block_grads[l], m.residuals[l], m.positions,
                            m.acts_of(layer), m.dres, m.scratch);
   }
   embedding_backward(m.ctx, m.top_grads.token_embedding, m.dres, m.ids);
@@ -393,8 +445,8 @@ ActivationMemory TrainModel::activation_memory() const {
     memory.saved_bytes += bytes(*t);
   }
   const BackwardScratch& s = m.scratch;
-  for (const Tensor* t : {&s.dx, &s.dn, &s.datt, &s.dq, &s.dk, &s.dv, &s.dgate, &s.dup, &s.dact, &s.bias_sum,
-                          &s.position_sum, &m.dres, &m.dlogits, &m.dlosses, &m.recompute_out}) {
+  for (const Tensor* t : {&s.dx, &s.dn, &s.dres_low, &s.datt, &s.dq, &s.dk, &s.dv, &s.dgate, &s.dup, &s.dact,
+                          &s.bias_sum, &s.position_sum, &m.dres, &m.dlogits, &m.dlosses, &m.recompute_out}) {
     memory.scratch_bytes += bytes(*t);
   }
   return memory;

@@ -110,6 +110,8 @@ Json start_record(Trainer& trainer, const TrainConfig& config, double baseline, 
       {"val_windows", trainer.loader().val_windows()},
       {"unigram_val_loss", baseline},
       {"activation_bytes", memory.total()},
+      {"device", config.run.device},
+      {"precision", config.run.precision},
       {"peak_gflops", peak_gflops}};
 }
 
@@ -120,7 +122,17 @@ struct LoopState {
   TrainRunResult result;
 };
 
-void log_step(RunLog& log, Trainer& trainer, const StepStats& stats, const LoopState& loop, bool print) {
+// The device's allocator high-water mark over the last step in MB (0 on the CPU); starts the next.
+double step_peak_memory_mb(Ctx& ctx, Trainer& trainer) {
+  const Device device = trainer.model().options().device;
+  if (device.is_cpu()) return 0.0;
+  Backend& backend = ctx.backend(device);
+  const double megabytes = static_cast<double>(backend.peak_memory_bytes()) / 1e6;
+  backend.reset_peak_memory();
+  return megabytes;
+}
+
+void log_step(Ctx& ctx, RunLog& log, Trainer& trainer, const StepStats& stats, const LoopState& loop, bool print) {
   const double mfu = trainer.flops_per_step() / std::max(stats.seconds, 1e-9) / (loop.peak_gflops * 1e9);
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - loop.start).count();
   const Json record = {{"step", stats.step},
@@ -132,6 +144,7 @@ void log_step(RunLog& log, Trainer& trainer, const StepStats& stats, const LoopS
                        {"mfu", mfu},
                        {"rss_mb", resident_megabytes()},
                        {"activation_mb", static_cast<double>(trainer.model().activation_memory().total()) / 1e6},
+                       {"peak_device_mb", step_peak_memory_mb(ctx, trainer)},
                        {"step_ms", stats.seconds * 1e3},
                        {"tokens_seen", trainer.tokens_seen()},
                        {"elapsed_s", elapsed}};
@@ -208,7 +221,12 @@ void export_run(Trainer& trainer, const RunPaths& paths, bool print) {
 
 }  // namespace
 
-double estimate_peak_gflops(Ctx& ctx) {
+double estimate_peak_gflops(Ctx& ctx, const TrainConfig& config) {
+  if (config.run.device == "cuda" && ctx.has_cuda()) {
+    const DeviceReport report = ctx.backend(Device::cuda(0)).device_report();
+    const double peak = config.run.precision == "bf16" ? report.peak_bf16_gflops : report.peak_f32_gflops;
+    if (peak > 0) return peak;
+  }
   double ghz = 2.5;
   std::ifstream cpuinfo("/proc/cpuinfo");
   std::string line;
@@ -233,7 +251,7 @@ TrainRunResult run_training(Ctx& ctx, const TrainConfig& config, const TrainRunO
   }
   detail::write_file_atomically(paths.config.string(), config.json.dump(2) + "\n");
   LoopState loop;
-  loop.peak_gflops = config.run.peak_gflops > 0 ? config.run.peak_gflops : estimate_peak_gflops(ctx);
+  loop.peak_gflops = config.run.peak_gflops > 0 ? config.run.peak_gflops : estimate_peak_gflops(ctx, config);
   loop.result.unigram_val_loss = trainer.loader().val_windows() > 0 ? trainer.loader().unigram_val_loss() : -1.0;
   RunLog log(paths.log);
   const Json start = start_record(trainer, config, loop.result.unigram_val_loss, loop.peak_gflops);
@@ -255,7 +273,7 @@ TrainRunResult run_training(Ctx& ctx, const TrainConfig& config, const TrainRunO
   bool stopped = false, out_of_time = false;
   while (trainer.step() < run.steps && !stopped) {
     const StepStats stats = trainer.train_step();
-    log_step(log, trainer, stats, loop, options.print);
+    log_step(ctx, log, trainer, stats, loop, options.print);
     const bool last = trainer.step() == run.steps;
     const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - loop.start).count() / 60;
     out_of_time = run.max_minutes > 0 && minutes >= run.max_minutes;

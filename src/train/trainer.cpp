@@ -31,6 +31,8 @@ nlohmann::json run_identity(const nlohmann::json& config) {
     identity["run"].erase(free_key);
   }
   identity["data"].erase("path");  // the same data may have moved
+  // Checkpoints from before run.precision existed trained in f32.
+  if (identity.contains("run") && !identity["run"].contains("precision")) identity["run"]["precision"] = "f32";
   return identity;
 }
 
@@ -47,6 +49,7 @@ Trainer::Trainer(Ctx& ctx, TrainConfig config) : ctx_(ctx), config_(std::move(co
   ANVIL_CHECK(config_.run.device == "cpu" || ctx_.has_cuda(), "config: run.device is \"", config_.run.device,
               "\" but no CUDA device is available (this build has no CUDA, or the machine has no usable GPU)");
   options.device = config_.run.device == "cuda" ? Device::cuda(0) : Device::cpu();
+  options.precision = config_.run.precision == "bf16" ? DType::BF16 : DType::F32;
   model_ = std::make_unique<TrainModel>(ctx_, config_.model, options);
   model_->init_weights(config_.run.seed);
   model_->reserve(config_.run.batch_size, config_.run.seq_len);

@@ -50,19 +50,25 @@ void mlp_forward(Ctx& ctx, const model::ModelConfig& config, const BlockParams& 
   }
 }
 
-// x_out = x_in + x @ weight^T + bias, through matmul's beta = 1.
+// x_out = x_in + x @ weight^T + bias: one GEMM on the GPU (x_in as C, bias in the epilogue).
 void residual_linear(Ctx& ctx, Tensor& x_out, const Tensor& x_in, const Tensor& x, const Tensor& weight,
                      const Tensor& bias) {
-  copy(ctx, x_out, x_in);
-  matmul(ctx, x_out, x, weight, false, true, 1.0F, 1.0F);
-  if (bias.defined()) add(ctx, x_out, x_out, bias);
+  linear(ctx, x_out, x, weight, bias, x_in);
+}
+
+// The residual gradient as the GEMMs' operand: dres itself in f32, a bf16 copy in bf16
+// (the GEMM inputs share one dtype).
+const Tensor& gemm_operand(Ctx& ctx, const Tensor& dres, BackwardScratch& s) {
+  if (!s.dres_low.defined()) return dres;
+  copy(ctx, s.dres_low, dres);
+  return s.dres_low;
 }
 
 // dres += d loss / d x_in through the MLP half (dres holds d loss / d x_out).
 void mlp_backward(Ctx& ctx, const model::ModelConfig& config, const BlockParams& w, BlockParams& g,
                   const BlockActivations& a, Tensor& dres, BackwardScratch& s) {
   Tensor none;
-  linear_backward(ctx, s.dact, g.w_down, g.b_down, dres, a.act, w.w_down, false, s.bias_sum);
+  linear_backward(ctx, s.dact, g.w_down, g.b_down, gemm_operand(ctx, dres, s), a.act, w.w_down, false, s.bias_sum);
   if (is_gpt2(config)) {
     gelu_backward(ctx, s.dup, s.dact, a.up);
     linear_backward(ctx, s.dn, g.w_up, g.b_up, s.dup, a.n2, w.w_up, false, s.bias_sum);
@@ -79,7 +85,7 @@ void mlp_backward(Ctx& ctx, const model::ModelConfig& config, const BlockParams&
 void attention_backward_half(Ctx& ctx, const model::ModelConfig& config, const Dims& d, const BlockParams& w,
                              BlockParams& g, const Tensor& x_in, const Tensor& positions, const BlockActivations& a,
                              Tensor& dres, BackwardScratch& s) {
-  linear_backward(ctx, s.datt, g.wo, g.bo, dres, a.att, w.wo, false, s.bias_sum);
+  linear_backward(ctx, s.datt, g.wo, g.bo, gemm_operand(ctx, dres, s), a.att, w.wo, false, s.bias_sum);
   Tensor dq = heads_view(s.dq, d, d.heads), dk = heads_view(s.dk, d, d.kv_heads), dv = heads_view(s.dv, d, d.kv_heads);
   attention_backward(ctx, dq, dk, dv, heads_view(s.datt, d, d.heads), heads_view(a.q, d, d.heads),
                      heads_view(a.k, d, d.kv_heads), heads_view(a.v, d, d.kv_heads), heads_view(a.att, d, d.heads),
@@ -99,44 +105,47 @@ void attention_backward_half(Ctx& ctx, const model::ModelConfig& config, const D
 
 }  // namespace
 
-BlockActivations make_block_activations(Ctx& ctx, Device device, const Dims& d, bool gpt2) {
+BlockActivations make_block_activations(Ctx& ctx, Device device, const Dims& d, bool gpt2, DType compute) {
   const auto f32 = [&](const Shape& shape) { return ctx.empty(shape, DType::F32, device); };
+  const auto low = [&](const Shape& shape) { return ctx.empty(shape, compute, device); };
   const int64_t n = d.rows();
   BlockActivations a;
-  a.n1 = f32({n, d.width});
+  a.n1 = low({n, d.width});
   a.rstd1 = f32({n});
-  a.q = f32({n, d.q_width()});
-  a.k = f32({n, d.kv_width()});
-  a.v = f32({n, d.kv_width()});
-  a.att = f32({n, d.q_width()});
+  a.q = low({n, d.q_width()});
+  a.k = low({n, d.kv_width()});
+  a.v = low({n, d.kv_width()});
+  a.att = low({n, d.q_width()});
   a.lse = f32({d.batch, d.heads, d.seq});
   a.x_mid = f32({n, d.width});
-  a.n2 = f32({n, d.width});
+  a.n2 = low({n, d.width});
   a.rstd2 = f32({n});
-  a.up = f32({n, d.hidden});
-  a.act = f32({n, d.hidden});
+  a.up = low({n, d.hidden});
+  a.act = low({n, d.hidden});
   if (gpt2) {
     a.mean1 = f32({n});
     a.mean2 = f32({n});
   } else {
-    a.gate = f32({n, d.hidden});
+    a.gate = low({n, d.hidden});
   }
   return a;
 }
 
-BackwardScratch make_backward_scratch(Ctx& ctx, Device device, const Dims& d, bool gpt2) {
+BackwardScratch make_backward_scratch(Ctx& ctx, Device device, const Dims& d, bool gpt2, DType compute) {
   const auto f32 = [&](const Shape& shape) { return ctx.empty(shape, DType::F32, device); };
+  const auto low = [&](const Shape& shape) { return ctx.empty(shape, compute, device); };
   const int64_t n = d.rows();
   BackwardScratch s;
   s.dx = f32({n, d.width});
   s.dn = f32({n, d.width});
-  s.datt = f32({n, d.q_width()});
-  s.dq = f32({n, d.q_width()});
-  s.dk = f32({n, d.kv_width()});
-  s.dv = f32({n, d.kv_width()});
-  s.dup = f32({n, d.hidden});
-  s.dact = f32({n, d.hidden});
-  if (!gpt2) s.dgate = f32({n, d.hidden});
+  if (compute != DType::F32) s.dres_low = low({n, d.width});
+  s.datt = low({n, d.q_width()});
+  s.dq = low({n, d.q_width()});
+  s.dk = low({n, d.kv_width()});
+  s.dv = low({n, d.kv_width()});
+  s.dup = low({n, d.hidden});
+  s.dact = low({n, d.hidden});
+  if (!gpt2) s.dgate = low({n, d.hidden});
   if (gpt2) {
     s.bias_sum = f32({std::max({d.width, d.hidden, d.q_width()})});
     s.position_sum = f32({d.seq, d.width});
@@ -145,8 +154,7 @@ BackwardScratch make_backward_scratch(Ctx& ctx, Device device, const Dims& d, bo
 }
 
 void linear_forward(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  matmul(ctx, out, x, weight, false, true);
-  if (bias.defined()) add(ctx, out, out, bias);
+  linear(ctx, out, x, weight, bias);
 }
 
 void linear_backward(Ctx& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,

@@ -24,6 +24,7 @@ struct BlockParams {
 };
 
 // What forward keeps for backward. up holds GPT-2's pre-GELU activation; gate is Llama's.
+// The residual x_mid and the statistics are f32; the rest is in the compute dtype (f32 or bf16).
 struct BlockActivations {
   Tensor n1, mean1, rstd1;  // (N, C), (N), (N)
   Tensor q, k, v;           // (N, Hq * D), (N, Hkv * D) x2, after RoPE
@@ -33,9 +34,11 @@ struct BlockActivations {
   Tensor gate, up, act;     // (N, F)
 };
 
-// Gradient buffers of backward, shared by every block.
+// Gradient buffers of backward, shared by every block. dx, dn, bias_sum, position_sum are
+// f32; the rest is in the compute dtype.
 struct BackwardScratch {
   Tensor dx, dn;            // (N, C)
+  Tensor dres_low;          // (N, C) the residual gradient cast to bf16 for the GEMMs (bf16 only)
   Tensor datt, dq;          // (N, Hq * D)
   Tensor dk, dv;            // (N, Hkv * D)
   Tensor dgate, dup, dact;  // (N, F)
@@ -43,10 +46,12 @@ struct BackwardScratch {
   Tensor position_sum;      // (T, C) GPT-2 position-table gradient
 };
 
-BlockActivations make_block_activations(Ctx& ctx, Device device, const Dims& dims, bool gpt2);
-BackwardScratch make_backward_scratch(Ctx& ctx, Device device, const Dims& dims, bool gpt2);
+// `compute`: the compute dtype (F32 or BF16).
+BlockActivations make_block_activations(Ctx& ctx, Device device, const Dims& dims, bool gpt2, DType compute);
+BackwardScratch make_backward_scratch(Ctx& ctx, Device device, const Dims& dims, bool gpt2, DType compute);
 
-// x_out (N, C) = block(x_in); positions (N) i32 feed RoPE.
+// x_out (N, C) = block(x_in); positions (N) i32 feed RoPE. w's matrices are in the compute
+// dtype, its norm gains and biases f32; x_in, x_out and dres are f32 (the residual stream).
 void block_forward(Ctx& ctx, const model::ModelConfig& config, const Dims& dims, const BlockParams& w,
                    const Tensor& x_in, const Tensor& positions, BlockActivations& a, Tensor& x_out);
 // dres: d loss / d x_out on entry, d loss / d x_in on return; parameter gradients are

@@ -72,6 +72,34 @@ TEST(OpLayerNorm, ForwardMatchesFloat64) {
   }
 }
 
+// f32 rows, gains and biases normalised into bf16 (mixed-precision training; the CUDA vector
+// kernel stores 4 bf16 per 4 f32 lanes). {40, 768}: GPT-2's width, rows of whole vectors.
+TEST(OpLayerNorm, F32RowsIntoBf16Output) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const Device device : test_devices(ctx)) {
+    for (const Shape& shape : {Shape{3, 7}, Shape{17, 64}, Shape{40, 768}}) {
+      SCOPED_TRACE(case_label(DType::BF16, device, shape));
+      const int64_t rows = shape_numel(shape) / shape.back();
+      HostArray x = random_array(shape, rng, 1.0, 4.0);
+      HostArray weight = random_array({shape.back()}, rng, 0.5, 1.5);
+      HostArray bias = random_array({shape.back()}, rng, -1.0, 1.0);
+      Tensor out = ctx.empty(shape, DType::BF16, device);
+      Tensor mean = ctx.empty({rows}, DType::F32, device);
+      Tensor rstd = ctx.empty({rows}, DType::F32, device);
+      layer_norm(ctx, out, mean, rstd, make_tensor(ctx, x, DType::F32, device),
+                 make_tensor(ctx, weight, DType::F32, device), make_tensor(ctx, bias, DType::F32, device),
+                 static_cast<float>(kEps));
+      HostArray mean_ref;
+      HostArray rstd_ref;
+      const HostArray out_ref = layer_norm_reference(x, weight, &bias, &mean_ref, &rstd_ref);
+      // One bf16 rounding of an f32-exact value: 2^-8 relative.
+      expect_close(to_host(ctx, out), out_ref, {4e-3, 1e-6}, "out");
+      expect_close(to_host(ctx, rstd), rstd_ref, {1e-5, 0.0}, "rstd");
+    }
+  }
+}
+
 TEST(OpLayerNorm, ForwardWithoutBiasOrSavedStats) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());

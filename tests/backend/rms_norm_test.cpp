@@ -46,6 +46,26 @@ TEST(OpRmsNorm, ForwardMatchesFloat64) {
   }
 }
 
+// f32 rows and gains normalised into bf16 (mixed-precision training; the CUDA vector kernel
+// stores 4 bf16 per 4 f32 lanes). {40, 768}: rows of whole vectors.
+TEST(OpRmsNorm, F32RowsIntoBf16Output) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const Device device : test_devices(ctx)) {
+    for (const Shape& shape : {Shape{3, 7}, Shape{17, 64}, Shape{40, 768}}) {
+      SCOPED_TRACE(case_label(DType::BF16, device, shape));
+      HostArray x = random_array(shape, rng, -2.0, 2.0);
+      HostArray weight = random_array({shape.back()}, rng, 0.5, 1.5);
+      Tensor out = ctx.empty(shape, DType::BF16, device);
+      Tensor rstd = ctx.empty({x.numel() / shape.back()}, DType::F32, device);
+      rms_norm(ctx, out, rstd, make_tensor(ctx, x, DType::F32, device), make_tensor(ctx, weight, DType::F32, device),
+               static_cast<float>(kEps));
+      // One bf16 rounding of an f32-exact value: 2^-8 relative.
+      expect_close(to_host(ctx, out), rms_norm_reference(x, weight), {4e-3, 1e-6}, "out");
+    }
+  }
+}
+
 TEST(OpRmsNorm, BackwardMatchesFiniteDifferences) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());

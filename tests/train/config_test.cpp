@@ -72,6 +72,9 @@ TEST(TrainConfig, MistakesNameTheKey) {
   EXPECT_NE(message({"run.steps={\"a\": 1}"}).find("must be a plain value"), std::string::npos);
   EXPECT_NE(message({"steps"}).find("section.key=value"), std::string::npos);
   EXPECT_NE(message({"run.rank=2", "run.world_size=2"}).find("run.rank"), std::string::npos);
+  EXPECT_NE(message({"run.precision=fp16"}).find("run.precision must be \"f32\" or \"bf16\""), std::string::npos);
+  EXPECT_EQ(train::load_train_config("", {"run.precision=bf16"}).run.precision, "bf16");
+  EXPECT_EQ(train::load_train_config("", {}).run.precision, "f32");
   EXPECT_THROW(train::load_train_config("/no/such/config.json", {}), Error);
   TempDir dir;
   { std::ofstream(dir.path("bad.json")) << "{\"model\": "; }

@@ -52,6 +52,13 @@ enum class OpKind : uint8_t {
 };
 const char* op_name(OpKind op);
 
+// What a training run reports about a device (for the MFU figure).
+struct DeviceReport {
+  std::string name;             // e.g. "NVIDIA H100 80GB HBM3"; empty when unknown
+  double peak_bf16_gflops = 0;  // dense bf16 tensor-core peak (f32 accumulation); 0 = unknown
+  double peak_f32_gflops = 0;   // plain f32 (no TF32) peak; 0 = unknown
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -65,10 +72,19 @@ class Backend {
   // Every byte of the contiguous tensor t (on this backend's device) set to zero.
   virtual void fill_zero(Tensor& t);
 
+  // The device's name and peak throughput (the default knows neither).
+  [[nodiscard]] virtual DeviceReport device_report();
+  // Bytes of device memory in use at most since the last reset_peak_memory() (0 = not tracked).
+  [[nodiscard]] virtual int64_t peak_memory_bytes() { return 0; }
+  virtual void reset_peak_memory() {}
+
   // out (..., M, N) = alpha * op(a) @ op(b) + beta * out. a: (..., M, K) or (..., K, M) when
   // trans_a; b: (..., K, N) or (..., N, K) when trans_b, or 2-D and shared by every batch.
   virtual void matmul(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, float alpha,
                       float beta);
+  // out (N, O) = x (N, I) @ weight (O, I)^T [+ bias (O)] [+ residual (N, O)] (bias / residual
+  // may be undefined; residual may alias out). The default composes copy, matmul and add.
+  virtual void linear(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual);
 
   // Elementwise with b broadcast over a's leading dims (b's shape is a suffix of a's).
   virtual void add(Tensor& out, const Tensor& a, const Tensor& b);

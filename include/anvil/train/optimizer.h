@@ -27,12 +27,12 @@ double global_norm(Ctx& ctx, const Tensor& values);
 // X <- Newton-Schulz quintic iteration towards the nearest semi-orthogonal matrix (the
 // U V^T of X's SVD, up to the iteration's ~0.7..1.2 spread of singular values), as Muon
 // uses it: X / ||X||_F, then `steps` times X = a X + (b A + c A^2) X with A = X X^T and
-// (a, b, c) = (3.4445, -4.7750, 2.0315). x (R, C) f32 is overwritten.
+// (a, b, c) = (3.4445, -4.7750, 2.0315). x (R, C) contiguous f32, on any device, is overwritten.
 void newton_schulz(Ctx& ctx, Tensor& x, int64_t steps);
 
 class Optimizer {
  public:
-  // State lives on `device`, with the parameters (Muon runs on the CPU only, for now).
+  // State lives on `device`, with the parameters (AdamW and Muon run there through ops).
   Optimizer(Ctx& ctx, const ParamTable& table, const OptimizerConfig& config, Device device = Device::cpu());
 
   // One update of params from grads (both flat, the table's layout); lr_factor scales the

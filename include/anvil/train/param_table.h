@@ -42,7 +42,8 @@ class ParamTable {
   // The entry named `name`; throws anvil::Error when there is none.
   [[nodiscard]] const ParamEntry& find(const std::string& name) const;
   [[nodiscard]] bool contains(const std::string& name) const;
-  // A view of `entry` into `buffer` (a flat (total) f32 tensor of this layout).
+  // A view of `entry` into `buffer` (a flat (total) f32 tensor of this layout, or its bf16
+  // compute copy).
   [[nodiscard]] Tensor view(const Tensor& buffer, const ParamEntry& entry) const;
   [[nodiscard]] Tensor view(const Tensor& buffer, const std::string& name) const { return view(buffer, find(name)); }
   // [{name, offset, shape, role}, ...]: what a checkpoint or fixture records of the layout.

@@ -53,13 +53,14 @@ struct RunConfig {
   int64_t log_every = 1;
   int64_t sample_every = 0;  // print a generated sample every N steps (0 = never)
   std::string out_dir = "runs/default";
-  uint64_t seed = 1234;        // parameter initialisation
-  bool recompute = false;      // recompute each layer's activations in backward
-  std::string device = "cpu";  // cpu, or cuda (the first GPU; f32 for now)
-  int64_t threads = 0;         // 0 = all cores
-  double max_minutes = 0.0;    // stop (with a checkpoint) after this wall time; 0 = no limit
-  double peak_gflops = 0.0;    // for MFU; 0 = estimated from the CPU
-  int64_t rank = 0;            // data sharding (parallel runs come later)
+  uint64_t seed = 1234;           // parameter initialisation
+  bool recompute = false;         // recompute each layer's activations in backward
+  std::string device = "cpu";     // cpu, or cuda (the first GPU)
+  std::string precision = "f32";  // f32, or bf16 (mixed precision: f32 master weights, see TrainModelOptions)
+  int64_t threads = 0;            // 0 = all cores
+  double max_minutes = 0.0;       // stop (with a checkpoint) after this wall time; 0 = no limit
+  double peak_gflops = 0.0;       // for MFU; 0 = the GPU's dense peak for the precision, or estimated from the CPU
+  int64_t rank = 0;               // data sharding (parallel runs come later)
   int64_t world_size = 1;
 };
 

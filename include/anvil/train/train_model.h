@@ -20,6 +20,12 @@ struct TrainModelOptions {
   double init_std = 0.02;  // N(0, init_std); residual projections get init_std / sqrt(2 layers)
   // Where parameters, gradients and activations live and the ops run (cpu or cuda:0).
   Device device = Device::cpu();
+  // Compute precision. F32: everything f32. BF16 (mixed precision): parameters, gradients
+  // and optimizer state stay f32 (the flat buffers); forward_train runs the GEMMs and
+  // attention on a bf16 copy of the weight matrices (refreshed from params() when they may
+  // have changed), with bf16 activations saved for backward; norms' statistics, softmax /
+  // cross-entropy, the residual stream and every gradient accumulation stay f32.
+  DType precision = DType::F32;
 };
 
 // Bytes of the activation buffers for the current (B, T).
@@ -40,7 +46,8 @@ class TrainModel {
   [[nodiscard]] const model::ModelConfig& config() const;
   [[nodiscard]] const TrainModelOptions& options() const;
   [[nodiscard]] const ParamTable& table() const;
-  // The flat (num_params) f32 buffers, on options().device.
+  // The flat (num_params) f32 buffers, on options().device. Taking params() (to change
+  // them) marks the bf16 weight copy stale: the next forward_train refreshes it.
   [[nodiscard]] Tensor& params();
   [[nodiscard]] Tensor& grads();
   [[nodiscard]] int64_t num_params() const;
@@ -64,7 +71,7 @@ class TrainModel {
   // Gradient of loss_scale * (the last forward's mean loss), ADDED to grads() (so
   // micro-batches accumulate; zero_grad() starts a step).
   void backward(float loss_scale = 1.0F);
-  // Logits (B * T, V) f32 of the last forward.
+  // Logits (B * T, V) of the last forward, on options().device: f32, or bf16 under mixed precision.
   [[nodiscard]] const Tensor& logits() const;
   [[nodiscard]] ActivationMemory activation_memory() const;
   // Training FLOPs per token (forward + backward): 6 * matmul weights + 12 * L * T * Hq * D.

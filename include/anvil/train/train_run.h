@@ -37,7 +37,9 @@ struct TrainRunResult {
 
 TrainRunResult run_training(Ctx& ctx, const TrainConfig& config, const TrainRunOptions& options);
 
-// Peak f32 FLOP/s of this CPU for the MFU figure: threads x clock x FMA width.
-double estimate_peak_gflops(Ctx& ctx);
+// Peak GFLOP/s for the MFU figure when run.peak_gflops is 0: on a GPU run, the device's
+// dense peak for run.precision (bf16 tensor cores, or plain f32); on the CPU, f32 threads x
+// clock x FMA width.
+double estimate_peak_gflops(Ctx& ctx, const TrainConfig& config);
 
 }  // namespace anvil::train

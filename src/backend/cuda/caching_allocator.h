@@ -62,6 +62,8 @@ class CachingAllocator final : public Allocator {
   // Synchronises the device and cudaFree's every cached block.
   void empty_cache();
   [[nodiscard]] CachingAllocatorStats stats() const;
+  // Peaks restart from the current use / reservation.
+  void reset_peaks();
   // The size class a request of `bytes` is served from.
   static size_t round_size(size_t bytes);
 

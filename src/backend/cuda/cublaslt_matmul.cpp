@@ -62,8 +62,8 @@ GemmPlanKey key_of(const RowMajorGemm& g) {
           g.stride_out,
           static_cast<int64_t>(alignment_of(g.a)),
           static_cast<int64_t>(alignment_of(g.b)),
-          static_cast<int64_t>(alignment_of(g.out)),
-          0};
+          static_cast<int64_t>(std::min(alignment_of(g.out), alignment_of(g.c))),
+          (g.bias != nullptr ? 1 : 0) + (g.c != nullptr ? 2 : 0) + 4 * static_cast<int64_t>(alignment_of(g.bias))};
 }
 
 // Fills `plan` with the descriptors of `g` in cuBLAS terms: D (N, M) = op(b)^T-ish @ op(a)^T-ish.
@@ -80,6 +80,15 @@ void describe(const RowMajorGemm& g, GemmPlan& plan) {
   plan.layout_b = g.trans_a ? make_layout(g.input_dtype, g.m, g.k, g.m, g.batch, g.stride_a)
                             : make_layout(g.input_dtype, g.k, g.m, g.k, g.batch, g.stride_a);
   plan.layout_c = make_layout(g.output_dtype, g.n, g.m, g.n, g.batch, g.stride_out);
+  if (g.bias != nullptr) {
+    // cuBLAS's D is (N, M) column-major: its rows are our columns, one bias entry each.
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    ANVIL_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+    const cudaDataType_t bias_type = cuda_type(g.output_dtype);
+    ANVIL_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
+  }
 }
 
 // Asks the heuristic for the best algo within the workspace limit and the operands' alignment.
@@ -93,7 +102,7 @@ void choose_algo(cublasLtHandle_t handle, const RowMajorGemm& g, GemmPlan& plan)
     const uint64_t workspace = CublasLtMatmul::kMaxWorkspaceBytes;
     const uint32_t align_a = static_cast<uint32_t>(alignment_of(g.b));  // cuBLAS's A is our b
     const uint32_t align_b = static_cast<uint32_t>(alignment_of(g.a));
-    const uint32_t align_c = static_cast<uint32_t>(alignment_of(g.out));
+    const uint32_t align_c = static_cast<uint32_t>(std::min(alignment_of(g.out), alignment_of(g.c)));
     const auto set = [&](cublasLtMatmulPreferenceAttributes_t attribute, const void* value, size_t bytes) {
       if (status == CUBLAS_STATUS_SUCCESS)
         status = cublasLtMatmulPreferenceSetAttribute(preference, attribute, value, bytes);
@@ -146,20 +155,32 @@ const GemmPlan& CublasLtMatmul::plan_for(cublasLtHandle_t handle, const RowMajor
   return entry->second;
 }
 
-void CublasLtMatmul::run(cublasLtHandle_t handle, const RowMajorGemm& gemm, CachingAllocator& allocator,
+bool CublasLtMatmul::run(cublasLtHandle_t handle, const RowMajorGemm& gemm, CachingAllocator& allocator,
                          cudaStream_t stream) {
-  if (gemm.m == 0 || gemm.n == 0 || gemm.batch == 0) return;
+  const bool epilogue = gemm.bias != nullptr || gemm.c != nullptr;
+  ANVIL_CHECK(!epilogue || gemm.batch == 1, "cuda matmul: a bias or c needs batch 1, got ", gemm.batch);
+  if (gemm.m == 0 || gemm.n == 0 || gemm.batch == 0) return true;
   // cuBLASLt's batch count is an int32; K = 0 is a pure scaling of out.
   const bool lt_shape = gemm.k > 0 && gemm.batch <= INT32_MAX;
+  if (epilogue && !lt_shape) return false;
   const GemmPlan* plan = lt_shape ? &plan_for(handle, gemm) : nullptr;
   if (plan == nullptr || !plan->has_algo) {
+    if (epilogue) return false;
     launch_gemm_fallback(gemm, stream);
-    return;
+    return true;
   }
   const ScratchBuffer workspace(allocator, plan->workspace_bytes);
+  const void* c = gemm.c != nullptr ? gemm.c : gemm.out;
+  // The bias pointer lives in the cached descriptor: set and launch under the lock.
+  const std::lock_guard lock(mutex_);
+  if (gemm.bias != nullptr) {
+    ANVIL_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &gemm.bias, sizeof(gemm.bias)));
+  }
   ANVIL_CUBLAS_CHECK(cublasLtMatmul(handle, plan->desc, &gemm.alpha, gemm.b, plan->layout_a, gemm.a, plan->layout_b,
-                                    &gemm.beta, gemm.out, plan->layout_c, gemm.out, plan->layout_c, &plan->algo,
+                                    &gemm.beta, c, plan->layout_c, gemm.out, plan->layout_c, &plan->algo,
                                     workspace.get(), plan->workspace_bytes, stream));
+  return true;
 }
 
 }  // namespace anvil::cuda

@@ -32,6 +32,10 @@ struct RowMajorGemm {
   void* out = nullptr;
   float alpha = 1.0F;
   float beta = 0.0F;
+  // Epilogue inputs (batch 1 only): bias (N) of out's dtype added to every row (null = none),
+  // and c, the (M, N) tensor beta scales in place of out (null = out itself).
+  const void* bias = nullptr;
+  const void* c = nullptr;
 };
 
 // What a cached plan was made for: dtypes, transposes, sizes, strides, pointer alignments.
@@ -60,8 +64,9 @@ class CublasLtMatmul {
 
   // Queues `gemm` on `stream`. Problems cuBLASLt has no algo for (and K = 0) run on a
   // simple tiled kernel instead. Workspace comes from `allocator` and is released,
-  // stream-ordered, right after the launch.
-  void run(cublasLtHandle_t handle, const RowMajorGemm& gemm, CachingAllocator& allocator, cudaStream_t stream);
+  // stream-ordered, right after the launch. A gemm with a bias or c that cuBLASLt cannot
+  // take is not run: returns false (the caller composes it from plain GEMMs).
+  bool run(cublasLtHandle_t handle, const RowMajorGemm& gemm, CachingAllocator& allocator, cudaStream_t stream);
 
  private:
   const GemmPlan& plan_for(cublasLtHandle_t handle, const RowMajorGemm& gemm);

@@ -38,6 +38,13 @@ class CudaBackend final : public Backend {
   void copy(Tensor& dst, const Tensor& src) override;
   // cudaMemsetAsync on the stream.
   void fill_zero(Tensor& t) override;
+  // One cuBLASLt GEMM: bias epilogue, residual as C (cuda_backend_linalg.cpp).
+  void linear(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual) override;
+  // Name and peaks from the device properties (cuda_backend_report.cpp); the caching
+  // allocator's high-water mark.
+  [[nodiscard]] DeviceReport device_report() override;
+  [[nodiscard]] int64_t peak_memory_bytes() override;
+  void reset_peak_memory() override;
 
   // Elementwise, embedding, norms, rope, activations, softmax, cross-entropy, AdamW
   // (cuda_backend_ops.cpp).

@@ -69,6 +69,22 @@ void CudaBackend::matmul(Tensor& out, const Tensor& a, const Tensor& b, bool tra
   matmul_.run(cublas_lt(), gemm, *allocator_, stream_);
 }
 
+void CudaBackend::linear(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         const Tensor& residual) {
+  if (out.numel() == 0) return;
+  const DeviceGuard guard(device_index_);
+  // One GEMM with the bias in its epilogue and the residual as C (beta = 1). A bias of
+  // another dtype than out, or a problem cuBLASLt has no such algo for, is composed instead.
+  const bool fused_bias = !bias.defined() || bias.dtype() == out.dtype();
+  if (fused_bias) {
+    RowMajorGemm gemm = describe(out, x, weight, false, true, 1.0F, residual.defined() ? 1.0F : 0.0F);
+    gemm.bias = bias.defined() ? bias.raw_data() : nullptr;
+    gemm.c = residual.defined() ? residual.raw_data() : nullptr;
+    if (matmul_.run(cublas_lt(), gemm, *allocator_, stream_)) return;
+  }
+  Backend::linear(out, x, weight, bias, residual);
+}
+
 void CudaBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight) {
   if (x.size(0) == 0 || weight.size(0) == 0) return;  // empty output
   const DeviceGuard guard(device_index_);

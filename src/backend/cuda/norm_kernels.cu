@@ -174,9 +174,42 @@ __device__ __forceinline__ void load_row_vectors(const T* row, int64_t num_vecs,
   }
 }
 
-template <typename T, int kVecs>
+// out[vec * kVecSize<T> + k] = values[k] as O: one 16-byte store when O is T; for f32 rows
+// normalised into bf16 (mixed-precision training) one 8-byte store of 4 bf16.
+template <typename T, typename O>
+__device__ __forceinline__ void store_row_vec(O* base, int64_t vec, const float* values) {
+  if constexpr (std::is_same_v<T, O>) {
+    store_vec(base, vec, values);
+  } else {
+    static_assert(std::is_same_v<T, float> && std::is_same_v<O, __nv_bfloat16>, "f32 -> bf16 only");
+    uint2 raw;
+    O* elements = reinterpret_cast<O*>(&raw);
+#pragma unroll
+    for (int k = 0; k < kVecSize<T>; ++k) elements[k] = narrow<O>(values[k]);
+    reinterpret_cast<uint2*>(base)[vec] = raw;
+  }
+}
+
+// Host side: whether `out` takes the vector kernels' stores for rows of `in_dtype`: the same
+// dtype 16-byte aligned, or bf16 for f32 rows 8-byte aligned.
+bool out_vector_ready(DType in_dtype, FloatBuffer out) {
+  const auto address = reinterpret_cast<uintptr_t>(out.data);
+  if (out.dtype == in_dtype) return address % 16 == 0;
+  return in_dtype == DType::F32 && out.dtype == DType::BF16 && address % 8 == 0;
+}
+
+// Calls fn(O{}) with O the output storage: T itself, or bf16 for f32 rows normalised into bf16.
+template <typename T, typename Fn>
+void dispatch_output(DType out_dtype, Fn&& fn) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (out_dtype == DType::BF16) return fn(__nv_bfloat16{});
+  }
+  fn(T{});
+}
+
+template <typename T, typename O, int kVecs>
 __global__ void __launch_bounds__(kRowVectorMaxThreads)
-    layer_norm_vec_kernel(T* out, float* mean, float* rstd, const T* x, const T* weight, const T* bias,
+    layer_norm_vec_kernel(O* out, float* mean, float* rstd, const T* x, const T* weight, const T* bias,
                           int64_t channels, float eps) {
   constexpr int kSize = kVecSize<T>;
   __shared__ float scratch[kWarpSize];
@@ -199,7 +232,7 @@ __global__ void __launch_bounds__(kRowVectorMaxThreads)
     for (int k = 0; k < kSize; ++k) sum_squares += (v[i][k] - mu) * (v[i][k] - mu);
   }
   const float inv_std = 1.0F / sqrtf(block_sum(sum_squares, scratch) / static_cast<float>(channels) + eps);
-  T* y = out + row * channels;
+  O* y = out + row * channels;
 #pragma unroll
   for (int i = 0; i < kVecs; ++i) {
     const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
@@ -210,7 +243,7 @@ __global__ void __launch_bounds__(kRowVectorMaxThreads)
     if (bias != nullptr) load_vec(bias, vec, b);
 #pragma unroll
     for (int k = 0; k < kSize; ++k) v[i][k] = (v[i][k] - mu) * inv_std * w[k] + b[k];
-    store_vec(y, vec, v[i]);
+    store_row_vec<T>(y, vec, v[i]);
   }
   if (threadIdx.x == 0) {
     if (mean != nullptr) mean[row] = mu;
@@ -291,9 +324,9 @@ __global__ void __launch_bounds__(kRowVectorMaxThreads)
   store_partials<T, kVecs>(bias_partials, channels, num_vecs, bias_sum);
 }
 
-template <typename T, int kVecs>
+template <typename T, typename O, int kVecs>
 __global__ void __launch_bounds__(kRowVectorMaxThreads)
-    rms_norm_vec_kernel(T* out, float* rstd, const T* x, const T* weight, int64_t channels, float eps) {
+    rms_norm_vec_kernel(O* out, float* rstd, const T* x, const T* weight, int64_t channels, float eps) {
   constexpr int kSize = kVecSize<T>;
   __shared__ float scratch[kWarpSize];
   const int64_t num_vecs = channels / kSize;
@@ -307,7 +340,7 @@ __global__ void __launch_bounds__(kRowVectorMaxThreads)
     for (int k = 0; k < kSize; ++k) sum_squares += v[i][k] * v[i][k];
   }
   const float inv_rms = 1.0F / sqrtf(block_sum(sum_squares, scratch) / static_cast<float>(channels) + eps);
-  T* y = out + row * channels;
+  O* y = out + row * channels;
 #pragma unroll
   for (int i = 0; i < kVecs; ++i) {
     const int64_t vec = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
@@ -316,7 +349,7 @@ __global__ void __launch_bounds__(kRowVectorMaxThreads)
     load_vec(weight, vec, w);
 #pragma unroll
     for (int k = 0; k < kSize; ++k) v[i][k] = v[i][k] * inv_rms * w[k];
-    store_vec(y, vec, v[i]);
+    store_row_vec<T>(y, vec, v[i]);
   }
   if (threadIdx.x == 0 && rstd != nullptr) rstd[row] = inv_rms;
 }
@@ -373,19 +406,22 @@ int64_t norm_backward_num_partials(int64_t rows) { return ceil_div(rows, rows_pe
 void launch_layer_norm(FloatBuffer out, float* mean, float* rstd, ConstFloatBuffer x, ConstFloatBuffer weight,
                        ConstFloatBuffer bias, int64_t rows, int64_t channels, float eps, cudaStream_t stream) {
   if (rows == 0) return;
-  if (vector_ready(x.dtype, {as_const(out), x, weight, bias})) {
+  if (vector_ready(x.dtype, {x, weight, bias}) && out_vector_ready(x.dtype, out)) {
     bool launched = false;
     dispatch_storage(x.dtype, [&](auto tag) {
       using T = decltype(tag);
       const RowVectorPlan plan = plan_row_vectors<T>(channels, kForwardMaxElems);
       if (plan.vecs_per_thread == 0) return;
-      dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
-        if constexpr (vecs() * kVecSize<T> <= kForwardMaxElems) {
-          layer_norm_vec_kernel<T, vecs()><<<static_cast<unsigned>(rows), plan.threads, 0, stream>>>(
-              static_cast<T*>(out.data), mean, rstd, static_cast<const T*>(x.data), static_cast<const T*>(weight.data),
-              static_cast<const T*>(bias.data), channels, eps);
-          launched = true;
-        }
+      dispatch_output<T>(out.dtype, [&](auto out_tag) {
+        using O = decltype(out_tag);
+        dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
+          if constexpr (vecs() * kVecSize<T> <= kForwardMaxElems) {
+            layer_norm_vec_kernel<T, O, vecs()><<<static_cast<unsigned>(rows), plan.threads, 0, stream>>>(
+                static_cast<O*>(out.data), mean, rstd, static_cast<const T*>(x.data),
+                static_cast<const T*>(weight.data), static_cast<const T*>(bias.data), channels, eps);
+            launched = true;
+          }
+        });
       });
     });
     if (launched) {
@@ -438,19 +474,22 @@ void launch_layer_norm_backward(FloatBuffer dx, float* dweight, float* dbias, Co
 void launch_rms_norm(FloatBuffer out, float* rstd, ConstFloatBuffer x, ConstFloatBuffer weight, int64_t rows,
                      int64_t channels, float eps, cudaStream_t stream) {
   if (rows == 0) return;
-  if (vector_ready(x.dtype, {as_const(out), x, weight})) {
+  if (vector_ready(x.dtype, {x, weight}) && out_vector_ready(x.dtype, out)) {
     bool launched = false;
     dispatch_storage(x.dtype, [&](auto tag) {
       using T = decltype(tag);
       const RowVectorPlan plan = plan_row_vectors<T>(channels, kForwardMaxElems);
       if (plan.vecs_per_thread == 0) return;
-      dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
-        if constexpr (vecs() * kVecSize<T> <= kForwardMaxElems) {
-          rms_norm_vec_kernel<T, vecs()><<<static_cast<unsigned>(rows), plan.threads, 0, stream>>>(
-              static_cast<T*>(out.data), rstd, static_cast<const T*>(x.data), static_cast<const T*>(weight.data),
-              channels, eps);
-          launched = true;
-        }
+      dispatch_output<T>(out.dtype, [&](auto out_tag) {
+        using O = decltype(out_tag);
+        dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
+          if constexpr (vecs() * kVecSize<T> <= kForwardMaxElems) {
+            rms_norm_vec_kernel<T, O, vecs()><<<static_cast<unsigned>(rows), plan.threads, 0, stream>>>(
+                static_cast<O*>(out.data), rstd, static_cast<const T*>(x.data), static_cast<const T*>(weight.data),
+                channels, eps);
+            launched = true;
+          }
+        });
       });
     });
     if (launched) {

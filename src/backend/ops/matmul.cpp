@@ -123,6 +123,29 @@ void matmul(Ctx& ctx, Tensor& out, const Tensor& a, const Tensor& b, bool trans_
   ctx.backend(device).matmul(out, a, b, trans_a, trans_b, alpha, beta);
 }
 
+void linear(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual) {
+  constexpr const char* kOp = "linear";
+  const MatmulDims dims = check_operands(kOp, x, weight, false, true);
+  oc::require_rank(kOp, {"x", &x}, 2);
+  oc::require_rank(kOp, {"weight", &weight}, 2);
+  oc::require(kOp, {"out", &out});
+  oc::require_shape(kOp, {"out", &out}, {dims.m, dims.n});
+  require_result_dtype(kOp, {"out", &out}, x.dtype());
+  if (bias.defined()) {
+    oc::require(kOp, {"bias", &bias});
+    oc::require_shape(kOp, {"bias", &bias}, {dims.n});
+    oc::require_dtype(kOp, {"bias", &bias}, {DType::F32, x.dtype()});
+  }
+  if (residual.defined()) {
+    oc::require(kOp, {"residual", &residual});
+    oc::require_shape(kOp, {"residual", &residual}, {dims.m, dims.n});
+    oc::require_dtype(kOp, {"residual", &residual}, {out.dtype()});
+  }
+  const Device device =
+      oc::common_device(kOp, {{"out", &out}, {"x", &x}, {"weight", &weight}, {"bias", &bias}, {"residual", &residual}});
+  ctx.backend(device).linear(out, x, weight, bias, residual);
+}
+
 void matmul_backward(Ctx& ctx, Tensor& grad_a, Tensor& grad_b, const Tensor& grad_out, const Tensor& a, const Tensor& b,
                      bool trans_a, bool trans_b, bool accumulate) {
   constexpr const char* kOp = "matmul_backward";

@@ -1,0 +1,106 @@
+// linear: out = x @ weight^T [+ bias] [+ residual] against float64, every backend, with the
+// bias and residual combinations training uses (CUDA: cuBLASLt bias epilogue, residual as C).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <optional>
+
+#include "anvil/ops/matmul.h"
+#include "support/op_harness.h"
+
+namespace anvil::testing {
+namespace {
+
+struct LinearCase {
+  int64_t rows, out_features, in_features;
+};
+
+// {64, 96, 48} and {130, 256, 64}: aligned tiles (the epilogue path); the rest odd sizes.
+const std::vector<LinearCase> kCases = {{1, 1, 1}, {5, 3, 7}, {64, 96, 48}, {33, 40, 17}, {130, 256, 64}};
+
+enum class Residual { None, Separate, Aliased };
+
+// out[r, o] = sum_i x[r, i] w[o, i] + bias[o] + residual[r, o] in float64.
+HostArray linear_reference(const LinearCase& c, const HostArray& x, const HostArray& weight, const HostArray* bias,
+                           const HostArray* residual) {
+  HostArray out{{c.rows, c.out_features}, std::vector<double>(static_cast<size_t>(c.rows * c.out_features))};
+  for (int64_t r = 0; r < c.rows; ++r) {
+    for (int64_t o = 0; o < c.out_features; ++o) {
+      double sum = bias != nullptr ? (*bias)[o] : 0.0;
+      if (residual != nullptr) sum += (*residual)[r * c.out_features + o];
+      for (int64_t i = 0; i < c.in_features; ++i) sum += x[r * c.in_features + i] * weight[o * c.in_features + i];
+      out[r * c.out_features + o] = sum;
+    }
+  }
+  return out;
+}
+
+const char* residual_name(Residual residual) {
+  switch (residual) {
+    case Residual::None:
+      return "none";
+    case Residual::Separate:
+      return "separate";
+    default:
+      return "aliased";
+  }
+}
+
+TEST(OpLinear, MatchesFloat64) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const Device device : test_devices(ctx)) {
+    for (const DType dtype : {DType::F32, DType::BF16}) {
+      for (const LinearCase& c : kCases) {
+        for (const DType out_dtype : {DType::F32, dtype}) {
+          // Bias: none, out's dtype (fused on the GPU), or f32 (composed when out is bf16).
+          for (const std::optional<DType> bias_dtype :
+               {std::optional<DType>(), std::optional(out_dtype), std::optional(DType::F32)}) {
+            for (const Residual residual : {Residual::None, Residual::Separate, Residual::Aliased}) {
+              SCOPED_TRACE(case_label(dtype, device, {c.rows, c.out_features, c.in_features}) +
+                           " out=" + std::string(dtype_name(out_dtype)) +
+                           " bias=" + (bias_dtype ? std::string(dtype_name(*bias_dtype)) : "none") +
+                           " residual=" + residual_name(residual));
+              HostArray x = random_array({c.rows, c.in_features}, rng);
+              HostArray weight = random_array({c.out_features, c.in_features}, rng);
+              HostArray bias = random_array({c.out_features}, rng);
+              HostArray extra = random_array({c.rows, c.out_features}, rng, -2.0, 2.0);
+              const Tensor x_tensor = make_tensor(ctx, x, dtype, device);
+              const Tensor weight_tensor = make_tensor(ctx, weight, dtype, device);
+              const Tensor bias_tensor = bias_dtype ? make_tensor(ctx, bias, *bias_dtype, device) : Tensor();
+              const Tensor residual_tensor =
+                  residual == Residual::None ? Tensor() : make_tensor(ctx, extra, out_dtype, device);
+              HostArray nan{{c.rows, c.out_features},
+                            std::vector<double>(extra.values.size(), std::numeric_limits<double>::quiet_NaN())};
+              Tensor out =
+                  residual == Residual::Aliased ? residual_tensor : make_tensor_exact(ctx, nan, out_dtype, device);
+              linear(ctx, out, x_tensor, weight_tensor, bias_tensor, residual_tensor);
+              const HostArray ref = linear_reference(c, x, weight, bias_dtype ? &bias : nullptr,
+                                                     residual == Residual::None ? nullptr : &extra);
+              Tolerance tolerance = tolerance_for(out_dtype);
+              tolerance.atol_scale = std::max(1.0, std::sqrt(static_cast<double>(c.in_features)) / 8.0);
+              expect_close(to_host(ctx, out), ref, tolerance, "out");
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(OpLinear, RejectsBadArguments) {
+  Ctx& ctx = test_ctx();
+  const Tensor x = Tensor::zeros({4, 3}, DType::F32);
+  const Tensor weight = Tensor::zeros({5, 3}, DType::F32);
+  Tensor out = Tensor::zeros({4, 5}, DType::F32);
+  EXPECT_THROW(linear(ctx, out, x, Tensor::zeros({3, 5}, DType::F32)), Error);                     // weight not (O, I)
+  EXPECT_THROW(linear(ctx, out, x, weight, Tensor::zeros({4}, DType::F32)), Error);                // bias length
+  EXPECT_THROW(linear(ctx, out, x, weight, Tensor(), Tensor::zeros({4, 5}, DType::BF16)), Error);  // residual dtype
+  EXPECT_THROW(linear(ctx, out, Tensor::zeros({2, 2, 3}, DType::F32), weight), Error);             // x not 2-D
+  Tensor small = Tensor::zeros({4, 4}, DType::F32);
+  EXPECT_THROW(linear(ctx, small, x, weight), Error);  // out shape
+}
+
+}  // namespace
+}  // namespace anvil::testing
