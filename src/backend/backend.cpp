@@ -119,4 +119,17 @@ void Backend::sample_multinomial(Tensor&, const Tensor&, float, uint64_t, uint64
 }
 void Backend::quantized_matmul(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::QuantizedMatmul); }
 
+namespace {
+[[noreturn]] void graphs_not_supported(Device device) {
+  throw make_error("device graphs are not supported on ", device_string(device));
+}
+}  // namespace
+
+std::unique_ptr<DeviceGraph> Backend::capture_graph(const std::function<void()>&) { graphs_not_supported(device()); }
+int64_t Backend::create_memory_pool() { graphs_not_supported(device()); }
+void Backend::use_memory_pool(int64_t) { graphs_not_supported(device()); }
+void Backend::release_memory_pool(int64_t) { graphs_not_supported(device()); }
+Allocator& Backend::pinned_host_allocator() { graphs_not_supported(device()); }
+void Backend::upload_async(Tensor&, const Tensor&) { graphs_not_supported(device()); }
+
 }  // namespace anvil

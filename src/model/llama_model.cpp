@@ -5,6 +5,7 @@
 #include "anvil/ops/rms_norm.h"
 #include "anvil/ops/rope.h"
 #include "architectures.h"
+#include "decode_graphs.h"
 #include "layers.h"
 
 namespace anvil::model {
@@ -14,26 +15,49 @@ namespace {
 class LlamaModel final : public CausalLM {
  public:
   LlamaModel(ModelConfig config, ModelWeights weights, Device device)
-      : config_(std::move(config)), weights_(std::move(weights)), device_(device) {}
+      : config_(std::move(config)),
+        weights_(std::move(weights)),
+        device_(device),
+        graphs_enabled_(!device.is_cpu() && DecodeGraphs::enabled_by_environment()) {}
 
   [[nodiscard]] const ModelConfig& config() const override { return config_; }
   [[nodiscard]] Device device() const override { return device_; }
+  void set_device_graphs(bool enabled) override { graphs_enabled_ = enabled && !device_.is_cpu(); }
+  [[nodiscard]] DeviceGraphStats device_graph_stats() const override {
+    return graphs_ ? graphs_->stats() : DeviceGraphStats{};
+  }
 
   Tensor forward(Ctx& ctx, const Batch& batch, PagedKvCache& cache) override {
     ANVIL_CHECK(cache.device() == device_, "forward: the kv cache is on ", device_string(cache.device()),
                 " but the model is on ", device_string(device_));
+    if (uses_graphs(ctx, batch)) return graphs_->forward(ctx, batch, cache, weights_.token_embedding);
     const StepInputs step = make_step_inputs(ctx, batch, cache, config_);
     Tensor x = gather_rows(ctx, weights_.token_embedding, batch.tokens, device_);  // (N, C) residual stream
-    if (step.tokens > 0) {
-      for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
-        attention_block(ctx, layer, x, step, cache);
-        mlp_block(ctx, weights_.layers[static_cast<size_t>(layer)], x);
-      }
-    }
+    if (step.tokens > 0) run_layers(ctx, x, step, cache);
     return output_logits(ctx, x, batch, weights_, config_);
   }
 
  private:
+  // Whether this step replays a decode graph (made on first use).
+  bool uses_graphs(Ctx& ctx, const Batch& batch) {
+    if (!graphs_enabled_ || !ctx.backend(device_).supports_graphs()) return false;
+    if (!graphs_) {
+      graphs_ = std::make_unique<DecodeGraphs>(ctx, device_, config_,
+                                               [this](Ctx& c, const StepInputs& step, Tensor& x, PagedKvCache& cache) {
+                                                 run_layers(c, x, step, cache);
+                                                 return head_logits(c, x, weights_, config_);
+                                               });
+    }
+    return graphs_->accepts(batch);
+  }
+
+  void run_layers(Ctx& ctx, Tensor& x, const StepInputs& step, PagedKvCache& cache) const {
+    for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
+      attention_block(ctx, layer, x, step, cache);
+      mlp_block(ctx, weights_.layers[static_cast<size_t>(layer)], x);
+    }
+  }
+
   // x += W_o attention(rope(W_q h), rope(W_k h), W_v h), h = rms_norm(x).
   void attention_block(Ctx& ctx, int64_t layer, Tensor& x, const StepInputs& step, PagedKvCache& cache) const {
     const LayerWeights& w = weights_.layers[static_cast<size_t>(layer)];
@@ -76,6 +100,8 @@ class LlamaModel final : public CausalLM {
   ModelConfig config_;
   ModelWeights weights_;
   Device device_;
+  bool graphs_enabled_;
+  std::unique_ptr<DecodeGraphs> graphs_;
 };
 
 }  // namespace

@@ -4,8 +4,11 @@
 // A backend that lacks an op keeps the default, which throws a clear "not supported".
 // Tensors given to a backend are already checked: same device, contiguous, shapes agree.
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 
+#include "anvil/backend/device_graph.h"
 #include "anvil/backend/op_params.h"
 #include "anvil/core/device.h"
 #include "anvil/core/tensor.h"
@@ -148,6 +151,27 @@ class Backend {
   // out (M, N) f32 = x (M, K) f32 @ weight^T; weight (N, K) block-quantized (Q8_0..Q6_K) or
   // f32/f16/bf16; K a whole number of weight blocks. x is quantised to 8 bits per block first.
   virtual void quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight);
+
+  // ---- Device graphs (CUDA); the defaults throw "not supported".
+  // Whether the calls below work here.
+  [[nodiscard]] virtual bool supports_graphs() const { return false; }
+  // Records (does not run) the ops `record` issues into a graph. `record` must not wait for
+  // the device, copy from pageable host memory, or free memory a replay will use: run it
+  // with a private memory pool active, after one uncaptured run of the same work so the
+  // pool already holds every block. Throws anvil::Error (the stream usable again) when the
+  // capture fails.
+  [[nodiscard]] virtual std::unique_ptr<DeviceGraph> capture_graph(const std::function<void()>& record);
+  // A new private memory pool (see CachingAllocator) and which pool (0: the shared one)
+  // serves this backend's allocations; release_memory_pool once its graphs are destroyed.
+  [[nodiscard]] virtual int64_t create_memory_pool();
+  virtual void use_memory_pool(int64_t pool);
+  virtual void release_memory_pool(int64_t pool);
+  // Page-locked host memory (host tensors from it upload without staging).
+  [[nodiscard]] virtual Allocator& pinned_host_allocator();
+  // dst (this device) = src (contiguous pinned host memory, same dtype and shape), queued
+  // without a host wait: src must stay unchanged until the stream has passed the copy (a
+  // later download waits for it).
+  virtual void upload_async(Tensor& dst, const Tensor& src);
 
  protected:
   [[noreturn]] void not_supported(OpKind op) const;

@@ -12,6 +12,7 @@
 #include "anvil/backend/backend.h"
 #include "cuda/caching_allocator.h"
 #include "cuda/cublaslt_matmul.h"
+#include "cuda/cuda_graph.h"
 
 namespace anvil::cuda {
 
@@ -88,6 +89,19 @@ class CudaBackend final : public Backend {
   std::unique_ptr<CachingAllocator> allocator_;
   std::once_flag cublas_lt_created_;
   cublasLtHandle_t cublas_lt_ = nullptr;
+
+  // ---- graphs: capture, private pools, pinned staging (cuda_backend_graphs.cpp).
+ public:
+  [[nodiscard]] bool supports_graphs() const override { return true; }
+  [[nodiscard]] std::unique_ptr<DeviceGraph> capture_graph(const std::function<void()>& record) override;
+  [[nodiscard]] int64_t create_memory_pool() override;
+  void use_memory_pool(int64_t pool) override;
+  void release_memory_pool(int64_t pool) override;
+  [[nodiscard]] Allocator& pinned_host_allocator() override { return pinned_allocator_; }
+  void upload_async(Tensor& dst, const Tensor& src) override;
+
+ private:
+  PinnedHostAllocator pinned_allocator_{device_index_};
 
   // ---- attention group: forward and backward (cuda_backend_attention.cpp).
  public:
