@@ -44,6 +44,7 @@ const char* op_name(OpKind op) {
       "quantized_matmul",
       "kv_cache_write",
       "paged_attention",
+      "add_rms_norm",
   };
   const auto index = static_cast<size_t>(op);
   return index < kNames.size() ? kNames[index] : "unknown_op";
@@ -118,6 +119,7 @@ void Backend::sample_multinomial(Tensor&, const Tensor&, float, uint64_t, uint64
   not_supported(OpKind::SampleMultinomial);
 }
 void Backend::quantized_matmul(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::QuantizedMatmul); }
+void Backend::add_rms_norm(Tensor&, Tensor&, const Tensor&, const Tensor&, float) { not_supported(OpKind::AddRmsNorm); }
 
 namespace {
 [[noreturn]] void graphs_not_supported(Device device) {

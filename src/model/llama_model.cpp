@@ -51,22 +51,41 @@ class LlamaModel final : public CausalLM {
     return graphs_->accepts(batch);
   }
 
+  // The residual stream x (N, C) through every layer. Each residual add is fused with the
+  // norm that follows it (add_rms_norm); the last one is a plain add (the head norms later).
   void run_layers(Ctx& ctx, Tensor& x, const StepInputs& step, PagedKvCache& cache) const {
+    Tensor h = norm(ctx, x, weights_.layers.front().attn_norm);
     for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
-      attention_block(ctx, layer, x, step, cache);
-      mlp_block(ctx, weights_.layers[static_cast<size_t>(layer)], x);
+      const LayerWeights& w = weights_.layers[static_cast<size_t>(layer)];
+      h = add_norm(ctx, x, attention(ctx, layer, h, step, cache), w.ffn_norm);
+      const Tensor out = mlp(ctx, w, h);
+      if (layer + 1 < config_.num_layers) {
+        h = add_norm(ctx, x, out, weights_.layers[static_cast<size_t>(layer) + 1].attn_norm);
+      } else {
+        add(ctx, x, x, out);
+      }
     }
   }
 
-  // x += W_o attention(rope(W_q h), rope(W_k h), W_v h), h = rms_norm(x).
-  void attention_block(Ctx& ctx, int64_t layer, Tensor& x, const StepInputs& step, PagedKvCache& cache) const {
+  // W_o attention(rope(W_q h), rope(W_k h), W_v h) of the normed stream h (N, C).
+  Tensor attention(Ctx& ctx, int64_t layer, const Tensor& h, const StepInputs& step, PagedKvCache& cache) const {
     const LayerWeights& w = weights_.layers[static_cast<size_t>(layer)];
     const int64_t n = step.tokens;
     const int64_t d = config_.head_dim;
-    const Tensor h = norm(ctx, x, w.attn_norm);
-    Tensor q = project(ctx, h, w.wq, w.bq).view({n, config_.num_heads, d});
-    Tensor k = project(ctx, h, w.wk, w.bk).view({n, config_.num_kv_heads, d});
-    const Tensor v = project(ctx, h, w.wv, w.bv).view({n, config_.num_kv_heads, d});
+    Tensor q;
+    Tensor k;
+    Tensor v;
+    if (n == 1 && w.wqkv.defined()) {  // one GEMV; a single row splits into contiguous views
+      const Tensor qkv = project(ctx, h, w.wqkv, w.bqkv);
+      q = columns(qkv, 0, config_.num_heads * d).view({n, config_.num_heads, d});
+      k = columns(qkv, config_.num_heads * d, config_.num_kv_heads * d).view({n, config_.num_kv_heads, d});
+      v = columns(qkv, (config_.num_heads + config_.num_kv_heads) * d, config_.num_kv_heads * d)
+              .view({n, config_.num_kv_heads, d});
+    } else {
+      q = project(ctx, h, w.wq, w.bq).view({n, config_.num_heads, d});
+      k = project(ctx, h, w.wk, w.bk).view({n, config_.num_kv_heads, d});
+      v = project(ctx, h, w.wv, w.bv).view({n, config_.num_kv_heads, d});
+    }
     if (config_.qk_norm) {
       q = norm(ctx, q, w.q_norm);
       k = norm(ctx, k, w.k_norm);
@@ -74,19 +93,38 @@ class LlamaModel final : public CausalLM {
     rope(ctx, q, q, step.positions, config_.rope);
     rope(ctx, k, k, step.positions, config_.rope);
     const Tensor attended = cached_attention(ctx, q, k, v, cache, layer, step, config_);
-    const Tensor out = project(ctx, attended.view({n, config_.num_heads * d}), w.wo, w.bo);
-    add(ctx, x, x, out);
+    return project(ctx, attended.view({n, config_.num_heads * d}), w.wo, w.bo);
   }
 
-  // x += W_down (silu(W_gate h) * W_up h), h = rms_norm(x).
-  void mlp_block(Ctx& ctx, const LayerWeights& w, Tensor& x) const {
-    const Tensor h = norm(ctx, x, w.ffn_norm);
-    const Tensor gate = project(ctx, h, w.w_gate, Tensor());
-    const Tensor up = project(ctx, h, w.w_up, Tensor());
+  // W_down (silu(W_gate h) * W_up h) of the normed stream h (N, C).
+  Tensor mlp(Ctx& ctx, const LayerWeights& w, const Tensor& h) const {
+    const int64_t n = h.size(0);
+    const int64_t f = config_.intermediate_size;
+    Tensor gate;
+    Tensor up;
+    if (n == 1 && w.w_gate_up.defined()) {
+      const Tensor gate_up = project(ctx, h, w.w_gate_up, Tensor());
+      gate = columns(gate_up, 0, f);
+      up = columns(gate_up, f, f);
+    } else {
+      gate = project(ctx, h, w.w_gate, Tensor());
+      up = project(ctx, h, w.w_up, Tensor());
+    }
     Tensor hidden = activation(ctx, gate.shape(), device_);
     swiglu(ctx, hidden, gate, up);
-    const Tensor out = project(ctx, hidden, w.w_down, Tensor());
-    add(ctx, x, x, out);
+    return project(ctx, hidden, w.w_down, Tensor());
+  }
+
+  // x += delta, then RMSNorm of x with `weight` (one kernel on a GPU).
+  [[nodiscard]] Tensor add_norm(Ctx& ctx, Tensor& x, const Tensor& delta, const Tensor& weight) const {
+    Tensor out = activation(ctx, x.shape(), device_);
+    add_rms_norm(ctx, out, x, delta, weight, config_.norm_eps);
+    return out;
+  }
+
+  // Columns [begin, begin + width) of a one-row matrix (1, T): a contiguous (1, width) view.
+  [[nodiscard]] static Tensor columns(const Tensor& row, int64_t begin, int64_t width) {
+    return Tensor(row.storage(), {1, width}, row.dtype(), row.offset_bytes() + begin * dtype_bytes_for(row.dtype(), 1));
   }
 
   // RMSNorm over the last dim of x (..., C) with weight (C).

@@ -52,6 +52,7 @@ enum class OpKind : uint8_t {
   QuantizedMatmul,
   KvCacheWrite,
   PagedAttention,
+  AddRmsNorm,
 };
 const char* op_name(OpKind op);
 
@@ -94,6 +95,11 @@ class Backend {
   virtual void rms_norm(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps);
   virtual void rms_norm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight,
                                  const Tensor& rstd);
+  // Residual add then RMSNorm in one pass (inference): x += delta (x rounded to its dtype),
+  // then out = rms_norm(x) * weight; x, delta, out (N, C). The result equals add followed
+  // by rms_norm on the same backend up to that backend's reduction order (on the CPU: bit
+  // for bit, it runs exactly those two ops).
+  virtual void add_rms_norm(Tensor& out, Tensor& x, const Tensor& delta, const Tensor& weight, float eps);
 
   // Rotary embedding of x (N, H, D) at positions (N) i32; out may alias x.
   virtual void rope(Tensor& out, const Tensor& x, const Tensor& positions, const RopeParams& params);
@@ -149,7 +155,9 @@ class Backend {
   virtual void sample_multinomial(Tensor& ids, const Tensor& logits, float temperature, uint64_t seed, uint64_t offset);
 
   // out (M, N) f32 = x (M, K) f32 @ weight^T; weight (N, K) block-quantized (Q8_0..Q6_K) or
-  // f32/f16/bf16; K a whole number of weight blocks. x is quantised to 8 bits per block first.
+  // f32/f16/bf16; K a whole number of weight blocks. x is quantised to 8 bits per block first
+  // for quantized weights; for f16/bf16 weights a backend may round x to the weight's dtype
+  // from 16 rows on (CUDA does: a tensor-core GEMM with f32 accumulation, for prefill).
   virtual void quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight);
 
   // ---- Device graphs (CUDA); the defaults throw "not supported".

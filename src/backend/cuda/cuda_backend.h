@@ -54,6 +54,7 @@ class CudaBackend final : public Backend {
   void layer_norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
                            const Tensor& weight, const Tensor& mean, const Tensor& rstd) override;
   void rms_norm(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) override;
+  void add_rms_norm(Tensor& out, Tensor& x, const Tensor& delta, const Tensor& weight, float eps) override;
   void rms_norm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight,
                          const Tensor& rstd) override;
   void rope(Tensor& out, const Tensor& x, const Tensor& positions, const RopeParams& params) override;
@@ -134,6 +135,10 @@ class CudaBackend final : public Backend {
                        const PagedAttentionParams& params) override;
 
  private:
+  // Rows of x from which f16/bf16-weight quantized_matmul casts x to the weight's dtype and
+  // runs a tensor-core GEMM (cuBLASLt) instead of the f32-activation GEMV kernel.
+  static constexpr int64_t kTensorCoreMinRows = 16;
+  void half_weight_gemm(Tensor& out, const Tensor& x, const Tensor& weight);
   // A device tensor's i32 values on the host (waits for the stream): index checks.
   [[nodiscard]] std::vector<int32_t> download_i32(const Tensor& tensor);
   CublasLtMatmul matmul_;  // cached cuBLASLt plans

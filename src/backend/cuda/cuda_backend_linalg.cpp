@@ -1,6 +1,7 @@
 // CudaBackend's linalg group: matmul through cuBLASLt, quantized_matmul through its own
 // kernels, which ops the group supports, and the index download the paged ops check with.
 #include "anvil/core/error.h"
+#include "cuda/cast_kernels.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_guard.h"
@@ -75,6 +76,8 @@ void CudaBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& w
   const QuantizedMatmulArgs args{weight.dtype(), weight.raw_data(), x.data<const float>(), out.data<float>(), x.size(0),
                                  weight.size(0), x.size(1)};
   if (!dtype_info(weight.dtype()).is_quantized) {
+    const bool half_weight = weight.dtype() == DType::BF16 || weight.dtype() == DType::F16;
+    if (half_weight && x.size(0) >= kTensorCoreMinRows) return half_weight_gemm(out, x, weight);
     launch_plain_weight_matmul(args, stream_);
     return;
   }
@@ -82,6 +85,28 @@ void CudaBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& w
   const QuantizedActivationLayout layout = activation_layout(weight.dtype(), x.size(0), x.size(1));
   const ScratchBuffer scratch(*allocator_, layout.total_bytes);
   launch_quantized_matmul(args, layout, scratch.get(), stream_);
+}
+
+void CudaBackend::half_weight_gemm(Tensor& out, const Tensor& x, const Tensor& weight) {
+  // x (M, K) f32 is cast to the weight's dtype once; out (M, N) = x @ weight^T in cuBLASLt
+  // with f32 accumulation and output.
+  const int64_t m = x.size(0);
+  const int64_t k = x.size(1);
+  const ScratchBuffer x_half(*allocator_, static_cast<size_t>(dtype_bytes_for(weight.dtype(), m * k)));
+  launch_cast(DType::F32, x.raw_data(), weight.dtype(), x_half.get(), m * k, stream_);
+  RowMajorGemm gemm;
+  gemm.input_dtype = weight.dtype();
+  gemm.output_dtype = DType::F32;
+  gemm.trans_b = true;
+  gemm.m = m;
+  gemm.n = weight.size(0);
+  gemm.k = k;
+  gemm.stride_a = m * k;
+  gemm.stride_out = m * gemm.n;
+  gemm.a = x_half.get();
+  gemm.b = weight.raw_data();
+  gemm.out = out.raw_data();
+  matmul_.run(cublas_lt(), gemm, *allocator_, stream_);
 }
 
 std::vector<int32_t> CudaBackend::download_i32(const Tensor& tensor) {
