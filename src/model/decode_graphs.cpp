@@ -104,8 +104,24 @@ Tensor DecodeGraphs::forward(Ctx& ctx, const Batch& batch, PagedKvCache& cache, 
   if (!graph.graph) return run_and_capture(ctx, graph, cache);
   graph.graph->replay();
   ++stats_.replays;
-  // The download waits for the stream: the staging buffer is free for the next step after.
-  return ctx.to_device(graph.logits, Device::cpu());
+  return download_logits(graph);
+}
+
+Tensor DecodeGraphs::download_logits(Graph& graph) {
+  // Into pinned memory (a pageable download is several times slower), handed to the caller.
+  // A buffer is reused once the caller has let go of it (a generator holds the previous
+  // step's logits while it runs the next step: two buffers then take turns). The download
+  // waits for the stream, so the staging buffer is free for the next step after it.
+  Tensor* free_buffer = nullptr;
+  for (Tensor& buffer : graph.host_logits) {
+    if (buffer.storage().use_count() == 1) free_buffer = &buffer;
+  }
+  if (free_buffer == nullptr) {
+    free_buffer = &graph.host_logits.emplace_back(
+        Tensor::empty(graph.logits.shape(), DType::F32, backend_.pinned_host_allocator()));
+  }
+  backend_.copy(*free_buffer, graph.logits);
+  return *free_buffer;
 }
 
 DecodeGraphs::Graph& DecodeGraphs::graph_for(Ctx& ctx, const GraphShape& shape) {

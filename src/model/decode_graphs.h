@@ -51,11 +51,12 @@ class DecodeGraphs {
     auto operator<=>(const GraphShape&) const = default;
   };
   struct Graph {
-    Tensor staging;   // pinned host i32 (inputs_elems): the inputs below, written each step
-    Tensor inputs;    // device copy of staging
-    StepInputs step;  // views of `inputs`
-    Tensor x;         // (N, C) f32 view of `inputs`
-    Tensor logits;    // (N, V) device, written by the replay
+    Tensor staging;                   // pinned host i32 (inputs_elems): the inputs below, written each step
+    Tensor inputs;                    // device copy of staging
+    StepInputs step;                  // views of `inputs`
+    Tensor x;                         // (N, C) f32 view of `inputs`
+    Tensor logits;                    // (N, V) device, written by the replay
+    std::vector<Tensor> host_logits;  // (N, V) pinned host buffers the downloads take turns in
     std::unique_ptr<DeviceGraph> graph;
   };
 
@@ -64,6 +65,7 @@ class DecodeGraphs {
              const Tensor& embedding);
   // The first step of a shape: run eagerly in the pool, then capture. Returns host logits.
   Tensor run_and_capture(Ctx& ctx, Graph& graph, PagedKvCache& cache);
+  Tensor download_logits(Graph& graph);
   // Drops the graphs when `cache` is not the one they were captured with.
   void bind_cache(PagedKvCache& cache);
 

@@ -75,8 +75,11 @@ class LlamaModel final : public CausalLM {
     Tensor q;
     Tensor k;
     Tensor v;
+    Tensor qk;                         // q and k side by side (one rope call), when they are
     if (n == 1 && w.wqkv.defined()) {  // one GEMV; a single row splits into contiguous views
       const Tensor qkv = project(ctx, h, w.wqkv, w.bqkv);
+      qk = columns(qkv, 0, (config_.num_heads + config_.num_kv_heads) * d)
+               .view({n, config_.num_heads + config_.num_kv_heads, d});
       q = columns(qkv, 0, config_.num_heads * d).view({n, config_.num_heads, d});
       k = columns(qkv, config_.num_heads * d, config_.num_kv_heads * d).view({n, config_.num_kv_heads, d});
       v = columns(qkv, (config_.num_heads + config_.num_kv_heads) * d, config_.num_kv_heads * d)
@@ -89,9 +92,14 @@ class LlamaModel final : public CausalLM {
     if (config_.qk_norm) {
       q = norm(ctx, q, w.q_norm);
       k = norm(ctx, k, w.k_norm);
+      qk = Tensor();
     }
-    rope(ctx, q, q, step.positions, config_.rope);
-    rope(ctx, k, k, step.positions, config_.rope);
+    if (qk.defined()) {  // every head of the row rotates by the same position
+      rope(ctx, qk, qk, step.positions, config_.rope);
+    } else {
+      rope(ctx, q, q, step.positions, config_.rope);
+      rope(ctx, k, k, step.positions, config_.rope);
+    }
     const Tensor attended = cached_attention(ctx, q, k, v, cache, layer, step, config_);
     return project(ctx, attended.view({n, config_.num_heads * d}), w.wo, w.bo);
   }
