@@ -1,5 +1,6 @@
 // Prefill GEMMs of bf16-weight models on the GPU: anvil's quantized_matmul with M >= 16
-// rows (f32 activations cast to bf16, cuBLASLt GEMM, f32 out) against a plain cuBLASLt
+// rows (bf16 activations, as the model's norms now make them, cuBLASLt GEMM, f32 out; and
+// with f32 activations, which it casts first) against a plain cuBLASLt
 // bf16 GEMM of the same shape (bf16 activations already in place, f32 out, the heuristic's
 // first algo, 32 MiB workspace), written here directly against the cuBLASLt API. Shapes:
 // Llama-3-8B's projections (fused QKV, O, fused gate/up, down, head) at M prompt rows.
@@ -141,7 +142,8 @@ int main(int argc, char** argv) {
                                          {"down", 4096, 14336},
                                          {"lm head", 128256, 4096}};
   std::mt19937_64 rng(1);
-  std::printf("%-16s %6s %6s %6s %14s %16s %8s\n", "gemm", "M", "N", "K", "anvil TFLOP/s", "cuBLASLt TFLOP/s", "ratio");
+  std::printf("%-16s %6s %6s %6s %14s %16s %8s %16s %8s\n", "gemm", "M", "N", "K", "anvil TFLOP/s", "cuBLASLt TFLOP/s",
+              "ratio", "f32 x: TFLOP/s", "ratio");
   for (const int64_t m : rows) {
     for (const GemmShape& shape : shapes) {
       const Tensor weight = random_tensor(ctx, shape.n, shape.k, DType::BF16, rng);
@@ -150,13 +152,14 @@ int main(int argc, char** argv) {
       Tensor out = ctx.empty({m, shape.n}, DType::F32, Device::cuda(0));
       PlainCublasLt plain(m, shape.n, shape.k, nullptr);
       // Both on the legacy default stream's view of the device: each batch ends in a device sync.
-      const double anvil_s = seconds_per_call([&] { anvil::quantized_matmul(ctx, out, x, weight); }, 10);
+      const double anvil_s = seconds_per_call([&] { anvil::quantized_matmul(ctx, out, x_bf16, weight); }, 10);
+      const double cast_s = seconds_per_call([&] { anvil::quantized_matmul(ctx, out, x, weight); }, 10);
       const double plain_s =
           seconds_per_call([&] { plain.run(weight.raw_data(), x_bf16.raw_data(), out.data<float>()); }, 10);
       const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(shape.n) * static_cast<double>(shape.k);
-      std::printf("%-16s %6lld %6lld %6lld %14.1f %16.1f %7.3fx\n", shape.name, static_cast<long long>(m),
+      std::printf("%-16s %6lld %6lld %6lld %14.1f %16.1f %7.3fx %16.1f %7.3fx\n", shape.name, static_cast<long long>(m),
                   static_cast<long long>(shape.n), static_cast<long long>(shape.k), flops / anvil_s / 1e12,
-                  flops / plain_s / 1e12, plain_s / anvil_s);
+                  flops / plain_s / 1e12, plain_s / anvil_s, flops / cast_s / 1e12, plain_s / cast_s);
       std::fflush(stdout);
     }
   }

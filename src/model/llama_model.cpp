@@ -14,11 +14,16 @@ namespace {
 
 class LlamaModel final : public CausalLM {
  public:
+  // From this many rows the GPU runs f16/bf16-weight projections as tensor-core GEMMs
+  // (CudaBackend::kTensorCoreMinRows).
+  static constexpr int64_t kHalfInputMinRows = 16;
+
   LlamaModel(ModelConfig config, ModelWeights weights, Device device)
       : config_(std::move(config)),
         weights_(std::move(weights)),
         device_(device),
-        graphs_enabled_(!device.is_cpu() && DecodeGraphs::enabled_by_environment()) {}
+        graphs_enabled_(!device.is_cpu() && DecodeGraphs::enabled_by_environment()),
+        projection_dtype_(shared_half_dtype(weights_, device)) {}
 
   [[nodiscard]] const ModelConfig& config() const override { return config_; }
   [[nodiscard]] Device device() const override { return device_; }
@@ -54,13 +59,14 @@ class LlamaModel final : public CausalLM {
   // The residual stream x (N, C) through every layer. Each residual add is fused with the
   // norm that follows it (add_rms_norm); the last one is a plain add (the head norms later).
   void run_layers(Ctx& ctx, Tensor& x, const StepInputs& step, PagedKvCache& cache) const {
-    Tensor h = norm(ctx, x, weights_.layers.front().attn_norm);
+    const DType h_dtype = normed_dtype(step.tokens);
+    Tensor h = norm(ctx, x, weights_.layers.front().attn_norm, h_dtype);
     for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
       const LayerWeights& w = weights_.layers[static_cast<size_t>(layer)];
-      h = add_norm(ctx, x, attention(ctx, layer, h, step, cache), w.ffn_norm);
+      h = add_norm(ctx, x, attention(ctx, layer, h, step, cache), w.ffn_norm, h_dtype);
       const Tensor out = mlp(ctx, w, h);
       if (layer + 1 < config_.num_layers) {
-        h = add_norm(ctx, x, out, weights_.layers[static_cast<size_t>(layer) + 1].attn_norm);
+        h = add_norm(ctx, x, out, weights_.layers[static_cast<size_t>(layer) + 1].attn_norm, h_dtype);
       } else {
         add(ctx, x, x, out);
       }
@@ -124,10 +130,30 @@ class LlamaModel final : public CausalLM {
   }
 
   // x += delta, then RMSNorm of x with `weight` (one kernel on a GPU).
-  [[nodiscard]] Tensor add_norm(Ctx& ctx, Tensor& x, const Tensor& delta, const Tensor& weight) const {
-    Tensor out = activation(ctx, x.shape(), device_);
+  [[nodiscard]] Tensor add_norm(Ctx& ctx, Tensor& x, const Tensor& delta, const Tensor& weight, DType dtype) const {
+    Tensor out = ctx.empty(x.shape(), dtype, device_);
     add_rms_norm(ctx, out, x, delta, weight, config_.norm_eps);
     return out;
+  }
+
+  // The dtype of the normed stream h (N, C) the projections read: on a GPU, for prefill-sized
+  // steps of f16/bf16 weights, the weights' (their GEMMs would round h to it anyway; made by
+  // the norm, it saves a cast pass per GEMM); else f32.
+  [[nodiscard]] DType normed_dtype(int64_t rows) const {
+    return rows >= kHalfInputMinRows ? projection_dtype_ : DType::F32;
+  }
+
+  // f16/bf16 when on a GPU every Q, K, V, gate and up weight has that one dtype, else f32.
+  [[nodiscard]] static DType shared_half_dtype(const ModelWeights& weights, Device device) {
+    if (weights.layers.empty()) return DType::F32;
+    const DType dtype = weights.layers.front().wq.dtype();
+    if (device.is_cpu() || (dtype != DType::BF16 && dtype != DType::F16)) return DType::F32;
+    for (const LayerWeights& w : weights.layers) {
+      for (const Tensor* matrix : {&w.wq, &w.wk, &w.wv, &w.w_gate, &w.w_up}) {
+        if (!matrix->defined() || matrix->dtype() != dtype) return DType::F32;
+      }
+    }
+    return dtype;
   }
 
   // Columns [begin, begin + width) of a one-row matrix (1, T): a contiguous (1, width) view.
@@ -136,8 +162,8 @@ class LlamaModel final : public CausalLM {
   }
 
   // RMSNorm over the last dim of x (..., C) with weight (C).
-  [[nodiscard]] Tensor norm(Ctx& ctx, const Tensor& x, const Tensor& weight) const {
-    Tensor out = activation(ctx, x.shape(), device_);
+  [[nodiscard]] Tensor norm(Ctx& ctx, const Tensor& x, const Tensor& weight, DType dtype = DType::F32) const {
+    Tensor out = ctx.empty(x.shape(), dtype, device_);
     Tensor no_rstd;
     rms_norm(ctx, out, no_rstd, x, weight, config_.norm_eps);
     return out;
@@ -147,6 +173,7 @@ class LlamaModel final : public CausalLM {
   ModelWeights weights_;
   Device device_;
   bool graphs_enabled_;
+  DType projection_dtype_;  // what normed_dtype gives prefill-sized steps
   std::unique_ptr<DecodeGraphs> graphs_;
 };
 

@@ -158,6 +158,7 @@ class Backend {
   // f32/f16/bf16; K a whole number of weight blocks. x is quantised to 8 bits per block first
   // for quantized weights; for f16/bf16 weights a backend may round x to the weight's dtype
   // from 16 rows on (CUDA does: a tensor-core GEMM with f32 accumulation, for prefill).
+  // x may also be given in the f16/bf16 dtype of such a weight (then used as it is).
   virtual void quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight);
 
   // ---- Device graphs (CUDA); the defaults throw "not supported".

@@ -139,6 +139,7 @@ class CudaBackend final : public Backend {
   // runs a tensor-core GEMM (cuBLASLt) instead of the f32-activation GEMV kernel.
   static constexpr int64_t kTensorCoreMinRows = 16;
   void half_weight_gemm(Tensor& out, const Tensor& x, const Tensor& weight);
+  void half_x_matmul(Tensor& out, const Tensor& x, const Tensor& weight);
   // A device tensor's i32 values on the host (waits for the stream): index checks.
   [[nodiscard]] std::vector<int32_t> download_i32(const Tensor& tensor);
   CublasLtMatmul matmul_;  // cached cuBLASLt plans
