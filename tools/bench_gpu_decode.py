@@ -93,14 +93,45 @@ def copy_bandwidth_gbps():
     return 2 * src.numel() * runs / (time.perf_counter() - start) / 1e9
 
 
-def anvil_decode(anvil, model, prompt, tokens):
+def anvil_generate(anvil, model, prompt, tokens, graphs=True):
+    """(decode tok/s, prompt tokens, prefill tok/s) of one `anvil generate` run."""
     command = [anvil, "generate", "-m", model, "-p", prompt, "-n", str(tokens), "--temperature", "0",
-               "--ignore-eos", "--device", "cuda", "--kv-dtype", "bf16"]
+               "--ignore-eos", "--device", "cuda", "--kv-dtype", "bf16", "-c", "4096"]
+    if not graphs:
+        command.append("--no-cuda-graphs")
     result = subprocess.run(command, capture_output=True, text=True)
     match = STATS.search(result.stderr)
     if result.returncode != 0 or not match:
         raise RuntimeError("anvil failed:\n" + result.stderr[-3000:])
-    return int(match[3]) / float(match[4]), int(match[1])
+    decode = int(match[3]) / float(match[4]) if int(match[3]) > 1 else 0.0
+    return decode, int(match[1]), int(match[1]) / float(match[2])
+
+
+def anvil_decode(anvil, model, prompt, tokens, graphs=True):
+    rate, prompt_tokens, _ = anvil_generate(anvil, model, prompt, tokens, graphs)
+    return rate, prompt_tokens
+
+
+def transformers_prefill(model, prompt_tokens):
+    """Prompt tokens per second of one transformers forward over the prompt (bf16, SDPA)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    lm = AutoModelForCausalLM.from_pretrained(model, torch_dtype=torch.bfloat16).cuda().eval()
+    ids = torch.tensor([prompt_tokens], device="cuda")
+    with torch.no_grad():
+        for _ in range(2):
+            lm(ids, logits_to_keep=1)
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        runs = 5
+        for _ in range(runs):
+            lm(ids, logits_to_keep=1)
+        torch.cuda.synchronize()
+        seconds = (time.perf_counter() - start) / runs
+    del lm
+    torch.cuda.empty_cache()
+    return len(prompt_tokens) / seconds
 
 
 def transformers_decode(model, prompt_tokens, tokens):
@@ -152,25 +183,38 @@ def main():
     parser.add_argument("--tokenizer", default="tests/fixtures/tokenizer/smollm2.json")
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--transformers", action="store_true", help="also time transformers generate (HF folders)")
+    parser.add_argument("--graphs-off-too", action="store_true", help="also decode with --no-cuda-graphs")
+    parser.add_argument("--prefill-tokens", type=int, default=0,
+                        help="also time the prefill of a prompt of about this many tokens (anvil and transformers)")
     args = parser.parse_args()
     if args.make_llama3_8b:
         make_llama3_8b(args.make_llama3_8b, args.tokenizer)
     bandwidth = copy_bandwidth_gbps()
     print(f"device-to-device copy bandwidth: {bandwidth:.0f} GB/s (read + write)")
     prompt = "The history of the city begins in the early middle ages, when"
-    print(f"{'model':<40} {'anvil tok/s':>12} {'roofline tok/s':>15} {'% roofline':>11} {'HF tok/s':>10}")
+    print(f"{'model':<40} {'graphs':>6} {'anvil tok/s':>12} {'roofline tok/s':>15} {'% roofline':>11} {'HF tok/s':>10}")
     for model in args.model:
-        rate, _ = anvil_decode(args.anvil, model, prompt, args.tokens)
         bytes_per_token = weight_bytes(model)
         roofline = bandwidth * 1e9 / bytes_per_token
         hf = ""
         if args.transformers and os.path.isdir(model):
-            from transformers import AutoTokenizer  # noqa: F401
             import tokenizers
             tok = tokenizers.Tokenizer.from_file(os.path.join(model, "tokenizer.json"))
             hf = f"{transformers_decode(model, tok.encode(prompt).ids, args.tokens):10.1f}"
-        print(f"{os.path.basename(model.rstrip('/')):<40} {rate:>12.1f} {roofline:>15.1f} {100 * rate / roofline:>10.1f}% {hf:>10}",
-              flush=True)
+        for graphs in [True, False] if args.graphs_off_too else [True]:
+            rate, _ = anvil_decode(args.anvil, model, prompt, args.tokens, graphs)
+            print(f"{os.path.basename(model.rstrip('/')):<40} {'on' if graphs else 'off':>6} {rate:>12.1f} "
+                  f"{roofline:>15.1f} {100 * rate / roofline:>10.1f}% {hf:>10}", flush=True)
+        if args.prefill_tokens > 0:
+            long_prompt = " ".join([prompt] * max(1, args.prefill_tokens // 14))
+            _, prompt_tokens, anvil_rate = anvil_generate(args.anvil, model, long_prompt, 1)
+            line = f"prefill of {prompt_tokens} tokens: anvil {anvil_rate:.0f} tok/s"
+            if args.transformers and os.path.isdir(model):
+                import tokenizers
+                tok = tokenizers.Tokenizer.from_file(os.path.join(model, "tokenizer.json"))
+                hf_rate = transformers_prefill(model, tok.encode(long_prompt).ids)
+                line += f", transformers forward {hf_rate:.0f} tok/s ({anvil_rate / hf_rate:.2f}x)"
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

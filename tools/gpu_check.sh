@@ -2,7 +2,7 @@
 # Runs the GPU checks and benchmarks on the GPU machine (docs/gpu.md): the binaries built
 # here with `make cuda-build` and copied to build/gpu-bin by `tools/gpu_pack.sh`, run from
 # the repository root there. Steps (any of): ops models train loss-curve cli sanitize bench-train bench-attention
-# bench-decode bench-llama8b. Logs go to $OUT when it is set.
+# bench-decode bench-llama8b bench-prefill-gemm. Logs go to $OUT when it is set.
 set -uo pipefail
 BIN=${BIN:-build/gpu-bin}
 OUT=${OUT:-/tmp/anvil-gpu-out}
@@ -87,7 +87,10 @@ PY
     bench-llama8b)
       step "batch-1 decode, Llama-3-8B shape, random bf16"
       python3 tools/bench_gpu_decode.py --anvil "$BIN/anvil" --make-llama3-8b /tmp/llama3-8b --model /tmp/llama3-8b \
-        --transformers 2>&1 | tail -6 ;;
+        --transformers --graphs-off-too --prefill-tokens 2048 2>&1 | grep -v Loading | tail -6 ;;
+    bench-prefill-gemm)
+      step "bf16 prefill GEMMs vs plain cuBLASLt"
+      "$BIN/anvil_prefill_gemm_cuda_bench" 512 2048 2>&1 | tee "$OUT/prefill_gemm.log" ;;
     *) echo "unknown step $what"; status=2 ;;
   esac
 done

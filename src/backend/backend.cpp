@@ -44,6 +44,7 @@ const char* op_name(OpKind op) {
       "quantized_matmul",
       "kv_cache_write",
       "paged_attention",
+      "add_rms_norm",
   };
   const auto index = static_cast<size_t>(op);
   return index < kNames.size() ? kNames[index] : "unknown_op";
@@ -125,5 +126,19 @@ void Backend::sample_multinomial(Tensor&, const Tensor&, float, uint64_t, uint64
   not_supported(OpKind::SampleMultinomial);
 }
 void Backend::quantized_matmul(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::QuantizedMatmul); }
+void Backend::add_rms_norm(Tensor&, Tensor&, const Tensor&, const Tensor&, float) { not_supported(OpKind::AddRmsNorm); }
+
+namespace {
+[[noreturn]] void graphs_not_supported(Device device) {
+  throw make_error("device graphs are not supported on ", device_string(device));
+}
+}  // namespace
+
+std::unique_ptr<DeviceGraph> Backend::capture_graph(const std::function<void()>&) { graphs_not_supported(device()); }
+int64_t Backend::create_memory_pool() { graphs_not_supported(device()); }
+void Backend::use_memory_pool(int64_t) { graphs_not_supported(device()); }
+void Backend::release_memory_pool(int64_t) { graphs_not_supported(device()); }
+Allocator& Backend::pinned_host_allocator() { graphs_not_supported(device()); }
+void Backend::upload_async(Tensor&, const Tensor&) { graphs_not_supported(device()); }
 
 }  // namespace anvil

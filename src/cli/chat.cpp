@@ -43,7 +43,7 @@ std::string reply(infer::Generator& generator, const LoadedModel& loaded, const 
     return true;
   });
   std::fputc('\n', stdout);
-  print_stats(result);
+  print_stats(result, *loaded.model);
   return result.text;
 }
 
@@ -59,6 +59,7 @@ CLI::App* add_chat_command(CLI::App& app, ChatOptions& options) {
 int run_chat(const ChatOptions& options) {
   Ctx ctx(CtxOptions{options.run.threads});
   const LoadedModel loaded = load_model(ctx, options.run.model_path, options.run.device);
+  configure_model(options.run, *loaded.model);
   const ChatPrompt chat(loaded);
   infer::Generator generator(ctx, *loaded.model, *loaded.tokenizer,
                              generator_options(options.run, loaded.model->config()));

@@ -43,6 +43,7 @@ int run_generate(const GenerateOptions& options) {
   const std::string prompt_text = options.prompt_file.empty() ? options.prompt : read_prompt_file(options.prompt_file);
   Ctx ctx(CtxOptions{options.run.threads});
   const LoadedModel loaded = load_model(ctx, options.run.model_path, options.run.device);
+  configure_model(options.run, *loaded.model);
   std::vector<int32_t> prompt;
   if (options.chat) {
     const ChatPrompt chat(loaded);
@@ -71,7 +72,7 @@ int run_generate(const GenerateOptions& options) {
   });
   std::fputc('\n', stdout);
   std::fflush(stdout);
-  print_stats(result);
+  print_stats(result, *loaded.model);
   return 0;
 }
 

@@ -23,6 +23,8 @@ void add_run_options(CLI::App& command, RunOptions& options) {
       ->check(CLI::IsMember({"cpu", "cuda"}));
   command.add_option("--kv-dtype", options.kv_dtype, "KV cache storage type (f16 or bf16 halve its memory)")
       ->check(CLI::IsMember({"f32", "f16", "bf16"}));
+  command.add_flag("--no-cuda-graphs", options.no_cuda_graphs,
+                   "Run GPU decode steps eagerly instead of replaying CUDA graphs (also ANVIL_CUDA_GRAPHS=0)");
   command.add_option("-n,--max-tokens", options.max_tokens, "Tokens to generate at most")
       ->check(CLI::Range(int64_t{0}, kMaxTokens));
   infer::SamplerParams& sampler = options.sampler;
@@ -42,6 +44,10 @@ void add_run_options(CLI::App& command, RunOptions& options) {
   command.add_flag("--ignore-eos", options.ignore_eos, "Keep generating past end-of-sequence tokens");
 }
 
+void configure_model(const RunOptions& options, model::CausalLM& model) {
+  if (options.no_cuda_graphs) model.set_device_graphs(false);
+}
+
 infer::GeneratorOptions generator_options(const RunOptions& options, const model::ModelConfig& config) {
   infer::GeneratorOptions generator;
   generator.context_tokens = context_size(config, options.context_size);
@@ -50,7 +56,7 @@ infer::GeneratorOptions generator_options(const RunOptions& options, const model
   return generator;
 }
 
-void print_stats(const infer::GenerationResult& result) {
+void print_stats(const infer::GenerationResult& result, const model::CausalLM& model) {
   const infer::GenerationStats& stats = result.stats;
   std::fprintf(stderr,
                "anvil: prefill %lld tokens in %.3f s (%.1f tokens/s), decode %lld tokens in %.3f s (%.1f tokens/s), "
@@ -58,6 +64,12 @@ void print_stats(const infer::GenerationResult& result) {
                static_cast<long long>(stats.prefill_tokens), stats.prefill_seconds, stats.prefill_tokens_per_second(),
                static_cast<long long>(stats.generated_tokens), stats.decode_seconds, stats.decode_tokens_per_second(),
                infer::stop_reason_name(result.stop_reason));
+  const model::DeviceGraphStats graphs = model.device_graph_stats();
+  if (graphs.captured > 0 || graphs.failures > 0) {
+    std::fprintf(stderr, "anvil: cuda graphs: %lld shapes captured, %lld steps replayed%s\n",
+                 static_cast<long long>(graphs.captured), static_cast<long long>(graphs.replays),
+                 graphs.failures > 0 ? " (a capture failed: eager since)" : "");
+  }
 }
 
 }  // namespace anvil::cli

@@ -37,50 +37,64 @@ void check_tokens(const Batch& batch, const ModelConfig& config) {
 
 }  // namespace
 
-StepInputs make_step_inputs(Ctx& ctx, const Batch& batch, const PagedKvCache& cache, const ModelConfig& config) {
+StepIndices step_indices(const Batch& batch, const PagedKvCache& cache, const ModelConfig& config) {
   const int64_t block_size = cache.shape().block_size;
   batch.validate(block_size);
   check_cache_fits(cache, config);
   check_tokens(batch, config);
   size_t max_blocks = 1;
   for (const SequenceSlice& slice : batch.sequences) max_blocks = std::max(max_blocks, slice.block_table.size());
-  std::vector<int32_t> tables(batch.sequences.size() * max_blocks, -1);
-  std::vector<int32_t> slots(batch.tokens.size());
-  std::vector<int32_t> sequence_of(batch.tokens.size());
+  StepIndices indices;
+  indices.sequences = static_cast<int64_t>(batch.sequences.size());
+  indices.max_blocks = static_cast<int64_t>(max_blocks);
+  indices.positions = batch.positions;
+  indices.block_tables.assign(batch.sequences.size() * max_blocks, -1);
+  indices.slots.resize(batch.tokens.size());
+  indices.token_sequences.resize(batch.tokens.size());
   for (size_t s = 0; s < batch.sequences.size(); ++s) {
     const SequenceSlice& slice = batch.sequences[s];
     for (size_t b = 0; b < slice.block_table.size(); ++b) {
       ANVIL_CHECK(slice.block_table[b] < cache.shape().num_blocks, "forward: sequence ", s, " names block ",
                   slice.block_table[b], " but the kv cache has ", cache.shape().num_blocks, " blocks");
-      tables[s * max_blocks + b] = slice.block_table[b];
+      indices.block_tables[s * max_blocks + b] = slice.block_table[b];
     }
     for (int64_t row = slice.token_begin; row < slice.token_begin + slice.token_count; ++row) {
       const int64_t position = batch.positions[static_cast<size_t>(row)];
       const int64_t block = slice.block_table[static_cast<size_t>(position / block_size)];
-      slots[static_cast<size_t>(row)] = static_cast<int32_t>(block * block_size + position % block_size);
-      sequence_of[static_cast<size_t>(row)] = static_cast<int32_t>(s);
+      indices.slots[static_cast<size_t>(row)] = static_cast<int32_t>(block * block_size + position % block_size);
+      indices.token_sequences[static_cast<size_t>(row)] = static_cast<int32_t>(s);
     }
   }
-  std::vector<int32_t> sorted_slots = slots;
+  std::vector<int32_t> sorted_slots = indices.slots;
   std::sort(sorted_slots.begin(), sorted_slots.end());
   const auto repeated = std::adjacent_find(sorted_slots.begin(), sorted_slots.end());
   ANVIL_CHECK(repeated == sorted_slots.end(), "forward: kv cache slot ", *repeated,
               " is written by two tokens of one batch (sequences share a block they both append to)");
-  int64_t max_visible = 1;
+  indices.max_visible = 1;
   for (const int32_t position : batch.positions) {
     const int64_t first = config.sliding_window > 0 ? std::max<int64_t>(0, position - config.sliding_window + 1) : 0;
-    max_visible = std::max<int64_t>(max_visible, position + 1 - first);
+    indices.max_visible = std::max<int64_t>(indices.max_visible, position + 1 - first);
   }
+  return indices;
+}
+
+int64_t visible_bucket(int64_t max_visible) {
+  int64_t bucket = kMinVisibleBucket;
+  while (bucket < max_visible) bucket *= 2;
+  return bucket;
+}
+
+StepInputs make_step_inputs(Ctx& ctx, const Batch& batch, const PagedKvCache& cache, const ModelConfig& config) {
+  const StepIndices indices = step_indices(batch, cache, config);
   const Device device = cache.device();
   const auto on_device = [&](const Tensor& host) { return device.is_cpu() ? host : ctx.to_device(host, device); };
   StepInputs step;
   step.tokens = batch.num_tokens();
-  step.positions = on_device(Tensor::from_i32({step.tokens}, batch.positions));
-  step.slots = on_device(Tensor::from_i32({step.tokens}, slots));
-  step.token_sequences = on_device(Tensor::from_i32({step.tokens}, sequence_of));
-  step.block_tables = on_device(
-      Tensor::from_i32({static_cast<int64_t>(batch.sequences.size()), static_cast<int64_t>(max_blocks)}, tables));
-  step.max_visible = max_visible;
+  step.positions = on_device(Tensor::from_i32({step.tokens}, indices.positions));
+  step.slots = on_device(Tensor::from_i32({step.tokens}, indices.slots));
+  step.token_sequences = on_device(Tensor::from_i32({step.tokens}, indices.token_sequences));
+  step.block_tables = on_device(Tensor::from_i32({indices.sequences, indices.max_blocks}, indices.block_tables));
+  step.max_visible = device.is_cpu() ? indices.max_visible : visible_bucket(indices.max_visible);
   return step;
 }
 
@@ -97,17 +111,21 @@ Tensor project(Ctx& ctx, const Tensor& x, const Tensor& weight, const Tensor& bi
   return out;
 }
 
-Tensor gather_rows(Ctx& ctx, const Tensor& table, std::span<const int32_t> ids, Device device) {
+void gather_rows_host(const Tensor& table, std::span<const int32_t> ids, float* out) {
   const int64_t vocab = table.size(0);
   const int64_t channels = table.size(1);
   const int64_t row_bytes = dtype_bytes_for(table.dtype(), channels);
-  Tensor out = activation(ctx, {static_cast<int64_t>(ids.size()), channels}, Device::cpu());
   const auto* base = static_cast<const char*>(table.raw_data());
   for (size_t i = 0; i < ids.size(); ++i) {
     ANVIL_CHECK(ids[i] >= 0 && ids[i] < vocab, "gather_rows: id ", ids[i], " outside the table of ", vocab, " rows");
-    convert_host(table.dtype(), base + ids[i] * row_bytes, DType::F32,
-                 out.data<float>() + static_cast<int64_t>(i) * channels, channels);
+    convert_host(table.dtype(), base + ids[i] * row_bytes, DType::F32, out + static_cast<int64_t>(i) * channels,
+                 channels);
   }
+}
+
+Tensor gather_rows(Ctx& ctx, const Tensor& table, std::span<const int32_t> ids, Device device) {
+  Tensor out = activation(ctx, {static_cast<int64_t>(ids.size()), table.size(1)}, Device::cpu());
+  gather_rows_host(table, ids, out.data<float>());
   return device.is_cpu() ? out : ctx.to_device(out, device);
 }
 
@@ -138,19 +156,24 @@ Tensor cached_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor
   return out;
 }
 
-Tensor output_logits(Ctx& ctx, const Tensor& x, const Batch& batch, const ModelWeights& weights,
-                     const ModelConfig& config) {
-  const auto rows = static_cast<int64_t>(batch.logit_rows.size());
-  const Tensor selected = select_rows(ctx, x, batch.logit_rows);  // (R, C)
-  Tensor normed = activation(ctx, selected.shape(), x.device());
+Tensor head_logits(Ctx& ctx, const Tensor& x, const ModelWeights& weights, const ModelConfig& config) {
+  const int64_t rows = x.size(0);
+  Tensor normed = activation(ctx, x.shape(), x.device());
   Tensor none;
   if (config.norm == NormKind::LayerNorm) {
-    layer_norm(ctx, normed, none, none, selected, weights.final_norm, weights.final_norm_bias, config.norm_eps);
+    layer_norm(ctx, normed, none, none, x, weights.final_norm, weights.final_norm_bias, config.norm_eps);
   } else {
-    rms_norm(ctx, normed, none, selected, weights.final_norm, config.norm_eps);
+    rms_norm(ctx, normed, none, x, weights.final_norm, config.norm_eps);
   }
   Tensor logits = activation(ctx, {rows, config.vocab_size}, x.device());
   if (rows > 0) linear(ctx, logits, normed, weights.lm_head, Tensor());
+  return logits;
+}
+
+Tensor output_logits(Ctx& ctx, const Tensor& x, const Batch& batch, const ModelWeights& weights,
+                     const ModelConfig& config) {
+  const Tensor selected = select_rows(ctx, x, batch.logit_rows);  // (R, C)
+  const Tensor logits = head_logits(ctx, selected, weights, config);
   return x.device().is_cpu() ? logits : ctx.to_device(logits, Device::cpu());
 }
 

@@ -4,6 +4,7 @@
 // cache and the final norm + head. All activations are f32 (N, ...) tensors on the model's
 // device; index tensors and embedding rows are built on the host and uploaded.
 #include <span>
+#include <vector>
 
 #include "anvil/context.h"
 #include "anvil/model/batch.h"
@@ -25,9 +26,25 @@ struct StepInputs {
   int64_t max_visible = 0;
 };
 
+// The same indices on the host, (N), (N), (N) and (S, max_blocks) row-major.
+struct StepIndices {
+  std::vector<int32_t> positions, slots, token_sequences, block_tables;
+  int64_t sequences = 0;
+  int64_t max_blocks = 0;
+  int64_t max_visible = 0;  // exact
+};
+
 // Validates `batch` against the cache and the model (token ids, block ids, positions,
-// cache shape) and builds the step's index tensors on the cache's device. Throws
-// anvil::Error naming the problem.
+// cache shape) and builds the step's host indices. Throws anvil::Error naming the problem.
+StepIndices step_indices(const Batch& batch, const PagedKvCache& cache, const ModelConfig& config);
+
+// The visible-key bound a GPU step plans its attention for: max_visible rounded up to a
+// power of two (at least kMinVisibleBucket), so that a decode graph captured for one
+// context serves the next ones, and eager steps lay attention out the same way.
+constexpr int64_t kMinVisibleBucket = 64;
+int64_t visible_bucket(int64_t max_visible);
+
+// step_indices, then the index tensors on the cache's device (max_visible bucketed there).
 StepInputs make_step_inputs(Ctx& ctx, const Batch& batch, const PagedKvCache& cache, const ModelConfig& config);
 
 // New uninitialised f32 activation on `device`.
@@ -39,15 +56,19 @@ void linear(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weight, const 
 Tensor project(Ctx& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias);
 // Rows `ids` of the host `table` (V, C), any float or quantized dtype, as f32 (n, C) on `device`.
 Tensor gather_rows(Ctx& ctx, const Tensor& table, std::span<const int32_t> ids, Device device);
+// The same into host memory `out` (n * C floats).
+void gather_rows_host(const Tensor& table, std::span<const int32_t> ids, float* out);
 
 // Writes k, v (N, Hkv, D) of `layer` into the cache at the step's slots, then returns the
 // attention output (N, Hq, D) of q (N, Hq, D) over each token's cached context.
 Tensor cached_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, PagedKvCache& cache, int64_t layer,
                         const StepInputs& step, const ModelConfig& config);
 
-// Logits (R, V) of the batch's logit rows of the final hidden state x (N, C): final norm
-// (RMSNorm or LayerNorm per config), then the head.
+// Logits (R, V) on the host of the batch's logit rows of the final hidden state x (N, C):
+// final norm (RMSNorm or LayerNorm per config), then the head.
 Tensor output_logits(Ctx& ctx, const Tensor& x, const Batch& batch, const ModelWeights& weights,
                      const ModelConfig& config);
+// Final norm and head over every row of x (R, C): logits (R, V) on x's device.
+Tensor head_logits(Ctx& ctx, const Tensor& x, const ModelWeights& weights, const ModelConfig& config);
 
 }  // namespace anvil::model

@@ -27,6 +27,11 @@ struct LayerWeights {
   Tensor ffn_norm, ffn_norm_bias;    // (C) f32
   Tensor w_gate, w_up, w_down;       // (F, C), (F, C), (C, F); no gate for GELU MLPs
   Tensor b_up, b_down;               // optional f32 (GPT-2)
+  // On a GPU, when the parts share a dtype: the rows of wq, wk, wv (and bq, bk, bv) in one
+  // tensor, and of w_gate, w_up, so that a decode step reads each with one GEMV; the parts
+  // above are then row views of these.
+  Tensor wqkv, bqkv;  // (Hq*D + 2*Hkv*D, C), (Hq*D + 2*Hkv*D)
+  Tensor w_gate_up;   // (2F, C)
 };
 
 struct ModelWeights {
@@ -57,7 +62,8 @@ ModelWeights load_gguf_weights(const WeightSource& source, const ModelConfig& co
 ModelWeights load_hf_weights(const WeightSource& source, const ModelConfig& config);
 
 // `weights` with every tensor copied to `device` as stored, except the host tables rows are
-// gathered from (token and position embeddings); lm_head is copied even when tied.
+// gathered from (token and position embeddings); lm_head is copied even when tied. Q, K, V
+// and gate, up are stored fused where their dtypes agree (LayerWeights::wqkv, w_gate_up).
 ModelWeights weights_to_device(Ctx& ctx, const ModelWeights& weights, Device device);
 
 }  // namespace anvil::model

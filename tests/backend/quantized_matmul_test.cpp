@@ -324,13 +324,36 @@ TEST(OpQuantizedMatmul, ManyRowsMatchFloat64OnEveryDevice) {
   }
 }
 
+// f16/bf16 weights also take x in their own dtype (a norm's output made for the GEMM): the
+// same as that x in f32, on every device, for a GEMV and a GEMM-sized M.
+TEST(OpQuantizedMatmul, HalfInputsOfHalfWeightsMatchFloat64) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const Device device : test_devices(ctx)) {
+    for (const DType dtype : {DType::BF16, DType::F16}) {
+      for (const Shape& shape : {Shape{3, 9, 4096}, Shape{40, 75, 1000}}) {
+        SCOPED_TRACE(case_label(dtype, device, shape));
+        HostArray x = random_array({shape[0], shape[2]}, rng);
+        HostArray w = random_array({shape[1], shape[2]}, rng);
+        Tensor x_tensor = make_tensor(ctx, x, dtype, device);
+        Tensor w_tensor = make_tensor(ctx, w, dtype, device);
+        Tensor out = ctx.empty({shape[0], shape[1]}, DType::F32, device);
+        quantized_matmul(ctx, out, x_tensor, w_tensor);
+        expect_close(to_host(ctx, out), matmul_reference(x, w), tolerance_for(DType::F32), "out");
+      }
+    }
+  }
+}
+
 TEST(OpQuantizedMatmul, PlainWeightsMatchFloat64) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());
   for (const Device device : test_devices(ctx)) {
     for (const DType dtype : float_dtypes()) {
-      // (M, N, K): K = 33 takes the GPU's element path, K = 96 / 4096 its 16-byte vector path.
-      for (const Shape& shape : {Shape{1, 7, 33}, Shape{17, 64, 96}, Shape{1, 9, 4096}}) {
+      // (M, N, K): K = 33 takes the GPU's element path, K = 96 / 4096 its 16-byte vector path;
+      // from 16 rows the GPU runs f16/bf16 weights as a tensor-core GEMM (cuBLASLt) on x
+      // rounded to the weight's dtype (M = 17 and 70, odd N, K not a multiple of 64).
+      for (const Shape& shape : {Shape{1, 7, 33}, Shape{17, 64, 96}, Shape{1, 9, 4096}, Shape{70, 75, 4000}}) {
         SCOPED_TRACE(case_label(dtype, device, shape));
         HostArray x = random_array({shape[0], shape[2]}, rng);
         HostArray w = random_array({shape[1], shape[2]}, rng);
@@ -338,6 +361,7 @@ TEST(OpQuantizedMatmul, PlainWeightsMatchFloat64) {
         Tensor w_tensor = make_tensor(ctx, w, dtype, device);
         Tensor out = ctx.empty({shape[0], shape[1]}, DType::F32, device);
         quantized_matmul(ctx, out, x_tensor, w_tensor);
+        if (!device.is_cpu() && dtype != DType::F32 && shape[0] >= 16) round_to(x, dtype);
         expect_close(to_host(ctx, out), matmul_reference(x, w), tolerance_for(DType::F32), "out");
       }
     }

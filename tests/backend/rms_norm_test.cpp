@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "anvil/ops/elementwise.h"
 #include "anvil/ops/rms_norm.h"
 #include "support/op_harness.h"
 
@@ -104,6 +105,58 @@ TEST(OpRmsNorm, BackwardMatchesFiniteDifferences) {
   }
 }
 
+// add_rms_norm: x += delta (rounded to x's dtype), out = rms_norm(x) * w; against float64,
+// with rows as long as a model's (4096) and odd ones.
+TEST(OpAddRmsNorm, MatchesFloat64) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const Device device : test_devices(ctx)) {
+    for (const DType dtype : float_dtypes()) {
+      for (const Shape& shape : {Shape{1, 4096}, Shape{3, 4096}, Shape{5, 257}, Shape{2, 3, 33}, Shape{1, 1}}) {
+        SCOPED_TRACE(case_label(dtype, device, shape));
+        HostArray x = random_array(shape, rng, -2.0, 2.0);
+        HostArray delta = random_array(shape, rng, -2.0, 2.0);
+        HostArray weight = random_array({shape.back()}, rng, 0.5, 1.5);
+        Tensor x_tensor = make_tensor(ctx, x, dtype, device);
+        const Tensor delta_tensor = make_tensor(ctx, delta, dtype, device);
+        const Tensor weight_tensor = make_tensor(ctx, weight, dtype, device);
+        Tensor out = ctx.empty(shape, dtype, device);
+        add_rms_norm(ctx, out, x_tensor, delta_tensor, weight_tensor, static_cast<float>(kEps));
+        HostArray sum = x;
+        for (int64_t i = 0; i < sum.numel(); ++i) sum[i] = x[i] + delta[i];
+        round_to(sum, dtype);
+        expect_close(to_host(ctx, x_tensor), sum, tolerance_for(dtype), "x");
+        expect_close(to_host(ctx, out), rms_norm_reference(sum, weight), tolerance_for(dtype), "out");
+      }
+    }
+  }
+}
+
+// On the CPU the fused op is add then rms_norm, bit for bit (the CPU model's numbers must
+// not move when the model switches to it).
+TEST(OpAddRmsNorm, CpuEqualsAddThenRmsNorm) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const DType dtype : float_dtypes()) {
+    SCOPED_TRACE(std::string(dtype_name(dtype)));
+    HostArray x = random_array({3, 576}, rng, -2.0, 2.0);
+    HostArray delta = random_array({3, 576}, rng, -2.0, 2.0);
+    HostArray weight = random_array({576}, rng, 0.5, 1.5);
+    Tensor fused_x = make_tensor(ctx, x, dtype, Device::cpu());
+    Tensor split_x = make_tensor(ctx, x, dtype, Device::cpu());
+    const Tensor delta_tensor = make_tensor(ctx, delta, dtype, Device::cpu());
+    const Tensor weight_tensor = make_tensor(ctx, weight, dtype, Device::cpu());
+    Tensor fused = ctx.empty({3, 576}, dtype, Device::cpu());
+    Tensor split = ctx.empty({3, 576}, dtype, Device::cpu());
+    Tensor none;
+    add_rms_norm(ctx, fused, fused_x, delta_tensor, weight_tensor, 1e-5F);
+    add(ctx, split_x, split_x, delta_tensor);
+    rms_norm(ctx, split, none, split_x, weight_tensor, 1e-5F);
+    EXPECT_EQ(to_host(ctx, fused).values, to_host(ctx, split).values);
+    EXPECT_EQ(to_host(ctx, fused_x).values, to_host(ctx, split_x).values);
+  }
+}
+
 TEST(OpRmsNorm, RejectsBadArguments) {
   Ctx& ctx = test_ctx();
   Tensor x = Tensor::zeros({4, 8}, DType::F32);
@@ -114,6 +167,8 @@ TEST(OpRmsNorm, RejectsBadArguments) {
   Tensor ids = Tensor::zeros({4, 8}, DType::I32);
   Tensor good_weight = Tensor::zeros({8}, DType::F32);
   EXPECT_THROW(rms_norm(ctx, out, rstd, ids, good_weight, 1e-5F), Error);
+  Tensor short_delta = Tensor::zeros({4, 7}, DType::F32);
+  EXPECT_THROW(add_rms_norm(ctx, out, x, short_delta, good_weight, 1e-5F), Error);
 }
 
 }  // namespace

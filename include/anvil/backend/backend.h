@@ -4,8 +4,11 @@
 // A backend that lacks an op keeps the default, which throws a clear "not supported".
 // Tensors given to a backend are already checked: same device, contiguous, shapes agree.
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 
+#include "anvil/backend/device_graph.h"
 #include "anvil/backend/op_params.h"
 #include "anvil/core/device.h"
 #include "anvil/core/tensor.h"
@@ -49,6 +52,7 @@ enum class OpKind : uint8_t {
   QuantizedMatmul,
   KvCacheWrite,
   PagedAttention,
+  AddRmsNorm,
 };
 const char* op_name(OpKind op);
 
@@ -107,6 +111,11 @@ class Backend {
   virtual void rms_norm(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps);
   virtual void rms_norm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight,
                                  const Tensor& rstd);
+  // Residual add then RMSNorm in one pass (inference): x += delta (x rounded to its dtype),
+  // then out = rms_norm(x) * weight; x, delta, out (N, C). The result equals add followed
+  // by rms_norm on the same backend up to that backend's reduction order (on the CPU: bit
+  // for bit, it runs exactly those two ops).
+  virtual void add_rms_norm(Tensor& out, Tensor& x, const Tensor& delta, const Tensor& weight, float eps);
 
   // Rotary embedding of x (N, H, D) at positions (N) i32; out may alias x.
   virtual void rope(Tensor& out, const Tensor& x, const Tensor& positions, const RopeParams& params);
@@ -162,8 +171,32 @@ class Backend {
   virtual void sample_multinomial(Tensor& ids, const Tensor& logits, float temperature, uint64_t seed, uint64_t offset);
 
   // out (M, N) f32 = x (M, K) f32 @ weight^T; weight (N, K) block-quantized (Q8_0..Q6_K) or
-  // f32/f16/bf16; K a whole number of weight blocks. x is quantised to 8 bits per block first.
+  // f32/f16/bf16; K a whole number of weight blocks. x is quantised to 8 bits per block first
+  // for quantized weights; for f16/bf16 weights a backend may round x to the weight's dtype
+  // from 16 rows on (CUDA does: a tensor-core GEMM with f32 accumulation, for prefill).
+  // x may also be given in the f16/bf16 dtype of such a weight (then used as it is).
   virtual void quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight);
+
+  // ---- Device graphs (CUDA); the defaults throw "not supported".
+  // Whether the calls below work here.
+  [[nodiscard]] virtual bool supports_graphs() const { return false; }
+  // Records (does not run) the ops `record` issues into a graph. `record` must not wait for
+  // the device, copy from pageable host memory, or free memory a replay will use: run it
+  // with a private memory pool active, after one uncaptured run of the same work so the
+  // pool already holds every block. Throws anvil::Error (the stream usable again) when the
+  // capture fails.
+  [[nodiscard]] virtual std::unique_ptr<DeviceGraph> capture_graph(const std::function<void()>& record);
+  // A new private memory pool (see CachingAllocator) and which pool (0: the shared one)
+  // serves this backend's allocations; release_memory_pool once its graphs are destroyed.
+  [[nodiscard]] virtual int64_t create_memory_pool();
+  virtual void use_memory_pool(int64_t pool);
+  virtual void release_memory_pool(int64_t pool);
+  // Page-locked host memory (host tensors from it upload without staging).
+  [[nodiscard]] virtual Allocator& pinned_host_allocator();
+  // dst (this device) = src (contiguous pinned host memory, same dtype and shape), queued
+  // without a host wait: src must stay unchanged until the stream has passed the copy (a
+  // later download waits for it).
+  virtual void upload_async(Tensor& dst, const Tensor& src);
 
  protected:
   [[noreturn]] void not_supported(OpKind op) const;

@@ -13,6 +13,13 @@
 
 namespace anvil::model {
 
+// How decode steps ran on a device with graphs (CUDA graphs of the step, replayed).
+struct DeviceGraphStats {
+  int64_t captured = 0;  // shapes captured
+  int64_t replays = 0;   // steps served by replaying a graph
+  int64_t failures = 0;  // captures that failed (graphs are then off for the model)
+};
+
 class CausalLM {
  public:
   virtual ~CausalLM() = default;
@@ -21,6 +28,11 @@ class CausalLM {
   [[nodiscard]] virtual Device device() const = 0;
   // Logits (batch.logit_rows.size(), vocab) f32 on the host.
   [[nodiscard]] virtual Tensor forward(Ctx& ctx, const Batch& batch, PagedKvCache& cache) = 0;
+  // Decode steps on a GPU replay captured graphs unless turned off here (or by
+  // ANVIL_CUDA_GRAPHS=0 at load); the logits are the same bits either way. No effect on
+  // the CPU or for architectures without graphs.
+  virtual void set_device_graphs(bool /*enabled*/) {}
+  [[nodiscard]] virtual DeviceGraphStats device_graph_stats() const { return {}; }
 
   // Observer of named intermediates of forward (llama.cpp's names: "attn_norm", "Qcur", ...;
   // layer -1 for those after the last block), to compare them with another engine op by op

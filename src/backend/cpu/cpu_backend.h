@@ -35,6 +35,7 @@ class CpuBackend final : public Backend {
   void layer_norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
                            const Tensor& weight, const Tensor& mean, const Tensor& rstd) override;
   void rms_norm(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) override;
+  void add_rms_norm(Tensor& out, Tensor& x, const Tensor& delta, const Tensor& weight, float eps) override;
   void rms_norm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight,
                          const Tensor& rstd) override;
   void rope(Tensor& out, const Tensor& x, const Tensor& positions, const RopeParams& params) override;

@@ -394,6 +394,10 @@ RowKernel scalar_row_kernel(DType dtype) {
 void CpuBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight) {
   const DTypeInfo& info = dtype_info(weight.dtype());
   if (x.size(0) == 0 || weight.size(0) == 0) return;  // empty output
+  if (x.dtype() != DType::F32) {                      // f16/bf16 x of a f16/bf16 weight: exact in f32
+    quantized_matmul(out, x.to_dtype(DType::F32), weight);
+    return;
+  }
   if (!info.is_quantized) {
     plain_matmul(pool_, out, x, weight);
     return;

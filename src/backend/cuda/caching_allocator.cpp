@@ -36,6 +36,8 @@ CachingAllocator::CachingAllocator(int device_index) : device_index_(device_inde
 CachingAllocator::~CachingAllocator() {
   try {
     const std::lock_guard lock(mutex_);
+    for (auto& [pool, lists] : pool_blocks_) move_to_shared_locked(lists);
+    pool_blocks_.clear();
     empty_cache_locked();
   } catch (const std::exception& error) {
     // The driver may already be shutting down at process exit; nothing useful to do.
@@ -53,15 +55,16 @@ void* CachingAllocator::allocate(size_t bytes) {
   const std::lock_guard lock(mutex_);
   ++stats_.num_allocations;
   void* pointer = nullptr;
-  auto cached = free_blocks_by_size_.find(rounded);
-  if (cached != free_blocks_by_size_.end() && !cached->second.empty()) {
+  FreeLists& lists = active_pool_ == 0 ? free_blocks_by_size_ : pool_blocks_[active_pool_];
+  auto cached = lists.find(rounded);
+  if (cached != lists.end() && !cached->second.empty()) {
     pointer = cached->second.back();
     cached->second.pop_back();
     ++stats_.num_cache_hits;
   } else {
     pointer = cuda_malloc_locked(rounded);
   }
-  live_block_sizes_.emplace(pointer, rounded);
+  live_blocks_.emplace(pointer, LiveBlock{rounded, active_pool_});
   stats_.bytes_in_use += rounded;
   stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
   return pointer;
@@ -72,12 +75,37 @@ void CachingAllocator::deallocate(void* pointer, size_t /*bytes*/) {
   // Storage (it only frees what this allocator gave it), so they are ignored.
   if (pointer == nullptr) return;
   const std::lock_guard lock(mutex_);
-  const auto live = live_block_sizes_.find(pointer);
-  if (live == live_block_sizes_.end()) return;
-  const size_t rounded = live->second;
-  live_block_sizes_.erase(live);
-  stats_.bytes_in_use -= rounded;
-  free_blocks_by_size_[rounded].push_back(pointer);
+  const auto live = live_blocks_.find(pointer);
+  if (live == live_blocks_.end()) return;
+  const LiveBlock block = live->second;
+  live_blocks_.erase(live);
+  stats_.bytes_in_use -= block.size;
+  // A released pool's blocks go back to the shared cache.
+  const auto pool = pool_blocks_.find(block.pool);
+  FreeLists& lists = pool == pool_blocks_.end() ? free_blocks_by_size_ : pool->second;
+  lists[block.size].push_back(pointer);
+}
+
+int64_t CachingAllocator::create_pool() {
+  const std::lock_guard lock(mutex_);
+  const int64_t pool = next_pool_++;
+  pool_blocks_.emplace(pool, FreeLists{});
+  return pool;
+}
+
+void CachingAllocator::set_active_pool(int64_t pool) {
+  const std::lock_guard lock(mutex_);
+  ANVIL_CHECK(pool == 0 || pool_blocks_.count(pool) != 0, "caching allocator: no memory pool ", pool);
+  active_pool_ = pool;
+}
+
+void CachingAllocator::release_pool(int64_t pool) {
+  const std::lock_guard lock(mutex_);
+  const auto found = pool_blocks_.find(pool);
+  if (found == pool_blocks_.end()) return;
+  move_to_shared_locked(found->second);
+  pool_blocks_.erase(found);
+  if (active_pool_ == pool) active_pool_ = 0;
 }
 
 void* CachingAllocator::cuda_malloc_locked(size_t rounded_bytes) {
@@ -100,6 +128,14 @@ void* CachingAllocator::cuda_malloc_locked(size_t rounded_bytes) {
   stats_.bytes_reserved += rounded_bytes;
   stats_.peak_bytes_reserved = std::max(stats_.peak_bytes_reserved, stats_.bytes_reserved);
   return pointer;
+}
+
+void CachingAllocator::move_to_shared_locked(FreeLists& lists) {
+  for (auto& [size, blocks] : lists) {
+    auto& shared = free_blocks_by_size_[size];
+    shared.insert(shared.end(), blocks.begin(), blocks.end());
+  }
+  lists.clear();
 }
 
 void CachingAllocator::empty_cache() {

@@ -13,6 +13,12 @@
 // on another stream (or a host read through a pointer) must synchronise before the
 // tensor that owns the block is released. empty_cache() synchronises the device before
 // returning memory to CUDA.
+//
+// Private pools (for CUDA graphs): while a pool is active, allocations are served from and
+// freed blocks return to that pool only, whenever they are freed. A captured graph keeps
+// using the addresses it recorded, so blocks of its pool must never reach other tensors
+// while the graph may replay; graphs replayed one after another on the stream may share a
+// pool, since none holds its scratch across a replay.
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -59,8 +65,15 @@ class CachingAllocator final : public Allocator {
   void deallocate(void* pointer, size_t bytes) override;
   [[nodiscard]] Device device() const override { return Device::cuda(device_index_); }
 
-  // Synchronises the device and cudaFree's every cached block.
+  // Synchronises the device and cudaFree's every cached block of the shared cache.
   void empty_cache();
+  // A new private pool id (never 0, which names the shared cache).
+  int64_t create_pool();
+  // Serves allocations from `pool` (0: the shared cache) until the next call.
+  void set_active_pool(int64_t pool);
+  // Moves the pool's cached blocks to the shared cache; blocks still live return there when
+  // freed. The graphs that used the pool must be destroyed first.
+  void release_pool(int64_t pool);
   [[nodiscard]] CachingAllocatorStats stats() const;
   // Peaks restart from the current use / reservation.
   void reset_peaks();
@@ -68,13 +81,23 @@ class CachingAllocator final : public Allocator {
   static size_t round_size(size_t bytes);
 
  private:
+  struct LiveBlock {
+    size_t size = 0;   // size class
+    int64_t pool = 0;  // the pool it returns to
+  };
+  using FreeLists = std::unordered_map<size_t, std::vector<void*>>;  // size class -> cached blocks
+
   void* cuda_malloc_locked(size_t rounded_bytes);
   void empty_cache_locked();
+  void move_to_shared_locked(FreeLists& lists);
 
   int device_index_;
   mutable std::mutex mutex_;
-  std::unordered_map<size_t, std::vector<void*>> free_blocks_by_size_;  // size class -> cached blocks
-  std::unordered_map<void*, size_t> live_block_sizes_;                  // pointer -> size class
+  FreeLists free_blocks_by_size_;                       // the shared cache (pool 0)
+  std::unordered_map<int64_t, FreeLists> pool_blocks_;  // private pools
+  std::unordered_map<void*, LiveBlock> live_blocks_;    // pointer -> size class and pool
+  int64_t active_pool_ = 0;
+  int64_t next_pool_ = 1;
   CachingAllocatorStats stats_;
 };
 

@@ -12,6 +12,7 @@
 #include "anvil/backend/backend.h"
 #include "cuda/caching_allocator.h"
 #include "cuda/cublaslt_matmul.h"
+#include "cuda/cuda_graph.h"
 
 namespace anvil::cuda {
 
@@ -60,6 +61,7 @@ class CudaBackend final : public Backend {
   void layer_norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
                            const Tensor& weight, const Tensor& mean, const Tensor& rstd) override;
   void rms_norm(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) override;
+  void add_rms_norm(Tensor& out, Tensor& x, const Tensor& delta, const Tensor& weight, float eps) override;
   void rms_norm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight,
                          const Tensor& rstd) override;
   void rope(Tensor& out, const Tensor& x, const Tensor& positions, const RopeParams& params) override;
@@ -96,6 +98,19 @@ class CudaBackend final : public Backend {
   std::once_flag cublas_lt_created_;
   cublasLtHandle_t cublas_lt_ = nullptr;
 
+  // ---- graphs: capture, private pools, pinned staging (cuda_backend_graphs.cpp).
+ public:
+  [[nodiscard]] bool supports_graphs() const override { return true; }
+  [[nodiscard]] std::unique_ptr<DeviceGraph> capture_graph(const std::function<void()>& record) override;
+  [[nodiscard]] int64_t create_memory_pool() override;
+  void use_memory_pool(int64_t pool) override;
+  void release_memory_pool(int64_t pool) override;
+  [[nodiscard]] Allocator& pinned_host_allocator() override { return pinned_allocator_; }
+  void upload_async(Tensor& dst, const Tensor& src) override;
+
+ private:
+  PinnedHostAllocator pinned_allocator_{device_index_};
+
   // ---- attention group: forward and backward (cuda_backend_attention.cpp).
  public:
   // Whether the attention group runs `op` with `dtype` (called by supports()).
@@ -127,6 +142,11 @@ class CudaBackend final : public Backend {
                        const PagedAttentionParams& params) override;
 
  private:
+  // Rows of x from which f16/bf16-weight quantized_matmul casts x to the weight's dtype and
+  // runs a tensor-core GEMM (cuBLASLt) instead of the f32-activation GEMV kernel.
+  static constexpr int64_t kTensorCoreMinRows = 16;
+  void half_weight_gemm(Tensor& out, const Tensor& x, const Tensor& weight);
+  void half_x_matmul(Tensor& out, const Tensor& x, const Tensor& weight);
   // A device tensor's i32 values on the host (waits for the stream): index checks.
   [[nodiscard]] std::vector<int32_t> download_i32(const Tensor& tensor);
   CublasLtMatmul matmul_;  // cached cuBLASLt plans

@@ -1,6 +1,7 @@
 // CudaBackend's linalg group: matmul through cuBLASLt, quantized_matmul through its own
 // kernels, which ops the group supports, and the index download the paged ops check with.
 #include "anvil/core/error.h"
+#include "cuda/cast_kernels.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_guard.h"
@@ -88,9 +89,12 @@ void CudaBackend::linear(Tensor& out, const Tensor& x, const Tensor& weight, con
 void CudaBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight) {
   if (x.size(0) == 0 || weight.size(0) == 0) return;  // empty output
   const DeviceGuard guard(device_index_);
+  if (x.dtype() != DType::F32) return half_x_matmul(out, x, weight);
   const QuantizedMatmulArgs args{weight.dtype(), weight.raw_data(), x.data<const float>(), out.data<float>(), x.size(0),
                                  weight.size(0), x.size(1)};
   if (!dtype_info(weight.dtype()).is_quantized) {
+    const bool half_weight = weight.dtype() == DType::BF16 || weight.dtype() == DType::F16;
+    if (half_weight && x.size(0) >= kTensorCoreMinRows) return half_weight_gemm(out, x, weight);
     launch_plain_weight_matmul(args, stream_);
     return;
   }
@@ -98,6 +102,40 @@ void CudaBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& w
   const QuantizedActivationLayout layout = activation_layout(weight.dtype(), x.size(0), x.size(1));
   const ScratchBuffer scratch(*allocator_, layout.total_bytes);
   launch_quantized_matmul(args, layout, scratch.get(), stream_);
+}
+
+void CudaBackend::half_x_matmul(Tensor& out, const Tensor& x, const Tensor& weight) {
+  // x (M, K) in the weight's f16/bf16: the GEMM as it is, or the GEMV kernel on an f32 copy.
+  if (x.size(0) >= kTensorCoreMinRows) return half_weight_gemm(out, x, weight);
+  const ScratchBuffer x_f32(*allocator_, static_cast<size_t>(x.numel()) * sizeof(float));
+  launch_cast(x.dtype(), x.raw_data(), DType::F32, x_f32.get(), x.numel(), stream_);
+  const QuantizedMatmulArgs args{weight.dtype(),    weight.raw_data(), static_cast<const float*>(x_f32.get()),
+                                 out.data<float>(), x.size(0),         weight.size(0),
+                                 x.size(1)};
+  launch_plain_weight_matmul(args, stream_);
+}
+
+void CudaBackend::half_weight_gemm(Tensor& out, const Tensor& x, const Tensor& weight) {
+  // x (M, K) f32 is cast to the weight's dtype once (unless it comes in it); out (M, N) =
+  // x @ weight^T in cuBLASLt with f32 accumulation and output.
+  const int64_t m = x.size(0);
+  const int64_t k = x.size(1);
+  const bool cast = x.dtype() != weight.dtype();
+  const ScratchBuffer x_half(*allocator_, cast ? static_cast<size_t>(dtype_bytes_for(weight.dtype(), m * k)) : 0);
+  if (cast) launch_cast(DType::F32, x.raw_data(), weight.dtype(), x_half.get(), m * k, stream_);
+  RowMajorGemm gemm;
+  gemm.input_dtype = weight.dtype();
+  gemm.output_dtype = DType::F32;
+  gemm.trans_b = true;
+  gemm.m = m;
+  gemm.n = weight.size(0);
+  gemm.k = k;
+  gemm.stride_a = m * k;
+  gemm.stride_out = m * gemm.n;
+  gemm.a = cast ? x_half.get() : x.raw_data();
+  gemm.b = weight.raw_data();
+  gemm.out = out.raw_data();
+  matmul_.run(cublas_lt(), gemm, *allocator_, stream_);
 }
 
 std::vector<int32_t> CudaBackend::download_i32(const Tensor& tensor) {

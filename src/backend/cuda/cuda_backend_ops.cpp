@@ -66,6 +66,7 @@ bool CudaBackend::supports_pointwise_ops(OpKind op, DType dtype) {
     case OpKind::LayerNormBackward:
     case OpKind::RmsNorm:
     case OpKind::RmsNormBackward:
+    case OpKind::AddRmsNorm:
     case OpKind::Rope:
     case OpKind::RopeBackward:
     case OpKind::Gelu:
@@ -193,6 +194,12 @@ void CudaBackend::rms_norm(Tensor& out, Tensor& rstd, const Tensor& x, const Ten
   const DeviceGuard guard(device_index_);
   launch_rms_norm(floats(out), optional_f32(rstd), const_floats(x), const_floats(weight), rows_of(x), x.size(-1), eps,
                   stream_);
+}
+
+void CudaBackend::add_rms_norm(Tensor& out, Tensor& x, const Tensor& delta, const Tensor& weight, float eps) {
+  const DeviceGuard guard(device_index_);
+  launch_add_rms_norm(floats(out), floats(x), const_floats(delta), const_floats(weight), rows_of(x), x.size(-1), eps,
+                      stream_);
 }
 
 void CudaBackend::rms_norm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x,

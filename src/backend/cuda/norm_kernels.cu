@@ -121,6 +121,28 @@ __global__ void rms_norm_kernel(FloatBuffer out, float* rstd, ConstFloatBuffer x
   if (threadIdx.x == 0 && rstd != nullptr) rstd[row] = inv_rms;
 }
 
+// grid (rows), block (row_threads(C)). Each thread updates its own columns of x, and the
+// squares are of the stored (rounded) sums, as a separate add then rms_norm would see them.
+__global__ void add_rms_norm_kernel(FloatBuffer out, FloatBuffer x, ConstFloatBuffer delta, ConstFloatBuffer weight,
+                                    int64_t channels, float eps) {
+  __shared__ float scratch[kWarpSize];
+  const int64_t row = blockIdx.x;
+  const FloatBuffer residual = offset_buffer(x, row * channels);
+  const ConstFloatBuffer in = offset_buffer(ConstFloatBuffer{x.data, x.dtype}, row * channels);
+  const ConstFloatBuffer d = offset_buffer(delta, row * channels);
+  float sum_squares = 0.0F;
+  for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) {
+    store_float(residual, c, load_float(in, c) + load_float(d, c));
+    const float value = load_float(in, c);
+    sum_squares += value * value;
+  }
+  const float inv_rms = 1.0F / sqrtf(block_sum(sum_squares, scratch) / static_cast<float>(channels) + eps);
+  const FloatBuffer y = offset_buffer(out, row * channels);
+  for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) {
+    store_float(y, c, load_float(in, c) * inv_rms * load_float(weight, c));
+  }
+}
+
 // grid (num_partials), block (row_threads(C)). dx = r dout w - x r^3 / C sum(dout w x);
 // partial dweight += dout x r.
 __global__ void rms_norm_backward_kernel(FloatBuffer dx, ConstFloatBuffer dout, ConstFloatBuffer x,
@@ -532,6 +554,14 @@ void launch_rms_norm_backward(FloatBuffer dx, float* dweight, ConstFloatBuffer d
   if (dweight != nullptr) {
     launch_finish_column_sums(weight_partials, num_partials, channels, FloatBuffer{dweight, DType::F32}, true, stream);
   }
+}
+
+void launch_add_rms_norm(FloatBuffer out, FloatBuffer x, ConstFloatBuffer delta, ConstFloatBuffer weight, int64_t rows,
+                         int64_t channels, float eps, cudaStream_t stream) {
+  if (rows == 0) return;
+  add_rms_norm_kernel<<<static_cast<unsigned>(rows), row_threads(channels), 0, stream>>>(out, x, delta, weight,
+                                                                                         channels, eps);
+  ANVIL_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace anvil::cuda

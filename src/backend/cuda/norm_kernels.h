@@ -30,6 +30,10 @@ void launch_layer_norm_backward(FloatBuffer dx, float* dweight, float* dbias, Co
 void launch_rms_norm(FloatBuffer out, float* rstd, ConstFloatBuffer x, ConstFloatBuffer weight, int64_t rows,
                      int64_t channels, float eps, cudaStream_t stream);
 
+// x += delta (rounded to x's dtype), then out = x * rstd * weight (inference: no rstd).
+void launch_add_rms_norm(FloatBuffer out, FloatBuffer x, ConstFloatBuffer delta, ConstFloatBuffer weight, int64_t rows,
+                         int64_t channels, float eps, cudaStream_t stream);
+
 // dx from dout and the saved rstd; dweight (may be null) += its row sums. `partials` is
 // scratch of norm_backward_num_partials(rows) * C floats (null when dweight is). dx may
 // alias dout.

@@ -9,7 +9,9 @@ namespace oc = op_checks;
 void quantized_matmul(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weight) {
   constexpr const char* kOp = "quantized_matmul";
   oc::require(kOp, {"x", &x});
-  oc::require_dtype(kOp, {"x", &x}, {DType::F32});
+  // x is f32, or f16/bf16 like a weight of that dtype (a GEMM input made by the op before).
+  const bool half_x = (x.dtype() == DType::BF16 || x.dtype() == DType::F16) && x.dtype() == weight.dtype();
+  if (!half_x) oc::require_dtype(kOp, {"x", &x}, {DType::F32});
   ANVIL_CHECK(x.dim() >= 1, "op ", kOp, ": argument 'x' must have at least one dimension");
   oc::require_rank(kOp, {"weight", &weight}, 2);
   oc::require_dtype(kOp, {"weight", &weight},

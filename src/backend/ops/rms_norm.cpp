@@ -23,6 +23,20 @@ void rms_norm(Ctx& ctx, Tensor& out, Tensor& rstd, const Tensor& x, const Tensor
   ctx.backend(device).rms_norm(out, rstd, x, weight, eps);
 }
 
+void add_rms_norm(Ctx& ctx, Tensor& out, Tensor& x, const Tensor& delta, const Tensor& weight, float eps) {
+  constexpr const char* kOp = "add_rms_norm";
+  oc::require_float(kOp, {"x", &x});
+  oc::require(kOp, {"x", &x});
+  const int64_t channels = x.size(-1);
+  oc::require_same_shape(kOp, {"x", &x}, {"delta", &delta});
+  oc::require_same_shape(kOp, {"x", &x}, {"out", &out});
+  oc::require_float(kOp, {"delta", &delta});
+  oc::require_shape(kOp, {"weight", &weight}, {channels});
+  oc::require_float(kOp, {"weight", &weight});
+  const Device device = oc::common_device(kOp, {{"out", &out}, {"x", &x}, {"delta", &delta}, {"weight", &weight}});
+  ctx.backend(device).add_rms_norm(out, x, delta, weight, eps);
+}
+
 void rms_norm_backward(Ctx& ctx, Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight,
                        const Tensor& rstd) {
   constexpr const char* kOp = "rms_norm_backward";
