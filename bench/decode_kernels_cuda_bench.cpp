@@ -264,7 +264,15 @@ void attention_row(Ctx& ctx, cudaStream_t stream, double copy, const AttentionCa
   std::printf(" (P %4lld)", static_cast<long long>(tiled.partitions));
   print_rate(bytes, kernels(warps), copy);
   std::printf(" |");
-  for (const int64_t len : {128, 256, 512, 1024, 4096}) {
+  for (const auto& [threads, stages] : std::vector<std::pair<int, int>>{{128, 2}, {256, 2}, {256, 3}}) {
+    anvil::cuda::PagedPartitioning other = tiled;
+    other.tiled_threads = threads;
+    other.tiled_stages = stages;
+    const double seconds = kernels(other);
+    std::printf(" %d/%d:%.0f%%", threads, stages, seconds > 0 ? 100.0 * bytes / seconds / copy : 0.0);
+  }
+  std::printf(" |");
+  for (const int64_t len : {128, 256, 512, 1024, 2048}) {
     anvil::cuda::PagedPartitioning other = tiled;
     other.partition_len = len;
     other.partitions = (c.context + len - 1) / len;
@@ -295,7 +303,7 @@ int main(int argc, char** argv) {
 
   std::printf("\npaged decode attention, bf16 cache and q, block 16, one token per sequence: us and %% of copy\n");
   std::printf("%-12s %-13s %9s %6s %9s %6s %9s %6s %8s %9s %6s | %s\n", "Hq/Hkv/D", "seqs x ctx", "op us", "%",
-              "graph us", "%", "tiled us", "%", "", "warp us", "%", "tiled, other partition lengths: keys:%");
+              "graph us", "%", "tiled us", "%", "", "warp us", "%", "tiled: threads/stages:% | partition keys:%");
   for (const AttentionCase& c : std::vector<AttentionCase>{{32, 8, 128, 1, 4096},
                                                            {32, 8, 128, 8, 4096},
                                                            {32, 8, 128, 32, 4096},

@@ -34,6 +34,32 @@ constexpr int64_t kMaxPartitions = 1024;
 // on the H100, one 4096-token sequence went from 99 us with 16-key partitions to a few us.
 constexpr int64_t kMinPartitionKeys = 256;
 constexpr int kCheckThreads = 256;
+constexpr int kCombineThreads = 256;
+
+// Block-wide max / sum of one float per thread, in a fixed order (warp trees, then warps in
+// order); every thread gets the result. `reduce` holds one float per warp.
+__device__ __forceinline__ float block_max(float value, float* reduce) {
+  for (int offset = kWarpSize / 2; offset > 0; offset >>= 1)
+    value = fmaxf(value, __shfl_xor_sync(kFullMask, value, offset));
+  const int warps = static_cast<int>(blockDim.x) / kWarpSize;
+  if (threadIdx.x % kWarpSize == 0) reduce[threadIdx.x / kWarpSize] = value;
+  __syncthreads();
+  float result = reduce[0];
+  for (int w = 1; w < warps; ++w) result = fmaxf(result, reduce[w]);
+  __syncthreads();  // reduce may be reused
+  return result;
+}
+
+__device__ __forceinline__ float block_sum(float value, float* reduce) {
+  for (int offset = kWarpSize / 2; offset > 0; offset >>= 1) value += __shfl_xor_sync(kFullMask, value, offset);
+  const int warps = static_cast<int>(blockDim.x) / kWarpSize;
+  if (threadIdx.x % kWarpSize == 0) reduce[threadIdx.x / kWarpSize] = value;
+  __syncthreads();
+  float result = reduce[0];
+  for (int w = 1; w < warps; ++w) result += reduce[w];
+  __syncthreads();
+  return result;
+}
 
 // ---------------------------------------------------------------------------------------
 // Cache write: one block per token, threads over the token's Hkv * D elements.
@@ -298,31 +324,59 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Block per (token, query head) row of out: merges the partitions of the token's visible
-// range in order (the token's count comes from its position: partitions past it were
-// never written).
+// range (the token's count comes from its position: partitions past it were never
+// written). Every loop over partitions is spread over the threads, so that the loads of
+// the partials are in flight together: maxes and weights by partition, then each thread
+// sums one column over a strided subset of partitions (in order) and the subsets are added
+// in lane order. The block reductions have a fixed shape: deterministic.
 template <typename Q>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kCombineThreads)
     combine_partitions_kernel(PagedAttentionArgs args, PagedPartials parts, Q* __restrict__ out) {
-  __shared__ float weights[kMaxPartitions];  // 2^(max_z - top) of each partition, computed once
+  __shared__ float weights[kMaxPartitions];   // 2^(max_z - top) of each partition
+  __shared__ float columns[kCombineThreads];  // (lanes, D) partial column sums
+  __shared__ float reduce[kCombineThreads / kWarpSize];
+  const int tid = static_cast<int>(threadIdx.x);
   const int64_t d = args.head_dim;
   const int64_t row = blockIdx.x;  // in (N * Hq)
   const int64_t position = args.positions[row / args.q_heads];
   const int64_t first = args.window > 0 ? max(int64_t{0}, position - args.window + 1) : 0;
-  const int64_t count = min(parts.partitions, (position - first + parts.partition_len) / parts.partition_len);
+  const int count =
+      static_cast<int>(min(parts.partitions, (position - first + parts.partition_len) / parts.partition_len));
   const float* maxes = parts.max + row * parts.partitions;
   const float* sums = parts.sum + row * parts.partitions;
+  // Maxes are in log2 units; every counted partition has keys, so top is finite.
   float top = -INFINITY;
-  for (int64_t z = 0; z < count; ++z) top = fmaxf(top, maxes[z]);
-  // Maxes are in log2 units (see WarpState); an empty partition adds 0 * 0.
-  for (int64_t z = threadIdx.x; z < count; z += kThreads) weights[z] = exp2f(maxes[z] - top);
-  __syncthreads();
-  float total = 0.0F;  // every thread sums the same terms in the same order
-  for (int64_t z = 0; z < count; ++z) total += sums[z] * weights[z];
+  for (int z = tid; z < count; z += kCombineThreads) top = fmaxf(top, maxes[z]);
+  top = block_max(top, reduce);
+  float total = 0.0F;
+  for (int z = tid; z < count; z += kCombineThreads) {
+    const float weight = exp2f(maxes[z] - top);
+    weights[z] = weight;
+    total += sums[z] * weight;
+  }
+  total = block_sum(total, reduce);  // also orders the weights' writes before their reads
   const float inverse = 1.0F / total;
-  for (int64_t c = threadIdx.x; c < d; c += kThreads) {
+  const int64_t lanes = d <= kCombineThreads ? kCombineThreads / d : 1;
+  const int64_t lane = tid / d;
+  for (int64_t c0 = 0; c0 < d; c0 += kCombineThreads) {
+    const int64_t c = c0 + tid % d;
     float value = 0.0F;
-    for (int64_t z = 0; z < count; ++z) value += parts.acc[(row * parts.partitions + z) * d + c] * weights[z];
-    store_float(out + row * d + c, value * inverse);
+    if (lane < lanes && c < d) {
+      const float* acc = parts.acc + row * parts.partitions * d + c;
+#pragma unroll 8
+      for (int64_t z = lane; z < count; z += lanes) value += acc[z * d] * weights[z];
+    }
+    if (lanes == 1) {
+      if (c < d) store_float(out + row * d + c, value * inverse);
+      continue;
+    }
+    if (lane < lanes) columns[lane * d + tid % d] = value;
+    __syncthreads();
+    if (tid < d) {
+      float sum = 0.0F;
+      for (int64_t l = 0; l < lanes; ++l) sum += columns[l * d + tid];
+      store_float(out + row * d + tid, sum * inverse);
+    }
   }
 }
 

@@ -14,6 +14,7 @@
 // Rows in shared memory are swizzled (chunk c of key k at chunk c ^ (k % 8)) so that the
 // score reads of 8 keys and the cp.async writes hit distinct banks.
 #include <algorithm>
+#include <type_traits>
 
 #include "cuda/attention_device.cuh"
 #include "cuda/cuda_check.h"
@@ -27,32 +28,38 @@ using attention::cp_async_16;
 using attention::cp_async_commit;
 using attention::cp_async_wait;
 
-constexpr int kThreads = 128;
 constexpr int kWarpSize = 32;
-constexpr int kWarps = kThreads / kWarpSize;
 constexpr int kTile = static_cast<int>(kTiledKeys);
-constexpr int kStages = 3;
 constexpr unsigned kFullMask = 0xFFFFFFFFU;
 constexpr float kLog2E = 1.4426950408889634F;
 
-template <int kD, int kHeads>
-struct Layout {
-  static constexpr int kChunks = kD / 8;  // 16-byte chunks of a row
-  static constexpr int kHalfChunks = kChunks / 2;
-  static constexpr int kKeyLanes = kThreads / kChunks;  // p @ V threads per chunk column
-  static constexpr int kQStride = kD + 4;               // floats per q row (see q_index)
+// The shape of one kernel: head_dim, query heads per block, threads, pipeline stages.
+template <int kDim, int kHeadCount, int kThreadCount, int kStageCount>
+struct Config {
+  static constexpr int kD = kDim;
+  static constexpr int kHeads = kHeadCount;
+  static constexpr int kThreads = kThreadCount;
+  static constexpr int kStages = kStageCount;
+  static constexpr int kWarps = kThreads / kWarpSize;
+  static constexpr int kChunks = kD / 8;                     // 16-byte chunks of a row
+  static constexpr int kKeyThreads = kThreads / kTile;       // scores: threads per key
+  static constexpr int kPartChunks = kChunks / kKeyThreads;  // scores: chunks per thread
+  static constexpr int kKeyLanes = kThreads / kChunks;       // p @ V: threads per chunk column
+  static constexpr int kQStride = kD + 4 * kKeyThreads;      // floats per q row (see q_index)
   static constexpr int kStageElems = kTile * kD;
-  static constexpr size_t kStageBytes = 2 * kStages * static_cast<size_t>(kStageElems) * 2;  // K and V, 2 bytes each
+  static constexpr size_t kStageBytes = 2 * kStages * static_cast<size_t>(kStageElems) * 2;  // K and V
+  static constexpr size_t kLanesBytes = static_cast<size_t>(kKeyLanes) * kHeads * kD * sizeof(float);
+  static constexpr size_t kReusedBytes = kStageBytes > kLanesBytes ? kStageBytes : kLanesBytes;
   static constexpr size_t kFloats = kHeads * kQStride + kTile * kHeads + 2 * kWarps * kHeads;
-  static constexpr size_t kSharedBytes = kStageBytes + kFloats * sizeof(float);
-  static_assert(kKeyLanes * kHeads * kD * sizeof(float) <= kStageBytes, "the final reduction reuses the stages");
+  static constexpr size_t kSharedBytes = kReusedBytes + kFloats * sizeof(float);
+  static_assert(kThreads % kTile == 0 && kChunks % kKeyThreads == 0 && kHeads % 4 == 0, "tile shape");
 };
 
-// q element (h, d) in shared memory: the second half of a row sits 4 floats further, so the
-// two halves a thread pair reads at once fall in different banks.
-template <int kD, int kHeads>
+// q element (h, d) in shared memory: the chunks of score part p sit 4 * p floats further,
+// so the parts of a key, which read different chunks at once, hit different banks.
+template <typename Cfg>
 __device__ __forceinline__ int q_index(int h, int d) {
-  return h * Layout<kD, kHeads>::kQStride + d + (d >= kD / 2 ? 4 : 0);
+  return h * Cfg::kQStride + d + 4 * ((d / 8) / Cfg::kPartChunks);
 }
 
 __device__ __forceinline__ void to_floats(const uint4& raw, const __nv_bfloat16* /*type*/, float (&out)[8]) {
@@ -84,17 +91,16 @@ __device__ __forceinline__ void load_chunk(const C* tile, int key, int chunk, fl
 
 // Queues the cp.async copies of keys [tile_lo, tile_lo + kTile) ∩ [.., hi) of one kv head
 // into a K and a V stage; rows past hi are zero-filled (their p is 0, and 0 * 0 stays 0).
-template <typename C, int kD>
+template <typename C, typename Cfg>
 __device__ __forceinline__ void load_tile(const PagedAttentionArgs& args, const int32_t* table, int64_t kv_head,
                                           int64_t tile_lo, int64_t hi, const C* key_cache, const C* value_cache,
                                           C* k_stage, C* v_stage) {
-  constexpr int kChunks = kD / 8;
-  constexpr int kKeyStride = kThreads / kChunks;
-  const int chunk = static_cast<int>(threadIdx.x) % kChunks;
+  constexpr int kKeyStride = Cfg::kThreads / Cfg::kChunks;
+  const int chunk = static_cast<int>(threadIdx.x) % Cfg::kChunks;
   const auto block_size = static_cast<int32_t>(args.block_size);
 #pragma unroll
   for (int r = 0; r < kTile / kKeyStride; ++r) {
-    const int key = static_cast<int>(threadIdx.x) / kChunks + r * kKeyStride;
+    const int key = static_cast<int>(threadIdx.x) / Cfg::kChunks + r * kKeyStride;
     const int64_t position = tile_lo + key;
     const bool valid = position < hi;
     int64_t offset = 0;
@@ -102,9 +108,9 @@ __device__ __forceinline__ void load_tile(const PagedAttentionArgs& args, const 
       const auto p = static_cast<int32_t>(position);
       const int32_t block_index = p / block_size;
       const int64_t slot = static_cast<int64_t>(table[block_index]) * block_size + (p - block_index * block_size);
-      offset = (slot * args.kv_heads + kv_head) * kD + chunk * 8;
+      offset = (slot * args.kv_heads + kv_head) * Cfg::kD + chunk * 8;
     }
-    const int dst = key * kD + ((chunk ^ (key & 7)) * 8);
+    const int dst = key * Cfg::kD + ((chunk ^ (key & 7)) * 8);
     cp_async_16(k_stage + dst, key_cache + offset, valid);
     cp_async_16(v_stage + dst, value_cache + offset, valid);
   }
@@ -112,19 +118,22 @@ __device__ __forceinline__ void load_tile(const PagedAttentionArgs& args, const 
 
 // Block (token, kv head * head_chunks + chunk, partition): keys [lo, hi) of the token's
 // visible range in tiles; partitions past the range exit before touching anything.
-template <typename Q, typename C, int kD, int kHeads>
-__global__ void __launch_bounds__(kThreads)
+template <typename Q, typename C, typename Cfg>
+__global__ void __launch_bounds__(Cfg::kThreads)
     tiled_paged_attention_kernel(PagedAttentionArgs args, PagedPartials parts, const Q* __restrict__ q,
                                  Q* __restrict__ out, const C* __restrict__ key_cache,
                                  const C* __restrict__ value_cache) {
-  using L = Layout<kD, kHeads>;
+  constexpr int kD = Cfg::kD;
+  constexpr int kHeads = Cfg::kHeads;
+  constexpr int kStages = Cfg::kStages;
+  constexpr int kWarps = Cfg::kWarps;
   extern __shared__ __align__(16) unsigned char shared_raw[];
   C* k_stages = reinterpret_cast<C*>(shared_raw);
-  C* v_stages = k_stages + kStages * L::kStageElems;
-  auto* q_shared = reinterpret_cast<float*>(shared_raw + L::kStageBytes);
-  float* p_shared = q_shared + kHeads * L::kQStride;  // (kTile, kHeads)
-  float* warp_max = p_shared + kTile * kHeads;        // (kWarps, kHeads)
-  float* warp_sum = warp_max + kWarps * kHeads;       // (kWarps, kHeads)
+  C* v_stages = k_stages + kStages * Cfg::kStageElems;
+  auto* q_shared = reinterpret_cast<float*>(shared_raw + Cfg::kReusedBytes);
+  float* p_shared = q_shared + kHeads * Cfg::kQStride;  // (kTile, kHeads)
+  float* warp_max = p_shared + kTile * kHeads;          // (kWarps, kHeads)
+  float* warp_sum = warp_max + kWarps * kHeads;         // (kWarps, kHeads)
 
   const int tid = static_cast<int>(threadIdx.x);
   const int lane = tid % kWarpSize;
@@ -147,16 +156,16 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
     if (s < tiles) {
-      load_tile<C, kD>(args, table, kv_head, lo + s * kTile, hi, key_cache, value_cache, k_stages + s * L::kStageElems,
-                       v_stages + s * L::kStageElems);
+      load_tile<C, Cfg>(args, table, kv_head, lo + s * kTile, hi, key_cache, value_cache,
+                        k_stages + s * Cfg::kStageElems, v_stages + s * Cfg::kStageElems);
     }
     cp_async_commit();
   }
   const float q_scale = args.scale * kLog2E;
-  for (int e = tid; e < kHeads * kD; e += kThreads) {
+  for (int e = tid; e < kHeads * kD; e += Cfg::kThreads) {
     const int h = e / kD;
     const int d = e % kD;
-    q_shared[q_index<kD, kHeads>(h, d)] = h < heads ? load_float(q + (first_q_row + h) * kD + d) * q_scale : 0.0F;
+    q_shared[q_index<Cfg>(h, d)] = h < heads ? load_float(q + (first_q_row + h) * kD + d) * q_scale : 0.0F;
   }
 
   float row_max[kHeads];
@@ -169,10 +178,12 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int e = 0; e < 8; ++e) acc[h][e] = 0.0F;
   }
-  const int score_key = tid >> 1;
-  const int half = tid & 1;
-  const int pv_chunk = tid % L::kChunks;
-  const int pv_lane = tid / L::kChunks;
+  const int score_key = tid / Cfg::kKeyThreads;
+  const int part = tid % Cfg::kKeyThreads;
+  // Parts whose chunks are 8 apart (same banks) walk them in rotated order.
+  const int rotation = ((part * Cfg::kPartChunks) / 8) * (Cfg::kPartChunks / 2);
+  const int pv_chunk = tid % Cfg::kChunks;
+  const int pv_lane = tid / Cfg::kChunks;
 
   for (int t = 0; t < tiles; ++t) {
     cp_async_wait<kStages - 2>();
@@ -180,29 +191,27 @@ __global__ void __launch_bounds__(kThreads)
     const int next = t + kStages - 1;
     if (next < tiles) {
       const int stage = next % kStages;
-      load_tile<C, kD>(args, table, kv_head, lo + static_cast<int64_t>(next) * kTile, hi, key_cache, value_cache,
-                       k_stages + stage * L::kStageElems, v_stages + stage * L::kStageElems);
+      load_tile<C, Cfg>(args, table, kv_head, lo + static_cast<int64_t>(next) * kTile, hi, key_cache, value_cache,
+                        k_stages + stage * Cfg::kStageElems, v_stages + stage * Cfg::kStageElems);
     }
     cp_async_commit();
-    const C* k_tile = k_stages + (t % kStages) * L::kStageElems;
-    const C* v_tile = v_stages + (t % kStages) * L::kStageElems;
+    const C* k_tile = k_stages + (t % kStages) * Cfg::kStageElems;
+    const C* v_tile = v_stages + (t % kStages) * Cfg::kStageElems;
 
-    // Scores of key score_key: this thread's half of the chunks (the halves start 4 chunks
-    // apart in their rotation, which keeps the 8 threads of a shared-memory phase on
-    // distinct banks for D 128).
+    // Scores of key score_key over this thread's part of the chunks.
     float score[kHeads];
 #pragma unroll
     for (int h = 0; h < kHeads; ++h) score[h] = 0.0F;
 #pragma unroll
-    for (int i = 0; i < L::kHalfChunks; ++i) {
-      const int chunk = half * L::kHalfChunks + ((i + 4 * half) % L::kHalfChunks);
+    for (int i = 0; i < Cfg::kPartChunks; ++i) {
+      const int chunk = part * Cfg::kPartChunks + ((i + rotation) % Cfg::kPartChunks);
       float k[8];
       load_chunk<C, kD>(k_tile, score_key, chunk, k);
-      const float* q_chunk = q_shared + q_index<kD, kHeads>(0, chunk * 8);
+      const float* q_chunk = q_shared + q_index<Cfg>(0, chunk * 8);
 #pragma unroll
       for (int h = 0; h < kHeads; ++h) {
-        const float4 a = *reinterpret_cast<const float4*>(q_chunk + h * L::kQStride);
-        const float4 b = *reinterpret_cast<const float4*>(q_chunk + h * L::kQStride + 4);
+        const float4 a = *reinterpret_cast<const float4*>(q_chunk + h * Cfg::kQStride);
+        const float4 b = *reinterpret_cast<const float4*>(q_chunk + h * Cfg::kQStride + 4);
         score[h] +=
             a.x * k[0] + a.y * k[1] + a.z * k[2] + a.w * k[3] + b.x * k[4] + b.y * k[5] + b.z * k[6] + b.w * k[7];
       }
@@ -210,10 +219,16 @@ __global__ void __launch_bounds__(kThreads)
     const bool valid = lo + static_cast<int64_t>(t) * kTile + score_key < hi;
 #pragma unroll
     for (int h = 0; h < kHeads; ++h) {
-      score[h] += __shfl_xor_sync(kFullMask, score[h], 1);
+#pragma unroll
+      for (int offset = 1; offset < Cfg::kKeyThreads; offset <<= 1) {
+        score[h] += __shfl_xor_sync(kFullMask, score[h], offset);
+      }
       if (!valid) score[h] = -INFINITY;
       float top = score[h];
-      for (int offset = 2; offset < kWarpSize; offset <<= 1) top = fmaxf(top, __shfl_xor_sync(kFullMask, top, offset));
+#pragma unroll
+      for (int offset = Cfg::kKeyThreads; offset < kWarpSize; offset <<= 1) {
+        top = fmaxf(top, __shfl_xor_sync(kFullMask, top, offset));
+      }
       if (lane == 0) warp_max[warp * kHeads + h] = top;
     }
     __syncthreads();
@@ -226,8 +241,8 @@ __global__ void __launch_bounds__(kThreads)
       const float correction = exp2f(row_max[h] - top);
       const float p = exp2f(score[h] - top);
       row_max[h] = top;
-      row_sum[h] = row_sum[h] * correction + (half == 0 ? p : 0.0F);
-      if (half == 0) p_shared[score_key * kHeads + h] = p;
+      row_sum[h] = row_sum[h] * correction + (part == 0 ? p : 0.0F);
+      if (part == 0) p_shared[score_key * kHeads + h] = p;
 #pragma unroll
       for (int e = 0; e < 8; ++e) acc[h][e] *= correction;
     }
@@ -235,8 +250,8 @@ __global__ void __launch_bounds__(kThreads)
 
     // acc += p @ V over this thread's keys of the tile, for its chunk of the row.
 #pragma unroll 4
-    for (int r = 0; r < kTile / L::kKeyLanes; ++r) {
-      const int key = pv_lane + r * L::kKeyLanes;
+    for (int r = 0; r < kTile / Cfg::kKeyLanes; ++r) {
+      const int key = pv_lane + r * Cfg::kKeyLanes;
       float v[8];
       load_chunk<C, kD>(v_tile, key, pv_chunk, v);
       float p[kHeads];
@@ -270,12 +285,12 @@ __global__ void __launch_bounds__(kThreads)
     if (lane == 0) warp_sum[warp * kHeads + h] = total;
   }
   __syncthreads();
-  for (int o = tid; o < heads * kD; o += kThreads) {
+  for (int o = tid; o < heads * kD; o += Cfg::kThreads) {
     const int h = o / kD;
     const int d = o % kD;
     float value = 0.0F;
 #pragma unroll
-    for (int j = 0; j < L::kKeyLanes; ++j) value += lanes[(j * kHeads + h) * kD + d];
+    for (int j = 0; j < Cfg::kKeyLanes; ++j) value += lanes[(j * kHeads + h) * kD + d];
     float total = 0.0F;
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) total += warp_sum[w * kHeads + h];
@@ -295,19 +310,40 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <typename Q, typename C, int kD, int kHeads>
+// The default shape: 128 threads, 3 stages.
+template <int kD, int kHeads>
+using DefaultConfig = Config<kD, kHeads, 128, 3>;
+
+template <typename Q, typename C, typename Cfg>
 void launch_typed(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PagedPartials& parts,
                   cudaStream_t stream) {
-  constexpr size_t kShared = Layout<kD, kHeads>::kSharedBytes;
-  auto kernel = tiled_paged_attention_kernel<Q, C, kD, kHeads>;
+  auto kernel = tiled_paged_attention_kernel<Q, C, Cfg>;
   ANVIL_CUDA_CHECK(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kShared)));
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(Cfg::kSharedBytes)));
   const dim3 grid(static_cast<unsigned>(args.tokens), static_cast<unsigned>(args.kv_heads * plan.head_chunks),
                   static_cast<unsigned>(plan.partitions));
-  kernel<<<grid, kThreads, kShared, stream>>>(args, parts, static_cast<const Q*>(args.q), static_cast<Q*>(args.out),
-                                              static_cast<const C*>(args.key_cache),
-                                              static_cast<const C*>(args.value_cache));
+  kernel<<<grid, Cfg::kThreads, Cfg::kSharedBytes, stream>>>(
+      args, parts, static_cast<const Q*>(args.q), static_cast<Q*>(args.out), static_cast<const C*>(args.key_cache),
+      static_cast<const C*>(args.value_cache));
   ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+template <typename Q, typename C, int kD, int kHeads>
+void launch_variant(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PagedPartials& parts,
+                    cudaStream_t stream) {
+  if constexpr (std::is_same_v<Q, __nv_bfloat16> && std::is_same_v<C, __nv_bfloat16>) {
+    // Other shapes, for the benchmark's comparison (bf16 only).
+    if (plan.tiled_threads == 128 && plan.tiled_stages == 2) {
+      return launch_typed<Q, C, Config<kD, kHeads, 128, 2>>(args, plan, parts, stream);
+    }
+    if (plan.tiled_threads == 256 && plan.tiled_stages == 2) {
+      return launch_typed<Q, C, Config<kD, kHeads, 256, 2>>(args, plan, parts, stream);
+    }
+    if (plan.tiled_threads == 256 && plan.tiled_stages == 3) {
+      return launch_typed<Q, C, Config<kD, kHeads, 256, 3>>(args, plan, parts, stream);
+    }
+  }
+  return launch_typed<Q, C, DefaultConfig<kD, kHeads>>(args, plan, parts, stream);
 }
 
 template <typename Q, typename C>
@@ -315,11 +351,11 @@ void launch_for_shape(const PagedAttentionArgs& args, const PagedPartitioning& p
                       cudaStream_t stream) {
   const bool four = plan.heads_per_block == 4;
   if (args.head_dim == 64) {
-    return four ? launch_typed<Q, C, 64, 4>(args, plan, parts, stream)
-                : launch_typed<Q, C, 64, 8>(args, plan, parts, stream);
+    return four ? launch_variant<Q, C, 64, 4>(args, plan, parts, stream)
+                : launch_variant<Q, C, 64, 8>(args, plan, parts, stream);
   }
-  return four ? launch_typed<Q, C, 128, 4>(args, plan, parts, stream)
-              : launch_typed<Q, C, 128, 8>(args, plan, parts, stream);
+  return four ? launch_variant<Q, C, 128, 4>(args, plan, parts, stream)
+              : launch_variant<Q, C, 128, 8>(args, plan, parts, stream);
 }
 
 bool aligned_16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
@@ -335,8 +371,8 @@ int tiled_heads_per_block(const PagedAttentionArgs& args) { return args.q_heads 
 
 size_t tiled_shared_bytes(const PagedAttentionArgs& args) {
   const bool four = tiled_heads_per_block(args) == 4;
-  if (args.head_dim == 64) return four ? Layout<64, 4>::kSharedBytes : Layout<64, 8>::kSharedBytes;
-  return four ? Layout<128, 4>::kSharedBytes : Layout<128, 8>::kSharedBytes;
+  if (args.head_dim == 64) return four ? DefaultConfig<64, 4>::kSharedBytes : DefaultConfig<64, 8>::kSharedBytes;
+  return four ? DefaultConfig<128, 4>::kSharedBytes : DefaultConfig<128, 8>::kSharedBytes;
 }
 
 int tiled_blocks_per_sm(const PagedAttentionArgs& args) {
