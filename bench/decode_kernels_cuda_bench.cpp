@@ -22,6 +22,7 @@
 #include "anvil/ops/quantized_matmul.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/paged_attention_kernels.h"
+#include "cuda/paged_attention_tiled.h"
 
 namespace {
 
@@ -262,9 +263,29 @@ void attention_row(Ctx& ctx, cudaStream_t stream, double copy, const AttentionCa
   print_rate(bytes, graph_seconds, copy);
   print_rate(bytes, kernels(tiled), copy);
   std::printf(" (P %4lld)", static_cast<long long>(tiled.partitions));
+  if (tiled.partitions > 1) {  // the main kernel without the combine
+    const int64_t partials = c.sequences * c.q_heads * tiled.partitions;
+    anvil::cuda::PagedPartials parts{tiled.partition_len, tiled.partitions, static_cast<float*>(scratch), nullptr,
+                                     nullptr};
+    parts.max = parts.acc + partials * c.head_dim;
+    parts.sum = parts.max + partials;
+    print_rate(bytes,
+               graph_seconds_per_call(
+                   stream,
+                   [&] {
+                     for (int k = 0; k < calls; ++k) {
+                       args.block_tables = tables[static_cast<size_t>(k % copies)].data<const int32_t>();
+                       anvil::cuda::launch_tiled_paged_attention(args, tiled, parts, stream);
+                     }
+                   },
+                   calls),
+               copy);
+  } else {
+    print_rate(bytes, -1.0, copy);
+  }
   print_rate(bytes, kernels(warps), copy);
   std::printf(" |");
-  for (const auto& [threads, stages] : std::vector<std::pair<int, int>>{{128, 2}, {256, 2}, {256, 3}}) {
+  for (const auto& [threads, stages] : std::vector<std::pair<int, int>>{{128, 2}, {128, 3}, {256, 2}, {256, 3}}) {
     anvil::cuda::PagedPartitioning other = tiled;
     other.tiled_threads = threads;
     other.tiled_stages = stages;
@@ -272,7 +293,7 @@ void attention_row(Ctx& ctx, cudaStream_t stream, double copy, const AttentionCa
     std::printf(" %d/%d:%.0f%%", threads, stages, seconds > 0 ? 100.0 * bytes / seconds / copy : 0.0);
   }
   std::printf(" |");
-  for (const int64_t len : {128, 256, 512, 1024, 2048}) {
+  for (const int64_t len : {64, 128, 256, 512, 1024, 2048}) {
     anvil::cuda::PagedPartitioning other = tiled;
     other.partition_len = len;
     other.partitions = (c.context + len - 1) / len;
@@ -301,9 +322,26 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(1);
   if (!attention_only) gemv_table(ctx, stream, copy, rng);
 
+  {
+    // The floor of a graph node: two dependent 4-byte memsets per "call".
+    void* word = nullptr;
+    if (cudaMalloc(&word, 16) != cudaSuccess) return 1;
+    const double seconds = graph_seconds_per_call(
+        stream,
+        [&] {
+          for (int i = 0; i < 32; ++i) {
+            cudaMemsetAsync(word, 0, 4, stream);
+            cudaMemsetAsync(static_cast<char*>(word) + 4, 0, 4, stream);
+          }
+        },
+        32);
+    std::printf("\ngraph floor: two dependent 4-byte memset nodes take %.1f us\n", seconds * 1e6);
+    cudaFree(word);
+  }
   std::printf("\npaged decode attention, bf16 cache and q, block 16, one token per sequence: us and %% of copy\n");
-  std::printf("%-12s %-13s %9s %6s %9s %6s %9s %6s %8s %9s %6s | %s\n", "Hq/Hkv/D", "seqs x ctx", "op us", "%",
-              "graph us", "%", "tiled us", "%", "", "warp us", "%", "tiled: threads/stages:% | partition keys:%");
+  std::printf("%-12s %-13s %9s %6s %9s %6s %9s %6s %8s %9s %6s %9s %6s | %s\n", "Hq/Hkv/D", "seqs x ctx", "op us", "%",
+              "graph us", "%", "tiled us", "%", "", "main us", "%", "warp us", "%",
+              "tiled: threads/stages:% | partition keys:%");
   for (const AttentionCase& c : std::vector<AttentionCase>{{32, 8, 128, 1, 4096},
                                                            {32, 8, 128, 8, 4096},
                                                            {32, 8, 128, 32, 4096},

@@ -382,7 +382,7 @@ __global__ void __launch_bounds__(kCombineThreads)
 
 template <typename Q>
 void launch_combine(const PagedAttentionArgs& args, const PagedPartials& parts, cudaStream_t stream) {
-  combine_partitions_kernel<Q><<<static_cast<unsigned>(args.tokens * args.q_heads), kThreads, 0, stream>>>(
+  combine_partitions_kernel<Q><<<static_cast<unsigned>(args.tokens * args.q_heads), kCombineThreads, 0, stream>>>(
       args, parts, static_cast<Q*>(args.out));
   ANVIL_CUDA_CHECK_LAUNCH();
 }
@@ -473,12 +473,11 @@ namespace {
 // and kv heads alone do not fill it, from partitions of whole tiles.
 void plan_tiled(const PagedAttentionArgs& args, int64_t longest, int num_sms, PagedPartitioning& plan) {
   plan.tiled = true;
-  plan.heads_per_block = tiled_heads_per_block(args);
+  plan_tiled_shape(args, plan);
   plan.head_chunks = (args.q_heads / args.kv_heads + plan.heads_per_block - 1) / plan.heads_per_block;
   plan.vector_rows = true;
-  plan.shared_bytes = tiled_shared_bytes(args);
   const int64_t work = std::max<int64_t>(1, args.tokens * args.kv_heads * plan.head_chunks);
-  const int64_t slots = static_cast<int64_t>(num_sms) * tiled_blocks_per_sm(args);
+  const int64_t slots = static_cast<int64_t>(num_sms) * tiled_blocks_per_sm(args, plan);
   const int64_t tiles = (longest + kTiledKeys - 1) / kTiledKeys;
   const int64_t partitions = std::clamp<int64_t>(slots / work, 1, std::min(tiles, kMaxPartitions));
   plan.partition_len = (tiles + partitions - 1) / partitions * kTiledKeys;

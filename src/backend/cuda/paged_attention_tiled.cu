@@ -120,9 +120,11 @@ __device__ __forceinline__ void load_tile(const PagedAttentionArgs& args, const 
 // visible range in tiles; partitions past the range exit before touching anything.
 template <typename Q, typename C, typename Cfg>
 __global__ void __launch_bounds__(Cfg::kThreads)
-    tiled_paged_attention_kernel(PagedAttentionArgs args, PagedPartials parts, const Q* __restrict__ q,
-                                 Q* __restrict__ out, const C* __restrict__ key_cache,
-                                 const C* __restrict__ value_cache) {
+    tiled_paged_attention_kernel(PagedAttentionArgs args, PagedPartials parts) {
+  const auto* __restrict__ q = static_cast<const Q*>(args.q);
+  auto* __restrict__ out = static_cast<Q*>(args.out);
+  const auto* __restrict__ key_cache = static_cast<const C*>(args.key_cache);
+  const auto* __restrict__ value_cache = static_cast<const C*>(args.value_cache);
   constexpr int kD = Cfg::kD;
   constexpr int kHeads = Cfg::kHeads;
   constexpr int kStages = Cfg::kStages;
@@ -310,52 +312,43 @@ __global__ void __launch_bounds__(Cfg::kThreads)
   }
 }
 
-// The default shape: 128 threads, 3 stages.
-template <int kD, int kHeads>
-using DefaultConfig = Config<kD, kHeads, 128, 3>;
-
-template <typename Q, typename C, typename Cfg>
-void launch_typed(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PagedPartials& parts,
-                  cudaStream_t stream) {
-  auto kernel = tiled_paged_attention_kernel<Q, C, Cfg>;
-  ANVIL_CUDA_CHECK(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(Cfg::kSharedBytes)));
-  const dim3 grid(static_cast<unsigned>(args.tokens), static_cast<unsigned>(args.kv_heads * plan.head_chunks),
-                  static_cast<unsigned>(plan.partitions));
-  kernel<<<grid, Cfg::kThreads, Cfg::kSharedBytes, stream>>>(
-      args, parts, static_cast<const Q*>(args.q), static_cast<Q*>(args.out), static_cast<const C*>(args.key_cache),
-      static_cast<const C*>(args.value_cache));
-  ANVIL_CUDA_CHECK_LAUNCH();
-}
-
-template <typename Q, typename C, int kD, int kHeads>
-void launch_variant(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PagedPartials& parts,
-                    cudaStream_t stream) {
+// Calls fn(kernel, Cfg{}) with the kernel of the call's dtypes and the plan's shape. The
+// default shapes (measured on the H100, docs/perf.md): 256 threads and 2 stages for D 128
+// (8 warps hide the score and p @ V latencies; 2 blocks per SM), 128 threads and 2 stages
+// for D 64. Other shapes exist for bf16 only, for the benchmark's comparison.
+template <typename Q, typename C, int kD, int kHeads, typename Fn>
+void with_shape(const PagedPartitioning& plan, Fn&& fn) {
+  const auto call = [&](auto config) {
+    using Cfg = decltype(config);
+    fn(tiled_paged_attention_kernel<Q, C, Cfg>, config);
+  };
+  using Default = Config<kD, kHeads, kD == 128 ? 256 : 128, 2>;
+  if (plan.tiled_threads == Default::kThreads && plan.tiled_stages == Default::kStages) return call(Default{});
   if constexpr (std::is_same_v<Q, __nv_bfloat16> && std::is_same_v<C, __nv_bfloat16>) {
-    // Other shapes, for the benchmark's comparison (bf16 only).
-    if (plan.tiled_threads == 128 && plan.tiled_stages == 2) {
-      return launch_typed<Q, C, Config<kD, kHeads, 128, 2>>(args, plan, parts, stream);
-    }
-    if (plan.tiled_threads == 256 && plan.tiled_stages == 2) {
-      return launch_typed<Q, C, Config<kD, kHeads, 256, 2>>(args, plan, parts, stream);
-    }
-    if (plan.tiled_threads == 256 && plan.tiled_stages == 3) {
-      return launch_typed<Q, C, Config<kD, kHeads, 256, 3>>(args, plan, parts, stream);
-    }
+    if (plan.tiled_threads == 128 && plan.tiled_stages == 2) return call(Config<kD, kHeads, 128, 2>{});
+    if (plan.tiled_threads == 128 && plan.tiled_stages == 3) return call(Config<kD, kHeads, 128, 3>{});
+    if (plan.tiled_threads == 256 && plan.tiled_stages == 2) return call(Config<kD, kHeads, 256, 2>{});
+    if (plan.tiled_threads == 256 && plan.tiled_stages == 3) return call(Config<kD, kHeads, 256, 3>{});
   }
-  return launch_typed<Q, C, DefaultConfig<kD, kHeads>>(args, plan, parts, stream);
+  throw make_error("cuda paged_attention: no tiled kernel of ", plan.tiled_threads, " threads and ", plan.tiled_stages,
+                   " stages for these dtypes");
 }
 
-template <typename Q, typename C>
-void launch_for_shape(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PagedPartials& parts,
-                      cudaStream_t stream) {
-  const bool four = plan.heads_per_block == 4;
-  if (args.head_dim == 64) {
-    return four ? launch_variant<Q, C, 64, 4>(args, plan, parts, stream)
-                : launch_variant<Q, C, 64, 8>(args, plan, parts, stream);
-  }
-  return four ? launch_variant<Q, C, 128, 4>(args, plan, parts, stream)
-              : launch_variant<Q, C, 128, 8>(args, plan, parts, stream);
+template <typename Fn>
+void with_kernel(const PagedAttentionArgs& args, const PagedPartitioning& plan, Fn&& fn) {
+  dispatch_float_dtype(args.q_dtype, "cuda paged_attention", [&](auto q_type) {
+    using Q = decltype(q_type);
+    const auto for_cache = [&](auto cache_type) {
+      using C = decltype(cache_type);
+      const bool four = plan.heads_per_block == 4;
+      if (args.head_dim == 64) {
+        return four ? with_shape<Q, C, 64, 4>(plan, fn) : with_shape<Q, C, 64, 8>(plan, fn);
+      }
+      return four ? with_shape<Q, C, 128, 4>(plan, fn) : with_shape<Q, C, 128, 8>(plan, fn);
+    };
+    if (args.cache_dtype == DType::BF16) return for_cache(__nv_bfloat16{});
+    return for_cache(__half{});
+  });
 }
 
 bool aligned_16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
@@ -367,31 +360,34 @@ bool tiled_paged_attention_supported(const PagedAttentionArgs& args) {
          (args.head_dim == 64 || args.head_dim == 128) && aligned_16(args.key_cache) && aligned_16(args.value_cache);
 }
 
-int tiled_heads_per_block(const PagedAttentionArgs& args) { return args.q_heads / args.kv_heads <= 4 ? 4 : 8; }
-
-size_t tiled_shared_bytes(const PagedAttentionArgs& args) {
-  const bool four = tiled_heads_per_block(args) == 4;
-  if (args.head_dim == 64) return four ? DefaultConfig<64, 4>::kSharedBytes : DefaultConfig<64, 8>::kSharedBytes;
-  return four ? DefaultConfig<128, 4>::kSharedBytes : DefaultConfig<128, 8>::kSharedBytes;
+void plan_tiled_shape(const PagedAttentionArgs& args, PagedPartitioning& plan) {
+  plan.heads_per_block = args.q_heads / args.kv_heads <= 4 ? 4 : 8;
+  plan.tiled_threads = args.head_dim == 128 ? 256 : 128;
+  plan.tiled_stages = 2;
 }
 
-int tiled_blocks_per_sm(const PagedAttentionArgs& args) {
-  constexpr size_t kSharedPerSm = 228 * 1024;
-  constexpr size_t kReservedPerBlock = 1024;
-  // Registers (ptxas, sm_90a): about 185 per thread with 8 heads (2 blocks of 128 threads
-  // fit), about 105 with 4 (4 fit).
-  const size_t by_registers = tiled_heads_per_block(args) == 8 ? 2 : 4;
-  return static_cast<int>(std::min(by_registers, kSharedPerSm / (tiled_shared_bytes(args) + kReservedPerBlock)));
+int tiled_blocks_per_sm(const PagedAttentionArgs& args, PagedPartitioning& plan) {
+  int blocks = 0;
+  with_kernel(args, plan, [&](auto kernel, auto config) {
+    using Cfg = decltype(config);
+    plan.shared_bytes = Cfg::kSharedBytes;
+    ANVIL_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(Cfg::kSharedBytes)));
+    ANVIL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, Cfg::kThreads, Cfg::kSharedBytes));
+  });
+  return std::max(1, blocks);
 }
 
 void launch_tiled_paged_attention(const PagedAttentionArgs& args, const PagedPartitioning& plan,
                                   const PagedPartials& parts, cudaStream_t stream) {
-  dispatch_float_dtype(args.q_dtype, "cuda paged_attention", [&](auto q_type) {
-    if (args.cache_dtype == DType::BF16) {
-      launch_for_shape<decltype(q_type), __nv_bfloat16>(args, plan, parts, stream);
-    } else {
-      launch_for_shape<decltype(q_type), __half>(args, plan, parts, stream);
-    }
+  with_kernel(args, plan, [&](auto kernel, auto config) {
+    using Cfg = decltype(config);
+    ANVIL_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(Cfg::kSharedBytes)));
+    const dim3 grid(static_cast<unsigned>(args.tokens), static_cast<unsigned>(args.kv_heads * plan.head_chunks),
+                    static_cast<unsigned>(plan.partitions));
+    kernel<<<grid, Cfg::kThreads, Cfg::kSharedBytes, stream>>>(args, parts);
+    ANVIL_CUDA_CHECK_LAUNCH();
   });
 }
 

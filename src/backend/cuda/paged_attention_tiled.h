@@ -29,10 +29,12 @@ inline constexpr int64_t kTiledKeys = 64;
 // aligned caches.
 bool tiled_paged_attention_supported(const PagedAttentionArgs& args);
 
-// Query heads per block (4 or 8), its dynamic shared memory and blocks resident per SM.
-int tiled_heads_per_block(const PagedAttentionArgs& args);
-size_t tiled_shared_bytes(const PagedAttentionArgs& args);
-int tiled_blocks_per_sm(const PagedAttentionArgs& args);
+// Sets the plan's heads_per_block (4 or 8) and kernel shape (threads, stages).
+void plan_tiled_shape(const PagedAttentionArgs& args, PagedPartitioning& plan);
+
+// Blocks of the plan's kernel resident per SM (the occupancy calculator); sets
+// plan.shared_bytes.
+int tiled_blocks_per_sm(const PagedAttentionArgs& args, PagedPartitioning& plan);
 
 // Queues the tiled kernel: grid (tokens, kv_heads * head_chunks, partitions); with one
 // partition it writes out, else the partials (the caller queues the combine).
