@@ -325,14 +325,17 @@ __global__ void __launch_bounds__(kThreads)
 
 // Block per (token, query head) row of out: merges the partitions of the token's visible
 // range (the token's count comes from its position: partitions past it were never
-// written). Every loop over partitions is spread over the threads, so that the loads of
-// the partials are in flight together: maxes and weights by partition, then each thread
-// sums one column over a strided subset of partitions (in order) and the subsets are added
-// in lane order. The block reductions have a fixed shape: deterministic.
+// written). The kernel is a chain of dependent loads, so it issues them early: each
+// thread's first kPrefetch partial acc values together with the maxes and sums (copied to
+// shared memory), then reduces. Thread (lane, c) sums column c over partitions lane,
+// lane + lanes, ... in order and the lanes are added in order; the block reductions have a
+// fixed shape: deterministic.
 template <typename Q>
 __global__ void __launch_bounds__(kCombineThreads)
     combine_partitions_kernel(PagedAttentionArgs args, PagedPartials parts, Q* __restrict__ out) {
-  __shared__ float weights[kMaxPartitions];   // 2^(max_z - top) of each partition
+  constexpr int kPrefetch = 16;
+  __shared__ float weights[kMaxPartitions];   // the maxes, then 2^(max_z - top)
+  __shared__ float sums[kMaxPartitions];      // the partitions' softmax sums
   __shared__ float columns[kCombineThreads];  // (lanes, D) partial column sums
   __shared__ float reduce[kCombineThreads / kWarpSize];
   const int tid = static_cast<int>(threadIdx.x);
@@ -342,41 +345,56 @@ __global__ void __launch_bounds__(kCombineThreads)
   const int64_t first = args.window > 0 ? max(int64_t{0}, position - args.window + 1) : 0;
   const int count =
       static_cast<int>(min(parts.partitions, (position - first + parts.partition_len) / parts.partition_len));
-  const float* maxes = parts.max + row * parts.partitions;
-  const float* sums = parts.sum + row * parts.partitions;
-  // Maxes are in log2 units; every counted partition has keys, so top is finite.
+  const int64_t lanes = d <= kCombineThreads ? kCombineThreads / d : 1;
+  const int64_t lane = tid / d;
+  const bool column_thread = lane < lanes;  // d <= kCombineThreads: columns in one pass
+  const float* acc = parts.acc + row * parts.partitions * d + tid % d;
+  float prefetched[kPrefetch];
+#pragma unroll
+  for (int i = 0; i < kPrefetch; ++i) {
+    const int64_t z = lane + i * lanes;
+    prefetched[i] = lanes > 1 && column_thread && z < count ? acc[z * d] : 0.0F;
+  }
   float top = -INFINITY;
-  for (int z = tid; z < count; z += kCombineThreads) top = fmaxf(top, maxes[z]);
-  top = block_max(top, reduce);
+  for (int z = tid; z < count; z += kCombineThreads) {
+    const float partition_max = parts.max[row * parts.partitions + z];
+    weights[z] = partition_max;
+    sums[z] = parts.sum[row * parts.partitions + z];
+    top = fmaxf(top, partition_max);
+  }
+  top = block_max(top, reduce);  // log2 units; every counted partition has keys: finite
   float total = 0.0F;
   for (int z = tid; z < count; z += kCombineThreads) {
-    const float weight = exp2f(maxes[z] - top);
+    const float weight = exp2f(weights[z] - top);
     weights[z] = weight;
     total += sums[z] * weight;
   }
   total = block_sum(total, reduce);  // also orders the weights' writes before their reads
   const float inverse = 1.0F / total;
-  const int64_t lanes = d <= kCombineThreads ? kCombineThreads / d : 1;
-  const int64_t lane = tid / d;
-  for (int64_t c0 = 0; c0 < d; c0 += kCombineThreads) {
-    const int64_t c = c0 + tid % d;
-    float value = 0.0F;
-    if (lane < lanes && c < d) {
-      const float* acc = parts.acc + row * parts.partitions * d + c;
+  if (lanes == 1) {  // wide rows: column loops, nothing prefetched
+    for (int64_t c = tid; c < d; c += kCombineThreads) {
+      float value = 0.0F;
+      for (int z = 0; z < count; ++z) value += parts.acc[(row * parts.partitions + z) * d + c] * weights[z];
+      store_float(out + row * d + c, value * inverse);
+    }
+    return;
+  }
+  float value = 0.0F;
+  if (column_thread) {
+#pragma unroll
+    for (int i = 0; i < kPrefetch; ++i) {
+      const int64_t z = lane + i * lanes;
+      if (z < count) value += prefetched[i] * weights[z];
+    }
 #pragma unroll 8
-      for (int64_t z = lane; z < count; z += lanes) value += acc[z * d] * weights[z];
-    }
-    if (lanes == 1) {
-      if (c < d) store_float(out + row * d + c, value * inverse);
-      continue;
-    }
-    if (lane < lanes) columns[lane * d + tid % d] = value;
-    __syncthreads();
-    if (tid < d) {
-      float sum = 0.0F;
-      for (int64_t l = 0; l < lanes; ++l) sum += columns[l * d + tid];
-      store_float(out + row * d + tid, sum * inverse);
-    }
+    for (int64_t z = lane + kPrefetch * lanes; z < count; z += lanes) value += acc[z * d] * weights[z];
+    columns[lane * d + tid % d] = value;
+  }
+  __syncthreads();
+  if (tid < d) {
+    float sum = 0.0F;
+    for (int64_t l = 0; l < lanes; ++l) sum += columns[l * d + tid];
+    store_float(out + row * d + tid, sum * inverse);
   }
 }
 

@@ -1,8 +1,7 @@
-// quantized_matmul kernels: activation quantisation, then (when quantized_gemv.h's staged
-// GEMV cannot take the weight) one warp per weight row that decodes each weight block once
-// into packed 8-bit codes and dots it (dp4a) with up to kRowsPerTile activation rows. Decode (M = 1) streams every
-// weight byte exactly once, in coalesced runs of consecutive blocks across the lanes. Block layouts:
-// anvil/core/quant.h.
+// quantized_matmul kernels: activation quantisation, then one warp per weight row that
+// decodes each weight block once into packed 8-bit codes and dots it (dp4a) with up to
+// kRowsPerTile activation rows. Decode (M = 1) streams every weight byte exactly once, in
+// coalesced runs of consecutive blocks across the lanes. Block layouts: anvil/core/quant.h.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -14,7 +13,6 @@
 #include "cuda/cuda_check.h"
 #include "cuda/device_float.cuh"
 #include "cuda/quant_block_decode.cuh"
-#include "cuda/quantized_gemv.h"
 #include "cuda/quantized_matmul_kernels.h"
 #include "cuda/quantized_matmul_mma.h"
 
@@ -224,9 +222,8 @@ __global__ void plain_weight_matmul_kernel(const W* __restrict__ weight, const f
 }
 
 // bf16 / f16 weights (N, K), K a multiple of 8, 16-byte aligned: the decode GEMV. Each lane
-// reads 16 bytes (8 weights) per step, eight steps in flight, so a warp streams its weight
-// row at full width; x rows are read as float4 pairs (they stay in L1/L2). Short outputs
-// split each row over `split` warps of the block (gemv_split), whose sums are added in order.
+// reads 16 bytes (8 weights) per step, four steps in flight, so a warp streams its weight
+// row at full width; x rows are read as float4 pairs (they stay in L1/L2).
 constexpr int kHalfVector = 8;
 
 __device__ __forceinline__ float2 to_float2(__nv_bfloat162 pair) { return __bfloat1622float2(pair); }
@@ -234,20 +231,17 @@ __device__ __forceinline__ float2 to_float2(__half2 pair) { return __half22float
 
 template <typename Pair>
 __global__ void half_weight_matmul_kernel(const uint4* __restrict__ weight, const float* __restrict__ x,
-                                          float* __restrict__ out, int64_t m, int64_t n, int64_t k, int split) {
-  __shared__ float parts[kWarpsPerBlock][kRowsPerTile];
-  const int warp = static_cast<int>(threadIdx.x / kWarpSize);
-  const int64_t col = static_cast<int64_t>(blockIdx.x) * (kWarpsPerBlock / split) + warp / split;
-  const int part = warp % split;
+                                          float* __restrict__ out, int64_t m, int64_t n, int64_t k) {
+  const int64_t col = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarpSize;
   const int lane = static_cast<int>(threadIdx.x % kWarpSize);
+  if (col >= n) return;
   const int64_t first_row = static_cast<int64_t>(blockIdx.y) * kRowsPerTile;
   const int rows = static_cast<int>(std::min<int64_t>(kRowsPerTile, m - first_row));
-  const int64_t vectors = col < n ? k / kHalfVector : 0;  // a column past n streams nothing
-  const uint4* row = weight + col * (k / kHalfVector);
+  const int64_t vectors = k / kHalfVector;
+  const uint4* row = weight + col * vectors;
   float acc[kRowsPerTile] = {};
-  constexpr int kUnroll = 8;
-  constexpr int64_t kStep = kWarpSize * kUnroll;
-  for (int64_t base = part * kStep; base < vectors; base += split * kStep) {
+  constexpr int kUnroll = 4;
+  for (int64_t base = 0; base < vectors; base += kWarpSize * kUnroll) {
     uint4 w[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -277,13 +271,8 @@ __global__ void half_weight_matmul_kernel(const uint4* __restrict__ weight, cons
   for (int r = 0; r < kRowsPerTile; ++r) {
     if (r >= rows) break;
     const float total = warp_sum(acc[r]);
-    if (lane == 0) parts[warp][r] = total;
+    if (lane == 0) out[(first_row + r) * n + col] = total;
   }
-  __syncthreads();
-  if (part != 0 || col >= n || lane >= rows) return;
-  float total = 0.0F;
-  for (int p = 0; p < split; ++p) total += parts[warp + p][lane];  // the parts in order
-  out[(first_row + lane) * n + col] = total;
 }
 
 dim3 matmul_grid(int64_t m, int64_t n) {
@@ -363,7 +352,6 @@ void launch_quantized_matmul(const QuantizedMatmulArgs& args, const QuantizedAct
     launch_quantized_matmul_mma(args, acts, stream);
     return;
   }
-  if (launch_staged_gemv(args, acts, stream)) return;
   switch (args.weight_dtype) {
     case DType::Q8_0:
       return launch_format<Q8_0Format, false>(args, acts, stream);
@@ -392,14 +380,12 @@ void launch_plain_weight_matmul(const QuantizedMatmulArgs& args, cudaStream_t st
                        reinterpret_cast<uintptr_t>(args.x) % 16 == 0 && args.k % kHalfVector == 0;
   if (aligned && (args.weight_dtype == DType::BF16 || args.weight_dtype == DType::F16)) {
     const auto* weight = static_cast<const uint4*>(args.weight);
-    const int split = gemv_split(args.n);
-    const dim3 grid = matmul_grid(args.m, args.n * split);
     if (args.weight_dtype == DType::BF16) {
-      half_weight_matmul_kernel<__nv_bfloat162>
-          <<<grid, kWarpsPerBlock * kWarpSize, 0, stream>>>(weight, args.x, args.out, args.m, args.n, args.k, split);
+      half_weight_matmul_kernel<__nv_bfloat162><<<matmul_grid(args.m, args.n), kWarpsPerBlock * kWarpSize, 0, stream>>>(
+          weight, args.x, args.out, args.m, args.n, args.k);
     } else {
-      half_weight_matmul_kernel<__half2>
-          <<<grid, kWarpsPerBlock * kWarpSize, 0, stream>>>(weight, args.x, args.out, args.m, args.n, args.k, split);
+      half_weight_matmul_kernel<__half2><<<matmul_grid(args.m, args.n), kWarpsPerBlock * kWarpSize, 0, stream>>>(
+          weight, args.x, args.out, args.m, args.n, args.k);
     }
     ANVIL_CUDA_CHECK_LAUNCH();
     return;
