@@ -4,7 +4,9 @@
 // summation order differs from the CPU's but results are deterministic. One thread block
 // per (token, kv head, head chunk, partition): the query heads sharing a kv head read each
 // K/V row once. With several partitions each writes (max, sum, acc) and a combine kernel
-// merges them.
+// merges them. This file holds the warp kernel (f32 caches, head dims other than 64 / 128),
+// the planner and the combine; f16/bf16 caches at D 64 / 128 take the tiled kernel of
+// paged_attention_tiled.cu, which writes the same partials.
 #include <algorithm>
 #include <climits>
 

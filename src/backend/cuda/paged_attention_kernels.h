@@ -52,9 +52,9 @@ PagedTokenCheck check_paged_tokens(const PagedAttentionArgs& args, int32_t* devi
 // elements of a head (D <= 32 * slice), a block serves `heads_per_block` query heads of one
 // kv head, and each token's keys are split into `partitions` of `partition_len`.
 struct PagedPartitioning {
-  bool tiled = false;       // the tiled kernel (paged_attention_tiled.h); slice is unused
-  int tiled_threads = 128;  // its shape (other values: benchmarks, bf16 only)
-  int tiled_stages = 3;
+  bool tiled = false;         // the tiled kernel (paged_attention_tiled.h); slice is unused
+  int tiled_threads = 128;    // its shape, set by plan_tiled_shape (other shapes exist for
+  int tiled_stages = 3;       // bf16 only, for the benchmark's comparison)
   int slice = 1;              // 1, 2, 4, 8 or 16
   int heads_per_block = 8;    // query heads per block (register budget)
   int64_t head_chunks = 1;    // blocks per kv head: ceil(G / heads_per_block)
