@@ -256,6 +256,34 @@ TEST(OpPagedAttention, LongContextsMatchFloat64) {
   }
 }
 
+// The shapes of real models (SmolLM2: Hq 9 / Hkv 3 / D 64; Llama-3-8B: 32 / 8 / 128; groups
+// of 8 and 12) on f16/bf16 caches, which a GPU serves with its tiled decode kernel: contexts
+// that split into partitions and partial tiles, prefill rows next to decode rows, odd block
+// sizes, a window, and a caller's visible bound far above every token's range (as a CUDA
+// graph captured for longer sequences replays it).
+TEST(OpPagedAttention, ModelShapesOnLowPrecisionCaches) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  const std::vector<SequenceCase> batch = {{1100, 1}, {300, 5}, {9, 1}, {64, 1}, {65, 2}, {2000, 1}};
+  const std::vector<SequenceCase> short_batch = {{200, 3}, {129, 1}, {1, 1}};
+  for (const Device device : test_devices(ctx)) {
+    for (const DType cache_dtype : {DType::BF16, DType::F16}) {
+      for (const Heads& heads : std::vector<Heads>{{9, 3, 64}, {32, 8, 128}}) {
+        run_case(ctx, device, rng, heads, batch, {cache_dtype, cache_dtype, 16, {}});
+      }
+      run_case(ctx, device, rng, {16, 2, 128}, short_batch, {DType::F32, cache_dtype, 5, {}});
+      run_case(ctx, device, rng, {24, 2, 64}, short_batch, {cache_dtype, cache_dtype, 16, {}});
+      run_case(ctx, device, rng, {9, 3, 64}, batch, {DType::F32, cache_dtype, 5, {0.0F, 700}});
+    }
+    PagedAttentionParams bound;
+    bound.checked_max_visible = 8192;
+    run_case(ctx, device, rng, {32, 8, 128}, batch, {DType::BF16, DType::BF16, 16, bound});
+    bound.sliding_window = 100;
+    bound.checked_max_visible = 1000;
+    run_case(ctx, device, rng, {9, 3, 64}, batch, {DType::F32, DType::F16, 16, bound});
+  }
+}
+
 TEST(OpPagedAttention, LowPrecisionCacheWithF32Queries) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());

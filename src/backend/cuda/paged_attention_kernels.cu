@@ -4,7 +4,9 @@
 // summation order differs from the CPU's but results are deterministic. One thread block
 // per (token, kv head, head chunk, partition): the query heads sharing a kv head read each
 // K/V row once. With several partitions each writes (max, sum, acc) and a combine kernel
-// merges them.
+// merges them. This file holds the warp kernel (f32 caches, head dims other than 64 / 128),
+// the planner and the combine; f16/bf16 caches at D 64 / 128 take the tiled kernel of
+// paged_attention_tiled.cu, which writes the same partials.
 #include <algorithm>
 #include <climits>
 
@@ -12,6 +14,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/device_float.cuh"
 #include "cuda/paged_attention_kernels.h"
+#include "cuda/paged_attention_tiled.h"
 
 namespace anvil::cuda {
 namespace {
@@ -33,6 +36,32 @@ constexpr int64_t kMaxPartitions = 1024;
 // on the H100, one 4096-token sequence went from 99 us with 16-key partitions to a few us.
 constexpr int64_t kMinPartitionKeys = 256;
 constexpr int kCheckThreads = 256;
+constexpr int kCombineThreads = 256;
+
+// Block-wide max / sum of one float per thread, in a fixed order (warp trees, then warps in
+// order); every thread gets the result. `reduce` holds one float per warp.
+__device__ __forceinline__ float block_max(float value, float* reduce) {
+  for (int offset = kWarpSize / 2; offset > 0; offset >>= 1)
+    value = fmaxf(value, __shfl_xor_sync(kFullMask, value, offset));
+  const int warps = static_cast<int>(blockDim.x) / kWarpSize;
+  if (threadIdx.x % kWarpSize == 0) reduce[threadIdx.x / kWarpSize] = value;
+  __syncthreads();
+  float result = reduce[0];
+  for (int w = 1; w < warps; ++w) result = fmaxf(result, reduce[w]);
+  __syncthreads();  // reduce may be reused
+  return result;
+}
+
+__device__ __forceinline__ float block_sum(float value, float* reduce) {
+  for (int offset = kWarpSize / 2; offset > 0; offset >>= 1) value += __shfl_xor_sync(kFullMask, value, offset);
+  const int warps = static_cast<int>(blockDim.x) / kWarpSize;
+  if (threadIdx.x % kWarpSize == 0) reduce[threadIdx.x / kWarpSize] = value;
+  __syncthreads();
+  float result = reduce[0];
+  for (int w = 1; w < warps; ++w) result += reduce[w];
+  __syncthreads();
+  return result;
+}
 
 // ---------------------------------------------------------------------------------------
 // Cache write: one block per token, threads over the token's Hkv * D elements.
@@ -108,14 +137,6 @@ __device__ __forceinline__ float warp_sum(float value) {
   for (int offset = kWarpSize / 2; offset > 0; offset >>= 1) value += __shfl_xor_sync(kFullMask, value, offset);
   return value;
 }
-
-struct PartitionArgs {
-  int64_t partition_len;
-  int64_t partitions;
-  float* partial_acc;  // (N, Hq, partitions, D)
-  float* partial_max;  // (N, Hq, partitions)
-  float* partial_sum;  // (N, Hq, partitions)
-};
 
 // A warp's online-softmax state for the block's heads. Scores are kept in log2 units (q is
 // pre-multiplied by log2(e)) so that exp2f replaces expf; max and sum follow the CPU's
@@ -201,7 +222,7 @@ __device__ __forceinline__ void attend_step(const StepRows<C, kSlice>& rows, int
 // Merges the warps' states (shared: acc (kWarps, kHeads, D), then max and sum (kWarps,
 // kHeads)) in warp order and writes out, or the partition's partials (max in log2 units).
 template <typename Q, int kSlice, int kHeads>
-__device__ void merge_and_store(const PagedAttentionArgs& args, const PartitionArgs& parts,
+__device__ void merge_and_store(const PagedAttentionArgs& args, const PagedPartials& parts,
                                 const WarpState<kSlice, kHeads>& state, int heads, int64_t first_q_row, Q* out,
                                 float* shared) {
   const int64_t d = args.head_dim;
@@ -242,10 +263,10 @@ __device__ void merge_and_store(const PagedAttentionArgs& args, const PartitionA
       store_float(out + (first_q_row + h) * d + e, value * (1.0F / total));
     } else {
       const int64_t partial = (first_q_row + h) * parts.partitions + blockIdx.z;
-      parts.partial_acc[partial * d + e] = value;
+      parts.acc[partial * d + e] = value;
       if (e == 0) {
-        parts.partial_max[partial] = top;
-        parts.partial_sum[partial] = total;
+        parts.max[partial] = top;
+        parts.sum[partial] = total;
       }
     }
   }
@@ -256,7 +277,7 @@ __device__ void merge_and_store(const PagedAttentionArgs& args, const PartitionA
 // loading the next step's rows before computing on the current ones.
 template <typename Q, typename C, int kSlice, int kHeads>
 __global__ void __launch_bounds__(kThreads)
-    paged_attention_kernel(PagedAttentionArgs args, PartitionArgs parts, bool vector_rows, const Q* __restrict__ q,
+    paged_attention_kernel(PagedAttentionArgs args, PagedPartials parts, bool vector_rows, const Q* __restrict__ q,
                            Q* __restrict__ out, const C* __restrict__ key_cache, const C* __restrict__ value_cache) {
   extern __shared__ float shared[];
   const int lane = static_cast<int>(threadIdx.x % kWarpSize);
@@ -304,32 +325,90 @@ __global__ void __launch_bounds__(kThreads)
   merge_and_store<Q, kSlice, kHeads>(args, parts, state, heads, first_q_row, out, shared);
 }
 
-// Block per (token, query head) row of out: merges the partitions' partials in order.
+// Block per (token, query head) row of out: merges the partitions of the token's visible
+// range (the token's count comes from its position: partitions past it were never
+// written). The kernel is a chain of dependent loads, so it issues them early: each
+// thread's first kPrefetch partial acc values together with the maxes and sums (copied to
+// shared memory), then reduces. Thread (lane, c) sums column c over partitions lane,
+// lane + lanes, ... in order and the lanes are added in order; the block reductions have a
+// fixed shape: deterministic.
 template <typename Q>
-__global__ void __launch_bounds__(kThreads)
-    combine_partitions_kernel(PartitionArgs parts, Q* __restrict__ out, int64_t d) {
-  __shared__ float weights[kMaxPartitions];  // 2^(max_z - top) of each partition, computed once
-  const int64_t row = blockIdx.x;            // in (N * Hq)
-  const float* maxes = parts.partial_max + row * parts.partitions;
-  const float* sums = parts.partial_sum + row * parts.partitions;
+__global__ void __launch_bounds__(kCombineThreads)
+    combine_partitions_kernel(PagedAttentionArgs args, PagedPartials parts, Q* __restrict__ out) {
+  constexpr int kPrefetch = 16;
+  __shared__ float weights[kMaxPartitions];   // the maxes, then 2^(max_z - top)
+  __shared__ float sums[kMaxPartitions];      // the partitions' softmax sums
+  __shared__ float columns[kCombineThreads];  // (lanes, D) partial column sums
+  __shared__ float reduce[kCombineThreads / kWarpSize];
+  const int tid = static_cast<int>(threadIdx.x);
+  const int64_t d = args.head_dim;
+  const int64_t row = blockIdx.x;  // in (N * Hq)
+  const int64_t position = args.positions[row / args.q_heads];
+  const int64_t first = args.window > 0 ? max(int64_t{0}, position - args.window + 1) : 0;
+  const int count =
+      static_cast<int>(min(parts.partitions, (position - first + parts.partition_len) / parts.partition_len));
+  const int64_t lanes = d <= kCombineThreads ? kCombineThreads / d : 1;
+  const int64_t lane = tid / d;
+  const bool column_thread = lane < lanes;  // d <= kCombineThreads: columns in one pass
+  const float* acc = parts.acc + row * parts.partitions * d + tid % d;
+  float prefetched[kPrefetch];
+#pragma unroll
+  for (int i = 0; i < kPrefetch; ++i) {
+    const int64_t z = lane + i * lanes;
+    prefetched[i] = lanes > 1 && column_thread && z < count ? acc[z * d] : 0.0F;
+  }
   float top = -INFINITY;
-  for (int64_t z = 0; z < parts.partitions; ++z) top = fmaxf(top, maxes[z]);
-  // Maxes are in log2 units (see WarpState); an empty partition adds 0 * 0.
-  for (int64_t z = threadIdx.x; z < parts.partitions; z += kThreads) weights[z] = exp2f(maxes[z] - top);
-  __syncthreads();
-  float total = 0.0F;  // every thread sums the same terms in the same order
-  for (int64_t z = 0; z < parts.partitions; ++z) total += sums[z] * weights[z];
+  for (int z = tid; z < count; z += kCombineThreads) {
+    const float partition_max = parts.max[row * parts.partitions + z];
+    weights[z] = partition_max;
+    sums[z] = parts.sum[row * parts.partitions + z];
+    top = fmaxf(top, partition_max);
+  }
+  top = block_max(top, reduce);  // log2 units; every counted partition has keys: finite
+  float total = 0.0F;
+  for (int z = tid; z < count; z += kCombineThreads) {
+    const float weight = exp2f(weights[z] - top);
+    weights[z] = weight;
+    total += sums[z] * weight;
+  }
+  total = block_sum(total, reduce);  // also orders the weights' writes before their reads
   const float inverse = 1.0F / total;
-  for (int64_t c = threadIdx.x; c < d; c += kThreads) {
-    float value = 0.0F;
-    for (int64_t z = 0; z < parts.partitions; ++z)
-      value += parts.partial_acc[(row * parts.partitions + z) * d + c] * weights[z];
-    store_float(out + row * d + c, value * inverse);
+  if (lanes == 1) {  // wide rows: column loops, nothing prefetched
+    for (int64_t c = tid; c < d; c += kCombineThreads) {
+      float value = 0.0F;
+      for (int z = 0; z < count; ++z) value += parts.acc[(row * parts.partitions + z) * d + c] * weights[z];
+      store_float(out + row * d + c, value * inverse);
+    }
+    return;
+  }
+  float value = 0.0F;
+  if (column_thread) {
+#pragma unroll
+    for (int i = 0; i < kPrefetch; ++i) {
+      const int64_t z = lane + i * lanes;
+      if (z < count) value += prefetched[i] * weights[z];
+    }
+#pragma unroll 8
+    for (int64_t z = lane + kPrefetch * lanes; z < count; z += lanes) value += acc[z * d] * weights[z];
+    columns[lane * d + tid % d] = value;
+  }
+  __syncthreads();
+  if (tid < d) {
+    float sum = 0.0F;
+    for (int64_t l = 0; l < lanes; ++l) sum += columns[l * d + tid];
+    store_float(out + row * d + tid, sum * inverse);
   }
 }
 
+template <typename Q>
+void launch_combine(const PagedAttentionArgs& args, const PagedPartials& parts, cudaStream_t stream) {
+  combine_partitions_kernel<Q><<<static_cast<unsigned>(args.tokens * args.q_heads), kCombineThreads, 0, stream>>>(
+      args, parts, static_cast<Q*>(args.out));
+  ANVIL_CUDA_CHECK_LAUNCH();
+}
+
 template <typename Q, typename C, int kSlice, int kHeads>
-void launch_typed(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PartitionArgs& parts,
+void launch_typed(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PagedPartials& parts,
                   cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(args.tokens), static_cast<unsigned>(args.kv_heads * plan.head_chunks),
                   static_cast<unsigned>(plan.partitions));
@@ -337,15 +416,12 @@ void launch_typed(const PagedAttentionArgs& args, const PagedPartitioning& plan,
       args, parts, plan.vector_rows, static_cast<const Q*>(args.q), static_cast<Q*>(args.out),
       static_cast<const C*>(args.key_cache), static_cast<const C*>(args.value_cache));
   ANVIL_CUDA_CHECK_LAUNCH();
-  if (plan.partitions == 1) return;
-  combine_partitions_kernel<Q><<<static_cast<unsigned>(args.tokens * args.q_heads), kThreads, 0, stream>>>(
-      parts, static_cast<Q*>(args.out), args.head_dim);
-  ANVIL_CUDA_CHECK_LAUNCH();
+  if (plan.partitions > 1) launch_combine<Q>(args, parts, stream);
 }
 
 // Heads per block: 4 when the group fits (fewer registers), else 8; 32 / slice for wide heads.
 template <typename Q, typename C, int kSlice>
-void launch_for_heads(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PartitionArgs& parts,
+void launch_for_heads(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PagedPartials& parts,
                       cudaStream_t stream) {
   if constexpr (kSlice <= 4) {
     if (plan.heads_per_block == 4) return launch_typed<Q, C, kSlice, 4>(args, plan, parts, stream);
@@ -356,7 +432,7 @@ void launch_for_heads(const PagedAttentionArgs& args, const PagedPartitioning& p
 }
 
 template <typename Q, typename C>
-void launch_for_slice(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PartitionArgs& parts,
+void launch_for_slice(const PagedAttentionArgs& args, const PagedPartitioning& plan, const PagedPartials& parts,
                       cudaStream_t stream) {
   switch (plan.slice) {
     case 1:
@@ -411,10 +487,25 @@ PagedTokenCheck check_paged_tokens(const PagedAttentionArgs& args, int32_t* devi
   return {host[0] < args.tokens ? host[0] : -1, host[1]};
 }
 
-PagedPartitioning plan_paged_attention(const PagedAttentionArgs& args, int64_t max_visible, int num_sms) {
-  PagedPartitioning plan;
-  ANVIL_CHECK(args.head_dim <= kWarpSize * kMaxSlice, "cuda paged_attention: head_dim ", args.head_dim,
-              " is above the supported ", kWarpSize * kMaxSlice);
+namespace {
+
+// The tiled kernel's plan: one wave of blocks (blocks_per_sm on every SM) when the tokens
+// and kv heads alone do not fill it, from partitions of whole tiles.
+void plan_tiled(const PagedAttentionArgs& args, int64_t longest, int num_sms, PagedPartitioning& plan) {
+  plan.tiled = true;
+  plan_tiled_shape(args, plan);
+  plan.head_chunks = (args.q_heads / args.kv_heads + plan.heads_per_block - 1) / plan.heads_per_block;
+  plan.vector_rows = true;
+  const int64_t work = std::max<int64_t>(1, args.tokens * args.kv_heads * plan.head_chunks);
+  const int64_t slots = static_cast<int64_t>(num_sms) * tiled_blocks_per_sm(args, plan);
+  const int64_t tiles = (longest + kTiledKeys - 1) / kTiledKeys;
+  const int64_t partitions = std::clamp<int64_t>(slots / work, 1, std::min(tiles, kMaxPartitions));
+  plan.partition_len = (tiles + partitions - 1) / partitions * kTiledKeys;
+}
+
+// The warp kernel's plan: enough blocks for kBlocksPerSm per SM, but no partition shorter
+// than kMinPartitionKeys.
+void plan_warps(const PagedAttentionArgs& args, int64_t longest, int num_sms, PagedPartitioning& plan) {
   while (plan.slice * kWarpSize < args.head_dim) plan.slice *= 2;
   const int64_t group = args.q_heads / args.kv_heads;
   plan.heads_per_block = heads_for(plan.slice, group);
@@ -423,18 +514,31 @@ PagedPartitioning plan_paged_attention(const PagedAttentionArgs& args, int64_t m
       args.head_dim == kWarpSize * plan.slice && aligned_16(args.key_cache) && aligned_16(args.value_cache);
   const auto shared_floats = static_cast<size_t>(kWarps * plan.heads_per_block * (args.head_dim + 2));
   plan.shared_bytes = shared_floats * sizeof(float);
-  ANVIL_CHECK(
-      args.tokens <= INT_MAX && args.kv_heads * plan.head_chunks <= 65535 && args.tokens * args.q_heads <= INT_MAX,
-      "cuda paged_attention: ", args.tokens, " tokens of ", args.q_heads, " heads exceed the grid");
-  // Enough blocks for kBlocksPerSm per SM, but no partition shorter than one block step.
   const int64_t step = kWarps * kKeysPerStep;
   const int64_t work = std::max<int64_t>(1, args.tokens * args.kv_heads * plan.head_chunks);
   const int64_t wanted = std::max<int64_t>(1, (kBlocksPerSm * static_cast<int64_t>(num_sms) + work - 1) / work);
-  const int64_t longest = std::max<int64_t>(1, max_visible);
   const int64_t partitions =
       std::max<int64_t>(1, std::min({wanted, (longest + kMinPartitionKeys - 1) / kMinPartitionKeys, kMaxPartitions}));
   plan.partition_len = (longest + partitions - 1) / partitions;
   plan.partition_len = (plan.partition_len + step - 1) / step * step;
+}
+
+}  // namespace
+
+PagedPartitioning plan_paged_attention(const PagedAttentionArgs& args, int64_t max_visible, int num_sms,
+                                       bool allow_tiled) {
+  PagedPartitioning plan;
+  ANVIL_CHECK(args.head_dim <= kWarpSize * kMaxSlice, "cuda paged_attention: head_dim ", args.head_dim,
+              " is above the supported ", kWarpSize * kMaxSlice);
+  const int64_t longest = std::max<int64_t>(1, max_visible);
+  if (allow_tiled && tiled_paged_attention_supported(args)) {
+    plan_tiled(args, longest, num_sms, plan);
+  } else {
+    plan_warps(args, longest, num_sms, plan);
+  }
+  ANVIL_CHECK(
+      args.tokens <= INT_MAX && args.kv_heads * plan.head_chunks <= 65535 && args.tokens * args.q_heads <= INT_MAX,
+      "cuda paged_attention: ", args.tokens, " tokens of ", args.q_heads, " heads exceed the grid");
   plan.partitions = (longest + plan.partition_len - 1) / plan.partition_len;
   if (plan.partitions > 1) {
     const int64_t partials = args.tokens * args.q_heads * plan.partitions;
@@ -445,12 +549,20 @@ PagedPartitioning plan_paged_attention(const PagedAttentionArgs& args, int64_t m
 
 void launch_paged_attention(const PagedAttentionArgs& args, const PagedPartitioning& plan, void* scratch,
                             cudaStream_t stream) {
-  PartitionArgs parts{plan.partition_len, plan.partitions, nullptr, nullptr, nullptr};
+  PagedPartials parts{plan.partition_len, plan.partitions, nullptr, nullptr, nullptr};
   if (plan.partitions > 1) {
     const int64_t partials = args.tokens * args.q_heads * plan.partitions;
-    parts.partial_acc = static_cast<float*>(scratch);
-    parts.partial_max = parts.partial_acc + partials * args.head_dim;
-    parts.partial_sum = parts.partial_max + partials;
+    parts.acc = static_cast<float*>(scratch);
+    parts.max = parts.acc + partials * args.head_dim;
+    parts.sum = parts.max + partials;
+  }
+  if (plan.tiled) {
+    launch_tiled_paged_attention(args, plan, parts, stream);
+    if (plan.partitions > 1) {
+      dispatch_float_dtype(args.q_dtype, "cuda paged_attention",
+                           [&](auto q_type) { launch_combine<decltype(q_type)>(args, parts, stream); });
+    }
+    return;
   }
   dispatch_float_dtype(args.q_dtype, "cuda paged_attention", [&](auto q_type) {
     dispatch_float_dtype(args.cache_dtype, "cuda paged_attention", [&](auto cache_type) {

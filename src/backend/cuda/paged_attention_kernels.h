@@ -52,6 +52,9 @@ PagedTokenCheck check_paged_tokens(const PagedAttentionArgs& args, int32_t* devi
 // elements of a head (D <= 32 * slice), a block serves `heads_per_block` query heads of one
 // kv head, and each token's keys are split into `partitions` of `partition_len`.
 struct PagedPartitioning {
+  bool tiled = false;         // the tiled kernel (paged_attention_tiled.h); slice is unused
+  int tiled_threads = 128;    // its shape, set by plan_tiled_shape (other shapes exist for
+  int tiled_stages = 3;       // bf16 only, for the benchmark's comparison)
   int slice = 1;              // 1, 2, 4, 8 or 16
   int heads_per_block = 8;    // query heads per block (register budget)
   int64_t head_chunks = 1;    // blocks per kv head: ceil(G / heads_per_block)
@@ -62,8 +65,13 @@ struct PagedPartitioning {
   size_t scratch_bytes = 0;   // partial results, when partitions > 1
 };
 
-// Chooses the layout so that small batches of long contexts still fill the GPU.
-PagedPartitioning plan_paged_attention(const PagedAttentionArgs& args, int64_t max_visible, int num_sms);
+// Chooses the layout so that small batches of long contexts still fill the GPU. The grid
+// depends only on the shapes and on `max_visible`, an upper bound of every token's visible
+// range: each token's own range is read on the device, so a captured CUDA graph stays valid
+// while the sequences grow up to that bound.
+// `allow_tiled` = false keeps the warp kernel (benchmarks compare the two).
+PagedPartitioning plan_paged_attention(const PagedAttentionArgs& args, int64_t max_visible, int num_sms,
+                                       bool allow_tiled = true);
 
 // Queues the attention (and the combine when partitioned); `scratch` holds
 // plan.scratch_bytes (may be null when partitions == 1). Indices must have been checked.
