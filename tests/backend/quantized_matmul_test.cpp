@@ -340,7 +340,6 @@ TEST(OpQuantizedMatmul, HalfInputsOfHalfWeightsMatchFloat64) {
         Tensor out = ctx.empty({shape[0], shape[1]}, DType::F32, device);
         quantized_matmul(ctx, out, x_tensor, w_tensor);
         expect_close(to_host(ctx, out), matmul_reference(x, w), tolerance_for(DType::F32), "out");
-        }
       }
     }
   }
