@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "anvil/context.h"
+#include "cuda_timing.h"
 #include "anvil/ops/attention.h"
 
 namespace {
@@ -26,6 +27,7 @@ using anvil::Device;
 using anvil::DType;
 using anvil::Shape;
 using anvil::Tensor;
+using anvil::bench::synchronize;
 
 struct Config {
   int64_t batch, heads, seq, head_dim;
@@ -36,13 +38,6 @@ Tensor random_device(Ctx& ctx, const Shape& shape, Device device, std::mt19937_6
   std::vector<float> values(static_cast<size_t>(anvil::shape_numel(shape)));
   for (float& value : values) value = uniform(rng);
   return ctx.to_device(Tensor::from_f32(shape, values).to_dtype(DType::BF16), device);
-}
-
-void synchronize() {
-  if (cudaDeviceSynchronize() != cudaSuccess) {
-    std::fprintf(stderr, "cudaDeviceSynchronize failed\n");
-    std::exit(1);
-  }
 }
 
 // Mean seconds per call of `fn`: one warm-up call, then enough calls for ~0.3 s.

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "anvil/context.h"
+#include "cuda_timing.h"
 #include "anvil/core/quant.h"
 #include "anvil/ops/paged_attention.h"
 #include "anvil/ops/quantized_matmul.h"
@@ -31,30 +32,8 @@ using anvil::Device;
 using anvil::DType;
 using anvil::Shape;
 using anvil::Tensor;
-
-void synchronize() {
-  if (cudaDeviceSynchronize() != cudaSuccess) {
-    std::fprintf(stderr, "cudaDeviceSynchronize failed\n");
-    std::exit(1);
-  }
-}
-
-// Median seconds per call of `fn` over 7 timed batches of calls (after warm-up).
-template <typename Fn>
-double seconds_per_call(Fn&& fn, int calls_per_batch) {
-  using Clock = std::chrono::steady_clock;
-  for (int i = 0; i < 3; ++i) fn();
-  synchronize();
-  std::vector<double> batches;
-  for (int b = 0; b < 7; ++b) {
-    const auto start = Clock::now();
-    for (int i = 0; i < calls_per_batch; ++i) fn();
-    synchronize();
-    batches.push_back(std::chrono::duration<double>(Clock::now() - start).count() / calls_per_batch);
-  }
-  std::sort(batches.begin(), batches.end());
-  return batches[3];
-}
+using anvil::bench::seconds_per_call;
+using anvil::bench::synchronize;
 
 // Random weights of `dtype` (rows, cols) on the device, quantized on the host.
 Tensor random_weight(Ctx& ctx, int64_t rows, int64_t cols, DType dtype, std::mt19937_64& rng) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "anvil/context.h"
+#include "cuda_timing.h"
 #include "anvil/ops/quantized_matmul.h"
 
 namespace {
@@ -25,31 +26,14 @@ using anvil::Ctx;
 using anvil::Device;
 using anvil::DType;
 using anvil::Tensor;
+using anvil::bench::seconds_per_call;
+using anvil::bench::synchronize;
 
 void check(bool ok, const char* what) {
   if (!ok) {
     std::fprintf(stderr, "failed: %s\n", what);
     std::exit(1);
   }
-}
-
-void synchronize() { check(cudaDeviceSynchronize() == cudaSuccess, "cudaDeviceSynchronize"); }
-
-// Median seconds per call of `fn` over 7 timed batches of calls (after warm-up).
-template <typename Fn>
-double seconds_per_call(Fn&& fn, int calls_per_batch) {
-  using Clock = std::chrono::steady_clock;
-  for (int i = 0; i < 3; ++i) fn();
-  synchronize();
-  std::vector<double> batches;
-  for (int b = 0; b < 7; ++b) {
-    const auto start = Clock::now();
-    for (int i = 0; i < calls_per_batch; ++i) fn();
-    synchronize();
-    batches.push_back(std::chrono::duration<double>(Clock::now() - start).count() / calls_per_batch);
-  }
-  std::sort(batches.begin(), batches.end());
-  return batches[3];
 }
 
 // Random values (a pool of 2^20 normals repeated at a random stride: the host generator
