@@ -17,8 +17,10 @@ void add_run_options(CLI::App& command, RunOptions& options) {
   command.add_option("--threads", options.threads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 4096));
   command.add_option("-c,--ctx-size", options.context_size, "Context size in tokens (0 = min(model's, 4096))")
       ->check(CLI::Range(int64_t{0}, kMaxTokens));
-  command.add_option("-b,--batch-size", options.batch_size, "Prompt tokens per forward pass")
-      ->check(CLI::Range(int64_t{1}, kMaxTokens));
+  command
+      .add_option("-b,--batch-size", options.batch_size,
+                  "Prompt tokens per forward pass (0 = 512 on the CPU, 4096 on a GPU)")
+      ->check(CLI::Range(int64_t{0}, kMaxTokens));
   command.add_option("--device", options.device, "Where the model runs: cpu or cuda (the first GPU)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   command.add_option("--kv-dtype", options.kv_dtype, "KV cache storage type (f16 or bf16 halve its memory)")
@@ -51,7 +53,13 @@ void configure_model(const RunOptions& options, model::CausalLM& model) {
 infer::GeneratorOptions generator_options(const RunOptions& options, const model::ModelConfig& config) {
   infer::GeneratorOptions generator;
   generator.context_tokens = context_size(config, options.context_size);
-  generator.max_batch_tokens = options.batch_size;
+  // A GPU takes a long prompt in one pass (one FlashAttention call from an empty cache);
+  // the CPU keeps llama.cpp's 512-token batches, whose arithmetic it reproduces.
+  constexpr int64_t kCpuBatch = 512;
+  constexpr int64_t kGpuBatch = 4096;
+  generator.max_batch_tokens = options.batch_size > 0    ? options.batch_size
+                               : options.device == "cpu" ? kCpuBatch
+                                                         : kGpuBatch;
   generator.kv_dtype = options.kv_dtype == "f32" ? DType::F32 : options.kv_dtype == "bf16" ? DType::BF16 : DType::F16;
   return generator;
 }

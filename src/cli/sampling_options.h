@@ -12,7 +12,7 @@ struct RunOptions {
   std::string model_path;
   int threads = 0;           // 0 = one per core
   int64_t context_size = 0;  // 0 = min(model context, 4096)
-  int64_t batch_size = 512;  // prefill chunk
+  int64_t batch_size = 0;    // prefill chunk; 0 = 512 on the CPU (llama.cpp's), 4096 on a GPU
   int64_t max_tokens = 256;
   bool ignore_eos = false;
   std::string device = "cpu";    // cpu or cuda

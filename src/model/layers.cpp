@@ -5,6 +5,8 @@
 
 #include "anvil/core/convert.h"
 #include "anvil/core/error.h"
+#include "anvil/ops/attention.h"
+#include "anvil/ops/copy.h"
 #include "anvil/ops/elementwise.h"
 #include "anvil/ops/embedding.h"
 #include "anvil/ops/layer_norm.h"
@@ -95,6 +97,10 @@ StepInputs make_step_inputs(Ctx& ctx, const Batch& batch, const PagedKvCache& ca
   step.token_sequences = on_device(Tensor::from_i32({step.tokens}, indices.token_sequences));
   step.block_tables = on_device(Tensor::from_i32({indices.sequences, indices.max_blocks}, indices.block_tables));
   step.max_visible = device.is_cpu() ? indices.max_visible : visible_bucket(indices.max_visible);
+  step.fresh_prompt = indices.sequences == 1 && step.tokens > 1;
+  for (int64_t i = 0; step.fresh_prompt && i < step.tokens; ++i) {
+    step.fresh_prompt = indices.positions[static_cast<size_t>(i)] == i;
+  }
   return step;
 }
 
@@ -144,9 +150,46 @@ Tensor select_rows(Ctx& ctx, const Tensor& x, std::span<const int32_t> ids) {
 
 }  // namespace
 
+namespace {
+
+// Whether a GPU step runs its attention as one causal FlashAttention call over the step's own
+// q, k, v in the cache's f16/bf16 (what the paged kernel would read back): a fresh prompt
+// that no sliding window cuts, at a head size the tensor-core kernels take.
+bool prompt_takes_flash_attention(const Tensor& q, const PagedKvCache& cache, const StepInputs& step,
+                                  const ModelConfig& config) {
+  const DType dtype = cache.shape().dtype;
+  return !q.device().is_cpu() && step.fresh_prompt && (dtype == DType::BF16 || dtype == DType::F16) &&
+         (config.head_dim == 64 || config.head_dim == 128) &&
+         (config.sliding_window <= 0 || config.sliding_window >= step.tokens);
+}
+
+// Causal attention of q (N, Hq, D) over k, v (N, Hkv, D), computed in `dtype`; f32 out.
+Tensor prompt_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, DType dtype) {
+  const Device device = q.device();
+  const auto as_sequence = [&](const Tensor& x) {
+    Tensor rounded = ctx.empty({1, x.size(0), x.size(1), x.size(2)}, dtype, device);
+    copy(ctx, rounded, x.view({1, x.size(0), x.size(1), x.size(2)}));
+    return rounded;
+  };
+  const Tensor q16 = as_sequence(q);
+  const Tensor k16 = as_sequence(k);
+  const Tensor v16 = as_sequence(v);
+  Tensor out16 = ctx.empty(q16.shape(), dtype, device);
+  Tensor no_lse;
+  attention(ctx, out16, no_lse, q16, k16, v16, AttentionParams{});
+  Tensor out = activation(ctx, q.shape(), device);
+  copy(ctx, out, out16.view(q.shape()));
+  return out;
+}
+
+}  // namespace
+
 Tensor cached_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, PagedKvCache& cache, int64_t layer,
                         const StepInputs& step, const ModelConfig& config) {
   kv_cache_write(ctx, cache.keys(layer), cache.values(layer), k, v, step.slots, /*slots_checked=*/true);
+  if (prompt_takes_flash_attention(q, cache, step, config)) {
+    return prompt_attention(ctx, q, k, v, cache.shape().dtype);
+  }
   Tensor out = activation(ctx, q.shape(), q.device());
   PagedAttentionParams params;
   params.sliding_window = config.sliding_window;

@@ -24,6 +24,9 @@ struct StepInputs {
   // Every index above was checked on the host; the most keys any token attends to (the ops
   // then skip their own checks: on a GPU each would wait for the device).
   int64_t max_visible = 0;
+  // One sequence whose tokens are exactly positions 0 .. N-1 (a prompt from an empty
+  // cache): its attention needs no cache reads, so a GPU runs it as plain causal attention.
+  bool fresh_prompt = false;
 };
 
 // The same indices on the host, (N), (N), (N) and (S, max_blocks) row-major.

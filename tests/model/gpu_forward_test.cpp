@@ -12,6 +12,7 @@
 #include "anvil/infer/generator.h"
 #include "anvil/model/causal_lm.h"
 #include "anvil/tokenizer/tokenizer.h"
+#include "model/tiny_model.h"
 #include "model/tiny_runner.h"
 
 namespace anvil::testing {
@@ -53,6 +54,44 @@ TEST(GpuForward, ModelAndCacheMustShareADevice) {
   CacheRunner runner(ctx, gpu->config(), 16, 4, rng, Device::cpu());
   runner.add_sequence();
   EXPECT_THROW((void)runner.step(*gpu, {{0, {1, 2, 3}}}), Error);
+}
+
+// A prompt from an empty cache runs on the GPU as one causal FlashAttention call in the
+// cache's f16/bf16 (head sizes 64 and 128); the same tokens in a two-sequence batch take the
+// paged kernel. Both round K and V to the cache dtype; flash also rounds q and the
+// probabilities, so the logits agree to that dtype's tolerance (f32 weights: no 8-bit
+// activation rounding to amplify it). The decode steps after either prompt agree too.
+TEST(GpuForward, FreshPromptFlashAttentionMatchesThePagedKernel) {
+  if (!has_gpu()) GTEST_SKIP() << "no CUDA device";
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const int64_t head_dim : {64, 128}) {
+    TinySpec spec = llama_spec();
+    spec.head_dim = head_dim;
+    spec.hidden = spec.heads * head_dim;
+    spec.max_position = 256;
+    TempDir dir;
+    write_hf_checkpoint(dir.path("model"), spec, random_weights(spec, rng));
+    const auto gpu = model::load_causal_lm(ctx, dir.path("model"), Device::cuda(0));
+    gpu->set_device_graphs(false);
+    for (const DType cache_dtype : {DType::F16, DType::BF16}) {
+      SCOPED_TRACE("D " + std::to_string(head_dim) + ", cache " + std::string(dtype_name(cache_dtype)));
+      std::vector<int32_t> prompt;
+      for (const double id : random_ints({150}, rng, 0, spec.vocab).values) prompt.push_back(static_cast<int32_t>(id));
+      CacheRunner flash(ctx, gpu->config(), 16, 24, rng, Device::cuda(0), cache_dtype);
+      CacheRunner paged(ctx, gpu->config(), 16, 24, rng, Device::cuda(0), cache_dtype);
+      const int alone = flash.add_sequence();
+      const int first = paged.add_sequence();
+      const int other = paged.add_sequence();
+      const HostArray want_all = paged.step(*gpu, {{first, prompt}, {other, {prompt[0]}}});
+      const HostArray got = flash.step(*gpu, {{alone, prompt}});
+      HostArray want{got.shape, std::vector<double>(want_all.values.begin(),
+                                                    want_all.values.begin() + static_cast<int64_t>(got.values.size()))};
+      expect_close(got, want, tolerance_for(cache_dtype), "prompt logits, flash vs paged");
+      expect_close(flash.step(*gpu, {{alone, {prompt[1]}}}), paged.step(*gpu, {{first, {prompt[1]}}}),
+                   tolerance_for(cache_dtype), "decode logits after the prompt");
+    }
+  }
 }
 
 // Greedy decoding of SmolLM2 on both devices from the same prompts: the continuations are

@@ -8,8 +8,9 @@ namespace anvil::testing {
 
 namespace {
 
-model::KvCacheShape cache_shape(const model::ModelConfig& config, int64_t block_size, int64_t num_blocks) {
+model::KvCacheShape cache_shape(const model::ModelConfig& config, int64_t block_size, int64_t num_blocks, DType dtype) {
   model::KvCacheShape shape;
+  shape.dtype = dtype;
   shape.num_layers = config.num_layers;
   shape.num_blocks = num_blocks;
   shape.block_size = block_size;
@@ -21,8 +22,8 @@ model::KvCacheShape cache_shape(const model::ModelConfig& config, int64_t block_
 }  // namespace
 
 CacheRunner::CacheRunner(Ctx& ctx, const model::ModelConfig& config, int64_t block_size, int64_t num_blocks, Rng& rng,
-                         Device device)
-    : ctx_(ctx), cache_(ctx, cache_shape(config, block_size, num_blocks), device) {
+                         Device device, DType cache_dtype)
+    : ctx_(ctx), cache_(ctx, cache_shape(config, block_size, num_blocks, cache_dtype), device) {
   free_blocks_.resize(static_cast<size_t>(num_blocks));
   std::iota(free_blocks_.begin(), free_blocks_.end(), 0);
   std::shuffle(free_blocks_.begin(), free_blocks_.end(), rng);

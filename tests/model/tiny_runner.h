@@ -12,9 +12,9 @@ namespace anvil::testing {
 
 class CacheRunner {
  public:
-  // The cache lives on `device` (the model's).
+  // The cache lives on `device` (the model's) and stores `cache_dtype`.
   CacheRunner(Ctx& ctx, const model::ModelConfig& config, int64_t block_size, int64_t num_blocks, Rng& rng,
-              Device device = Device::cpu());
+              Device device = Device::cpu(), DType cache_dtype = DType::F32);
 
   // A new empty sequence; returns its id.
   int add_sequence();
