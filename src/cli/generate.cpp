@@ -10,6 +10,7 @@
 #include "anvil/core/error.h"
 #include "chat_prompt.h"
 #include "loaded_model.h"
+#include "prefill_profile.h"
 
 namespace anvil::cli {
 
@@ -24,6 +25,11 @@ CLI::App* add_generate_command(CLI::App& app, GenerateOptions& options) {
   });
   command->add_flag("--chat", options.chat, "Wrap the prompt in the model's chat template as a user message");
   command->add_option("--system", options.system, "System message (with --chat)");
+  command
+      ->add_option("--prefill-repeat", options.prefill_repeat,
+                   "Benchmark: then prefill the prompt this many times more (warm; median), and once with per-phase "
+                   "timing")
+      ->check(CLI::Range(0, 1000));
   return command;
 }
 
@@ -73,6 +79,7 @@ int run_generate(const GenerateOptions& options) {
   std::fputc('\n', stdout);
   std::fflush(stdout);
   print_stats(result, *loaded.model);
+  if (options.prefill_repeat > 0) profile_prefill(ctx, generator, *loaded.model, prompt, options.prefill_repeat);
   return 0;
 }
 

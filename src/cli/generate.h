@@ -13,6 +13,7 @@ struct GenerateOptions {
   std::string prompt_file;  // read the prompt from this file instead
   bool chat = false;        // wrap the prompt in the model's chat template as a user turn
   std::string system;       // system message for --chat
+  int prefill_repeat = 0;   // then time the prefill this many times more, warm (prefill_profile.h)
 };
 
 // Adds the `generate` subcommand to `app`.
