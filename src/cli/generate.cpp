@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "anvil/core/error.h"
@@ -30,6 +31,8 @@ CLI::App* add_generate_command(CLI::App& app, GenerateOptions& options) {
                    "Benchmark: then prefill the prompt this many times more (warm; median), and once with per-phase "
                    "timing")
       ->check(CLI::Range(0, 1000));
+  command->add_flag("--cold-phases", options.cold_phases,
+                    "Benchmark: time the phases of the first (cold) prefill, a device sync at each");
   return command;
 }
 
@@ -66,6 +69,8 @@ int run_generate(const GenerateOptions& options) {
 
   infer::Generator generator(ctx, *loaded.model, *loaded.tokenizer,
                              generator_options(options.run, loaded.model->config()));
+  std::optional<PhaseClock> cold_clock;
+  if (options.cold_phases) cold_clock.emplace(ctx, *loaded.model);
   infer::GenerationParams params;
   params.max_tokens = options.run.max_tokens;
   params.sampler = options.run.sampler;
@@ -79,6 +84,10 @@ int run_generate(const GenerateOptions& options) {
   std::fputc('\n', stdout);
   std::fflush(stdout);
   print_stats(result, *loaded.model);
+  if (cold_clock) {
+    cold_clock->print(result.stats.prefill_seconds);
+    cold_clock.reset();
+  }
   if (options.prefill_repeat > 0) profile_prefill(ctx, generator, *loaded.model, prompt, options.prefill_repeat);
   return 0;
 }

@@ -2,6 +2,7 @@
 #include "layers.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "anvil/core/convert.h"
 #include "anvil/core/error.h"
@@ -129,7 +130,34 @@ void gather_rows_host(const Tensor& table, std::span<const int32_t> ids, float* 
   }
 }
 
+namespace {
+
+// Rows `ids` of the host f16/bf16 `table` as f32 on the GPU `device`: copied over as stored
+// (half the bytes of f32) and widened there, exactly.
+Tensor gather_half_rows_to_device(Ctx& ctx, const Tensor& table, std::span<const int32_t> ids, Device device) {
+  const int64_t vocab = table.size(0);
+  const int64_t channels = table.size(1);
+  const auto rows = static_cast<int64_t>(ids.size());
+  const int64_t row_bytes = dtype_bytes_for(table.dtype(), channels);
+  Tensor half = ctx.empty({rows, channels}, table.dtype(), Device::cpu());
+  const auto* base = static_cast<const char*>(table.raw_data());
+  auto* dst = static_cast<char*>(half.raw_data());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ANVIL_CHECK(ids[i] >= 0 && ids[i] < vocab, "gather_rows: id ", ids[i], " outside the table of ", vocab, " rows");
+    std::memcpy(dst + static_cast<int64_t>(i) * row_bytes, base + ids[i] * row_bytes, static_cast<size_t>(row_bytes));
+  }
+  const Tensor on_device = ctx.to_device(half, device);
+  Tensor out = activation(ctx, {rows, channels}, device);
+  copy(ctx, out, on_device);
+  return out;
+}
+
+}  // namespace
+
 Tensor gather_rows(Ctx& ctx, const Tensor& table, std::span<const int32_t> ids, Device device) {
+  if (!device.is_cpu() && !ids.empty() && (table.dtype() == DType::BF16 || table.dtype() == DType::F16)) {
+    return gather_half_rows_to_device(ctx, table, ids, device);
+  }
   Tensor out = activation(ctx, {static_cast<int64_t>(ids.size()), table.size(1)}, Device::cpu());
   gather_rows_host(table, ids, out.data<float>());
   return device.is_cpu() ? out : ctx.to_device(out, device);
@@ -163,8 +191,9 @@ bool prompt_takes_flash_attention(const Tensor& q, const PagedKvCache& cache, co
          (config.sliding_window <= 0 || config.sliding_window >= step.tokens);
 }
 
-// Causal attention of q (N, Hq, D) over k, v (N, Hkv, D), computed in `dtype`; f32 out.
-Tensor prompt_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, DType dtype) {
+// Causal attention of q (N, Hq, D) over k, v (N, Hkv, D), computed in `dtype`; out in
+// `dtype` when that is `half_out`, else f32.
+Tensor prompt_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, DType dtype, DType half_out) {
   const Device device = q.device();
   const auto as_sequence = [&](const Tensor& x) {
     Tensor rounded = ctx.empty({1, x.size(0), x.size(1), x.size(2)}, dtype, device);
@@ -177,6 +206,7 @@ Tensor prompt_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor
   Tensor out16 = ctx.empty(q16.shape(), dtype, device);
   Tensor no_lse;
   attention(ctx, out16, no_lse, q16, k16, v16, AttentionParams{});
+  if (half_out == dtype) return out16.view(q.shape());
   Tensor out = activation(ctx, q.shape(), device);
   copy(ctx, out, out16.view(q.shape()));
   return out;
@@ -185,10 +215,10 @@ Tensor prompt_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor
 }  // namespace
 
 Tensor cached_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, PagedKvCache& cache, int64_t layer,
-                        const StepInputs& step, const ModelConfig& config) {
+                        const StepInputs& step, const ModelConfig& config, DType half_out) {
   kv_cache_write(ctx, cache.keys(layer), cache.values(layer), k, v, step.slots, /*slots_checked=*/true);
   if (prompt_takes_flash_attention(q, cache, step, config)) {
-    return prompt_attention(ctx, q, k, v, cache.shape().dtype);
+    return prompt_attention(ctx, q, k, v, cache.shape().dtype, half_out);
   }
   Tensor out = activation(ctx, q.shape(), q.device());
   PagedAttentionParams params;

@@ -118,7 +118,7 @@ class LlamaModel final : public CausalLM {
     }
     tap("Qcur_rope", layer, q);
     tap("Kcur_rope", layer, k);
-    const Tensor attended = cached_attention(ctx, q, k, v, cache, layer, step, config_);
+    const Tensor attended = cached_attention(ctx, q, k, v, cache, layer, step, config_, half_input_dtype(n, w.wo));
     tap("kqv_out", layer, attended);
     return project(ctx, attended.view({n, config_.num_heads * d}), w.wo, w.bo);
   }
@@ -139,7 +139,7 @@ class LlamaModel final : public CausalLM {
     }
     tap("ffn_gate", layer, gate);
     tap("ffn_up", layer, up);
-    Tensor hidden = activation(ctx, gate.shape(), device_);
+    Tensor hidden = ctx.empty(gate.shape(), half_input_dtype(n, w.w_down), device_);
     swiglu(ctx, hidden, gate, up);
     tap("ffn_swiglu", layer, hidden);
     return project(ctx, hidden, w.w_down, Tensor());
@@ -157,6 +157,14 @@ class LlamaModel final : public CausalLM {
   // the norm, it saves a cast pass per GEMM); else f32.
   [[nodiscard]] DType normed_dtype(int64_t rows) const {
     return rows >= kHalfInputMinRows ? projection_dtype_ : DType::F32;
+  }
+
+  // The dtype in which an input of `rows` rows to a projection by `weight` may be made (by
+  // the op before it, in place of f32): the normed stream's f16/bf16 when the weight has it
+  // (its GEMM would round the input to it anyway: the same bits, one cast pass fewer).
+  [[nodiscard]] DType half_input_dtype(int64_t rows, const Tensor& weight) const {
+    const DType dtype = normed_dtype(rows);
+    return weight.defined() && weight.dtype() == dtype ? dtype : DType::F32;
   }
 
   // f16/bf16 when on a GPU every Q, K, V, gate and up weight has that one dtype, else f32.

@@ -94,6 +94,31 @@ TEST(GpuForward, FreshPromptFlashAttentionMatchesThePagedKernel) {
   }
 }
 
+// A model whose matrices (the embedding table too) are all bf16, prefilled on the GPU from an
+// empty bf16 cache: the embedding rows go over as bf16, and the attention and SwiGLU outputs
+// reach the o and down GEMMs in bf16 (the dtype those GEMMs round their input to). The
+// logits match the float64 reference of the bf16-rounded weights to bf16 tolerance.
+TEST(GpuForward, Bf16PromptMatchesTheFloat64Reference) {
+  if (!has_gpu()) GTEST_SKIP() << "no CUDA device";
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  TinySpec spec = llama_spec();
+  spec.head_dim = 64;  // a head size of the FlashAttention prompt path
+  spec.hidden = spec.heads * spec.head_dim;
+  spec.max_position = 256;
+  TinyWeights weights = random_weights(spec, rng);
+  round_matrices(weights, DType::BF16);
+  TempDir dir;
+  write_gguf_checkpoint(dir.path("tiny.gguf"), spec, weights, DType::BF16);
+  const auto gpu = model::load_causal_lm(ctx, dir.path("tiny.gguf"), Device::cuda(0));
+  std::vector<int32_t> prompt;
+  for (const double id : random_ints({150}, rng, 0, spec.vocab).values) prompt.push_back(static_cast<int32_t>(id));
+  CacheRunner runner(ctx, gpu->config(), 16, 24, rng, Device::cuda(0), DType::BF16);
+  const int sequence = runner.add_sequence();
+  expect_close(runner.step(*gpu, {{sequence, prompt}}), reference_logits(spec, weights, prompt),
+               tolerance_for(DType::BF16), "bf16 prompt logits vs float64");
+}
+
 // Greedy decoding of SmolLM2 on both devices from the same prompts: the continuations are
 // equal, or part where the CPU's top-2 logits are within quantisation noise (printed).
 TEST(GpuForward, SmolLm2GreedyMatchesTheCpuUpToNearTies) {
