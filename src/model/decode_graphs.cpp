@@ -167,13 +167,13 @@ void DecodeGraphs::stage(Graph& graph, const GraphShape& shape, const StepIndice
 void DecodeGraphs::bind_cache(PagedKvCache& cache) {
   // The kernels take the cache's addresses and its shape (block size, dtype) as arguments.
   const KvCacheShape& cache_shape = cache.shape();
-  std::vector<const void*> addresses;
-  addresses.push_back(reinterpret_cast<const void*>(cache_shape.num_blocks));
-  addresses.push_back(reinterpret_cast<const void*>(cache_shape.block_size));
-  addresses.push_back(reinterpret_cast<const void*>(static_cast<intptr_t>(cache_shape.dtype)));
+  std::vector<uintptr_t> addresses;
+  addresses.push_back(static_cast<uintptr_t>(cache_shape.num_blocks));
+  addresses.push_back(static_cast<uintptr_t>(cache_shape.block_size));
+  addresses.push_back(static_cast<uintptr_t>(cache_shape.dtype));
   for (int64_t layer = 0; layer < cache.shape().num_layers; ++layer) {
-    addresses.push_back(cache.keys(layer).raw_data());
-    addresses.push_back(cache.values(layer).raw_data());
+    addresses.push_back(reinterpret_cast<uintptr_t>(cache.keys(layer).raw_data()));
+    addresses.push_back(reinterpret_cast<uintptr_t>(cache.values(layer).raw_data()));
   }
   if (addresses == cache_addresses_) return;
   graphs_.clear();

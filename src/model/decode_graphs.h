@@ -10,10 +10,11 @@
 // pool of the caching allocator, filled by one uncaptured run of each shape (whose result
 // is that step's answer) before it is captured. Graphs hold the KV cache's addresses: a
 // step on another cache drops them and captures anew.
-#include <compare>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <tuple>
 #include <vector>
 
 #include "anvil/model/causal_lm.h"
@@ -48,7 +49,10 @@ class DecodeGraphs {
  private:
   struct GraphShape {
     int64_t rows, sequences, table_width, visible;
-    auto operator<=>(const GraphShape&) const = default;
+    bool operator<(const GraphShape& other) const {
+      return std::tie(rows, sequences, table_width, visible) <
+             std::tie(other.rows, other.sequences, other.table_width, other.visible);
+    }
   };
   struct Graph {
     Tensor staging;                   // pinned host i32 (inputs_elems): the inputs below, written each step
@@ -74,7 +78,7 @@ class DecodeGraphs {
   StepBody body_;
   int64_t pool_ = 0;
   std::map<GraphShape, Graph> graphs_;
-  std::vector<const void*> cache_addresses_;  // cache shape, then K and V of every layer, as captured
+  std::vector<uintptr_t> cache_addresses_;  // cache shape, then K and V of every layer, as captured
   DeviceGraphStats stats_;
 };
 
