@@ -125,12 +125,12 @@ OptimizerStepInfo Optimizer::step(Tensor& params, const Tensor& grads, double lr
   ++step_count_;
   info.lr = config_.lr * lr_factor;
   const auto grad_scale = static_cast<float>(info.clip_scale);
-  adamw_runs(params, grads, info.lr, grad_scale);
+  adamw_step(params, grads, info.lr, grad_scale);
   if (!muon_entries_.empty()) muon_updates(params, grads, config_.muon_lr * lr_factor, grad_scale);
   return info;
 }
 
-void Optimizer::adamw_runs(Tensor& params, const Tensor& grads, double lr, float grad_scale) {
+void Optimizer::adamw_step(Tensor& params, const Tensor& grads, double lr, float grad_scale) {
   AdamWParams adam;
   adam.learning_rate = static_cast<float>(lr);
   adam.beta1 = static_cast<float>(config_.beta1);
@@ -138,12 +138,8 @@ void Optimizer::adamw_runs(Tensor& params, const Tensor& grads, double lr, float
   adam.eps = static_cast<float>(config_.eps);
   adam.step = step_count_;
   adam.grad_scale = grad_scale;
-  for (const Run& run : adamw_runs_) {
-    adam.weight_decay = run.decay ? static_cast<float>(config_.weight_decay) : 0.0F;
-    Tensor p = params.slice(0, run.begin, run.end), m = m_.slice(0, run.begin, run.end);
-    Tensor v = v_.slice(0, run.begin, run.end);
-    adamw(ctx_, p, m, v, grads.slice(0, run.begin, run.end), adam);
-  }
+  adam.weight_decay = static_cast<float>(config_.weight_decay);
+  if (!adamw_runs_.empty()) adamw_runs(ctx_, params, m_, v_, grads, adam, adamw_runs_);
 }
 
 // Muon (Keller Jordan's formulation): buf = mu buf + (1 - mu) g; u = (1 - mu) g + mu buf

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "anvil/ops/adamw.h"
 #include "support/op_harness.h"
@@ -117,6 +119,93 @@ TEST(OpAdamW, LateStepFromArbitraryMomentsMatchesFloat64) {
       }
     }
   }
+}
+
+// Runs of odd lengths with gaps (some empty), decay alternating at random, 300 of them (more
+// than one CUDA launch's 128), on aligned buffers and on buffers offset by one element (the
+// scalar path): adamw_runs must give exactly adamw's bits per run and leave gaps untouched.
+TEST(OpAdamW, RunsMatchPerRunCallsBitwise) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  std::vector<AdamWRun> runs;
+  int64_t cursor = 0;
+  const HostArray lengths = random_ints({300}, rng, 0, 40);
+  const HostArray gaps = random_ints({300}, rng, 0, 3);
+  const HostArray decays = random_ints({300}, rng, 0, 2);
+  for (int64_t r = 0; r < 300; ++r) {
+    cursor += static_cast<int64_t>(gaps[r]);
+    const auto length = static_cast<int64_t>(lengths[r]);
+    runs.push_back({cursor, cursor + length, decays[r] > 0.5});
+    cursor += length;
+  }
+  const int64_t count = cursor + 5;
+  for (const Device device : test_devices(ctx)) {
+    for (const DType grad_dtype : {DType::F32, DType::BF16}) {
+      for (const int64_t offset : {0, 1}) {
+        SCOPED_TRACE(case_label(grad_dtype, device, {count}) + ", offset " + std::to_string(offset));
+        HostArray param0 = random_array({count + offset}, rng, -2.0, 2.0);
+        HostArray m0 = random_array({count + offset}, rng, -0.5, 0.5);
+        HostArray v0 = random_array({count + offset}, rng, 1e-4, 0.5);
+        HostArray grad = random_array({count + offset}, rng, -1.0, 1.0);
+        for (HostArray* array : {&param0, &m0, &v0}) round_to(*array, DType::F32);
+        const Tensor grad_full = make_tensor(ctx, grad, grad_dtype, device);
+        const Tensor grad_tensor = grad_full.slice(0, offset, offset + count);
+        const AdamWParams params{3e-3F, 0.9F, 0.99F, 1e-6F, 0.1F, 7, 0.6F};
+        std::vector<HostArray> results;
+        for (const bool one_call : {false, true}) {
+          Tensor param_full = make_tensor_exact(ctx, param0, DType::F32, device);
+          Tensor m_full = make_tensor_exact(ctx, m0, DType::F32, device);
+          Tensor v_full = make_tensor_exact(ctx, v0, DType::F32, device);
+          Tensor param = param_full.slice(0, offset, offset + count), m = m_full.slice(0, offset, offset + count);
+          Tensor v = v_full.slice(0, offset, offset + count);
+          if (one_call) {
+            adamw_runs(ctx, param, m, v, grad_tensor, params, runs);
+          } else {
+            for (const AdamWRun& run : runs) {
+              AdamWParams run_params = params;
+              run_params.weight_decay = run.decay ? params.weight_decay : 0.0F;
+              Tensor p = param.slice(0, run.begin, run.end), rm = m.slice(0, run.begin, run.end);
+              Tensor rv = v.slice(0, run.begin, run.end);
+              adamw(ctx, p, rm, rv, grad_tensor.slice(0, run.begin, run.end), run_params);
+            }
+          }
+          for (const Tensor* t : {&param_full, &m_full, &v_full}) results.push_back(to_host(ctx, *t));
+        }
+        const HostArray* initial[] = {&param0, &m0, &v0};
+        for (int k = 0; k < 3; ++k) {
+          const HostArray& per_run = results[static_cast<size_t>(k)];
+          const HostArray& one = results[static_cast<size_t>(k) + 3];
+          int64_t mismatches = 0, changed = 0, first_mismatch = -1;
+          for (int64_t i = 0; i < per_run.numel(); ++i) {
+            if (per_run[i] != one[i] && first_mismatch < 0) first_mismatch = i;
+            mismatches += per_run[i] != one[i] ? 1 : 0;
+            changed += one[i] != (*initial[k])[i] ? 1 : 0;
+          }
+          EXPECT_EQ(mismatches, 0) << "state " << k << ", first at " << first_mismatch << ": per run "
+                                   << (first_mismatch < 0 ? 0.0 : per_run[first_mismatch]) << ", one call "
+                                   << (first_mismatch < 0 ? 0.0 : one[first_mismatch]);
+          EXPECT_GT(changed, count / 2) << "state " << k;  // the runs were updated at all
+        }
+      }
+    }
+  }
+}
+
+TEST(OpAdamW, RunsRejectUnsortedOrOutOfRange) {
+  Ctx& ctx = test_ctx();
+  Tensor param = Tensor::zeros({32}, DType::F32);
+  Tensor m = Tensor::zeros({32}, DType::F32);
+  Tensor v = Tensor::zeros({32}, DType::F32);
+  const Tensor grad = Tensor::zeros({32}, DType::F32);
+  const AdamWParams good;
+  const std::vector<AdamWRun> ok = {{0, 8, true}, {10, 32, false}};
+  EXPECT_NO_THROW(adamw_runs(ctx, param, m, v, grad, good, ok));
+  const std::vector<AdamWRun> overlap = {{0, 8, true}, {7, 12, false}};
+  EXPECT_THROW(adamw_runs(ctx, param, m, v, grad, good, overlap), Error);
+  const std::vector<AdamWRun> beyond = {{0, 33, true}};
+  EXPECT_THROW(adamw_runs(ctx, param, m, v, grad, good, beyond), Error);
+  const std::vector<AdamWRun> reversed = {{5, 3, true}};
+  EXPECT_THROW(adamw_runs(ctx, param, m, v, grad, good, reversed), Error);
 }
 
 TEST(OpAdamW, RejectsBadArguments) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "anvil/backend/device_graph.h"
@@ -161,6 +162,12 @@ class Backend {
 
   // One AdamW step, in place on param, m, v (f32); grad f32 or bf16.
   virtual void adamw(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params);
+  // The same step on the runs of flat (P) buffers: runs sorted, disjoint, within [0, P);
+  // elements outside every run untouched. Each element's result is bit-identical to adamw on
+  // its run's slice (weight_decay 0 for runs without decay). The default calls adamw per run;
+  // CUDA updates every run in one launch.
+  virtual void adamw_runs(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params,
+                          std::span<const AdamWRun> runs);
 
   // Sampling primitives on logits (N, V) f32. Filters set dropped entries to -inf in place.
   virtual void argmax(Tensor& ids, const Tensor& logits);

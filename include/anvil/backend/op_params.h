@@ -59,4 +59,11 @@ struct AdamWParams {
   float grad_scale = 1.0F;  // gradients are multiplied by this first (unscaling, clipping)
 };
 
+// Elements [begin, end) of flat AdamW buffers, updated with the call's weight_decay when
+// `decay`, else with none (one weight-decay group's stretch of parameters).
+struct AdamWRun {
+  int64_t begin = 0, end = 0;
+  bool decay = false;
+};
+
 }  // namespace anvil

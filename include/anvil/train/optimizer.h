@@ -50,18 +50,14 @@ class Optimizer {
   [[nodiscard]] bool uses_muon(const ParamEntry& entry) const;
 
  private:
-  // Consecutive parameters that share (decay, muon): one AdamW call each.
-  struct Run {
-    int64_t begin = 0, end = 0;
-    bool decay = false;
-  };
-  void adamw_runs(Tensor& params, const Tensor& grads, double lr, float grad_scale);
+  // Every AdamW run (consecutive parameters sharing decay, Muon's matrices left out) in one op call.
+  void adamw_step(Tensor& params, const Tensor& grads, double lr, float grad_scale);
   void muon_updates(Tensor& params, const Tensor& grads, double lr, float grad_scale);
 
   Ctx& ctx_;
   const ParamTable& table_;
   OptimizerConfig config_;
-  std::vector<Run> adamw_runs_;
+  std::vector<AdamWRun> adamw_runs_;
   std::vector<const ParamEntry*> muon_entries_;
   Tensor m_, v_, momentum_;  // (P) f32
   int64_t step_count_ = 0;

@@ -78,6 +78,8 @@ class CudaBackend final : public Backend {
   void cross_entropy_backward(Tensor& dlogits, const Tensor& dlosses, const Tensor& logits,
                               const Tensor& targets) override;
   void adamw(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params) override;
+  void adamw_runs(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params,
+                  std::span<const AdamWRun> runs) override;
   // Whether the ops above run `op` with main input `dtype`.
   [[nodiscard]] static bool supports_pointwise_ops(OpKind op, DType dtype);
 

@@ -315,4 +315,10 @@ void CudaBackend::adamw(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad,
                stream_);
 }
 
+void CudaBackend::adamw_runs(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params,
+                             std::span<const AdamWRun> runs) {
+  const DeviceGuard guard(device_index_);
+  launch_adamw_runs(param.data<float>(), m.data<float>(), v.data<float>(), const_floats(grad), runs, params, stream_);
+}
+
 }  // namespace anvil::cuda
