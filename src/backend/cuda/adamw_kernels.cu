@@ -60,6 +60,36 @@ __device__ __forceinline__ void adamw_element(float& param, float& m, float& v, 
   param = __fsub_rn(__fmul_rn(param, s.decay), __fdiv_rn(__fmul_rn(s.step_size, m_new), denominator));
 }
 
+// Quad q (elements 4q .. 4q + 3) of 16-byte aligned buffers: param, m, v as float4, grad as
+// 16 bytes of f32 or 8 of bf16.
+template <typename G>
+__device__ __forceinline__ void adamw_quad(float* param, float* m, float* v, const G* grad, int64_t q,
+                                           const AdamWScalars& s) {
+  float4 p4 = reinterpret_cast<float4*>(param)[q];
+  float4 m4 = reinterpret_cast<float4*>(m)[q];
+  float4 v4 = reinterpret_cast<float4*>(v)[q];
+  float g[4];
+  if constexpr (std::is_same_v<G, float>) {
+    const float4 g4 = reinterpret_cast<const float4*>(grad)[q];
+    g[0] = g4.x;
+    g[1] = g4.y;
+    g[2] = g4.z;
+    g[3] = g4.w;
+  } else {
+    const uint2 raw = reinterpret_cast<const uint2*>(grad)[q];
+    const G* values = reinterpret_cast<const G*>(&raw);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) g[k] = widen(values[k]);
+  }
+  adamw_element(p4.x, m4.x, v4.x, g[0], s);
+  adamw_element(p4.y, m4.y, v4.y, g[1], s);
+  adamw_element(p4.z, m4.z, v4.z, g[2], s);
+  adamw_element(p4.w, m4.w, v4.w, g[3], s);
+  reinterpret_cast<float4*>(param)[q] = p4;
+  reinterpret_cast<float4*>(m)[q] = m4;
+  reinterpret_cast<float4*>(v)[q] = v4;
+}
+
 // param, m, v, grad (count); grid-stride over elements.
 __global__ void adamw_kernel(float* param, float* m, float* v, ConstFloatBuffer grad, int64_t count, AdamWScalars s) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -77,29 +107,7 @@ __global__ void adamw_vec_kernel(float* param, float* m, float* v, const G* grad
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   for (int64_t q = first; q < quads; q += stride) {
-    float4 p4 = reinterpret_cast<float4*>(param)[q];
-    float4 m4 = reinterpret_cast<float4*>(m)[q];
-    float4 v4 = reinterpret_cast<float4*>(v)[q];
-    float g[4];
-    if constexpr (std::is_same_v<G, float>) {
-      const float4 g4 = reinterpret_cast<const float4*>(grad)[q];
-      g[0] = g4.x;
-      g[1] = g4.y;
-      g[2] = g4.z;
-      g[3] = g4.w;
-    } else {
-      const uint2 raw = reinterpret_cast<const uint2*>(grad)[q];
-      const G* values = reinterpret_cast<const G*>(&raw);
-#pragma unroll
-      for (int k = 0; k < 4; ++k) g[k] = widen(values[k]);
-    }
-    adamw_element(p4.x, m4.x, v4.x, g[0], s);
-    adamw_element(p4.y, m4.y, v4.y, g[1], s);
-    adamw_element(p4.z, m4.z, v4.z, g[2], s);
-    adamw_element(p4.w, m4.w, v4.w, g[3], s);
-    reinterpret_cast<float4*>(param)[q] = p4;
-    reinterpret_cast<float4*>(m)[q] = m4;
-    reinterpret_cast<float4*>(v)[q] = v4;
+    adamw_quad(param, m, v, grad, q, s);
   }
   const int64_t tail = quads * 4 + first;
   if (tail < count) adamw_element(param[tail], m[tail], v[tail], widen(grad[tail]), s);
@@ -156,29 +164,7 @@ __global__ void adamw_runs_kernel(float* param, float* m, float* v, ConstFloatBu
     if (Vector && run >= 0 && base + 3 < table.end[run]) {
       AdamWScalars rs = s;
       rs.decay = table.decay[run];
-      float4 p4 = reinterpret_cast<float4*>(param)[base / 4];
-      float4 m4 = reinterpret_cast<float4*>(m)[base / 4];
-      float4 v4 = reinterpret_cast<float4*>(v)[base / 4];
-      float g[4];
-      if constexpr (std::is_same_v<G, float>) {
-        const float4 g4 = reinterpret_cast<const float4*>(grad.data)[base / 4];
-        g[0] = g4.x;
-        g[1] = g4.y;
-        g[2] = g4.z;
-        g[3] = g4.w;
-      } else {
-        const uint2 raw = reinterpret_cast<const uint2*>(grad.data)[base / 4];
-        const G* values = reinterpret_cast<const G*>(&raw);
-#pragma unroll
-        for (int k = 0; k < 4; ++k) g[k] = widen(values[k]);
-      }
-      adamw_element(p4.x, m4.x, v4.x, g[0], rs);
-      adamw_element(p4.y, m4.y, v4.y, g[1], rs);
-      adamw_element(p4.z, m4.z, v4.z, g[2], rs);
-      adamw_element(p4.w, m4.w, v4.w, g[3], rs);
-      reinterpret_cast<float4*>(param)[base / 4] = p4;
-      reinterpret_cast<float4*>(m)[base / 4] = m4;
-      reinterpret_cast<float4*>(v)[base / 4] = v4;
+      adamw_quad(param, m, v, static_cast<const G*>(grad.data), base / 4, rs);
     } else {
       const int64_t begin = base > first ? base : first, end = base + 4 < last ? base + 4 : last;
       for (int64_t i = begin; i < end; ++i) {
