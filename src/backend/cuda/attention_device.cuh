@@ -228,6 +228,77 @@ __device__ __forceinline__ int bt_frag_offset(int lane, int k0, int n0, int stri
   return (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * stride + n0 + (lane >> 4) * 8;
 }
 
+// acc (kMTiles x kN / 8 n-tiles of m16n8) = A B^T for one warp: A is kMTiles * 16 rows of
+// a (rows, kD) tile at a_rows, B the first kN rows of the (rows, kD) tile b_tile (e.g.
+// S = Q K^T, dP = dout V^T). Steps of 16 B rows x 16 columns; the fragments of the next
+// step are loaded while the mmas of this one run (A fragments change every kN / 16 steps).
+template <typename T, int kD, int kN, int kMTiles>
+__device__ __forceinline__ void warp_mma_abt(float (&acc)[kMTiles][kN / 8][4], const T* a_rows, const T* b_tile,
+                                             int lane) {
+  constexpr int kStride = kTileStride<kD>;
+  constexpr int kPairs = kN / 16;  // ldmatrix_x4 of B per 16 columns: two n-tiles each
+  constexpr int kSteps = kD / 16 * kPairs;
+  uint32_t a[2][kMTiles][4];
+  uint32_t bf[2][4];
+#pragma unroll
+  for (int mt = 0; mt < kMTiles; ++mt) {
+#pragma unroll
+    for (int nt = 0; nt < kN / 8; ++nt) acc[mt][nt][0] = acc[mt][nt][1] = acc[mt][nt][2] = acc[mt][nt][3] = 0.0F;
+  }
+#pragma unroll
+  for (int mt = 0; mt < kMTiles; ++mt) ldmatrix_x4(a[0][mt], a_rows + a_frag_offset(lane, mt * 16, 0, kStride));
+  ldmatrix_x4(bf[0], b_tile + b_frag_offset(lane, 0, 0, kStride));
+#pragma unroll
+  for (int step = 0; step < kSteps; ++step) {
+    const int ks = step / kPairs;
+    const int np = step % kPairs;
+    if (step + 1 < kSteps) {
+      const int next_ks = (step + 1) / kPairs;
+      const int next_np = (step + 1) % kPairs;
+      if (next_np == 0) {
+#pragma unroll
+        for (int mt = 0; mt < kMTiles; ++mt) {
+          ldmatrix_x4(a[next_ks & 1][mt], a_rows + a_frag_offset(lane, mt * 16, next_ks * 16, kStride));
+        }
+      }
+      ldmatrix_x4(bf[(step + 1) & 1], b_tile + b_frag_offset(lane, next_np * 16, next_ks * 16, kStride));
+    }
+#pragma unroll
+    for (int mt = 0; mt < kMTiles; ++mt) {
+      mma_16816<T>(acc[mt][2 * np], a[ks & 1][mt], bf[step & 1][0], bf[step & 1][1]);
+      mma_16816<T>(acc[mt][2 * np + 1], a[ks & 1][mt], bf[step & 1][2], bf[step & 1][3]);
+    }
+  }
+}
+
+// acc (kMTiles x kD / 8 n-tiles) += A B for one warp: A given as bf16/f16 fragments
+// (kMTiles x kK / 16, e.g. P or dS from accumulators_to_a), B the first kK rows of the
+// (rows, kD) tile b_tile read with ldmatrix .trans (e.g. O += P V, dQ += dS K). The B
+// fragments of the next step are loaded while the mmas of this one run.
+template <typename T, int kD, int kK, int kMTiles>
+__device__ __forceinline__ void warp_mma_ab(float (&acc)[kMTiles][kD / 8][4], const uint32_t (&a)[kMTiles][kK / 16][4],
+                                            const T* b_tile, int lane) {
+  constexpr int kStride = kTileStride<kD>;
+  constexpr int kColPairs = kD / 16;
+  constexpr int kSteps = kK / 16 * kColPairs;  // (kk, dp) pairs, dp fastest
+  uint32_t bf[2][4];
+  ldmatrix_x4_trans(bf[0], b_tile + bt_frag_offset(lane, 0, 0, kStride));
+#pragma unroll
+  for (int step = 0; step < kSteps; ++step) {
+    const int kk = step / kColPairs;
+    const int dp = step % kColPairs;
+    if (step + 1 < kSteps) {
+      ldmatrix_x4_trans(bf[(step + 1) & 1],
+                        b_tile + bt_frag_offset(lane, (step + 1) / kColPairs * 16, (step + 1) % kColPairs * 16, kStride));
+    }
+#pragma unroll
+    for (int mt = 0; mt < kMTiles; ++mt) {
+      mma_16816<T>(acc[mt][2 * dp], a[mt][kk], bf[step & 1][0], bf[step & 1][1]);
+      mma_16816<T>(acc[mt][2 * dp + 1], a[mt][kk], bf[step & 1][2], bf[step & 1][3]);
+    }
+  }
+}
+
 // Same, split into hi + lo parts (hi = round(x), lo = round(x - hi)) so that two mmas give
 // the product with ~16 significant bits of the accumulators instead of 8 (bf16) or 11 (f16).
 template <typename T>

@@ -103,8 +103,8 @@ __global__ void __launch_bounds__(kThreads) mma_dkdv_kernel(Args args) {
   if (steps > 0) load_step(0, 0);
   cp_async_commit();
 
-  float dk[kOutTiles][4] = {};
-  float dv[kOutTiles][4] = {};
+  float dk[1][kOutTiles][4] = {};
+  float dv[1][kOutTiles][4] = {};
   for (int step = 0; step < steps; ++step) {
     const int buffer = step & 1;
     if (step + 1 < steps) {
@@ -121,26 +121,10 @@ __global__ void __launch_bounds__(kThreads) mma_dkdv_kernel(Args args) {
     const float* lse_tile = lse_s + buffer * kBlockQ;
     const float* delta_tile = delta_s + buffer * kBlockQ;
 
-    float st[kQueryTiles][4] = {};   // S^T (16 keys x kBlockQ queries), then P^T
-    float dpt[kQueryTiles][4] = {};  // dP^T, then dS^T
-#pragma unroll
-    for (int ks = 0; ks < kD / 16; ++ks) {
-      uint32_t ka[4];
-      uint32_t va[4];
-      ldmatrix_x4(ka, k_s + a_frag_offset(lane, warp * 16, ks * 16, kStride));
-      ldmatrix_x4(va, v_s + a_frag_offset(lane, warp * 16, ks * 16, kStride));
-#pragma unroll
-      for (int np = 0; np < kQueryTiles / 2; ++np) {
-        uint32_t bq[4];
-        ldmatrix_x4(bq, q_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
-        mma_16816<T>(st[2 * np], ka, bq[0], bq[1]);
-        mma_16816<T>(st[2 * np + 1], ka, bq[2], bq[3]);
-        uint32_t bd[4];
-        ldmatrix_x4(bd, do_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
-        mma_16816<T>(dpt[2 * np], va, bd[0], bd[1]);
-        mma_16816<T>(dpt[2 * np + 1], va, bd[2], bd[3]);
-      }
-    }
+    float st[1][kQueryTiles][4];   // S^T (16 keys x kBlockQ queries), then P^T
+    float dpt[1][kQueryTiles][4];  // dP^T, then dS^T
+    warp_mma_abt<T, kD, kBlockQ, 1>(st, k_s + warp * 16 * kStride, q_tile, lane);
+    warp_mma_abt<T, kD, kBlockQ, 1>(dpt, v_s + warp * 16 * kStride, do_tile, lane);
 
     // Some query of the tile is past T, or (causal) before some key of the block.
     const bool need_mask = q0 + kBlockQ > seq || (args.causal && q0 < k0 + kBlockRows - 1);
@@ -152,31 +136,22 @@ __global__ void __launch_bounds__(kThreads) mma_dkdv_kernel(Args args) {
         const int query = q0 + qi;
         const int key = key_a + (e >> 1) * 8;
         const bool visible = !need_mask || (query < seq && (!args.causal || key <= query));
-        const float p = visible ? exp2f(fmaf(st[nt][e], args.scale_log2, -lse_tile[qi] * kLog2e)) : 0.0F;
-        st[nt][e] = p;
-        dpt[nt][e] = p * (dpt[nt][e] - delta_tile[qi]);
+        const float p = visible ? exp2f(fmaf(st[0][nt][e], args.scale_log2, -lse_tile[qi] * kLog2e)) : 0.0F;
+        st[0][nt][e] = p;
+        dpt[0][nt][e] = p * (dpt[0][nt][e] - delta_tile[qi]);
       }
     }
 
     // dV += P^T dout;  dK += dS^T Q.
+    uint32_t pa[1][kBlockQ / 16][4];
+    uint32_t dsa[1][kBlockQ / 16][4];
 #pragma unroll
     for (int kk = 0; kk < kBlockQ / 16; ++kk) {
-      uint32_t pa[4];
-      uint32_t dsa[4];
-      accumulators_to_a<T>(pa, st[2 * kk], st[2 * kk + 1]);
-      accumulators_to_a<T>(dsa, dpt[2 * kk], dpt[2 * kk + 1]);
-#pragma unroll
-      for (int dp = 0; dp < kD / 16; ++dp) {
-        uint32_t bd[4];
-        ldmatrix_x4_trans(bd, do_tile + bt_frag_offset(lane, kk * 16, dp * 16, kStride));
-        mma_16816<T>(dv[2 * dp], pa, bd[0], bd[1]);
-        mma_16816<T>(dv[2 * dp + 1], pa, bd[2], bd[3]);
-        uint32_t bq[4];
-        ldmatrix_x4_trans(bq, q_tile + bt_frag_offset(lane, kk * 16, dp * 16, kStride));
-        mma_16816<T>(dk[2 * dp], dsa, bq[0], bq[1]);
-        mma_16816<T>(dk[2 * dp + 1], dsa, bq[2], bq[3]);
-      }
+      accumulators_to_a<T>(pa[0][kk], st[0][2 * kk], st[0][2 * kk + 1]);
+      accumulators_to_a<T>(dsa[0][kk], dpt[0][2 * kk], dpt[0][2 * kk + 1]);
     }
+    warp_mma_ab<T, kD, kBlockQ, 1>(dv, pa, do_tile, lane);
+    warp_mma_ab<T, kD, kBlockQ, 1>(dk, dsa, q_tile, lane);
     __syncthreads();  // the buffer is consumed before the next prefetch overwrites it
   }
   if (steps == 0) cp_async_wait<0>();  // the K/V loads are still ours to wait for
@@ -191,8 +166,8 @@ __global__ void __launch_bounds__(kThreads) mma_dkdv_kernel(Args args) {
     for (int r = 0; r < 2; ++r) {
       const int offset = ((lane >> 2) + 8 * r) * kStride + dt * 8 + 2 * quad_lane;
       *reinterpret_cast<uint32_t*>(dk_stage + offset) =
-          pack2<T>(dk[dt][2 * r] * args.scale, dk[dt][2 * r + 1] * args.scale);
-      *reinterpret_cast<uint32_t*>(dv_stage + offset) = pack2<T>(dv[dt][2 * r], dv[dt][2 * r + 1]);
+          pack2<T>(dk[0][dt][2 * r] * args.scale, dk[0][dt][2 * r + 1] * args.scale);
+      *reinterpret_cast<uint32_t*>(dv_stage + offset) = pack2<T>(dv[0][dt][2 * r], dv[0][dt][2 * r + 1]);
     }
   }
   __syncwarp();
@@ -283,33 +258,10 @@ __global__ void __launch_bounds__(kThreads) mma_dq_kernel(Args args) {
       const T* k_tile = k_s + buffer * kBlockK * kStride;
       const T* v_tile = v_s + buffer * kBlockK * kStride;
 
-      float s[kDqMTiles][kScoreTiles][4] = {};   // S, then P
-      float ds[kDqMTiles][kScoreTiles][4] = {};  // dP, then dS
-      // Not unrolled: hoisting every fragment of the tile would spill the accumulators.
-#pragma unroll 1
-      for (int ks = 0; ks < kD / 16; ++ks) {
-        uint32_t qa[kDqMTiles][4];
-        uint32_t da[kDqMTiles][4];
-#pragma unroll
-        for (int mt = 0; mt < kDqMTiles; ++mt) {
-          ldmatrix_x4(qa[mt], q_s + a_frag_offset(lane, warp * kDqWarpRows + 16 * mt, ks * 16, kStride));
-          ldmatrix_x4(da[mt], do_s + a_frag_offset(lane, warp * kDqWarpRows + 16 * mt, ks * 16, kStride));
-        }
-#pragma unroll
-        for (int np = 0; np < kScoreTiles / 2; ++np) {
-          uint32_t bk[4];
-          ldmatrix_x4(bk, k_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
-          uint32_t bv[4];
-          ldmatrix_x4(bv, v_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
-#pragma unroll
-          for (int mt = 0; mt < kDqMTiles; ++mt) {
-            mma_16816<T>(s[mt][2 * np], qa[mt], bk[0], bk[1]);
-            mma_16816<T>(s[mt][2 * np + 1], qa[mt], bk[2], bk[3]);
-            mma_16816<T>(ds[mt][2 * np], da[mt], bv[0], bv[1]);
-            mma_16816<T>(ds[mt][2 * np + 1], da[mt], bv[2], bv[3]);
-          }
-        }
-      }
+      float s[kDqMTiles][kScoreTiles][4];   // S
+      float ds[kDqMTiles][kScoreTiles][4];  // dP, then dS
+      warp_mma_abt<T, kD, kBlockK, kDqMTiles>(s, q_s + warp * kDqWarpRows * kStride, k_tile, lane);
+      warp_mma_abt<T, kD, kBlockK, kDqMTiles>(ds, do_s + warp * kDqWarpRows * kStride, v_tile, lane);
 
       const bool need_mask = n0 + kBlockK > seq || (args.causal && n0 + kBlockK - 1 > warp_row0);
 #pragma unroll
@@ -328,22 +280,13 @@ __global__ void __launch_bounds__(kThreads) mma_dq_kernel(Args args) {
       }
 
       // dQ += dS K.
+      uint32_t dsa[kDqMTiles][kBlockK / 16][4];
 #pragma unroll
-      for (int kk = 0; kk < kBlockK / 16; ++kk) {
-        uint32_t dsa[kDqMTiles][4];
+      for (int mt = 0; mt < kDqMTiles; ++mt) {
 #pragma unroll
-        for (int mt = 0; mt < kDqMTiles; ++mt) accumulators_to_a<T>(dsa[mt], ds[mt][2 * kk], ds[mt][2 * kk + 1]);
-#pragma unroll
-        for (int dp = 0; dp < kD / 16; ++dp) {
-          uint32_t bk[4];
-          ldmatrix_x4_trans(bk, k_tile + bt_frag_offset(lane, kk * 16, dp * 16, kStride));
-#pragma unroll
-          for (int mt = 0; mt < kDqMTiles; ++mt) {
-            mma_16816<T>(dq[mt][2 * dp], dsa[mt], bk[0], bk[1]);
-            mma_16816<T>(dq[mt][2 * dp + 1], dsa[mt], bk[2], bk[3]);
-          }
-        }
+        for (int kk = 0; kk < kBlockK / 16; ++kk) accumulators_to_a<T>(dsa[mt][kk], ds[mt][2 * kk], ds[mt][2 * kk + 1]);
       }
+      warp_mma_ab<T, kD, kBlockK, kDqMTiles>(dq, dsa, k_tile, lane);
     }
     __syncthreads();  // the buffer is consumed before the next prefetch overwrites it
   }

@@ -12,6 +12,8 @@
 // Each row lives in one quad of lanes (rows g and g + 8 of an m16 tile, g = lane / 4), so
 // row max and sum take two shuffles. Finally out = O / l (staged through shared memory for
 // 16-byte stores) and lse = (m + log2 l) ln 2.
+#include <cstdlib>
+
 #include "anvil/core/error.h"
 #include "cuda/attention_device.cuh"
 #include "cuda/cuda_check.h"
@@ -24,20 +26,20 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kMTiles = 2;               // m16 tiles per warp
 constexpr int kWarpRows = 16 * kMTiles;  // query rows per warp
 constexpr int kBlockQ = kWarps * kWarpRows;
-// Keys per tile: 32 for D = 128 keeps S (and the O accumulators, 128 floats) in registers.
+// Keys per tile (FlashAttention-2's choice): S (kMTiles x kKeysPerTile / 8 n-tiles) plus
+// O (kMTiles x D / 8 n-tiles) stay in registers: 128 + 64 floats at D = 64, 64 + 128 at 128.
 template <int kD>
-constexpr int kKeysPerTile = kD <= 64 ? 64 : 32;
+constexpr int kKeysPerTile = kD <= 64 ? 128 : 64;
 
-template <int kD>
+template <int kD, int kBlockK>
 constexpr size_t forward_smem_bytes() {
-  return sizeof(uint16_t) * static_cast<size_t>(kTileStride<kD>) * (kBlockQ + 4 * kKeysPerTile<kD>);  // Q, 2 x (K, V)
+  return sizeof(uint16_t) * static_cast<size_t>(kTileStride<kD>) * (kBlockQ + 4 * kBlockK);  // Q, 2 x (K, V)
 }
 
 // kDelta: instead of out and lse, write delta = rowsum(dout * O) with O still in f32.
-template <typename T, int kD, bool kDelta>
-__global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
+template <typename T, int kD, int kBlockK, bool kDelta>
+__global__ void __launch_bounds__(kThreads, 2) mma_forward_kernel(Args args) {
   constexpr int kStride = kTileStride<kD>;
-  constexpr int kBlockK = kKeysPerTile<kD>;
   constexpr int kScoreTiles = kBlockK / 8;  // n-tiles of S
   constexpr int kOutTiles = kD / 8;         // n-tiles of O
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -63,6 +65,7 @@ __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
   const T* v = static_cast<const T*>(args.v) + args.kv_offset(b, 0, kv_h);
   const int key_end = args.causal ? min(seq, q0 + kBlockQ) : seq;
   const int num_tiles = (key_end + kBlockK - 1) / kBlockK;
+  const float scale_log2 = args.scale_log2;
 
   load_tile_async<T, kD, kBlockQ, kThreads>(q_s, q, q_step, q0, seq);
   load_tile_async<T, kD, kBlockK, kThreads>(k_s, k, kv_step, 0, seq);
@@ -70,7 +73,7 @@ __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
   cp_async_commit();
 
   float o[kMTiles][kOutTiles][4] = {};
-  float m[kMTiles][2];
+  float m[kMTiles][2];  // running max, in the exp2 domain (raw score * scale_log2)
   float l[kMTiles][2];
 #pragma unroll
   for (int mt = 0; mt < kMTiles; ++mt) {
@@ -92,32 +95,14 @@ __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
     const int n0 = tile * kBlockK;
     // Causal: a warp whose rows all precede the tile has nothing to add (no barrier inside).
     if (!args.causal || n0 <= warp_row0 + kWarpRows - 1) {
-      const T* k_tile = k_s + buffer * kBlockK * kStride;
-      const T* v_tile = v_s + buffer * kBlockK * kStride;
+      float s[kMTiles][kScoreTiles][4];
+      warp_mma_abt<T, kD, kBlockK, kMTiles>(s, q_s + warp * kWarpRows * kStride, k_s + buffer * kBlockK * kStride, lane);
 
-      float s[kMTiles][kScoreTiles][4] = {};
-      // Not unrolled: hoisting every K fragment of the tile would spill the accumulators.
-#pragma unroll 1
-      for (int ks = 0; ks < kD / 16; ++ks) {
-        uint32_t qa[kMTiles][4];
-#pragma unroll
-        for (int mt = 0; mt < kMTiles; ++mt) {
-          ldmatrix_x4(qa[mt], q_s + a_frag_offset(lane, warp * kWarpRows + mt * 16, ks * 16, kStride));
-        }
-#pragma unroll
-        for (int np = 0; np < kScoreTiles / 2; ++np) {
-          uint32_t bk[4];
-          ldmatrix_x4(bk, k_tile + b_frag_offset(lane, np * 16, ks * 16, kStride));
-#pragma unroll
-          for (int mt = 0; mt < kMTiles; ++mt) {
-            mma_16816<T>(s[mt][2 * np], qa[mt], bk[0], bk[1]);
-            mma_16816<T>(s[mt][2 * np + 1], qa[mt], bk[2], bk[3]);
-          }
-        }
-      }
-
-      // Scale into the exp2 domain, mask, update the running max and sum, rescale O.
+      // Mask (only tiles crossing T or the diagonal), update the running max and sum, rescale
+      // O, and round P into A fragments. The scale is folded into the exponent's FMA.
       const bool need_mask = n0 + kBlockK > seq || (args.causal && n0 + kBlockK - 1 > warp_row0);
+      uint32_t pa[kMTiles][kBlockK / 16][4];
+      uint32_t pa_lo[kDelta ? kMTiles : 1][kBlockK / 16][4];
 #pragma unroll
       for (int mt = 0; mt < kMTiles; ++mt) {
         float row_max[2] = {-INFINITY, -INFINITY};
@@ -125,21 +110,19 @@ __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
         for (int nt = 0; nt < kScoreTiles; ++nt) {
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            float x = s[mt][nt][e] * args.scale_log2;
             if (need_mask) {
               const int col = n0 + nt * 8 + 2 * quad_lane + (e & 1);
               const int row = row_a + mt * 16 + (e >> 1) * 8;
-              if (col >= seq || (args.causal && col > row)) x = -INFINITY;
+              if (col >= seq || (args.causal && col > row)) s[mt][nt][e] = -INFINITY;
             }
-            s[mt][nt][e] = x;
-            row_max[e >> 1] = fmaxf(row_max[e >> 1], x);
+            row_max[e >> 1] = fmaxf(row_max[e >> 1], s[mt][nt][e]);
           }
         }
         float m_use[2];
         float alpha[2];
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-          const float m_new = fmaxf(m[mt][r], quad_max(row_max[r]));
+          const float m_new = fmaxf(m[mt][r], quad_max(row_max[r]) * scale_log2);
           m_use[r] = m_new == -INFINITY ? 0.0F : m_new;  // no key seen yet: keep exp2 finite
           alpha[r] = exp2f(m[mt][r] - m_use[r]);
           m[mt][r] = m_new;
@@ -149,9 +132,17 @@ __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
         for (int nt = 0; nt < kScoreTiles; ++nt) {
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            const float p = exp2f(s[mt][nt][e] - m_use[e >> 1]);
+            const float p = exp2f(fmaf(s[mt][nt][e], scale_log2, -m_use[e >> 1]));
             s[mt][nt][e] = p;
             l[mt][e >> 1] += p;  // this thread's part of the row sum; the quad is summed at the end
+          }
+        }
+#pragma unroll
+        for (int kk = 0; kk < kBlockK / 16; ++kk) {
+          if constexpr (kDelta) {
+            accumulators_to_a_split<T>(pa[mt][kk], pa_lo[mt][kk], s[mt][2 * kk], s[mt][2 * kk + 1]);
+          } else {
+            accumulators_to_a<T>(pa[mt][kk], s[mt][2 * kk], s[mt][2 * kk + 1]);
           }
         }
 #pragma unroll
@@ -165,33 +156,9 @@ __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
 
       // O += P V. For delta, P goes in as hi + lo parts: delta = dout . O feeds every dS of
       // its row, so O is kept to ~f32 accuracy there (the exact Delta of the reference backward).
-#pragma unroll
-      for (int kk = 0; kk < kBlockK / 16; ++kk) {
-        uint32_t pa[kMTiles][4];
-        uint32_t pa_lo[kMTiles][4];
-#pragma unroll
-        for (int mt = 0; mt < kMTiles; ++mt) {
-          if constexpr (kDelta) {
-            accumulators_to_a_split<T>(pa[mt], pa_lo[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
-          } else {
-            accumulators_to_a<T>(pa[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
-          }
-        }
-#pragma unroll
-        for (int dp = 0; dp < kD / 16; ++dp) {
-          uint32_t bv[4];
-          ldmatrix_x4_trans(bv, v_tile + bt_frag_offset(lane, kk * 16, dp * 16, kStride));
-#pragma unroll
-          for (int mt = 0; mt < kMTiles; ++mt) {
-            mma_16816<T>(o[mt][2 * dp], pa[mt], bv[0], bv[1]);
-            mma_16816<T>(o[mt][2 * dp + 1], pa[mt], bv[2], bv[3]);
-            if constexpr (kDelta) {
-              mma_16816<T>(o[mt][2 * dp], pa_lo[mt], bv[0], bv[1]);
-              mma_16816<T>(o[mt][2 * dp + 1], pa_lo[mt], bv[2], bv[3]);
-            }
-          }
-        }
-      }
+      const T* v_tile = v_s + buffer * kBlockK * kStride;
+      warp_mma_ab<T, kD, kBlockK, kMTiles>(o, pa, v_tile, lane);
+      if constexpr (kDelta) warp_mma_ab<T, kD, kBlockK, kMTiles>(o, pa_lo, v_tile, lane);
     }
     __syncthreads();  // the buffer is consumed before the next prefetch overwrites it
   }
@@ -267,15 +234,23 @@ __global__ void __launch_bounds__(kThreads) mma_forward_kernel(Args args) {
   }
 }
 
-template <typename T, int kD, bool kDelta>
-void launch_forward(const Args& args, cudaStream_t stream) {
-  constexpr size_t kSmem = forward_smem_bytes<kD>();
-  auto kernel = mma_forward_kernel<T, kD, kDelta>;
+template <typename T, int kD, int kBlockK, bool kDelta>
+void launch_forward_tiles(const Args& args, cudaStream_t stream) {
+  constexpr size_t kSmem = forward_smem_bytes<kD, kBlockK>();
+  auto kernel = mma_forward_kernel<T, kD, kBlockK, kDelta>;
   ANVIL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)));
   const dim3 grid(static_cast<unsigned>(args.batch * args.q_heads),
                   static_cast<unsigned>((args.seq + kBlockQ - 1) / kBlockQ));
   kernel<<<grid, kThreads, kSmem, stream>>>(args);
   ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T, int kD, bool kDelta>
+void launch_forward(const Args& args, cudaStream_t stream) {
+  static const bool small = std::getenv("ANVIL_ATTN_FWD_SMALL") != nullptr;  // TEMPORARY experiment
+  // delta mode carries P in two parts: the smaller key tile keeps it in registers.
+  if (small || kDelta) return launch_forward_tiles<T, kD, kKeysPerTile<kD> / 2, kDelta>(args, stream);
+  launch_forward_tiles<T, kD, kKeysPerTile<kD>, kDelta>(args, stream);
 }
 
 template <typename T>
