@@ -101,6 +101,15 @@ __device__ __forceinline__ float2 unpack2<__half>(uint32_t bits) {
   return __half22float2(*reinterpret_cast<const __half2*>(&bits));
 }
 
+// 2^x as the bare MUFU instruction with flush-to-zero (exp2f adds scaling steps for
+// denormal results). The softmax exponents are <= 0, so only results below 2^-126 differ:
+// they flush to 0, far below what an f32 row sum of terms up to 1 can register.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // ---- Warp reductions ----
 
 __device__ __forceinline__ float warp_sum(float x) {
@@ -271,6 +280,38 @@ __device__ __forceinline__ void warp_mma_abt(float (&acc)[kMTiles][kN / 8][4], c
   }
 }
 
+// Same with A already in registers as fragments (kMTiles x kD / 16), e.g. the warp's Q
+// rows loaded once: every B fragment loaded feeds 2 kMTiles mmas with no A traffic.
+template <typename T, int kD, int kN, int kMTiles>
+__device__ __forceinline__ void warp_mma_abt_a_regs(float (&acc)[kMTiles][kN / 8][4],
+                                                    const uint32_t (&a)[kMTiles][kD / 16][4], const T* b_tile,
+                                                    int lane) {
+  constexpr int kStride = kTileStride<kD>;
+  constexpr int kPairs = kN / 16;
+  constexpr int kSteps = kD / 16 * kPairs;
+  uint32_t bf[2][4];
+#pragma unroll
+  for (int mt = 0; mt < kMTiles; ++mt) {
+#pragma unroll
+    for (int nt = 0; nt < kN / 8; ++nt) acc[mt][nt][0] = acc[mt][nt][1] = acc[mt][nt][2] = acc[mt][nt][3] = 0.0F;
+  }
+  ldmatrix_x4(bf[0], b_tile + b_frag_offset(lane, 0, 0, kStride));
+#pragma unroll
+  for (int step = 0; step < kSteps; ++step) {
+    const int ks = step / kPairs;
+    const int np = step % kPairs;
+    if (step + 1 < kSteps) {
+      ldmatrix_x4(bf[(step + 1) & 1],
+                  b_tile + b_frag_offset(lane, (step + 1) % kPairs * 16, (step + 1) / kPairs * 16, kStride));
+    }
+#pragma unroll
+    for (int mt = 0; mt < kMTiles; ++mt) {
+      mma_16816<T>(acc[mt][2 * np], a[mt][ks], bf[step & 1][0], bf[step & 1][1]);
+      mma_16816<T>(acc[mt][2 * np + 1], a[mt][ks], bf[step & 1][2], bf[step & 1][3]);
+    }
+  }
+}
+
 // acc (kMTiles x kD / 8 n-tiles) += A B for one warp: A given as bf16/f16 fragments
 // (kMTiles x kK / 16, e.g. P or dS from accumulators_to_a), B the first kK rows of the
 // (rows, kD) tile b_tile read with ldmatrix .trans (e.g. O += P V, dQ += dS K). The B
@@ -327,5 +368,7 @@ void generic_backward(const Args& args, DType dtype, cudaStream_t stream);  // n
 // Tensor-core path: bf16/f16, head_dim 64 or 128, 16-byte aligned pointers.
 void mma_forward(const Args& args, DType dtype, bool delta_mode, cudaStream_t stream);
 void mma_backward(const Args& args, DType dtype, cudaStream_t stream);  // needs delta
+// One pass over the keys, dQ through `dq_accum` (B, T, Hq, D) f32 scratch (zeroed here).
+void mma_backward_fused(const Args& args, DType dtype, float* dq_accum, cudaStream_t stream);  // needs delta
 
 }  // namespace anvil::cuda::attention

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <cmath>
+#include <cstdlib>
 
 #include "anvil/core/error.h"
 #include "cuda/attention_device.cuh"
@@ -149,9 +150,13 @@ void launch_attention_forward(const AttentionShape& shape, DType dtype, const vo
   }
 }
 
+bool attention_backward_wants_dq_accum(const AttentionShape& shape, DType dtype) {
+  return (dtype == DType::BF16 || dtype == DType::F16) && (shape.head_dim == 64 || shape.head_dim == 128);
+}
+
 void launch_attention_backward(const AttentionShape& shape, DType dtype, bool exact_delta, const void* dout,
                                const void* q, const void* k, const void* v, const void* out, const float* lse, void* dq,
-                               void* dk, void* dv, float* delta, cudaStream_t stream) {
+                               void* dk, void* dv, float* delta, float* dq_accum, cudaStream_t stream) {
   if (shape.batch * shape.seq * shape.q_heads == 0) return;
   Args args = make_args(shape);
   args.q = q;
@@ -186,7 +191,10 @@ void launch_attention_backward(const AttentionShape& shape, DType dtype, bool ex
         throw make_error("cuda attention: unsupported dtype ", dtype_name(dtype));
     }
   }
-  if (mma) {
+  static const bool old_backward = std::getenv("ANVIL_ATTN_BWD_OLD") != nullptr;  // TEMPORARY experiment
+  if (mma && dq_accum != nullptr && !old_backward) {
+    attention::mma_backward_fused(args, dtype, dq_accum, stream);
+  } else if (mma) {
     attention::mma_backward(args, dtype, stream);
   } else {
     attention::generic_backward(args, dtype, stream);

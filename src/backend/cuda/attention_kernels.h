@@ -32,8 +32,14 @@ void launch_attention_forward(const AttentionShape& shape, DType dtype, const vo
 // dq, dk, dv, overwritten. `delta` is scratch of B * Hq * T floats. exact_delta: take
 // delta = rowsum(dout * O) from O recomputed in f32 (one more forward pass) rather than
 // from `out` as stored in bf16/f16 (FlashAttention-2's choice); f32 storage is exact either way.
+// `dq_accum` is scratch of B * T * Hq * D floats for the tensor-core path (see
+// attention_backward_wants_dq_accum); null elsewhere.
 void launch_attention_backward(const AttentionShape& shape, DType dtype, bool exact_delta, const void* dout,
                                const void* q, const void* k, const void* v, const void* out, const float* lse, void* dq,
-                               void* dk, void* dv, float* delta, cudaStream_t stream);
+                               void* dk, void* dv, float* delta, float* dq_accum, cudaStream_t stream);
+
+// Whether the backward of this shape and dtype takes the tensor-core path that
+// accumulates dQ in f32 scratch (bf16/f16 with D = 64 or 128).
+bool attention_backward_wants_dq_accum(const AttentionShape& shape, DType dtype);
 
 }  // namespace anvil::cuda

@@ -136,7 +136,7 @@ __global__ void __launch_bounds__(kThreads) mma_dkdv_kernel(Args args) {
         const int query = q0 + qi;
         const int key = key_a + (e >> 1) * 8;
         const bool visible = !need_mask || (query < seq && (!args.causal || key <= query));
-        const float p = visible ? exp2f(fmaf(st[0][nt][e], args.scale_log2, -lse_tile[qi] * kLog2e)) : 0.0F;
+        const float p = visible ? fast_exp2(fmaf(st[0][nt][e], args.scale_log2, -lse_tile[qi] * kLog2e)) : 0.0F;
         st[0][nt][e] = p;
         dpt[0][nt][e] = p * (dpt[0][nt][e] - delta_tile[qi]);
       }
@@ -273,7 +273,7 @@ __global__ void __launch_bounds__(kThreads) mma_dq_kernel(Args args) {
             const int r = e >> 1;
             const int key = n0 + nt * 8 + 2 * quad_lane + (e & 1);
             const bool visible = !need_mask || (key < seq && (!args.causal || key <= row_a + 16 * mt + 8 * r));
-            const float p = visible ? exp2f(fmaf(s[mt][nt][e], args.scale_log2, -lse2[mt][r])) : 0.0F;
+            const float p = visible ? fast_exp2(fmaf(s[mt][nt][e], args.scale_log2, -lse2[mt][r])) : 0.0F;
             ds[mt][nt][e] = p * (ds[mt][nt][e] - delta[mt][r]);
           }
         }

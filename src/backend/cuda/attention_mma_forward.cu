@@ -37,7 +37,7 @@ constexpr size_t forward_smem_bytes() {
 }
 
 // kDelta: instead of out and lse, write delta = rowsum(dout * O) with O still in f32.
-template <typename T, int kD, int kBlockK, bool kDelta>
+template <typename T, int kD, int kBlockK, bool kQRegs, bool kDelta>
 __global__ void __launch_bounds__(kThreads, 2) mma_forward_kernel(Args args) {
   constexpr int kStride = kTileStride<kD>;
   constexpr int kScoreTiles = kBlockK / 8;  // n-tiles of S
@@ -80,6 +80,19 @@ __global__ void __launch_bounds__(kThreads, 2) mma_forward_kernel(Args args) {
     m[mt][0] = m[mt][1] = -INFINITY;
     l[mt][0] = l[mt][1] = 0.0F;
   }
+  // kQRegs: the warp's Q rows as A fragments, loaded once (the first K/V tile waits with them).
+  uint32_t qf[kQRegs ? kMTiles : 1][kQRegs ? kD / 16 : 1][4];
+  if constexpr (kQRegs) {
+    cp_async_wait<0>();
+    __syncthreads();
+#pragma unroll
+    for (int mt = 0; mt < kMTiles; ++mt) {
+#pragma unroll
+      for (int ks = 0; ks < kD / 16; ++ks) {
+        ldmatrix_x4(qf[mt][ks], q_s + a_frag_offset(lane, warp * kWarpRows + mt * 16, ks * 16, kStride));
+      }
+    }
+  }
   for (int tile = 0; tile < num_tiles; ++tile) {
     const int buffer = tile & 1;
     if (tile + 1 < num_tiles) {  // prefetch the next K/V tile into the other buffer
@@ -96,7 +109,12 @@ __global__ void __launch_bounds__(kThreads, 2) mma_forward_kernel(Args args) {
     // Causal: a warp whose rows all precede the tile has nothing to add (no barrier inside).
     if (!args.causal || n0 <= warp_row0 + kWarpRows - 1) {
       float s[kMTiles][kScoreTiles][4];
-      warp_mma_abt<T, kD, kBlockK, kMTiles>(s, q_s + warp * kWarpRows * kStride, k_s + buffer * kBlockK * kStride, lane);
+      if constexpr (kQRegs) {
+        warp_mma_abt_a_regs<T, kD, kBlockK, kMTiles>(s, qf, k_s + buffer * kBlockK * kStride, lane);
+      } else {
+        warp_mma_abt<T, kD, kBlockK, kMTiles>(s, q_s + warp * kWarpRows * kStride, k_s + buffer * kBlockK * kStride,
+                                              lane);
+      }
 
       // Mask (only tiles crossing T or the diagonal), update the running max and sum, rescale
       // O, and round P into A fragments. The scale is folded into the exponent's FMA.
@@ -124,7 +142,7 @@ __global__ void __launch_bounds__(kThreads, 2) mma_forward_kernel(Args args) {
         for (int r = 0; r < 2; ++r) {
           const float m_new = fmaxf(m[mt][r], quad_max(row_max[r]) * scale_log2);
           m_use[r] = m_new == -INFINITY ? 0.0F : m_new;  // no key seen yet: keep exp2 finite
-          alpha[r] = exp2f(m[mt][r] - m_use[r]);
+          alpha[r] = fast_exp2(m[mt][r] - m_use[r]);
           m[mt][r] = m_new;
           l[mt][r] *= alpha[r];
         }
@@ -132,7 +150,7 @@ __global__ void __launch_bounds__(kThreads, 2) mma_forward_kernel(Args args) {
         for (int nt = 0; nt < kScoreTiles; ++nt) {
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            const float p = exp2f(fmaf(s[mt][nt][e], scale_log2, -m_use[e >> 1]));
+            const float p = fast_exp2(fmaf(s[mt][nt][e], scale_log2, -m_use[e >> 1]));
             s[mt][nt][e] = p;
             l[mt][e >> 1] += p;  // this thread's part of the row sum; the quad is summed at the end
           }
@@ -145,12 +163,16 @@ __global__ void __launch_bounds__(kThreads, 2) mma_forward_kernel(Args args) {
             accumulators_to_a<T>(pa[mt][kk], s[mt][2 * kk], s[mt][2 * kk + 1]);
           }
         }
+        // Once the row maxima settle, alpha is exactly 1 for the whole warp: skip the D / 2
+        // multiplies per thread (the largest f32 cost per tile at D = 128).
+        if (__any_sync(0xffffffffU, alpha[0] != 1.0F || alpha[1] != 1.0F)) {
 #pragma unroll
-        for (int dt = 0; dt < kOutTiles; ++dt) {
-          o[mt][dt][0] *= alpha[0];
-          o[mt][dt][1] *= alpha[0];
-          o[mt][dt][2] *= alpha[1];
-          o[mt][dt][3] *= alpha[1];
+          for (int dt = 0; dt < kOutTiles; ++dt) {
+            o[mt][dt][0] *= alpha[0];
+            o[mt][dt][1] *= alpha[0];
+            o[mt][dt][2] *= alpha[1];
+            o[mt][dt][3] *= alpha[1];
+          }
         }
       }
 
@@ -234,10 +256,10 @@ __global__ void __launch_bounds__(kThreads, 2) mma_forward_kernel(Args args) {
   }
 }
 
-template <typename T, int kD, int kBlockK, bool kDelta>
+template <typename T, int kD, int kBlockK, bool kQRegs, bool kDelta>
 void launch_forward_tiles(const Args& args, cudaStream_t stream) {
   constexpr size_t kSmem = forward_smem_bytes<kD, kBlockK>();
-  auto kernel = mma_forward_kernel<T, kD, kBlockK, kDelta>;
+  auto kernel = mma_forward_kernel<T, kD, kBlockK, kQRegs, kDelta>;
   ANVIL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)));
   const dim3 grid(static_cast<unsigned>(args.batch * args.q_heads),
                   static_cast<unsigned>((args.seq + kBlockQ - 1) / kBlockQ));
@@ -247,10 +269,13 @@ void launch_forward_tiles(const Args& args, cudaStream_t stream) {
 
 template <typename T, int kD, bool kDelta>
 void launch_forward(const Args& args, cudaStream_t stream) {
-  static const bool small = std::getenv("ANVIL_ATTN_FWD_SMALL") != nullptr;  // TEMPORARY experiment
+  // TEMPORARY experiment: ANVIL_ATTN_FWD = 0 (small tile, Q from smem), 1 (small, Q in
+  // registers), 2 (large tile, Q in registers).
+  static const int variant = std::getenv("ANVIL_ATTN_FWD") != nullptr ? std::atoi(std::getenv("ANVIL_ATTN_FWD")) : 1;
   // delta mode carries P in two parts: the smaller key tile keeps it in registers.
-  if (small || kDelta) return launch_forward_tiles<T, kD, kKeysPerTile<kD> / 2, kDelta>(args, stream);
-  launch_forward_tiles<T, kD, kKeysPerTile<kD>, kDelta>(args, stream);
+  if (variant == 0 || kDelta) return launch_forward_tiles<T, kD, kKeysPerTile<kD> / 2, false, kDelta>(args, stream);
+  if (variant == 1) return launch_forward_tiles<T, kD, kKeysPerTile<kD> / 2, true, kDelta>(args, stream);
+  launch_forward_tiles<T, kD, kKeysPerTile<kD>, true, kDelta>(args, stream);
 }
 
 template <typename T>
