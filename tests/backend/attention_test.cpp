@@ -134,10 +134,9 @@ const std::vector<AttentionImpl> kImpls = {AttentionImpl::Reference, AttentionIm
 // T = 1, 7, 33, 130 (130 crosses two 64-key tiles), 300 (several 128-row query blocks and
 // key tiles of the CUDA tensor-core kernels); D = 8, 16, 64, 80, 128; Hq / Hkv = 1, 2, 4.
 // (D = 64 and 128 are the head dims with CUDA tensor-core kernels.)
-const std::vector<Dims> kForwardDims = {{1, 1, 1, 1, 8},    {2, 7, 2, 1, 16},    {1, 33, 4, 1, 64},
-                                        {2, 33, 6, 3, 80},  {1, 130, 4, 2, 64},  {2, 130, 2, 2, 16},
-                                        {1, 130, 4, 1, 80}, {1, 97, 4, 2, 128},  {1, 300, 2, 1, 64},
-                                        {1, 300, 4, 2, 128}};
+const std::vector<Dims> kForwardDims = {{1, 1, 1, 1, 8},    {2, 7, 2, 1, 16},   {1, 33, 4, 1, 64},  {2, 33, 6, 3, 80},
+                                        {1, 130, 4, 2, 64}, {2, 130, 2, 2, 16}, {1, 130, 4, 1, 80}, {1, 97, 4, 2, 128},
+                                        {1, 300, 2, 1, 64}, {1, 300, 4, 2, 128}};
 
 // Tensors and float64 values of one random case.
 struct Inputs {
@@ -270,9 +269,8 @@ TEST(OpAttention, BackwardMatchesFiniteDifferences) {
 TEST(OpAttention, BackwardMatchesFloat64OnLargerShapes) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());
-  const std::vector<Dims> dims_list = {
-      {1, 130, 4, 1, 64}, {2, 70, 6, 3, 80},   {1, 33, 2, 2, 16},
-      {2, 65, 4, 2, 8},   {1, 97, 4, 2, 128},  {1, 300, 2, 1, 64}, {1, 300, 4, 2, 128}};
+  const std::vector<Dims> dims_list = {{1, 130, 4, 1, 64}, {2, 70, 6, 3, 80},  {1, 33, 2, 2, 16},  {2, 65, 4, 2, 8},
+                                       {1, 97, 4, 2, 128}, {1, 300, 2, 1, 64}, {1, 300, 4, 2, 128}};
   for (const Device device : test_devices(ctx)) {
     for (const DType dtype : float_dtypes()) {
       for (const bool causal : {true, false}) {

@@ -241,13 +241,15 @@ __device__ __forceinline__ int bt_frag_offset(int lane, int k0, int n0, int stri
 // a (rows, kD) tile at a_rows, B the first kN rows of the (rows, kD) tile b_tile (e.g.
 // S = Q K^T, dP = dout V^T). Steps of 16 B rows x 16 columns; the fragments of the next
 // step are loaded while the mmas of this one run (A fragments change every kN / 16 steps).
-template <typename T, int kD, int kN, int kMTiles>
+template <typename T, int kD, int kN, int kMTiles, bool kSingleA = false>
 __device__ __forceinline__ void warp_mma_abt(float (&acc)[kMTiles][kN / 8][4], const T* a_rows, const T* b_tile,
                                              int lane) {
   constexpr int kStride = kTileStride<kD>;
   constexpr int kPairs = kN / 16;  // ldmatrix_x4 of B per 16 columns: two n-tiles each
   constexpr int kSteps = kD / 16 * kPairs;
-  uint32_t a[2][kMTiles][4];
+  // kSingleA: one set of A registers, each m-tile's reloaded right after its last mma of a
+  // 16-column step (saves 4 kMTiles registers where the accumulators fill the file).
+  uint32_t a[kSingleA ? 1 : 2][kMTiles][4];
   uint32_t bf[2][4];
 #pragma unroll
   for (int mt = 0; mt < kMTiles; ++mt) {
@@ -261,10 +263,11 @@ __device__ __forceinline__ void warp_mma_abt(float (&acc)[kMTiles][kN / 8][4], c
   for (int step = 0; step < kSteps; ++step) {
     const int ks = step / kPairs;
     const int np = step % kPairs;
+    const int slot = kSingleA ? 0 : ks & 1;
     if (step + 1 < kSteps) {
       const int next_ks = (step + 1) / kPairs;
       const int next_np = (step + 1) % kPairs;
-      if (next_np == 0) {
+      if (!kSingleA && next_np == 0) {
 #pragma unroll
         for (int mt = 0; mt < kMTiles; ++mt) {
           ldmatrix_x4(a[next_ks & 1][mt], a_rows + a_frag_offset(lane, mt * 16, next_ks * 16, kStride));
@@ -274,8 +277,11 @@ __device__ __forceinline__ void warp_mma_abt(float (&acc)[kMTiles][kN / 8][4], c
     }
 #pragma unroll
     for (int mt = 0; mt < kMTiles; ++mt) {
-      mma_16816<T>(acc[mt][2 * np], a[ks & 1][mt], bf[step & 1][0], bf[step & 1][1]);
-      mma_16816<T>(acc[mt][2 * np + 1], a[ks & 1][mt], bf[step & 1][2], bf[step & 1][3]);
+      mma_16816<T>(acc[mt][2 * np], a[slot][mt], bf[step & 1][0], bf[step & 1][1]);
+      mma_16816<T>(acc[mt][2 * np + 1], a[slot][mt], bf[step & 1][2], bf[step & 1][3]);
+      if (kSingleA && np == kPairs - 1 && step + 1 < kSteps) {
+        ldmatrix_x4(a[0][mt], a_rows + a_frag_offset(lane, mt * 16, (ks + 1) * 16, kStride));
+      }
     }
   }
 }
@@ -329,8 +335,8 @@ __device__ __forceinline__ void warp_mma_ab(float (&acc)[kMTiles][kD / 8][4], co
     const int kk = step / kColPairs;
     const int dp = step % kColPairs;
     if (step + 1 < kSteps) {
-      ldmatrix_x4_trans(bf[(step + 1) & 1],
-                        b_tile + bt_frag_offset(lane, (step + 1) / kColPairs * 16, (step + 1) % kColPairs * 16, kStride));
+      ldmatrix_x4_trans(bf[(step + 1) & 1], b_tile + bt_frag_offset(lane, (step + 1) / kColPairs * 16,
+                                                                    (step + 1) % kColPairs * 16, kStride));
     }
 #pragma unroll
     for (int mt = 0; mt < kMTiles; ++mt) {

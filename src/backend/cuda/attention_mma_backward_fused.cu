@@ -16,6 +16,8 @@
 //     added to the f32 accumulator with vector atomics (the order of the additions between
 //     key blocks is not fixed: dQ may differ in the last bits from run to run, as in
 //     FlashAttention-2; dK and dV are written once and are deterministic).
+#include <cstdlib>
+
 #include "anvil/core/error.h"
 #include "cuda/attention_device.cuh"
 #include "cuda/cuda_check.h"
@@ -26,10 +28,9 @@ namespace {
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kBlockKeys = 128;
-constexpr int kBlockQ = 64;
 constexpr int kPStride = kBlockKeys + 8;  // P / dS tiles (kBlockQ, kBlockKeys), padded like kTileStride
 
-template <int kD>
+template <int kD, int kBlockQ>
 constexpr size_t fused_smem_bytes() {
   // K, V; 2 buffers of Q and dout; P and dS (16-bit); 2 buffers of lse and delta (f32).
   return sizeof(uint16_t) * (static_cast<size_t>(kTileStride<kD>) * (2 * kBlockKeys + 4 * kBlockQ) +
@@ -46,14 +47,15 @@ __device__ __forceinline__ int at_frag_offset(int lane, int m0, int k0, int stri
 // acc (2 m-tiles x kCols / 8) += A B, A = the transpose of rows k of `at_tile` (stored
 // (k = query, m = key), so A is 32 keys x kBlockQ queries), B = (kBlockQ, kCols) columns
 // col0.. of `b_tile` (stored (query, D)). For dV += P^T dout and dK += dS^T Q.
-template <typename T, int kD, int kCols>
+template <typename T, int kD, int kBlockQ, int kCols>
 __device__ __forceinline__ void warp_at_b(float (&acc)[2][kCols / 8][4], const T* at_tile, int key0, const T* b_tile,
                                           int col0, int lane) {
 #pragma unroll
   for (int kk = 0; kk < kBlockQ / 16; ++kk) {
     uint32_t a[2][4];
 #pragma unroll
-    for (int mt = 0; mt < 2; ++mt) ldmatrix_x4_trans(a[mt], at_tile + at_frag_offset(lane, key0 + 16 * mt, 16 * kk, kPStride));
+    for (int mt = 0; mt < 2; ++mt)
+      ldmatrix_x4_trans(a[mt], at_tile + at_frag_offset(lane, key0 + 16 * mt, 16 * kk, kPStride));
 #pragma unroll
     for (int dp = 0; dp < kCols / 16; ++dp) {
       uint32_t bf[4];
@@ -67,11 +69,12 @@ __device__ __forceinline__ void warp_at_b(float (&acc)[2][kCols / 8][4], const T
   }
 }
 
-template <typename T, int kD>
+template <typename T, int kD, int kBlockQ>
 __global__ void __launch_bounds__(kThreads, 1) mma_backward_fused_kernel(Args args, float* dq_accum) {
   constexpr int kStride = kTileStride<kD>;
-  constexpr int kKvCols = kD / 2;  // dK / dV columns per warp
-  constexpr int kDqCols = kD / 4;  // dQ columns per warp
+  constexpr int kQMTiles = kBlockQ / 32;  // m-tiles of queries per warp in steps 1 and 4
+  constexpr int kKvCols = kD / 2;         // dK / dV columns per warp
+  constexpr int kDqCols = kD / 4;         // dQ columns per warp
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* k_s = reinterpret_cast<T*>(smem_raw);
   T* v_s = k_s + kBlockKeys * kStride;
@@ -96,8 +99,8 @@ __global__ void __launch_bounds__(kThreads, 1) mma_backward_fused_kernel(Args ar
   const int q_tiles = max((seq + kBlockQ - 1) / kBlockQ - first_q_tile, 0);
   const int steps = group * q_tiles;  // (query head, query tile) pairs, head-major
   // Phase 1 / 4 layout (queries x keys or queries x D) and phase 3 layout (keys x D).
-  const int sq0 = 32 * (warp & 1);   // this warp's first query of the tile
-  const int sk0 = 32 * (warp >> 1);  // its first key (phase 1) of the block
+  const int sq0 = (kBlockQ / 2) * (warp & 1);  // this warp's first query of the tile
+  const int sk0 = 32 * (warp >> 1);            // its first key (phase 1) of the block
   const int kv_key0 = 32 * (warp & 3);
   const int kv_col0 = kKvCols * (warp >> 2);
   const int dq_col0 = kDqCols * (warp >> 1);
@@ -147,14 +150,15 @@ __global__ void __launch_bounds__(kThreads, 1) mma_backward_fused_kernel(Args ar
 
     // 1-2. S, dP; P and dS into shared memory.
     {
-      float s[2][4][4];
-      float dp[2][4][4];
-      warp_mma_abt<T, kD, 32, 2>(s, q_tile + sq0 * kStride, k_s + sk0 * kStride, lane);
-      warp_mma_abt<T, kD, 32, 2>(dp, do_tile + sq0 * kStride, v_s + sk0 * kStride, lane);
+      float s[kQMTiles][4][4];
+      float dp[kQMTiles][4][4];
+      constexpr bool kSingleA = kQMTiles > 2;  // registers: S and dP are both live
+      warp_mma_abt<T, kD, 32, kQMTiles, kSingleA>(s, q_tile + sq0 * kStride, k_s + sk0 * kStride, lane);
+      warp_mma_abt<T, kD, 32, kQMTiles, kSingleA>(dp, do_tile + sq0 * kStride, v_s + sk0 * kStride, lane);
       // Some query of the tile is past T or before some key of the block, or a key past T.
       const bool need_mask = q0 + kBlockQ > seq || k0 + kBlockKeys > seq || (args.causal && q0 < k0 + kBlockKeys - 1);
 #pragma unroll
-      for (int mt = 0; mt < 2; ++mt) {
+      for (int mt = 0; mt < kQMTiles; ++mt) {
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
           const int qi = sq0 + 16 * mt + 8 * r + (lane >> 2);
@@ -183,30 +187,31 @@ __global__ void __launch_bounds__(kThreads, 1) mma_backward_fused_kernel(Args ar
     __syncthreads();
 
     // 3. dV += P^T dout; dK += dS^T Q.
-    warp_at_b<T, kD, kKvCols>(dv, p_s, kv_key0, do_tile, kv_col0, lane);
-    warp_at_b<T, kD, kKvCols>(dk, ds_s, kv_key0, q_tile, kv_col0, lane);
+    warp_at_b<T, kD, kBlockQ, kKvCols>(dv, p_s, kv_key0, do_tile, kv_col0, lane);
+    warp_at_b<T, kD, kBlockQ, kKvCols>(dk, ds_s, kv_key0, q_tile, kv_col0, lane);
 
     // 4. dQ += dS K, into the f32 accumulator.
     {
-      float dq[2][kDqCols / 8][4] = {};
+      float dq[kQMTiles][kDqCols / 8][4] = {};
 #pragma unroll
       for (int kk = 0; kk < kBlockKeys / 16; ++kk) {
-        uint32_t a[2][4];
+        uint32_t a[kQMTiles][4];
 #pragma unroll
-        for (int mt = 0; mt < 2; ++mt) ldmatrix_x4(a[mt], ds_s + a_frag_offset(lane, sq0 + 16 * mt, 16 * kk, kPStride));
+        for (int mt = 0; mt < kQMTiles; ++mt)
+          ldmatrix_x4(a[mt], ds_s + a_frag_offset(lane, sq0 + 16 * mt, 16 * kk, kPStride));
 #pragma unroll
         for (int dp = 0; dp < kDqCols / 16; ++dp) {
           uint32_t bf[4];
           ldmatrix_x4_trans(bf, k_s + bt_frag_offset(lane, 16 * kk, dq_col0 + 16 * dp, kStride));
 #pragma unroll
-          for (int mt = 0; mt < 2; ++mt) {
+          for (int mt = 0; mt < kQMTiles; ++mt) {
             mma_16816<T>(dq[mt][2 * dp], a[mt], bf[0], bf[1]);
             mma_16816<T>(dq[mt][2 * dp + 1], a[mt], bf[2], bf[3]);
           }
         }
       }
 #pragma unroll
-      for (int mt = 0; mt < 2; ++mt) {
+      for (int mt = 0; mt < kQMTiles; ++mt) {
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
           const int query = q0 + sq0 + 16 * mt + 8 * r + (lane >> 2);
@@ -271,12 +276,12 @@ __global__ void __launch_bounds__(256) dq_convert_kernel(const float* dq_accum, 
   reinterpret_cast<uint4*>(dq)[i] = packed;
 }
 
-template <typename T, int kD>
+template <typename T, int kD, int kBlockQ>
 void fused_typed(const Args& args, float* dq_accum, cudaStream_t stream) {
   const int64_t elements = static_cast<int64_t>(args.batch) * args.seq * args.q_heads * kD;
   ANVIL_CUDA_CHECK(cudaMemsetAsync(dq_accum, 0, sizeof(float) * static_cast<size_t>(elements), stream));
-  constexpr size_t kSmem = fused_smem_bytes<kD>();
-  auto kernel = mma_backward_fused_kernel<T, kD>;
+  constexpr size_t kSmem = fused_smem_bytes<kD, kBlockQ>();
+  auto kernel = mma_backward_fused_kernel<T, kD, kBlockQ>;
   ANVIL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)));
   const dim3 grid(static_cast<unsigned>(args.batch * args.kv_heads),
                   static_cast<unsigned>((args.seq + kBlockKeys - 1) / kBlockKeys));
@@ -290,9 +295,13 @@ void fused_typed(const Args& args, float* dq_accum, cudaStream_t stream) {
 
 template <typename T>
 void fused_by_dim(const Args& args, float* dq_accum, cudaStream_t stream) {
-  if (args.head_dim == 64) return fused_typed<T, 64>(args, dq_accum, stream);
+  if (args.head_dim == 64) {
+    // TEMPORARY experiment: ANVIL_ATTN_BWD64_Q64 picks 64 queries per step at D = 64.
+    static const bool q64 = std::getenv("ANVIL_ATTN_BWD64_Q64") != nullptr;
+    return q64 ? fused_typed<T, 64, 64>(args, dq_accum, stream) : fused_typed<T, 64, 128>(args, dq_accum, stream);
+  }
   ANVIL_CHECK(args.head_dim == 128, "cuda attention: no tensor-core backward for head_dim ", args.head_dim);
-  fused_typed<T, 128>(args, dq_accum, stream);
+  fused_typed<T, 128, 64>(args, dq_accum, stream);
 }
 
 }  // namespace

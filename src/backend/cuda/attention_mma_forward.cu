@@ -23,25 +23,101 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-constexpr int kMTiles = 2;               // m16 tiles per warp
-constexpr int kWarpRows = 16 * kMTiles;  // query rows per warp
-constexpr int kBlockQ = kWarps * kWarpRows;
 // Keys per tile (FlashAttention-2's choice): S (kMTiles x kKeysPerTile / 8 n-tiles) plus
 // O (kMTiles x D / 8 n-tiles) stay in registers: 128 + 64 floats at D = 64, 64 + 128 at 128.
 template <int kD>
 constexpr int kKeysPerTile = kD <= 64 ? 128 : 64;
 
-template <int kD, int kBlockK>
+// kM: m16 tiles (of query rows) per warp; a block owns kWarps * 16 * kM rows.
+template <int kD, int kBlockK, int kM>
 constexpr size_t forward_smem_bytes() {
+  constexpr int kBlockQ = kWarps * 16 * kM;
   return sizeof(uint16_t) * static_cast<size_t>(kTileStride<kD>) * (kBlockQ + 4 * kBlockK);  // Q, 2 x (K, V)
 }
 
-// kDelta: instead of out and lse, write delta = rowsum(dout * O) with O still in f32.
-template <typename T, int kD, int kBlockK, bool kQRegs, bool kDelta>
-__global__ void __launch_bounds__(kThreads, 2) mma_forward_kernel(Args args) {
-  constexpr int kStride = kTileStride<kD>;
+// One key tile for the warp's rows: S = Q K^T, (kMask: mask keys past T and, causal, after
+// the row), online softmax update of m / l / O, O += P V.
+template <typename T, int kD, int kBlockK, int kMTiles, bool kDelta, bool kMask>
+__device__ __forceinline__ void forward_tile(float (&o)[kMTiles][kD / 8][4], float (&m)[kMTiles][2],
+                                             float (&l)[kMTiles][2], const T* q_rows, const T* k_tile, const T* v_tile,
+                                             int n0, int row_a, int seq, bool causal, float scale_log2, int lane) {
   constexpr int kScoreTiles = kBlockK / 8;  // n-tiles of S
   constexpr int kOutTiles = kD / 8;         // n-tiles of O
+  float s[kMTiles][kScoreTiles][4];
+  warp_mma_abt<T, kD, kBlockK, kMTiles, (kBlockK > 32)>(s, q_rows, k_tile, lane);
+
+  // Mask, update the running max and sum, rescale O, and round P into A fragments. The
+  // scale is folded into the exponent's FMA.
+  uint32_t pa[kMTiles][kBlockK / 16][4];
+  uint32_t pa_lo[kDelta ? kMTiles : 1][kBlockK / 16][4];
+#pragma unroll
+  for (int mt = 0; mt < kMTiles; ++mt) {
+    float row_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < kScoreTiles; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        if constexpr (kMask) {
+          const int col = n0 + nt * 8 + 2 * (lane & 3) + (e & 1);
+          const int row = row_a + mt * 16 + (e >> 1) * 8;
+          if (col >= seq || (causal && col > row)) s[mt][nt][e] = -INFINITY;
+        }
+        row_max[e >> 1] = fmaxf(row_max[e >> 1], s[mt][nt][e]);
+      }
+    }
+    float m_use[2];
+    float alpha[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float m_new = fmaxf(m[mt][r], quad_max(row_max[r]) * scale_log2);
+      m_use[r] = m_new == -INFINITY ? 0.0F : m_new;  // no key seen yet: keep exp2 finite
+      alpha[r] = fast_exp2(m[mt][r] - m_use[r]);
+      m[mt][r] = m_new;
+      l[mt][r] *= alpha[r];
+    }
+#pragma unroll
+    for (int nt = 0; nt < kScoreTiles; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float p = fast_exp2(fmaf(s[mt][nt][e], scale_log2, -m_use[e >> 1]));
+        s[mt][nt][e] = p;
+        l[mt][e >> 1] += p;  // this thread's part of the row sum; the quad is summed at the end
+      }
+    }
+#pragma unroll
+    for (int kk = 0; kk < kBlockK / 16; ++kk) {
+      if constexpr (kDelta) {
+        accumulators_to_a_split<T>(pa[mt][kk], pa_lo[mt][kk], s[mt][2 * kk], s[mt][2 * kk + 1]);
+      } else {
+        accumulators_to_a<T>(pa[mt][kk], s[mt][2 * kk], s[mt][2 * kk + 1]);
+      }
+    }
+    // Once the row maxima settle, alpha is exactly 1 for the whole warp: skip the D / 2
+    // multiplies per thread (the largest f32 cost per tile at D = 128).
+    if (__any_sync(0xffffffffU, alpha[0] != 1.0F || alpha[1] != 1.0F)) {
+#pragma unroll
+      for (int dt = 0; dt < kOutTiles; ++dt) {
+        o[mt][dt][0] *= alpha[0];
+        o[mt][dt][1] *= alpha[0];
+        o[mt][dt][2] *= alpha[1];
+        o[mt][dt][3] *= alpha[1];
+      }
+    }
+  }
+
+  // O += P V. For delta, P goes in as hi + lo parts: delta = dout . O feeds every dS of
+  // its row, so O is kept to ~f32 accuracy there (the exact Delta of the reference backward).
+  warp_mma_ab<T, kD, kBlockK, kMTiles>(o, pa, v_tile, lane);
+  if constexpr (kDelta) warp_mma_ab<T, kD, kBlockK, kMTiles>(o, pa_lo, v_tile, lane);
+}
+
+// kDelta: instead of out and lse, write delta = rowsum(dout * O) with O still in f32.
+template <typename T, int kD, int kBlockK, int kMTiles, bool kDelta>
+__global__ void __launch_bounds__(kThreads, kMTiles == 1 ? 4 : 2) mma_forward_kernel(Args args) {
+  constexpr int kWarpRows = 16 * kMTiles;  // query rows per warp
+  constexpr int kBlockQ = kWarps * kWarpRows;
+  constexpr int kStride = kTileStride<kD>;
+  constexpr int kOutTiles = kD / 8;  // n-tiles of O
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* q_s = reinterpret_cast<T*>(smem_raw);
   T* k_s = q_s + kBlockQ * kStride;  // 2 buffers of (kBlockK, kStride)
@@ -80,19 +156,6 @@ __global__ void __launch_bounds__(kThreads, 2) mma_forward_kernel(Args args) {
     m[mt][0] = m[mt][1] = -INFINITY;
     l[mt][0] = l[mt][1] = 0.0F;
   }
-  // kQRegs: the warp's Q rows as A fragments, loaded once (the first K/V tile waits with them).
-  uint32_t qf[kQRegs ? kMTiles : 1][kQRegs ? kD / 16 : 1][4];
-  if constexpr (kQRegs) {
-    cp_async_wait<0>();
-    __syncthreads();
-#pragma unroll
-    for (int mt = 0; mt < kMTiles; ++mt) {
-#pragma unroll
-      for (int ks = 0; ks < kD / 16; ++ks) {
-        ldmatrix_x4(qf[mt][ks], q_s + a_frag_offset(lane, warp * kWarpRows + mt * 16, ks * 16, kStride));
-      }
-    }
-  }
   for (int tile = 0; tile < num_tiles; ++tile) {
     const int buffer = tile & 1;
     if (tile + 1 < num_tiles) {  // prefetch the next K/V tile into the other buffer
@@ -108,79 +171,18 @@ __global__ void __launch_bounds__(kThreads, 2) mma_forward_kernel(Args args) {
     const int n0 = tile * kBlockK;
     // Causal: a warp whose rows all precede the tile has nothing to add (no barrier inside).
     if (!args.causal || n0 <= warp_row0 + kWarpRows - 1) {
-      float s[kMTiles][kScoreTiles][4];
-      if constexpr (kQRegs) {
-        warp_mma_abt_a_regs<T, kD, kBlockK, kMTiles>(s, qf, k_s + buffer * kBlockK * kStride, lane);
-      } else {
-        warp_mma_abt<T, kD, kBlockK, kMTiles>(s, q_s + warp * kWarpRows * kStride, k_s + buffer * kBlockK * kStride,
-                                              lane);
-      }
-
-      // Mask (only tiles crossing T or the diagonal), update the running max and sum, rescale
-      // O, and round P into A fragments. The scale is folded into the exponent's FMA.
-      const bool need_mask = n0 + kBlockK > seq || (args.causal && n0 + kBlockK - 1 > warp_row0);
-      uint32_t pa[kMTiles][kBlockK / 16][4];
-      uint32_t pa_lo[kDelta ? kMTiles : 1][kBlockK / 16][4];
-#pragma unroll
-      for (int mt = 0; mt < kMTiles; ++mt) {
-        float row_max[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-        for (int nt = 0; nt < kScoreTiles; ++nt) {
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            if (need_mask) {
-              const int col = n0 + nt * 8 + 2 * quad_lane + (e & 1);
-              const int row = row_a + mt * 16 + (e >> 1) * 8;
-              if (col >= seq || (args.causal && col > row)) s[mt][nt][e] = -INFINITY;
-            }
-            row_max[e >> 1] = fmaxf(row_max[e >> 1], s[mt][nt][e]);
-          }
-        }
-        float m_use[2];
-        float alpha[2];
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const float m_new = fmaxf(m[mt][r], quad_max(row_max[r]) * scale_log2);
-          m_use[r] = m_new == -INFINITY ? 0.0F : m_new;  // no key seen yet: keep exp2 finite
-          alpha[r] = fast_exp2(m[mt][r] - m_use[r]);
-          m[mt][r] = m_new;
-          l[mt][r] *= alpha[r];
-        }
-#pragma unroll
-        for (int nt = 0; nt < kScoreTiles; ++nt) {
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const float p = fast_exp2(fmaf(s[mt][nt][e], scale_log2, -m_use[e >> 1]));
-            s[mt][nt][e] = p;
-            l[mt][e >> 1] += p;  // this thread's part of the row sum; the quad is summed at the end
-          }
-        }
-#pragma unroll
-        for (int kk = 0; kk < kBlockK / 16; ++kk) {
-          if constexpr (kDelta) {
-            accumulators_to_a_split<T>(pa[mt][kk], pa_lo[mt][kk], s[mt][2 * kk], s[mt][2 * kk + 1]);
-          } else {
-            accumulators_to_a<T>(pa[mt][kk], s[mt][2 * kk], s[mt][2 * kk + 1]);
-          }
-        }
-        // Once the row maxima settle, alpha is exactly 1 for the whole warp: skip the D / 2
-        // multiplies per thread (the largest f32 cost per tile at D = 128).
-        if (__any_sync(0xffffffffU, alpha[0] != 1.0F || alpha[1] != 1.0F)) {
-#pragma unroll
-          for (int dt = 0; dt < kOutTiles; ++dt) {
-            o[mt][dt][0] *= alpha[0];
-            o[mt][dt][1] *= alpha[0];
-            o[mt][dt][2] *= alpha[1];
-            o[mt][dt][3] *= alpha[1];
-          }
-        }
-      }
-
-      // O += P V. For delta, P goes in as hi + lo parts: delta = dout . O feeds every dS of
-      // its row, so O is kept to ~f32 accuracy there (the exact Delta of the reference backward).
+      const T* k_tile = k_s + buffer * kBlockK * kStride;
       const T* v_tile = v_s + buffer * kBlockK * kStride;
-      warp_mma_ab<T, kD, kBlockK, kMTiles>(o, pa, v_tile, lane);
-      if constexpr (kDelta) warp_mma_ab<T, kD, kBlockK, kMTiles>(o, pa_lo, v_tile, lane);
+      const T* q_rows = q_s + warp * kWarpRows * kStride;
+      // Only tiles crossing T or the diagonal are masked: a separate copy of the tile code
+      // keeps the index arithmetic out of the others.
+      if (n0 + kBlockK > seq || (args.causal && n0 + kBlockK - 1 > warp_row0)) {
+        forward_tile<T, kD, kBlockK, kMTiles, kDelta, true>(o, m, l, q_rows, k_tile, v_tile, n0, row_a, seq,
+                                                            args.causal, scale_log2, lane);
+      } else {
+        forward_tile<T, kD, kBlockK, kMTiles, kDelta, false>(o, m, l, q_rows, k_tile, v_tile, n0, row_a, seq,
+                                                             args.causal, scale_log2, lane);
+      }
     }
     __syncthreads();  // the buffer is consumed before the next prefetch overwrites it
   }
@@ -256,10 +258,11 @@ __global__ void __launch_bounds__(kThreads, 2) mma_forward_kernel(Args args) {
   }
 }
 
-template <typename T, int kD, int kBlockK, bool kQRegs, bool kDelta>
+template <typename T, int kD, int kBlockK, int kMTiles, bool kDelta>
 void launch_forward_tiles(const Args& args, cudaStream_t stream) {
-  constexpr size_t kSmem = forward_smem_bytes<kD, kBlockK>();
-  auto kernel = mma_forward_kernel<T, kD, kBlockK, kQRegs, kDelta>;
+  constexpr int kBlockQ = kWarps * 16 * kMTiles;
+  constexpr size_t kSmem = forward_smem_bytes<kD, kBlockK, kMTiles>();
+  auto kernel = mma_forward_kernel<T, kD, kBlockK, kMTiles, kDelta>;
   ANVIL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)));
   const dim3 grid(static_cast<unsigned>(args.batch * args.q_heads),
                   static_cast<unsigned>((args.seq + kBlockQ - 1) / kBlockQ));
@@ -269,13 +272,14 @@ void launch_forward_tiles(const Args& args, cudaStream_t stream) {
 
 template <typename T, int kD, bool kDelta>
 void launch_forward(const Args& args, cudaStream_t stream) {
-  // TEMPORARY experiment: ANVIL_ATTN_FWD = 0 (small tile, Q from smem), 1 (small, Q in
-  // registers), 2 (large tile, Q in registers).
-  static const int variant = std::getenv("ANVIL_ATTN_FWD") != nullptr ? std::atoi(std::getenv("ANVIL_ATTN_FWD")) : 1;
+  // TEMPORARY experiment: ANVIL_ATTN_FWD = 3: the large key tile; 4: one m-tile per warp.
+  static const int variant = std::getenv("ANVIL_ATTN_FWD") != nullptr ? std::atoi(std::getenv("ANVIL_ATTN_FWD")) : 0;
   // delta mode carries P in two parts: the smaller key tile keeps it in registers.
-  if (variant == 0 || kDelta) return launch_forward_tiles<T, kD, kKeysPerTile<kD> / 2, false, kDelta>(args, stream);
-  if (variant == 1) return launch_forward_tiles<T, kD, kKeysPerTile<kD> / 2, true, kDelta>(args, stream);
-  launch_forward_tiles<T, kD, kKeysPerTile<kD>, true, kDelta>(args, stream);
+  if constexpr (!kDelta) {
+    if (variant == 3) return launch_forward_tiles<T, kD, kKeysPerTile<kD>, 2, kDelta>(args, stream);
+    if (variant == 4) return launch_forward_tiles<T, kD, kKeysPerTile<kD> / 2, 1, kDelta>(args, stream);
+  }
+  launch_forward_tiles<T, kD, kKeysPerTile<kD> / 2, 2, kDelta>(args, stream);
 }
 
 template <typename T>
