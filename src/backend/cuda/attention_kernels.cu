@@ -191,7 +191,8 @@ void launch_attention_backward(const AttentionShape& shape, DType dtype, bool ex
         throw make_error("cuda attention: unsupported dtype ", dtype_name(dtype));
     }
   }
-  static const bool old_backward = std::getenv("ANVIL_ATTN_BWD_OLD") != nullptr;  // TEMPORARY experiment
+  const bool old_backward = std::getenv("ANVIL_ATTN_BWD_OLD") != nullptr &&
+                            *std::getenv("ANVIL_ATTN_BWD_OLD") == '1';  // TEMPORARY experiment
   if (mma && dq_accum != nullptr && !old_backward) {
     attention::mma_backward_fused(args, dtype, dq_accum, stream);
   } else if (mma) {

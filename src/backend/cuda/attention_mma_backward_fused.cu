@@ -297,7 +297,7 @@ template <typename T>
 void fused_by_dim(const Args& args, float* dq_accum, cudaStream_t stream) {
   if (args.head_dim == 64) {
     // TEMPORARY experiment: ANVIL_ATTN_BWD64_Q64 picks 64 queries per step at D = 64.
-    static const bool q64 = std::getenv("ANVIL_ATTN_BWD64_Q64") != nullptr;
+    const bool q64 = std::getenv("ANVIL_ATTN_BWD64_Q64") != nullptr && *std::getenv("ANVIL_ATTN_BWD64_Q64") == '1';
     return q64 ? fused_typed<T, 64, 64>(args, dq_accum, stream) : fused_typed<T, 64, 128>(args, dq_accum, stream);
   }
   ANVIL_CHECK(args.head_dim == 128, "cuda attention: no tensor-core backward for head_dim ", args.head_dim);

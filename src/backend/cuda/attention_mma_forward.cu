@@ -29,10 +29,11 @@ template <int kD>
 constexpr int kKeysPerTile = kD <= 64 ? 128 : 64;
 
 // kM: m16 tiles (of query rows) per warp; a block owns kWarps * 16 * kM rows.
-template <int kD, int kBlockK, int kM>
+// kStages: K/V tiles in flight (2: double buffering, two barriers per tile; 3: one barrier).
+template <int kD, int kBlockK, int kM, int kStages>
 constexpr size_t forward_smem_bytes() {
   constexpr int kBlockQ = kWarps * 16 * kM;
-  return sizeof(uint16_t) * static_cast<size_t>(kTileStride<kD>) * (kBlockQ + 4 * kBlockK);  // Q, 2 x (K, V)
+  return sizeof(uint16_t) * static_cast<size_t>(kTileStride<kD>) * (kBlockQ + 2 * kStages * kBlockK);  // Q, K, V
 }
 
 // One key tile for the warp's rows: S = Q K^T, (kMask: mask keys past T and, causal, after
@@ -112,7 +113,7 @@ __device__ __forceinline__ void forward_tile(float (&o)[kMTiles][kD / 8][4], flo
 }
 
 // kDelta: instead of out and lse, write delta = rowsum(dout * O) with O still in f32.
-template <typename T, int kD, int kBlockK, int kMTiles, bool kDelta>
+template <typename T, int kD, int kBlockK, int kMTiles, int kStages, bool kDelta>
 __global__ void __launch_bounds__(kThreads, kMTiles == 1 ? 4 : 2) mma_forward_kernel(Args args) {
   constexpr int kWarpRows = 16 * kMTiles;  // query rows per warp
   constexpr int kBlockQ = kWarps * kWarpRows;
@@ -120,8 +121,8 @@ __global__ void __launch_bounds__(kThreads, kMTiles == 1 ? 4 : 2) mma_forward_ke
   constexpr int kOutTiles = kD / 8;  // n-tiles of O
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* q_s = reinterpret_cast<T*>(smem_raw);
-  T* k_s = q_s + kBlockQ * kStride;  // 2 buffers of (kBlockK, kStride)
-  T* v_s = k_s + 2 * kBlockK * kStride;
+  T* k_s = q_s + kBlockQ * kStride;  // kStages buffers of (kBlockK, kStride)
+  T* v_s = k_s + kStages * kBlockK * kStride;
 
   const int seq = args.seq;
   const int b = static_cast<int>(blockIdx.x) / args.q_heads;
@@ -147,6 +148,11 @@ __global__ void __launch_bounds__(kThreads, kMTiles == 1 ? 4 : 2) mma_forward_ke
   load_tile_async<T, kD, kBlockK, kThreads>(k_s, k, kv_step, 0, seq);
   load_tile_async<T, kD, kBlockK, kThreads>(v_s, v, kv_step, 0, seq);
   cp_async_commit();
+  if (kStages == 3 && num_tiles > 1) {
+    load_tile_async<T, kD, kBlockK, kThreads>(k_s + kBlockK * kStride, k, kv_step, kBlockK, seq);
+    load_tile_async<T, kD, kBlockK, kThreads>(v_s + kBlockK * kStride, v, kv_step, kBlockK, seq);
+    cp_async_commit();
+  }
 
   float o[kMTiles][kOutTiles][4] = {};
   float m[kMTiles][2];  // running max, in the exp2 domain (raw score * scale_log2)
@@ -157,17 +163,35 @@ __global__ void __launch_bounds__(kThreads, kMTiles == 1 ? 4 : 2) mma_forward_ke
     l[mt][0] = l[mt][1] = 0.0F;
   }
   for (int tile = 0; tile < num_tiles; ++tile) {
-    const int buffer = tile & 1;
-    if (tile + 1 < num_tiles) {  // prefetch the next K/V tile into the other buffer
-      const int next = (tile + 1) * kBlockK;
-      load_tile_async<T, kD, kBlockK, kThreads>(k_s + (buffer ^ 1) * kBlockK * kStride, k, kv_step, next, seq);
-      load_tile_async<T, kD, kBlockK, kThreads>(v_s + (buffer ^ 1) * kBlockK * kStride, v, kv_step, next, seq);
-      cp_async_commit();
-      cp_async_wait<1>();
+    const int buffer = tile % kStages;
+    if constexpr (kStages == 3) {
+      // Tile + 1 may still be in flight. After the barrier every warp is done with tile - 1,
+      // whose buffer takes tile + 2.
+      if (tile + 1 < num_tiles) {
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
+      __syncthreads();
+      if (tile + 2 < num_tiles) {
+        const int next = (tile + 2) * kBlockK;
+        const int next_buffer = (tile + 2) % kStages;
+        load_tile_async<T, kD, kBlockK, kThreads>(k_s + next_buffer * kBlockK * kStride, k, kv_step, next, seq);
+        load_tile_async<T, kD, kBlockK, kThreads>(v_s + next_buffer * kBlockK * kStride, v, kv_step, next, seq);
+        cp_async_commit();
+      }
     } else {
-      cp_async_wait<0>();
+      if (tile + 1 < num_tiles) {  // prefetch the next K/V tile into the other buffer
+        const int next = (tile + 1) * kBlockK;
+        load_tile_async<T, kD, kBlockK, kThreads>(k_s + (buffer ^ 1) * kBlockK * kStride, k, kv_step, next, seq);
+        load_tile_async<T, kD, kBlockK, kThreads>(v_s + (buffer ^ 1) * kBlockK * kStride, v, kv_step, next, seq);
+        cp_async_commit();
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
+      __syncthreads();
     }
-    __syncthreads();
     const int n0 = tile * kBlockK;
     // Causal: a warp whose rows all precede the tile has nothing to add (no barrier inside).
     if (!args.causal || n0 <= warp_row0 + kWarpRows - 1) {
@@ -184,7 +208,7 @@ __global__ void __launch_bounds__(kThreads, kMTiles == 1 ? 4 : 2) mma_forward_ke
                                                              args.causal, scale_log2, lane);
       }
     }
-    __syncthreads();  // the buffer is consumed before the next prefetch overwrites it
+    if constexpr (kStages == 2) __syncthreads();  // the buffer is consumed before the next prefetch
   }
   if (num_tiles == 0) cp_async_wait<0>();
 
@@ -258,11 +282,11 @@ __global__ void __launch_bounds__(kThreads, kMTiles == 1 ? 4 : 2) mma_forward_ke
   }
 }
 
-template <typename T, int kD, int kBlockK, int kMTiles, bool kDelta>
+template <typename T, int kD, int kBlockK, int kMTiles, bool kDelta, int kStages = 2>
 void launch_forward_tiles(const Args& args, cudaStream_t stream) {
   constexpr int kBlockQ = kWarps * 16 * kMTiles;
-  constexpr size_t kSmem = forward_smem_bytes<kD, kBlockK, kMTiles>();
-  auto kernel = mma_forward_kernel<T, kD, kBlockK, kMTiles, kDelta>;
+  constexpr size_t kSmem = forward_smem_bytes<kD, kBlockK, kMTiles, kStages>();
+  auto kernel = mma_forward_kernel<T, kD, kBlockK, kMTiles, kStages, kDelta>;
   ANVIL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)));
   const dim3 grid(static_cast<unsigned>(args.batch * args.q_heads),
                   static_cast<unsigned>((args.seq + kBlockQ - 1) / kBlockQ));
@@ -273,11 +297,12 @@ void launch_forward_tiles(const Args& args, cudaStream_t stream) {
 template <typename T, int kD, bool kDelta>
 void launch_forward(const Args& args, cudaStream_t stream) {
   // TEMPORARY experiment: ANVIL_ATTN_FWD = 3: the large key tile; 4: one m-tile per warp.
-  static const int variant = std::getenv("ANVIL_ATTN_FWD") != nullptr ? std::atoi(std::getenv("ANVIL_ATTN_FWD")) : 0;
+  const int variant = std::getenv("ANVIL_ATTN_FWD") != nullptr ? std::atoi(std::getenv("ANVIL_ATTN_FWD")) : 0;
   // delta mode carries P in two parts: the smaller key tile keeps it in registers.
   if constexpr (!kDelta) {
     if (variant == 3) return launch_forward_tiles<T, kD, kKeysPerTile<kD>, 2, kDelta>(args, stream);
     if (variant == 4) return launch_forward_tiles<T, kD, kKeysPerTile<kD> / 2, 1, kDelta>(args, stream);
+    if (variant == 5) return launch_forward_tiles<T, kD, kKeysPerTile<kD> / 2, 2, kDelta, 3>(args, stream);
   }
   launch_forward_tiles<T, kD, kKeysPerTile<kD> / 2, 2, kDelta>(args, stream);
 }
