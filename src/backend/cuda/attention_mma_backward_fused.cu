@@ -4,7 +4,7 @@
 // With the scores in the exp2 domain, P = exp2(scale log2(e) q.k - lse log2(e)) and
 // dS = P (dout.v - delta); dV = P^T dout, dK = scale dS^T Q, dQ = scale dS K.
 //
-// Grid (B * Hkv, ceil(T / 128)), 8 warps. A block owns 128 keys of one (b, kv head), K and
+// Grid (ceil(T / 128), Hkv, B), 8 warps. A block owns 128 keys of one (b, kv head), K and
 // V resident in shared memory, and walks the query heads of its group and, for each, the
 // query tiles of 64 that can see its keys (Q, dout, lse, delta double-buffered with cp.async):
 //  1. S = Q K^T and dP = dout V^T (64 x 128): warp w takes queries 32 (w % 2) .. + 31 and
@@ -87,9 +87,9 @@ __global__ void __launch_bounds__(kThreads, 1) mma_backward_fused_kernel(Args ar
 
   const int seq = args.seq;
   const int group = args.group();
-  const int b = static_cast<int>(blockIdx.x) / args.kv_heads;
-  const int kv_h = static_cast<int>(blockIdx.x) % args.kv_heads;
-  const int k0 = static_cast<int>(blockIdx.y) * kBlockKeys;  // causal: earliest keys see most queries: first
+  const int b = static_cast<int>(blockIdx.z);
+  const int kv_h = static_cast<int>(blockIdx.y);
+  const int k0 = static_cast<int>(blockIdx.x) * kBlockKeys;  // causal: earliest keys see most queries: first
   const int warp = static_cast<int>(threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32;
   const int quad_lane = lane & 3;
@@ -283,8 +283,11 @@ void fused_typed(const Args& args, float* dq_accum, cudaStream_t stream) {
   constexpr size_t kSmem = fused_smem_bytes<kD, kBlockQ>();
   auto kernel = mma_backward_fused_kernel<T, kD, kBlockQ>;
   ANVIL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)));
-  const dim3 grid(static_cast<unsigned>(args.batch * args.kv_heads),
-                  static_cast<unsigned>((args.seq + kBlockKeys - 1) / kBlockKeys));
+  // The key blocks of one head are adjacent in launch order: the blocks in flight walk the same
+  // Q / dout tiles and add into the same dQ rows, which stay in L2.
+  ANVIL_CHECK(args.kv_heads <= 65535 && args.batch <= 65535, "cuda attention: too many heads or sequences");
+  const dim3 grid(static_cast<unsigned>((args.seq + kBlockKeys - 1) / kBlockKeys), static_cast<unsigned>(args.kv_heads),
+                  static_cast<unsigned>(args.batch));
   kernel<<<grid, kThreads, kSmem, stream>>>(args, dq_accum);
   ANVIL_CUDA_CHECK_LAUNCH();
   const int64_t chunks = elements / 8;

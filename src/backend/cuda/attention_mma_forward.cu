@@ -125,10 +125,10 @@ __global__ void __launch_bounds__(kThreads, kMTiles == 1 ? 4 : 2) mma_forward_ke
   T* v_s = k_s + kStages * kBlockK * kStride;
 
   const int seq = args.seq;
-  const int b = static_cast<int>(blockIdx.x) / args.q_heads;
-  const int h = static_cast<int>(blockIdx.x) % args.q_heads;
+  const int b = static_cast<int>(blockIdx.z);
+  const int h = static_cast<int>(blockIdx.y);
   const int kv_h = h / args.group();
-  const int q0 = static_cast<int>(gridDim.y - 1 - blockIdx.y) * kBlockQ;  // causal: heaviest first
+  const int q0 = static_cast<int>(gridDim.x - 1 - blockIdx.x) * kBlockQ;  // causal: heaviest first
   const int warp = static_cast<int>(threadIdx.x) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32;
   const int quad_lane = lane & 3;
@@ -288,8 +288,11 @@ void launch_forward_tiles(const Args& args, cudaStream_t stream) {
   constexpr size_t kSmem = forward_smem_bytes<kD, kBlockK, kMTiles, kStages>();
   auto kernel = mma_forward_kernel<T, kD, kBlockK, kMTiles, kStages, kDelta>;
   ANVIL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)));
-  const dim3 grid(static_cast<unsigned>(args.batch * args.q_heads),
-                  static_cast<unsigned>((args.seq + kBlockQ - 1) / kBlockQ));
+  // The query blocks of one head are adjacent in launch order, so the blocks in flight share
+  // their head's K and V through L2 (FlashAttention-2's order).
+  ANVIL_CHECK(args.q_heads <= 65535 && args.batch <= 65535, "cuda attention: too many heads or sequences");
+  const dim3 grid(static_cast<unsigned>((args.seq + kBlockQ - 1) / kBlockQ), static_cast<unsigned>(args.q_heads),
+                  static_cast<unsigned>(args.batch));
   kernel<<<grid, kThreads, kSmem, stream>>>(args);
   ANVIL_CUDA_CHECK_LAUNCH();
 }
