@@ -61,12 +61,6 @@ double seconds_per_call(Fn&& fn) {
 
 int main(int argc, char** argv) {
   const bool once = argc > 1 && std::string(argv[1]) == "--once";
-  // TEMPORARY experiment: NAME=VALUE arguments are environment settings to sweep per case.
-  std::vector<std::string> settings;
-  for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]).find('=') != std::string::npos) settings.emplace_back(argv[i]);
-  }
-  if (settings.empty()) settings.emplace_back("");
   Ctx ctx;
   if (!ctx.has_cuda()) {
     std::fprintf(stderr, "anvil_attention_cuda_bench: no CUDA device\n");
@@ -92,36 +86,25 @@ int main(int argc, char** argv) {
     Tensor dk = ctx.empty(shape, DType::BF16, device);
     Tensor dv = ctx.empty(shape, DType::BF16, device);
     for (const bool causal : {false, true}) {
-      for (const std::string& setting : settings) {
-        for (size_t start = 0; start < setting.size();) {  // NAME=VALUE[,NAME=VALUE...]
-          size_t end = setting.find(',', start);
-          if (end == std::string::npos) end = setting.size();
-          const std::string item = setting.substr(start, end - start);
-          const size_t eq = item.find('=');
-          setenv(item.substr(0, eq).c_str(), item.substr(eq + 1).c_str(), 1);
-          start = end + 1;
-        }
-        const AttentionParams params{causal, 0.0F, anvil::AttentionImpl::Blocked};
-        if (once) {
-          anvil::attention(ctx, out, lse, q, k, v, params);
-          anvil::attention_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, params);
-          synchronize();
-          continue;
-        }
-        const double fwd = seconds_per_call([&] { anvil::attention(ctx, out, lse, q, k, v, params); });
-        const double fwd_bwd = seconds_per_call([&] {
-          anvil::attention(ctx, out, lse, q, k, v, params);
-          anvil::attention_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, params);
-        });
-        const double flops = 4.0 * static_cast<double>(c.batch * c.heads * c.head_dim) *
-                             static_cast<double>(c.seq * c.seq) * (causal ? 0.5 : 1.0);
-        char label[64];
-        std::snprintf(label, sizeof(label), "(%lld,%lld,%lld,%lld)", static_cast<long long>(c.batch),
-                      static_cast<long long>(c.heads), static_cast<long long>(c.seq),
-                      static_cast<long long>(c.head_dim));
-        std::printf("%-22s %-7s %10.3f %10.1f %12.3f %12.1f %s\n", label, causal ? "yes" : "no", fwd * 1e3,
-                    flops / fwd * 1e-12, fwd_bwd * 1e3, 3.5 * flops / fwd_bwd * 1e-12, setting.c_str());
+      const AttentionParams params{causal, 0.0F, anvil::AttentionImpl::Blocked};
+      if (once) {
+        anvil::attention(ctx, out, lse, q, k, v, params);
+        anvil::attention_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, params);
+        synchronize();
+        continue;
       }
+      const double fwd = seconds_per_call([&] { anvil::attention(ctx, out, lse, q, k, v, params); });
+      const double fwd_bwd = seconds_per_call([&] {
+        anvil::attention(ctx, out, lse, q, k, v, params);
+        anvil::attention_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, params);
+      });
+      const double flops = 4.0 * static_cast<double>(c.batch * c.heads * c.head_dim) *
+                           static_cast<double>(c.seq * c.seq) * (causal ? 0.5 : 1.0);
+      char label[64];
+      std::snprintf(label, sizeof(label), "(%lld,%lld,%lld,%lld)", static_cast<long long>(c.batch),
+                    static_cast<long long>(c.heads), static_cast<long long>(c.seq), static_cast<long long>(c.head_dim));
+      std::printf("%-22s %-7s %10.3f %10.1f %12.3f %12.1f\n", label, causal ? "yes" : "no", fwd * 1e3,
+                  flops / fwd * 1e-12, fwd_bwd * 1e3, 3.5 * flops / fwd_bwd * 1e-12);
     }
   }
   return 0;

@@ -286,38 +286,6 @@ __device__ __forceinline__ void warp_mma_abt(float (&acc)[kMTiles][kN / 8][4], c
   }
 }
 
-// Same with A already in registers as fragments (kMTiles x kD / 16), e.g. the warp's Q
-// rows loaded once: every B fragment loaded feeds 2 kMTiles mmas with no A traffic.
-template <typename T, int kD, int kN, int kMTiles>
-__device__ __forceinline__ void warp_mma_abt_a_regs(float (&acc)[kMTiles][kN / 8][4],
-                                                    const uint32_t (&a)[kMTiles][kD / 16][4], const T* b_tile,
-                                                    int lane) {
-  constexpr int kStride = kTileStride<kD>;
-  constexpr int kPairs = kN / 16;
-  constexpr int kSteps = kD / 16 * kPairs;
-  uint32_t bf[2][4];
-#pragma unroll
-  for (int mt = 0; mt < kMTiles; ++mt) {
-#pragma unroll
-    for (int nt = 0; nt < kN / 8; ++nt) acc[mt][nt][0] = acc[mt][nt][1] = acc[mt][nt][2] = acc[mt][nt][3] = 0.0F;
-  }
-  ldmatrix_x4(bf[0], b_tile + b_frag_offset(lane, 0, 0, kStride));
-#pragma unroll
-  for (int step = 0; step < kSteps; ++step) {
-    const int ks = step / kPairs;
-    const int np = step % kPairs;
-    if (step + 1 < kSteps) {
-      ldmatrix_x4(bf[(step + 1) & 1],
-                  b_tile + b_frag_offset(lane, (step + 1) % kPairs * 16, (step + 1) / kPairs * 16, kStride));
-    }
-#pragma unroll
-    for (int mt = 0; mt < kMTiles; ++mt) {
-      mma_16816<T>(acc[mt][2 * np], a[mt][ks], bf[step & 1][0], bf[step & 1][1]);
-      mma_16816<T>(acc[mt][2 * np + 1], a[mt][ks], bf[step & 1][2], bf[step & 1][3]);
-    }
-  }
-}
-
 // acc (kMTiles x kD / 8 n-tiles) += A B for one warp: A given as bf16/f16 fragments
 // (kMTiles x kK / 16, e.g. P or dS from accumulators_to_a), B the first kK rows of the
 // (rows, kD) tile b_tile read with ldmatrix .trans (e.g. O += P V, dQ += dS K). The B

@@ -4,7 +4,6 @@
 #include <cstdint>
 #include <initializer_list>
 #include <cmath>
-#include <cstdlib>
 
 #include "anvil/core/error.h"
 #include "cuda/attention_device.cuh"
@@ -191,9 +190,7 @@ void launch_attention_backward(const AttentionShape& shape, DType dtype, bool ex
         throw make_error("cuda attention: unsupported dtype ", dtype_name(dtype));
     }
   }
-  const bool old_backward = std::getenv("ANVIL_ATTN_BWD_OLD") != nullptr &&
-                            *std::getenv("ANVIL_ATTN_BWD_OLD") == '1';  // TEMPORARY experiment
-  if (mma && dq_accum != nullptr && !old_backward) {
+  if (mma && dq_accum != nullptr) {
     attention::mma_backward_fused(args, dtype, dq_accum, stream);
   } else if (mma) {
     attention::mma_backward(args, dtype, stream);

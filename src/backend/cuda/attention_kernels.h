@@ -32,8 +32,10 @@ void launch_attention_forward(const AttentionShape& shape, DType dtype, const vo
 // dq, dk, dv, overwritten. `delta` is scratch of B * Hq * T floats. exact_delta: take
 // delta = rowsum(dout * O) from O recomputed in f32 (one more forward pass) rather than
 // from `out` as stored in bf16/f16 (FlashAttention-2's choice); f32 storage is exact either way.
-// `dq_accum` is scratch of B * T * Hq * D floats for the tensor-core path (see
-// attention_backward_wants_dq_accum); null elsewhere.
+// `dq_accum`: scratch of B * T * Hq * D floats where attention_backward_wants_dq_accum;
+// the tensor-core path then runs one pass over the keys with dQ added up in f32 by atomics
+// (fastest; dQ's last bits may vary run to run). With null it runs the deterministic
+// two-kernel backward (dK/dV, then dQ recomputing S and dP), which is slower.
 void launch_attention_backward(const AttentionShape& shape, DType dtype, bool exact_delta, const void* dout,
                                const void* q, const void* k, const void* v, const void* out, const float* lse, void* dq,
                                void* dk, void* dv, float* delta, float* dq_accum, cudaStream_t stream);
