@@ -1,0 +1,295 @@
+// The decode GEMV (M = 1). A profile of the one-warp-per-row kernels (quantized_matmul_kernels.cu)
+// showed them latency-bound: one load of one row in flight per lane, half the warps resident
+// (the registers of an 8-row activation tile), 62-74% of DRAM peak for bf16 and 36-55% for the
+// quantized formats. Here a block of kThreads threads takes kRows consecutive weight rows and
+// splits K over all of its threads, so each thread issues the loads of kRows rows (and, for
+// f16/bf16, kUnroll steps) before it uses any of them, and the activations it reads serve
+// every row. Weight bytes are streamed past L1 (f16/bf16) or read in aligned 32-bit words
+// (quantized blocks, qdecode::load_words).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "anvil/core/quant.h"
+#include "cuda/cuda_check.h"
+#include "cuda/decode_gemv_kernels.h"
+#include "cuda/quant_block_decode.cuh"
+
+namespace anvil::cuda {
+namespace {
+
+using namespace qdecode;  // NOLINT(google-build-using-namespace): the block formats
+
+constexpr int kWarpSize = 32;
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / kWarpSize;
+constexpr unsigned kFullMask = 0xFFFFFFFFU;
+constexpr int kSubBlock = 32;   // elements of one legacy block / K-quant sub-block
+constexpr int kHalfVector = 8;  // f16/bf16 weights per 16-byte load
+
+__device__ __forceinline__ float warp_sum(float value) {
+  for (int offset = kWarpSize / 2; offset > 0; offset >>= 1) value += __shfl_xor_sync(kFullMask, value, offset);
+  return value;
+}
+
+// out[first_row + r] = the sum of acc[r] over the block's threads (a warp tree, then the
+// warps in order), for the rows below n.
+template <int kRows>
+__device__ __forceinline__ void store_rows(const float (&acc)[kRows], float* out, int64_t first_row, int64_t n) {
+  __shared__ float partial[kRows][kWarps];
+  const int warp = static_cast<int>(threadIdx.x) / kWarpSize;
+  const int lane = static_cast<int>(threadIdx.x) % kWarpSize;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const float sum = warp_sum(acc[r]);
+    if (lane == 0) partial[r][warp] = sum;
+  }
+  __syncthreads();
+  if (threadIdx.x < kRows && first_row + threadIdx.x < n) {
+    float total = 0.0F;
+    for (int w = 0; w < kWarps; ++w) total += partial[threadIdx.x][w];
+    out[first_row + threadIdx.x] = total;
+  }
+}
+
+// Row first_row + r, clamped to the last row (a partial last block reads a real row and
+// does not store it).
+__device__ __forceinline__ int64_t clamped_row(int64_t first_row, int r, int64_t n) {
+  return first_row + r < n ? first_row + r : n - 1;
+}
+
+// A weight vector read once: no L1 allocation (x stays there), L2 fetches 256-byte runs.
+__device__ __forceinline__ uint4 load_stream(const uint4* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
+
+__device__ __forceinline__ float2 to_float2(__nv_bfloat162 pair) { return __bfloat1622float2(pair); }
+__device__ __forceinline__ float2 to_float2(__half2 pair) { return __half22float2(pair); }
+
+// The f32 dot of 8 f16/bf16 weights with x[0..8) (a, b), in the order of
+// quantized_matmul_kernels.cu's half_weight_matmul_kernel.
+template <typename Pair>
+__device__ __forceinline__ float dot8(const uint4& w, const float4& a, const float4& b) {
+  const Pair* pairs = reinterpret_cast<const Pair*>(&w);
+  const float2 w0 = to_float2(pairs[0]);
+  const float2 w1 = to_float2(pairs[1]);
+  const float2 w2 = to_float2(pairs[2]);
+  const float2 w3 = to_float2(pairs[3]);
+  return w0.x * a.x + w0.y * a.y + w1.x * a.z + w1.y * a.w + w2.x * b.x + w2.y * b.y + w3.x * b.z + w3.y * b.w;
+}
+
+// weight (N, K) f16/bf16 as 16-byte vectors (K / 8 per row), x (K) f32: grid ceil(N / kRows),
+// block kThreads; thread t takes vectors t, t + kThreads, ... of each of the block's rows.
+template <typename Pair, int kRows, int kUnroll>
+__global__ void __launch_bounds__(kThreads)
+    half_gemv_kernel(const uint4* __restrict__ weight, const float* __restrict__ x, float* __restrict__ out, int64_t n,
+                     int64_t vectors) {
+  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
+  const uint4* rows[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) rows[r] = weight + clamped_row(first_row, r, n) * vectors;
+  const auto* x_vectors = reinterpret_cast<const float4*>(x);
+  float acc[kRows] = {};
+  for (int64_t base = threadIdx.x; base < vectors; base += kThreads * kUnroll) {
+    uint4 w[kUnroll][kRows];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t v = base + u * kThreads;
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) w[u][r] = v < vectors ? load_stream(rows[r] + v) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t v = base + u * kThreads;
+      if (v >= vectors) break;
+      const float4 a = x_vectors[2 * v];
+      const float4 b = x_vectors[2 * v + 1];
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) acc[r] += dot8<Pair>(w[u][r], a, b);
+    }
+  }
+  store_rows(acc, out, first_row, n);
+}
+
+// The 32 activation codes at `codes` (32-byte aligned) as eight packed words.
+__device__ __forceinline__ void load_codes(const int8_t* codes, int (&x)[8]) {
+  const int4 low = reinterpret_cast<const int4*>(codes)[0];
+  const int4 high = reinterpret_cast<const int4*>(codes)[1];
+  x[0] = low.x, x[1] = low.y, x[2] = low.z, x[3] = low.w;
+  x[4] = high.x, x[5] = high.y, x[6] = high.z, x[7] = high.w;
+}
+
+__device__ __forceinline__ int dot_words(const int (&w)[8], const int (&x)[8], int first, int count) {
+  int sum = 0;
+  for (int i = first; i < first + count; ++i) sum = __dp4a(w[i], x[i], sum);
+  return sum;
+}
+
+// Legacy blocks (32 elements): grid ceil(N / kRows), block kThreads; thread t takes blocks
+// t, t + kThreads, ... of each row. Per block and row the CPU's terms (d * dx) * dot (+ m * s).
+template <typename Format, int kRows>
+__global__ void __launch_bounds__(kThreads)
+    legacy_gemv_kernel(const uint8_t* __restrict__ weight, int64_t row_bytes, const int8_t* __restrict__ codes,
+                       const float* __restrict__ scales, const float* __restrict__ block_sums, float* __restrict__ out,
+                       int64_t n, int64_t num_blocks) {
+  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
+  const uint8_t* rows[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) rows[r] = weight + clamped_row(first_row, r, n) * row_bytes;
+  float acc[kRows] = {};
+  for (int64_t b = threadIdx.x; b < num_blocks; b += kThreads) {
+    LegacyBlock blocks[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) blocks[r] = Format::decode(rows[r] + b * Format::kBytes);
+    int x[8];
+    load_codes(codes + b * kSubBlock, x);
+    const float dx = scales[b];
+    const float s = Format::kHasMin ? block_sums[b] : 0.0F;
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      acc[r] += (blocks[r].d * dx) * static_cast<float>(dot_words(blocks[r].w, x, 0, 8));
+      if (Format::kHasMin) acc[r] += blocks[r].m * s;
+    }
+  }
+  store_rows(acc, out, first_row, n);
+}
+
+// Sum over the eight lanes of a super-block group (lanes 8g .. 8g + 7).
+__device__ __forceinline__ int sum_over_group(int value) {
+  for (int offset = 1; offset < 8; offset <<= 1) value += __shfl_xor_sync(kFullMask, value, offset);
+  return value;
+}
+
+// K-quant super-blocks (256 elements, 8 sub-blocks): grid ceil(N / kRows), block kThreads;
+// thread t takes sub-blocks t, t + kThreads, ... of each row, so eight consecutive lanes
+// share a super-block; their integer dots are summed across the eight (exact) and the
+// super-block adds the CPU's two f32 terms once. sums: the code sum of each 32 activations.
+template <typename Format, int kRows>
+__global__ void __launch_bounds__(kThreads)
+    kquant_gemv_kernel(const uint8_t* __restrict__ weight, int64_t row_bytes, const int8_t* __restrict__ codes,
+                       const float* __restrict__ scales, const int32_t* __restrict__ sums, float* __restrict__ out,
+                       int64_t n, int64_t num_super) {
+  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
+  const uint8_t* rows[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) rows[r] = weight + clamped_row(first_row, r, n) * row_bytes;
+  const int j = static_cast<int>(threadIdx.x % 8);
+  const int64_t num_sub = num_super * 8;
+  float acc[kRows] = {};
+  for (int64_t base = 0; base < num_sub; base += kThreads) {  // uniform: every lane shuffles
+    const int64_t u = base + threadIdx.x;
+    const bool valid = u < num_sub;  // whole groups of eight (num_sub is a multiple of 8)
+    const int64_t sb = u / 8;
+    int scaled_dot[kRows] = {};
+    int min_dot[kRows] = {};
+    float d[kRows] = {};
+    float dmin[kRows] = {};
+    if (valid) {
+      KSubBlock subs[kRows];
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) subs[r] = Format::decode(rows[r] + sb * Format::kBytes, j);
+      int x[8];
+      load_codes(codes + u * kSubBlock, x);
+      const int code_sum = Format::kHasMin ? sums[u] : 0;
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        scaled_dot[r] =
+            subs[r].scale_low * dot_words(subs[r].w, x, 0, 4) + subs[r].scale_high * dot_words(subs[r].w, x, 4, 4);
+        if (Format::kHasMin) min_dot[r] = subs[r].min * code_sum;
+        d[r] = subs[r].d;
+        dmin[r] = subs[r].dmin;
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      scaled_dot[r] = sum_over_group(scaled_dot[r]);
+      if (Format::kHasMin) min_dot[r] = sum_over_group(min_dot[r]);
+    }
+    if (valid && j == 0) {
+      const float dx = scales[sb];
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        acc[r] += (d[r] * dx) * static_cast<float>(scaled_dot[r]);
+        if (Format::kHasMin) acc[r] -= (dmin[r] * dx) * static_cast<float>(min_dot[r]);
+      }
+    }
+  }
+  store_rows(acc, out, first_row, n);
+}
+
+unsigned row_blocks(int64_t n, int rows) { return static_cast<unsigned>((n + rows - 1) / rows); }
+
+template <typename Pair>
+void launch_half(const QuantizedMatmulArgs& args, cudaStream_t stream) {
+  const auto* weight = static_cast<const uint4*>(args.weight);
+  const int64_t vectors = args.k / kHalfVector;
+  // Four rows per block once that still gives every SM several blocks; two for short outputs.
+  if (args.n >= 8192) {
+    half_gemv_kernel<Pair, 4, 2>
+        <<<row_blocks(args.n, 4), kThreads, 0, stream>>>(weight, args.x, args.out, args.n, vectors);
+  } else {
+    half_gemv_kernel<Pair, 2, 4>
+        <<<row_blocks(args.n, 2), kThreads, 0, stream>>>(weight, args.x, args.out, args.n, vectors);
+  }
+  ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+constexpr int kQuantRows = 4;
+
+template <typename Format>
+void launch_legacy(const QuantizedMatmulArgs& args, const QuantizedActivations& acts, cudaStream_t stream) {
+  legacy_gemv_kernel<Format, kQuantRows><<<row_blocks(args.n, kQuantRows), kThreads, 0, stream>>>(
+      static_cast<const uint8_t*>(args.weight), dtype_bytes_for(args.weight_dtype, args.k), acts.codes, acts.scales,
+      acts.block_sums, args.out, args.n, args.k / kQuantBlock);
+  ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+template <typename Format>
+void launch_kquant(const QuantizedMatmulArgs& args, const QuantizedActivations& acts, cudaStream_t stream) {
+  kquant_gemv_kernel<Format, kQuantRows><<<row_blocks(args.n, kQuantRows), kThreads, 0, stream>>>(
+      static_cast<const uint8_t*>(args.weight), dtype_bytes_for(args.weight_dtype, args.k), acts.codes, acts.scales,
+      acts.sums, args.out, args.n, args.k / kQuantSuperBlock);
+  ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+bool launch_decode_gemv(const QuantizedMatmulArgs& args, const QuantizedActivations* acts, cudaStream_t stream) {
+  if (args.m != 1) return false;
+  if (acts == nullptr) {
+    const bool aligned = reinterpret_cast<uintptr_t>(args.weight) % 16 == 0 &&
+                         reinterpret_cast<uintptr_t>(args.x) % 16 == 0 && args.k % kHalfVector == 0;
+    if (!aligned) return false;
+    if (args.weight_dtype == DType::BF16) return launch_half<__nv_bfloat162>(args, stream), true;
+    if (args.weight_dtype == DType::F16) return launch_half<__half2>(args, stream), true;
+    return false;
+  }
+  switch (args.weight_dtype) {
+    case DType::Q8_0:
+      return launch_legacy<Q8_0Format>(args, *acts, stream), true;
+    case DType::Q4_0:
+      return launch_legacy<Q4_0Format>(args, *acts, stream), true;
+    case DType::Q4_1:
+      return launch_legacy<Q4_1Format>(args, *acts, stream), true;
+    case DType::Q5_0:
+      return launch_legacy<Q5_0Format>(args, *acts, stream), true;
+    case DType::Q5_1:
+      return launch_legacy<Q5_1Format>(args, *acts, stream), true;
+    case DType::Q4_K:
+      return launch_kquant<Q4_KFormat>(args, *acts, stream), true;
+    case DType::Q5_K:
+      return launch_kquant<Q5_KFormat>(args, *acts, stream), true;
+    case DType::Q6_K:
+      return launch_kquant<Q6_KFormat>(args, *acts, stream), true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace anvil::cuda
