@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "cuda/activation_kernels.h"
+#include "cuda/dependent_launch.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/float_io.cuh"
 #include "cuda/vector_io.cuh"
@@ -101,6 +102,7 @@ struct TypedArgs {
 // element by the first threads of the grid.
 template <typename T, ActivationOp kOp>
 __global__ void activation_vec_kernel(TypedArgs<T> args, int64_t count) {
+  allow_dependents();  // a decode GEMV after it may start streaming its weights
   constexpr int kSize = kVecSize<T>;
   constexpr int kIn = num_inputs(kOp);
   constexpr int kOut = num_outputs(kOp);

@@ -8,6 +8,7 @@
 #include "cuda/block_reduce.cuh"
 #include "cuda/column_sum_kernels.h"
 #include "cuda/cuda_check.h"
+#include "cuda/dependent_launch.cuh"
 #include "cuda/float_io.cuh"
 #include "cuda/norm_kernels.h"
 #include "cuda/row_vector_plan.cuh"
@@ -137,6 +138,7 @@ __device__ __forceinline__ float stored_value(DType dtype, float value) {
 __global__ void add_rms_norm_kernel(FloatBuffer out, FloatBuffer x, ConstFloatBuffer delta, ConstFloatBuffer weight,
                                     int64_t channels, float eps) {
   __shared__ float scratch[kWarpSize];
+  allow_dependents();  // a decode GEMV after it may start streaming its weights
   const int64_t row = blockIdx.x;
   const FloatBuffer residual = offset_buffer(x, row * channels);
   const ConstFloatBuffer d = offset_buffer(delta, row * channels);
@@ -374,6 +376,7 @@ __global__ void __launch_bounds__(kRowVectorMaxThreads)
     rms_norm_vec_kernel(O* out, float* rstd, const T* x, const T* weight, int64_t channels, float eps) {
   constexpr int kSize = kVecSize<T>;
   __shared__ float scratch[kWarpSize];
+  allow_dependents();  // a decode GEMV after it may start streaming its weights
   const int64_t num_vecs = channels / kSize;
   const int64_t row = blockIdx.x;
   float v[kVecs][kSize];

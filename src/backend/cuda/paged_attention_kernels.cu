@@ -12,6 +12,7 @@
 
 #include "anvil/core/error.h"
 #include "cuda/cuda_check.h"
+#include "cuda/dependent_launch.cuh"
 #include "cuda/device_float.cuh"
 #include "cuda/paged_attention_kernels.h"
 #include "cuda/paged_attention_tiled.h"
@@ -335,6 +336,7 @@ __global__ void __launch_bounds__(kThreads)
 template <typename Q>
 __global__ void __launch_bounds__(kCombineThreads)
     combine_partitions_kernel(PagedAttentionArgs args, PagedPartials parts, Q* __restrict__ out) {
+  allow_dependents();  // the o projection's GEMV may start streaming its weights
   constexpr int kPrefetch = 16;
   __shared__ float weights[kMaxPartitions];   // the maxes, then 2^(max_z - top)
   __shared__ float sums[kMaxPartitions];      // the partitions' softmax sums

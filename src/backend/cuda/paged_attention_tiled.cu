@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "cuda/attention_device.cuh"
+#include "cuda/dependent_launch.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/device_float.cuh"
 #include "cuda/paged_attention_tiled.h"
@@ -121,6 +122,7 @@ __device__ __forceinline__ void load_tile(const PagedAttentionArgs& args, const 
 template <typename Q, typename C, typename Cfg>
 __global__ void __launch_bounds__(Cfg::kThreads)
     tiled_paged_attention_kernel(PagedAttentionArgs args, PagedPartials parts) {
+  allow_dependents();  // the o projection's GEMV may start streaming its weights
   const auto* __restrict__ q = static_cast<const Q*>(args.q);
   auto* __restrict__ out = static_cast<Q*>(args.out);
   const auto* __restrict__ key_cache = static_cast<const C*>(args.key_cache);

@@ -12,6 +12,7 @@
 #include "anvil/core/quant.h"
 #include "cuda/cuda_check.h"
 #include "cuda/decode_gemv_kernels.h"
+#include "cuda/dependent_launch.cuh"
 #include "cuda/device_float.cuh"
 #include "cuda/quant_block_decode.cuh"
 #include "cuda/quantized_matmul_kernels.h"
@@ -127,6 +128,7 @@ template <int kPerLane>
 __global__ void quantize_activations_kernel(const float* __restrict__ x, int8_t* __restrict__ codes,
                                             float* __restrict__ scales, int32_t* __restrict__ sums,
                                             float* __restrict__ block_sums, int64_t num_blocks) {
+  allow_dependents();  // the GEMV may launch and start loading its weights
   const int64_t block = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize;
   const int lane = static_cast<int>(threadIdx.x % kWarpSize);
   if (block >= num_blocks) return;  // whole warps leave together
