@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "anvil/core/float_convert.h"
@@ -349,16 +350,23 @@ TEST(OpQuantizedMatmul, HalfInputsOfHalfWeightsMatchFloat64) {
 // weight row over several warps, long enough that it does not, and rows of several
 // chunks of weight blocks with a partial last one (legacy K = 33 blocks, K-quant K = 10
 // super-blocks); 9 rows take two activation row tiles; N = 301 ends the GPU's M = 1 GEMV
-// (4 weight rows per block) in a partial block.
+// (4 weight rows per block) in a partial block; legacy rows of 133 blocks take its
+// long-row blocks (64 threads).
 TEST(OpQuantizedMatmul, DecodeShapesMatchFloat64OnEveryDevice) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());
   for (const Device device : test_devices(ctx)) {
     for (const DType dtype : kQuantTypes) {
       if (!ctx.backend(device).supports(OpKind::QuantizedMatmul, dtype)) continue;
-      const int64_t k = block_of(dtype) == kQuantSuperBlock ? 10 * kQuantSuperBlock : 33 * kQuantBlock;
-      for (const auto& [m, n] :
-           std::vector<std::pair<int64_t, int64_t>>{{1, 300}, {1, 301}, {9, 300}, {1, 5000}, {2, 8200}}) {
+      const bool super = block_of(dtype) == kQuantSuperBlock;
+      const int64_t short_k = super ? 10 * kQuantSuperBlock : 33 * kQuantBlock;
+      const int64_t long_k = super ? 17 * kQuantSuperBlock : 133 * kQuantBlock;  // > 128 legacy blocks per row
+      for (const auto& [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 300, short_k},
+                                                                                      {1, 301, short_k},
+                                                                                      {9, 300, short_k},
+                                                                                      {1, 5000, short_k},
+                                                                                      {2, 8200, short_k},
+                                                                                      {1, 301, long_k}}) {
         SCOPED_TRACE(case_label(dtype, device, {m, n, k}));
         const QuantWeight weight = random_weight(n, k, dtype, rng);
         const HostArray x = random_x(m, k, rng);

@@ -37,9 +37,9 @@ __device__ __forceinline__ float warp_sum(float value) {
 
 // out[first_row + r] = the sum of acc[r] over the block's threads (a warp tree, then the
 // warps in order), for the rows below n.
-template <int kRows>
+template <int kRows, int kBlockWarps = kWarps>
 __device__ __forceinline__ void store_rows(const float (&acc)[kRows], float* out, int64_t first_row, int64_t n) {
-  __shared__ float partial[kRows][kWarps];
+  __shared__ float partial[kRows][kBlockWarps];
   const int warp = static_cast<int>(threadIdx.x) / kWarpSize;
   const int lane = static_cast<int>(threadIdx.x) % kWarpSize;
 #pragma unroll
@@ -50,7 +50,7 @@ __device__ __forceinline__ void store_rows(const float (&acc)[kRows], float* out
   __syncthreads();
   if (threadIdx.x < kRows && first_row + threadIdx.x < n) {
     float total = 0.0F;
-    for (int w = 0; w < kWarps; ++w) total += partial[threadIdx.x][w];
+    for (int w = 0; w < kBlockWarps; ++w) total += partial[threadIdx.x][w];
     out[first_row + threadIdx.x] = total;
   }
 }
@@ -91,6 +91,7 @@ template <typename Pair, int kRows, int kUnroll>
 __global__ void __launch_bounds__(kThreads)
     half_gemv_kernel(const uint4* __restrict__ weight, const float* __restrict__ x, float* __restrict__ out, int64_t n,
                      int64_t vectors) {
+  allow_dependents();  // the next kernel may launch into the slots this grid frees
   const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
   const uint4* rows[kRows];
 #pragma unroll
@@ -135,20 +136,21 @@ __device__ __forceinline__ int dot_words(const int (&w)[8], const int (&x)[8], i
   return sum;
 }
 
-// Legacy blocks (32 elements): grid ceil(N / kRows), block kThreads; thread t takes blocks
-// t, t + kThreads, ... of each row. Per block and row the CPU's terms (d * dx) * dot (+ m * s).
-template <typename Format, int kRows>
-__global__ void __launch_bounds__(kThreads)
+// Legacy blocks (32 elements): grid ceil(N / kRows), block kBlockThreads; thread t takes
+// blocks t, t + kBlockThreads, ... of each row. Per block and row the CPU's terms (d * dx) * dot (+ m * s).
+template <typename Format, int kRows, int kBlockThreads>
+__global__ void __launch_bounds__(kBlockThreads)
     legacy_gemv_kernel(const uint8_t* __restrict__ weight, int64_t row_bytes, const int8_t* __restrict__ codes,
                        const float* __restrict__ scales, const float* __restrict__ block_sums, float* __restrict__ out,
                        int64_t n, int64_t num_blocks) {
+  allow_dependents();  // the next kernel may launch into the slots this grid frees
   const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
   const uint8_t* rows[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) rows[r] = weight + clamped_row(first_row, r, n) * row_bytes;
   float acc[kRows] = {};
   bool waited = false;
-  for (int64_t b = threadIdx.x; b < num_blocks; b += kThreads) {
+  for (int64_t b = threadIdx.x; b < num_blocks; b += kBlockThreads) {
     LegacyBlock blocks[kRows];
 #pragma unroll
     for (int r = 0; r < kRows; ++r) blocks[r] = Format::decode(rows[r] + b * Format::kBytes);
@@ -164,7 +166,7 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   if (!waited) wait_for_producer();
-  store_rows(acc, out, first_row, n);
+  store_rows<kRows, kBlockThreads / kWarpSize>(acc, out, first_row, n);
 }
 
 // Sum over the eight lanes of a super-block group (lanes 8g .. 8g + 7).
@@ -182,6 +184,7 @@ __global__ void __launch_bounds__(kThreads)
     kquant_gemv_kernel(const uint8_t* __restrict__ weight, int64_t row_bytes, const int8_t* __restrict__ codes,
                        const float* __restrict__ scales, const int32_t* __restrict__ sums, float* __restrict__ out,
                        int64_t n, int64_t num_super) {
+  allow_dependents();  // the next kernel may launch into the slots this grid frees
   const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
   const uint8_t* rows[kRows];
 #pragma unroll
@@ -362,14 +365,16 @@ __device__ __forceinline__ int sum_over_four(int value) {
   return value + __shfl_xor_sync(kFullMask, value, 2);
 }
 
-// grid ceil(N / kRows), block kThreads; thread t takes the units (super-block, lane q)
-// t, t + kThreads, ... of each row; the four lanes' integer terms are summed (exact) and the
-// super-block adds the CPU's f32 terms once, as in kquant_gemv_kernel.
-template <typename Format, int kRows>
-__global__ void __launch_bounds__(kThreads)
+// grid ceil(N / kRows), block kBlockThreads; thread t takes the units (super-block, lane q)
+// t, t + kBlockThreads, ... of each row; the four lanes' integer terms are summed (exact) and
+// the super-block adds the CPU's f32 terms once, as in kquant_gemv_kernel. K = 4096 has 64
+// units per row: blocks of 64 threads keep every thread busy.
+template <typename Format, int kRows, int kBlockThreads>
+__global__ void __launch_bounds__(kBlockThreads)
     kquant_pair_gemv_kernel(const uint8_t* __restrict__ weight, int64_t row_bytes, const int8_t* __restrict__ codes,
                             const float* __restrict__ scales, const int32_t* __restrict__ sums, float* __restrict__ out,
                             int64_t n, int64_t num_super) {
+  allow_dependents();  // the next kernel may launch into the slots this grid frees
   constexpr int kLanes = 4;
   const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
   const uint8_t* rows[kRows];
@@ -379,7 +384,7 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t units = num_super * kLanes;
   float acc[kRows] = {};
   bool waited = false;
-  for (int64_t base = 0; base < units; base += kThreads) {  // uniform: every lane shuffles
+  for (int64_t base = 0; base < units; base += kBlockThreads) {  // uniform: every lane shuffles
     const int64_t u = base + threadIdx.x;
     const bool valid = u < units;  // whole groups of four
     const int64_t sb = u / kLanes;
@@ -411,7 +416,7 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   if (!waited) wait_for_producer();
-  store_rows(acc, out, first_row, n);
+  store_rows<kRows, kBlockThreads / kWarpSize>(acc, out, first_row, n);
 }
 
 unsigned row_blocks(int64_t n, int rows) { return static_cast<unsigned>((n + rows - 1) / rows); }
@@ -422,26 +427,35 @@ void launch_half(const QuantizedMatmulArgs& args, cudaStream_t stream) {
   const int64_t vectors = args.k / kHalfVector;
   // Four rows per block once that still gives every SM several blocks; two for short outputs.
   if (args.n >= 8192) {
-    launch_dependent(half_gemv_kernel<Pair, 4, 2>, row_blocks(args.n, 4), kThreads, stream, weight, args.x, args.out,
+    launch_dependent(half_gemv_kernel<Pair, 4, 2>, row_blocks(args.n, 4), kThreads, 0, stream, weight, args.x, args.out,
                      args.n, vectors);
   } else {
-    launch_dependent(half_gemv_kernel<Pair, 2, 4>, row_blocks(args.n, 2), kThreads, stream, weight, args.x, args.out,
+    launch_dependent(half_gemv_kernel<Pair, 2, 4>, row_blocks(args.n, 2), kThreads, 0, stream, weight, args.x, args.out,
                      args.n, vectors);
   }
 }
 
 constexpr int kQuantRows = 4;
+constexpr int kLongRowThreads = 64;
 
+// Rows of up to kThreads blocks (K <= 4096) take blocks of kThreads threads, each one block
+// per row. Longer rows take blocks of 64 threads: then N = 4096 fits in one wave of blocks
+// (1024 blocks of 128 threads were 1.1 waves: a tail of long-lived blocks).
 template <typename Format>
 void launch_legacy(const QuantizedMatmulArgs& args, const QuantizedActivations& acts, cudaStream_t stream) {
-  launch_dependent(legacy_gemv_kernel<Format, kQuantRows>, row_blocks(args.n, kQuantRows), kThreads, stream,
-                   static_cast<const uint8_t*>(args.weight), dtype_bytes_for(args.weight_dtype, args.k), acts.codes,
-                   acts.scales, acts.block_sums, args.out, args.n, args.k / kQuantBlock);
+  const int64_t num_blocks = args.k / kQuantBlock;
+  const auto launch = [&](auto kernel, int threads) {
+    launch_dependent(kernel, row_blocks(args.n, kQuantRows), threads, 0, stream,
+                     static_cast<const uint8_t*>(args.weight), dtype_bytes_for(args.weight_dtype, args.k), acts.codes,
+                     acts.scales, acts.block_sums, args.out, args.n, num_blocks);
+  };
+  if (num_blocks <= kThreads) return launch(legacy_gemv_kernel<Format, kQuantRows, kThreads>, kThreads);
+  launch(legacy_gemv_kernel<Format, kQuantRows, kLongRowThreads>, kLongRowThreads);
 }
 
 template <typename Format>
 void launch_kquant(const QuantizedMatmulArgs& args, const QuantizedActivations& acts, cudaStream_t stream) {
-  launch_dependent(kquant_gemv_kernel<Format, kQuantRows>, row_blocks(args.n, kQuantRows), kThreads, stream,
+  launch_dependent(kquant_gemv_kernel<Format, kQuantRows>, row_blocks(args.n, kQuantRows), kThreads, 0, stream,
                    static_cast<const uint8_t*>(args.weight), dtype_bytes_for(args.weight_dtype, args.k), acts.codes,
                    acts.scales, acts.sums, args.out, args.n, args.k / kQuantSuperBlock);
 }
@@ -452,10 +466,13 @@ void launch_kquant_pair(const QuantizedMatmulArgs& args, const QuantizedActivati
   if (Pair::kNeedsAlignedRows && reinterpret_cast<uintptr_t>(args.weight) % 16 != 0) {
     return launch_kquant<Format>(args, acts, stream);
   }
-  constexpr int kPairRows = 2;  // their 16 codes and wider data per row: 4 rows would take ~128 registers
-  launch_dependent(kquant_pair_gemv_kernel<Pair, kPairRows>, row_blocks(args.n, kPairRows), kThreads, stream,
-                   static_cast<const uint8_t*>(args.weight), dtype_bytes_for(args.weight_dtype, args.k), acts.codes,
-                   acts.scales, acts.sums, args.out, args.n, args.k / kQuantSuperBlock);
+  // 64 threads: K = 4096 has 64 units per row; 4 rows (~128 registers, 8 blocks per SM) so that
+  // N = 4096 is one wave of blocks.
+  constexpr int kPairRows = 4;
+  constexpr int kPairThreads = 64;
+  launch_dependent(kquant_pair_gemv_kernel<Pair, kPairRows, kPairThreads>, row_blocks(args.n, kPairRows), kPairThreads,
+                   0, stream, static_cast<const uint8_t*>(args.weight), dtype_bytes_for(args.weight_dtype, args.k),
+                   acts.codes, acts.scales, acts.sums, args.out, args.n, args.k / kQuantSuperBlock);
 }
 
 }  // namespace

@@ -124,9 +124,9 @@ __global__ void rms_norm_kernel(FloatBuffer out, float* rstd, ConstFloatBuffer x
 
 // grid (rows), block (row_threads(C)). Each thread updates its own columns of x, and the
 // squares are of the stored (rounded) sums, as a separate add then rms_norm would see them.
-// The first kCachedPerThread sums of each thread stay in registers for the second pass (all
-// of them for C <= 4096): in decode this kernel sits between two GEMVs on one row, and a
-// reload of x after the store waited on the memory system twice per column.
+// A thread's first kCachedPerThread columns (all of them for C <= 4096) are loaded together
+// and their sums stay in registers for the second pass: in decode this kernel sits between
+// two GEMVs on one row, where a loop of dependent load-store-reload steps took ~10 us.
 constexpr int kCachedPerThread = 8;
 
 __device__ __forceinline__ float stored_value(DType dtype, float value) {
@@ -138,33 +138,43 @@ __device__ __forceinline__ float stored_value(DType dtype, float value) {
 __global__ void add_rms_norm_kernel(FloatBuffer out, FloatBuffer x, ConstFloatBuffer delta, ConstFloatBuffer weight,
                                     int64_t channels, float eps) {
   __shared__ float scratch[kWarpSize];
-  allow_dependents();  // a decode GEMV after it may start streaming its weights
+  allow_dependents();   // a decode GEMV after it may start streaming its weights
+  wait_for_producer();  // launched early after a GEMV (launch_dependent): delta is its output
   const int64_t row = blockIdx.x;
   const FloatBuffer residual = offset_buffer(x, row * channels);
   const ConstFloatBuffer d = offset_buffer(delta, row * channels);
+  const int64_t stride = blockDim.x;
+  const int64_t cached_end = std::min<int64_t>(channels, kCachedPerThread * stride);
   float cached[kCachedPerThread];
   float sum_squares = 0.0F;
-  int i = 0;
-  for (int64_t c = threadIdx.x; c < channels; c += blockDim.x, ++i) {
+#pragma unroll
+  for (int slot = 0; slot < kCachedPerThread; ++slot) {
+    const int64_t c = threadIdx.x + slot * stride;
+    cached[slot] = c < cached_end ? load_float(residual, c) + load_float(d, c) : 0.0F;
+  }
+#pragma unroll
+  for (int slot = 0; slot < kCachedPerThread; ++slot) {
+    const int64_t c = threadIdx.x + slot * stride;
+    if (c < cached_end) {
+      cached[slot] = stored_value(x.dtype, cached[slot]);
+      store_float(residual, c, cached[slot]);
+      sum_squares += cached[slot] * cached[slot];
+    }
+  }
+  for (int64_t c = cached_end + threadIdx.x; c < channels; c += stride) {
     const float value = stored_value(x.dtype, load_float(residual, c) + load_float(d, c));
     store_float(residual, c, value);
     sum_squares += value * value;
-#pragma unroll
-    for (int slot = 0; slot < kCachedPerThread; ++slot) {
-      if (slot == i) cached[slot] = value;  // registers, not a local array
-    }
   }
   const float inv_rms = 1.0F / sqrtf(block_sum(sum_squares, scratch) / static_cast<float>(channels) + eps);
   const FloatBuffer y = offset_buffer(out, row * channels);
-  i = 0;
-  for (int64_t c = threadIdx.x; c < channels; c += blockDim.x, ++i) {
-    float value = 0.0F;
 #pragma unroll
-    for (int slot = 0; slot < kCachedPerThread; ++slot) {
-      if (slot == i) value = cached[slot];
-    }
-    if (i >= kCachedPerThread) value = load_float(residual, c);
-    store_float(y, c, value * inv_rms * load_float(weight, c));
+  for (int slot = 0; slot < kCachedPerThread; ++slot) {
+    const int64_t c = threadIdx.x + slot * stride;
+    if (c < cached_end) store_float(y, c, cached[slot] * inv_rms * load_float(weight, c));
+  }
+  for (int64_t c = cached_end + threadIdx.x; c < channels; c += stride) {
+    store_float(y, c, load_float(residual, c) * inv_rms * load_float(weight, c));
   }
 }
 
@@ -585,9 +595,8 @@ void launch_rms_norm_backward(FloatBuffer dx, float* dweight, ConstFloatBuffer d
 void launch_add_rms_norm(FloatBuffer out, FloatBuffer x, ConstFloatBuffer delta, ConstFloatBuffer weight, int64_t rows,
                          int64_t channels, float eps, cudaStream_t stream) {
   if (rows == 0) return;
-  add_rms_norm_kernel<<<static_cast<unsigned>(rows), row_threads(channels), 0, stream>>>(out, x, delta, weight,
-                                                                                         channels, eps);
-  ANVIL_CUDA_CHECK_LAUNCH();
+  launch_dependent(add_rms_norm_kernel, static_cast<unsigned>(rows), row_threads(channels), 0, stream, out, x, delta,
+                   weight, channels, eps);
 }
 
 }  // namespace anvil::cuda
