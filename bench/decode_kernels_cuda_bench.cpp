@@ -3,7 +3,8 @@
 // percentage of the device-to-device copy bandwidth measured in the same run (bytes read +
 // written, the way METHOD.md counts a copy). Bytes counted: the weight (or the visible K/V)
 // read once; activations and outputs are negligible at M = 1.
-//   usage: anvil_decode_kernels_cuda_bench [--attention-only]   (needs a CUDA device)
+//   usage: anvil_decode_kernels_cuda_bench [--attention-only | --gemv-only | --gemv-profile]   (needs a CUDA device)
+#include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -137,6 +138,25 @@ void gemv_table(Ctx& ctx, cudaStream_t stream, double copy, std::mt19937_64& rng
       print_rate(bytes, seconds, copy);
       print_rate(bytes, graph_seconds, copy);
       std::printf("\n");
+    }
+  }
+}
+
+// One call of each GEMV case between cudaProfilerStart / Stop (after two warm-up calls), for
+// `ncu --profile-from-start off`.
+void gemv_profile(Ctx& ctx, std::mt19937_64& rng) {
+  const Device gpu = Device::cuda(0);
+  for (const DType dtype : {DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q6_K}) {
+    for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{{14336, 4096}, {4096, 14336}, {1024, 4096}}) {
+      const Tensor weight = random_weight(ctx, n, k, dtype, rng);
+      const Tensor x = ctx.to_device(Tensor::from_f32({1, k}, std::vector<float>(static_cast<size_t>(k), 0.5F)), gpu);
+      Tensor out = ctx.empty({1, n}, DType::F32, gpu);
+      for (int i = 0; i < 2; ++i) anvil::quantized_matmul(ctx, out, x, weight);
+      synchronize();
+      cudaProfilerStart();
+      anvil::quantized_matmul(ctx, out, x, weight);
+      synchronize();
+      cudaProfilerStop();
     }
   }
 }
@@ -286,7 +306,8 @@ void attention_row(Ctx& ctx, cudaStream_t stream, double copy, const AttentionCa
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool attention_only = argc > 1 && std::string(argv[1]) == "--attention-only";
+  const std::string mode = argc > 1 ? argv[1] : "";
+  const bool attention_only = mode == "--attention-only";
   Ctx ctx;
   if (!ctx.has_cuda()) {
     std::fprintf(stderr, "anvil_decode_kernels_cuda_bench: no CUDA device\n");
@@ -299,7 +320,12 @@ int main(int argc, char** argv) {
   const double copy = copy_bandwidth();
   std::printf("%s: device-to-device copy %.0f GB/s (read + write)\n\n", props.name, copy / 1e9);
   std::mt19937_64 rng(1);
+  if (mode == "--gemv-profile") {
+    gemv_profile(ctx, rng);
+    return 0;
+  }
   if (!attention_only) gemv_table(ctx, stream, copy, rng);
+  if (mode == "--gemv-only") return 0;
 
   {
     // The floor of a graph node: two dependent 4-byte memsets per "call".

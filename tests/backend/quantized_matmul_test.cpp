@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "anvil/core/float_convert.h"
@@ -348,15 +349,24 @@ TEST(OpQuantizedMatmul, HalfInputsOfHalfWeightsMatchFloat64) {
 // Decode shapes (few activation rows): outputs short enough that the GPU splits each
 // weight row over several warps, long enough that it does not, and rows of several
 // chunks of weight blocks with a partial last one (legacy K = 33 blocks, K-quant K = 10
-// super-blocks); 9 rows take two activation row tiles.
+// super-blocks); 9 rows take two activation row tiles; N = 301 ends the GPU's M = 1 GEMV
+// (4 weight rows per block) in a partial block; legacy rows of 133 blocks take its
+// long-row blocks (64 threads).
 TEST(OpQuantizedMatmul, DecodeShapesMatchFloat64OnEveryDevice) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());
   for (const Device device : test_devices(ctx)) {
     for (const DType dtype : kQuantTypes) {
       if (!ctx.backend(device).supports(OpKind::QuantizedMatmul, dtype)) continue;
-      const int64_t k = block_of(dtype) == kQuantSuperBlock ? 10 * kQuantSuperBlock : 33 * kQuantBlock;
-      for (const auto& [m, n] : std::vector<std::pair<int64_t, int64_t>>{{1, 300}, {9, 300}, {1, 5000}, {2, 8200}}) {
+      const bool super = block_of(dtype) == kQuantSuperBlock;
+      const int64_t short_k = super ? 10 * kQuantSuperBlock : 33 * kQuantBlock;
+      const int64_t long_k = super ? 17 * kQuantSuperBlock : 133 * kQuantBlock;  // > 128 legacy blocks per row
+      for (const auto& [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 300, short_k},
+                                                                                      {1, 301, short_k},
+                                                                                      {9, 300, short_k},
+                                                                                      {1, 5000, short_k},
+                                                                                      {2, 8200, short_k},
+                                                                                      {1, 301, long_k}}) {
         SCOPED_TRACE(case_label(dtype, device, {m, n, k}));
         const QuantWeight weight = random_weight(n, k, dtype, rng);
         const HostArray x = random_x(m, k, rng);
@@ -378,9 +388,10 @@ TEST(OpQuantizedMatmul, PlainWeightsMatchFloat64) {
       // (M, N, K): K = 33 takes the GPU's element path, K = 96 / 4096 its 16-byte vector path;
       // from 16 rows the GPU runs f16/bf16 weights as a tensor-core GEMM (cuBLASLt) on x
       // rounded to the weight's dtype (M = 17 and 70, odd N, K not a multiple of 64).
-      // N = 300 / 5000 / 9000: rows split over 4, 2 and 1 warps on the GPU.
+      // M = 1 on the GPU: 2 weight rows per block below N = 8192, 4 from there (9 and 8194
+      // end in a partial block).
       for (const Shape& shape : {Shape{1, 7, 33}, Shape{17, 64, 96}, Shape{1, 9, 4096}, Shape{70, 75, 4000},
-                                 Shape{3, 300, 2056}, Shape{1, 5000, 264}, Shape{1, 9000, 64}}) {
+                                 Shape{3, 300, 2056}, Shape{1, 5000, 264}, Shape{1, 9000, 64}, Shape{1, 8194, 136}}) {
         SCOPED_TRACE(case_label(dtype, device, shape));
         HostArray x = random_array({shape[0], shape[2]}, rng);
         HostArray w = random_array({shape[1], shape[2]}, rng);

@@ -106,13 +106,15 @@ TEST(OpRmsNorm, BackwardMatchesFiniteDifferences) {
 }
 
 // add_rms_norm: x += delta (rounded to x's dtype), out = rms_norm(x) * w; against float64,
-// with rows as long as a model's (4096) and odd ones.
+// with rows as long as a model's (4096), longer than the GPU keeps in registers (5000: 8
+// per thread of 512), and odd ones.
 TEST(OpAddRmsNorm, MatchesFloat64) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());
   for (const Device device : test_devices(ctx)) {
     for (const DType dtype : float_dtypes()) {
-      for (const Shape& shape : {Shape{1, 4096}, Shape{3, 4096}, Shape{5, 257}, Shape{2, 3, 33}, Shape{1, 1}}) {
+      for (const Shape& shape :
+           {Shape{1, 4096}, Shape{3, 4096}, Shape{1, 5000}, Shape{5, 257}, Shape{2, 3, 33}, Shape{1, 1}}) {
         SCOPED_TRACE(case_label(dtype, device, shape));
         HostArray x = random_array(shape, rng, -2.0, 2.0);
         HostArray delta = random_array(shape, rng, -2.0, 2.0);

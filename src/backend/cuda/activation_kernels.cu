@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "cuda/activation_kernels.h"
+#include "cuda/dependent_launch.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/float_io.cuh"
 #include "cuda/vector_io.cuh"
@@ -101,6 +102,8 @@ struct TypedArgs {
 // element by the first threads of the grid.
 template <typename T, ActivationOp kOp>
 __global__ void activation_vec_kernel(TypedArgs<T> args, int64_t count) {
+  allow_dependents();   // a decode GEMV after it may start streaming its weights
+  wait_for_producer();  // launched early after a GEMV (launch_dependent): its inputs
   constexpr int kSize = kVecSize<T>;
   constexpr int kIn = num_inputs(kOp);
   constexpr int kOut = num_outputs(kOp);
@@ -154,7 +157,7 @@ void launch_typed(const ActivationArgs& args, int64_t count, cudaStream_t stream
       for (int n = 0; n < num_outputs(kOp); ++n) typed.outputs[n] = static_cast<T*>(args.outputs[n].data);
       // Threads cover the vectors and at least the tail (< kVecSize elements).
       const int64_t threads_needed = std::max<int64_t>(count / kVecSize<T>, kVecSize<T>);
-      activation_vec_kernel<T, kOp><<<grid_for(threads_needed), kThreads, 0, stream>>>(typed, count);
+      launch_dependent(activation_vec_kernel<T, kOp>, grid_for(threads_needed), kThreads, 0, stream, typed, count);
     });
   } else {
     activation_kernel<kOp><<<grid_for(count), kThreads, 0, stream>>>(args, count);

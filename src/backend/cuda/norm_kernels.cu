@@ -8,6 +8,7 @@
 #include "cuda/block_reduce.cuh"
 #include "cuda/column_sum_kernels.h"
 #include "cuda/cuda_check.h"
+#include "cuda/dependent_launch.cuh"
 #include "cuda/float_io.cuh"
 #include "cuda/norm_kernels.h"
 #include "cuda/row_vector_plan.cuh"
@@ -123,23 +124,57 @@ __global__ void rms_norm_kernel(FloatBuffer out, float* rstd, ConstFloatBuffer x
 
 // grid (rows), block (row_threads(C)). Each thread updates its own columns of x, and the
 // squares are of the stored (rounded) sums, as a separate add then rms_norm would see them.
+// A thread's first kCachedPerThread columns (all of them for C <= 4096) are loaded together
+// and their sums stay in registers for the second pass: in decode this kernel sits between
+// two GEMVs on one row, where a loop of dependent load-store-reload steps took ~10 us.
+constexpr int kCachedPerThread = 8;
+
+__device__ __forceinline__ float stored_value(DType dtype, float value) {
+  if (dtype == DType::BF16) return __bfloat162float(__float2bfloat16_rn(value));
+  if (dtype == DType::F16) return __half2float(__float2half_rn(value));
+  return value;
+}
+
 __global__ void add_rms_norm_kernel(FloatBuffer out, FloatBuffer x, ConstFloatBuffer delta, ConstFloatBuffer weight,
                                     int64_t channels, float eps) {
   __shared__ float scratch[kWarpSize];
+  allow_dependents();   // a decode GEMV after it may start streaming its weights
+  wait_for_producer();  // launched early after a GEMV (launch_dependent): delta is its output
   const int64_t row = blockIdx.x;
   const FloatBuffer residual = offset_buffer(x, row * channels);
-  const ConstFloatBuffer in = offset_buffer(ConstFloatBuffer{x.data, x.dtype}, row * channels);
   const ConstFloatBuffer d = offset_buffer(delta, row * channels);
+  const int64_t stride = blockDim.x;
+  const int64_t cached_end = std::min<int64_t>(channels, kCachedPerThread * stride);
+  float cached[kCachedPerThread];
   float sum_squares = 0.0F;
-  for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) {
-    store_float(residual, c, load_float(in, c) + load_float(d, c));
-    const float value = load_float(in, c);
+#pragma unroll
+  for (int slot = 0; slot < kCachedPerThread; ++slot) {
+    const int64_t c = threadIdx.x + slot * stride;
+    cached[slot] = c < cached_end ? load_float(residual, c) + load_float(d, c) : 0.0F;
+  }
+#pragma unroll
+  for (int slot = 0; slot < kCachedPerThread; ++slot) {
+    const int64_t c = threadIdx.x + slot * stride;
+    if (c < cached_end) {
+      cached[slot] = stored_value(x.dtype, cached[slot]);
+      store_float(residual, c, cached[slot]);
+      sum_squares += cached[slot] * cached[slot];
+    }
+  }
+  for (int64_t c = cached_end + threadIdx.x; c < channels; c += stride) {
+    const float value = stored_value(x.dtype, load_float(residual, c) + load_float(d, c));
+    store_float(residual, c, value);
     sum_squares += value * value;
   }
   const float inv_rms = 1.0F / sqrtf(block_sum(sum_squares, scratch) / static_cast<float>(channels) + eps);
   const FloatBuffer y = offset_buffer(out, row * channels);
-  for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) {
-    store_float(y, c, load_float(in, c) * inv_rms * load_float(weight, c));
+#pragma unroll
+  for (int slot = 0; slot < kCachedPerThread; ++slot) {
+    const int64_t c = threadIdx.x + slot * stride;
+    if (c < cached_end) store_float(y, c, cached[slot] * inv_rms * load_float(weight, c));
+  }
+  for (int64_t c = cached_end + threadIdx.x; c < channels; c += stride) {
+    store_float(y, c, load_float(residual, c) * inv_rms * load_float(weight, c));
   }
 }
 
@@ -351,6 +386,7 @@ __global__ void __launch_bounds__(kRowVectorMaxThreads)
     rms_norm_vec_kernel(O* out, float* rstd, const T* x, const T* weight, int64_t channels, float eps) {
   constexpr int kSize = kVecSize<T>;
   __shared__ float scratch[kWarpSize];
+  allow_dependents();  // a decode GEMV after it may start streaming its weights
   const int64_t num_vecs = channels / kSize;
   const int64_t row = blockIdx.x;
   float v[kVecs][kSize];
@@ -559,9 +595,8 @@ void launch_rms_norm_backward(FloatBuffer dx, float* dweight, ConstFloatBuffer d
 void launch_add_rms_norm(FloatBuffer out, FloatBuffer x, ConstFloatBuffer delta, ConstFloatBuffer weight, int64_t rows,
                          int64_t channels, float eps, cudaStream_t stream) {
   if (rows == 0) return;
-  add_rms_norm_kernel<<<static_cast<unsigned>(rows), row_threads(channels), 0, stream>>>(out, x, delta, weight,
-                                                                                         channels, eps);
-  ANVIL_CUDA_CHECK_LAUNCH();
+  launch_dependent(add_rms_norm_kernel, static_cast<unsigned>(rows), row_threads(channels), 0, stream, out, x, delta,
+                   weight, channels, eps);
 }
 
 }  // namespace anvil::cuda

@@ -12,6 +12,7 @@
 
 #include "anvil/core/error.h"
 #include "cuda/cuda_check.h"
+#include "cuda/dependent_launch.cuh"
 #include "cuda/device_float.cuh"
 #include "cuda/paged_attention_kernels.h"
 #include "cuda/paged_attention_tiled.h"
@@ -70,8 +71,13 @@ template <typename Src, typename Dst>
 __global__ void kv_cache_write_kernel(const Src* __restrict__ k, const Src* __restrict__ v, Dst* __restrict__ key_cache,
                                       Dst* __restrict__ value_cache, const int32_t* __restrict__ slots,
                                       int64_t row_elems) {
+  allow_dependents();   // the attention kernel after it may launch and wait
+  wait_for_producer();  // launched early after RoPE (launch_dependent): k is its output
   const int64_t token = blockIdx.x;
   const int64_t slot = slots[token];
+  // Unrolled so that a thread's loads are in flight together (decode: one block, 8 steps
+  // of 128 threads for Llama-3-8B's 1024-element rows).
+#pragma unroll 8
   for (int64_t e = threadIdx.x; e < row_elems; e += blockDim.x) {
     store_float(key_cache + slot * row_elems + e, load_float(k + token * row_elems + e));
     store_float(value_cache + slot * row_elems + e, load_float(v + token * row_elems + e));
@@ -335,6 +341,8 @@ __global__ void __launch_bounds__(kThreads)
 template <typename Q>
 __global__ void __launch_bounds__(kCombineThreads)
     combine_partitions_kernel(PagedAttentionArgs args, PagedPartials parts, Q* __restrict__ out) {
+  allow_dependents();   // the o projection's GEMV may start streaming its weights
+  wait_for_producer();  // launched early (launch_dependent): the partials of the main kernel
   constexpr int kPrefetch = 16;
   __shared__ float weights[kMaxPartitions];   // the maxes, then 2^(max_z - top)
   __shared__ float sums[kMaxPartitions];      // the partitions' softmax sums
@@ -402,9 +410,8 @@ __global__ void __launch_bounds__(kCombineThreads)
 
 template <typename Q>
 void launch_combine(const PagedAttentionArgs& args, const PagedPartials& parts, cudaStream_t stream) {
-  combine_partitions_kernel<Q><<<static_cast<unsigned>(args.tokens * args.q_heads), kCombineThreads, 0, stream>>>(
-      args, parts, static_cast<Q*>(args.out));
-  ANVIL_CUDA_CHECK_LAUNCH();
+  launch_dependent(combine_partitions_kernel<Q>, static_cast<unsigned>(args.tokens * args.q_heads), kCombineThreads, 0,
+                   stream, args, parts, static_cast<Q*>(args.out));
 }
 
 template <typename Q, typename C, int kSlice, int kHeads>
@@ -464,10 +471,10 @@ void launch_kv_cache_write(const KvCacheWriteArgs& args, cudaStream_t stream) {
     dispatch_float_dtype(args.cache_dtype, "cuda kv_cache_write", [&](auto cache) {
       using Src = decltype(source);
       using Dst = decltype(cache);
-      kv_cache_write_kernel<Src, Dst><<<static_cast<unsigned>(args.tokens), kThreads, 0, stream>>>(
-          static_cast<const Src*>(args.k), static_cast<const Src*>(args.v), static_cast<Dst*>(args.key_cache),
-          static_cast<Dst*>(args.value_cache), args.slots, args.row_elems);
-      ANVIL_CUDA_CHECK_LAUNCH();
+      launch_dependent(kv_cache_write_kernel<Src, Dst>, static_cast<unsigned>(args.tokens), kThreads, 0, stream,
+                       static_cast<const Src*>(args.k), static_cast<const Src*>(args.v),
+                       static_cast<Dst*>(args.key_cache), static_cast<Dst*>(args.value_cache), args.slots,
+                       args.row_elems);
     });
   });
 }

@@ -18,6 +18,7 @@
 
 #include "cuda/attention_device.cuh"
 #include "cuda/cuda_check.h"
+#include "cuda/dependent_launch.cuh"
 #include "cuda/device_float.cuh"
 #include "cuda/paged_attention_tiled.h"
 
@@ -121,6 +122,8 @@ __device__ __forceinline__ void load_tile(const PagedAttentionArgs& args, const 
 template <typename Q, typename C, typename Cfg>
 __global__ void __launch_bounds__(Cfg::kThreads)
     tiled_paged_attention_kernel(PagedAttentionArgs args, PagedPartials parts) {
+  allow_dependents();   // the o projection's GEMV (or the combine) may launch and wait
+  wait_for_producer();  // launched early (launch_dependent): the cache write before it
   const auto* __restrict__ q = static_cast<const Q*>(args.q);
   auto* __restrict__ out = static_cast<Q*>(args.out);
   const auto* __restrict__ key_cache = static_cast<const C*>(args.key_cache);
@@ -386,8 +389,7 @@ void launch_tiled_paged_attention(const PagedAttentionArgs& args, const PagedPar
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(Cfg::kSharedBytes)));
     const dim3 grid(static_cast<unsigned>(args.tokens), static_cast<unsigned>(args.kv_heads * plan.head_chunks),
                     static_cast<unsigned>(plan.partitions));
-    kernel<<<grid, Cfg::kThreads, Cfg::kSharedBytes, stream>>>(args, parts);
-    ANVIL_CUDA_CHECK_LAUNCH();
+    launch_dependent(kernel, grid, Cfg::kThreads, Cfg::kSharedBytes, stream, args, parts);
   });
 }
 

@@ -19,6 +19,22 @@ __device__ __forceinline__ float load_f16(const uint8_t* p) {
   return __half2float(__ushort_as_half(static_cast<unsigned short>(load_u16(p))));
 }
 
+// kCount little-endian 32-bit words from `p` (2-byte aligned) with kCount + 1 aligned 4-byte
+// loads (the last only when p is not 4-aligned, so nothing past p + 4 kCount is read) and a
+// funnel shift: half the load instructions of 16-bit loads, the same bytes.
+template <int kCount>
+__device__ __forceinline__ void load_words(const uint8_t* p, uint32_t (&out)[kCount]) {
+  const auto address = reinterpret_cast<uintptr_t>(p);
+  const auto* base = reinterpret_cast<const uint32_t*>(address & ~uintptr_t{3});
+  const unsigned shift = static_cast<unsigned>(address & 3U) * 8U;
+  uint32_t words[kCount + 1];
+#pragma unroll
+  for (int i = 0; i < kCount; ++i) words[i] = base[i];
+  words[kCount] = shift != 0 ? base[kCount] : 0U;
+#pragma unroll
+  for (int i = 0; i < kCount; ++i) out[i] = __funnelshift_r(words[i], words[i + 1], shift);
+}
+
 // Bit t of `bits` (t < 4) moved to bit 4 of byte t.
 __device__ __forceinline__ uint32_t spread_to_bit4(uint32_t bits) {
   return ((bits & 1U) << 4) | ((bits & 2U) << 11) | ((bits & 4U) << 18) | ((bits & 8U) << 25);
@@ -35,10 +51,11 @@ struct LegacyBlock {
 
 // Nibble codes of `qs` (16 bytes): element l < 16 low nibble of qs[l], l >= 16 high nibble.
 __device__ __forceinline__ void unpack_nibbles(const uint8_t* qs, int (&w)[8]) {
+  uint32_t words[4];
+  load_words(qs, words);
   for (int i = 0; i < 4; ++i) {
-    const uint32_t word = load_u32(qs + 4 * i);
-    w[i] = static_cast<int>(word & 0x0F0F0F0FU);
-    w[i + 4] = static_cast<int>((word >> 4) & 0x0F0F0F0FU);
+    w[i] = static_cast<int>(words[i] & 0x0F0F0F0FU);
+    w[i + 4] = static_cast<int>((words[i] >> 4) & 0x0F0F0F0FU);
   }
 }
 
@@ -58,7 +75,9 @@ struct Q8_0Format {
   __device__ static LegacyBlock decode(const uint8_t* block) {
     LegacyBlock out;
     out.d = load_f16(block);
-    for (int i = 0; i < 8; ++i) out.w[i] = static_cast<int>(load_u32(block + 2 + 4 * i));
+    uint32_t words[8];
+    load_words(block + 2, words);
+    for (int i = 0; i < 8; ++i) out.w[i] = static_cast<int>(words[i]);
     return out;
   }
 };
@@ -146,9 +165,13 @@ __device__ inline KSubBlock decode_k4(const uint8_t* block, int j) {
   k4_scale_min(block + 4, j, out.scale_low, out.min);
   out.scale_high = out.scale_low;
   const uint8_t* qs = block + kQsOffset + 32 * (j / 2);
+  uint32_t low[8];
+  load_words(qs, low);
+  uint32_t high[8] = {};
+  if (kFifthBit) load_words(block + 16, high);
   for (int i = 0; i < 8; ++i) {
-    uint32_t code = (load_u32(qs + 4 * i) >> (4 * (j % 2))) & 0x0F0F0F0FU;
-    if (kFifthBit) code |= ((load_u32(block + 16 + 4 * i) >> j) & 0x01010101U) << 4;
+    uint32_t code = (low[i] >> (4 * (j % 2))) & 0x0F0F0F0FU;
+    if (kFifthBit) code |= ((high[i] >> j) & 0x01010101U) << 4;
     out.w[i] = static_cast<int>(code);
   }
   return out;
@@ -166,9 +189,13 @@ __device__ inline KSubBlock decode_q6_k(const uint8_t* block, int j) {
   out.scale_high = scales[2 * j + 1];
   const uint8_t* ql = block + 64 * half + 32 * (quarter % 2);
   const uint8_t* qh = block + 128 + 32 * half;
+  uint32_t low_words[8];
+  uint32_t high_words[8];
+  load_words(ql, low_words);
+  load_words(qh, high_words);
   for (int i = 0; i < 8; ++i) {
-    const uint32_t low = (load_u32(ql + 4 * i) >> (4 * (quarter / 2))) & 0x0F0F0F0FU;
-    const uint32_t high = (load_u32(qh + 4 * i) >> (2 * quarter)) & 0x03030303U;
+    const uint32_t low = (low_words[i] >> (4 * (quarter / 2))) & 0x0F0F0F0FU;
+    const uint32_t high = (high_words[i] >> (2 * quarter)) & 0x03030303U;
     out.w[i] = static_cast<int>(__vsub4(low | (high << 4), 0x20202020U));
   }
   return out;

@@ -11,6 +11,8 @@
 #include "anvil/core/error.h"
 #include "anvil/core/quant.h"
 #include "cuda/cuda_check.h"
+#include "cuda/decode_gemv_kernels.h"
+#include "cuda/dependent_launch.cuh"
 #include "cuda/device_float.cuh"
 #include "cuda/quant_block_decode.cuh"
 #include "cuda/quantized_matmul_kernels.h"
@@ -126,6 +128,7 @@ template <int kPerLane>
 __global__ void quantize_activations_kernel(const float* __restrict__ x, int8_t* __restrict__ codes,
                                             float* __restrict__ scales, int32_t* __restrict__ sums,
                                             float* __restrict__ block_sums, int64_t num_blocks) {
+  allow_dependents();  // the GEMV may launch and start loading its weights
   const int64_t block = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize;
   const int lane = static_cast<int>(threadIdx.x % kWarpSize);
   if (block >= num_blocks) return;  // whole warps leave together
@@ -352,6 +355,7 @@ void launch_quantized_matmul(const QuantizedMatmulArgs& args, const QuantizedAct
     launch_quantized_matmul_mma(args, acts, stream);
     return;
   }
+  if (launch_decode_gemv(args, &acts, stream)) return;  // M = 1
   switch (args.weight_dtype) {
     case DType::Q8_0:
       return launch_format<Q8_0Format, false>(args, acts, stream);
@@ -376,6 +380,7 @@ void launch_quantized_matmul(const QuantizedMatmulArgs& args, const QuantizedAct
 }
 
 void launch_plain_weight_matmul(const QuantizedMatmulArgs& args, cudaStream_t stream) {
+  if (launch_decode_gemv(args, nullptr, stream)) return;  // M = 1, f16/bf16
   const bool aligned = reinterpret_cast<uintptr_t>(args.weight) % 16 == 0 &&
                        reinterpret_cast<uintptr_t>(args.x) % 16 == 0 && args.k % kHalfVector == 0;
   if (aligned && (args.weight_dtype == DType::BF16 || args.weight_dtype == DType::F16)) {

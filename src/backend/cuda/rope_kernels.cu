@@ -7,6 +7,7 @@
 #include <numbers>
 
 #include "cuda/cuda_check.h"
+#include "cuda/dependent_launch.cuh"
 #include "cuda/float_io.cuh"
 #include "cuda/rope_kernels.h"
 #include "cuda/vector_io.cuh"
@@ -102,6 +103,8 @@ __global__ void rope_vec_kernel(T* out, const T* x, const int32_t* positions, in
                                 RopeFrequency frequency, double direction) {
   constexpr int kSize = kVecSize<T>;
   extern __shared__ float trig[];
+  allow_dependents();
+  wait_for_producer();  // launched early after a GEMV (launch_dependent): x is its output
   const int64_t half = frequency.rot_dim / 2;
   const float* cosines = trig;
   const float* sines = trig + half;
@@ -174,11 +177,11 @@ void launch_rope(FloatBuffer out, ConstFloatBuffer x, const int32_t* positions, 
       if (head_dim % kSize != 0 || rotated % kSize != 0) return;
       const auto grid = static_cast<unsigned>(rows);
       if (interleaved) {
-        rope_vec_kernel<T, true><<<grid, kThreads, shared_bytes, stream>>>(
-            static_cast<T*>(out.data), static_cast<const T*>(x.data), positions, heads, head_dim, frequency, direction);
+        launch_dependent(rope_vec_kernel<T, true>, grid, kThreads, shared_bytes, stream, static_cast<T*>(out.data),
+                         static_cast<const T*>(x.data), positions, heads, head_dim, frequency, direction);
       } else {
-        rope_vec_kernel<T, false><<<grid, kThreads, shared_bytes, stream>>>(
-            static_cast<T*>(out.data), static_cast<const T*>(x.data), positions, heads, head_dim, frequency, direction);
+        launch_dependent(rope_vec_kernel<T, false>, grid, kThreads, shared_bytes, stream, static_cast<T*>(out.data),
+                         static_cast<const T*>(x.data), positions, heads, head_dim, frequency, direction);
       }
       launched = true;
     });
