@@ -45,18 +45,23 @@ __global__ void cross_entropy_kernel(float* losses, ConstFloatBuffer logits, con
 // grid (N), block (row_threads(V)). d[v] = exp(logit - max) * (dloss / sum), minus dloss at
 // the target. The statistics are complete (barrier) before any write, so dlogits may alias
 // logits.
+// losses (may be null): the row's loss too (the fused forward + backward); the target's
+// logit is read before the barrier, so before any thread overwrites it.
 __global__ void cross_entropy_backward_kernel(FloatBuffer dlogits, const float* dlosses, ConstFloatBuffer logits,
-                                              const int32_t* targets, int64_t vocab) {
+                                              const int32_t* targets, int64_t vocab, float* losses) {
   __shared__ float scratch[2 * kWarpSize];
   const int64_t row = blockIdx.x;
   const int32_t target = targets[row];
   const FloatBuffer d = offset_buffer(dlogits, row * vocab);
   if (target < 0) {
+    if (losses != nullptr && threadIdx.x == 0) losses[row] = 0.0F;
     for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) store_float(d, v, 0.0F);
     return;
   }
   const ConstFloatBuffer in = offset_buffer(logits, row * vocab);
+  const float target_logit = losses != nullptr && threadIdx.x == 0 ? load_float(in, target) : 0.0F;
   const MaxSum state = row_max_sum(in, vocab, scratch);
+  if (losses != nullptr && threadIdx.x == 0) losses[row] = (state.max - target_logit) + logf(state.sum);
   const float dloss = dlosses[row];
   const float scale = dloss / state.sum;
   for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
@@ -117,7 +122,7 @@ __global__ void cross_entropy_vec_kernel(float* losses, const T* logits, const i
 
 template <typename T>
 __global__ void cross_entropy_backward_vec_kernel(T* dlogits, const float* dlosses, const T* logits,
-                                                  const int32_t* targets, int64_t vocab) {
+                                                  const int32_t* targets, int64_t vocab, float* losses) {
   constexpr int kSize = kVecSize<T>;
   __shared__ float scratch[2 * kWarpSize];
   const int64_t row = blockIdx.x;
@@ -125,12 +130,15 @@ __global__ void cross_entropy_backward_vec_kernel(T* dlogits, const float* dloss
   const int64_t num_vecs = vocab / kSize;
   T* d = dlogits + row * vocab;
   if (target < 0) {
+    if (losses != nullptr && threadIdx.x == 0) losses[row] = 0.0F;
     float zeros[kSize] = {};
     for (int64_t vec = threadIdx.x; vec < num_vecs; vec += blockDim.x) store_vec(d, vec, zeros);
     return;
   }
   const T* in = logits + row * vocab;
+  const float target_logit = losses != nullptr && threadIdx.x == 0 ? widen(in[target]) : 0.0F;
   const MaxSum state = row_max_sum_vec(in, num_vecs, scratch);
+  if (losses != nullptr && threadIdx.x == 0) losses[row] = (state.max - target_logit) + logf(state.sum);
   const float dloss = dlosses[row];
   const float scale = dloss / state.sum;
   for (int64_t vec = threadIdx.x; vec < num_vecs; vec += blockDim.x) {
@@ -168,8 +176,11 @@ void launch_cross_entropy(float* losses, ConstFloatBuffer logits, const int32_t*
   ANVIL_CUDA_CHECK_LAUNCH();
 }
 
-void launch_cross_entropy_backward(FloatBuffer dlogits, const float* dlosses, ConstFloatBuffer logits,
-                                   const int32_t* targets, int64_t rows, int64_t vocab, cudaStream_t stream) {
+namespace {
+
+// The backward kernels, with the losses written too when `losses` is not null.
+void launch_backward(float* losses, FloatBuffer dlogits, const float* dlosses, ConstFloatBuffer logits,
+                     const int32_t* targets, int64_t rows, int64_t vocab, cudaStream_t stream) {
   if (rows == 0) return;
   if (vector_ready(logits.dtype, {as_const(dlogits), logits})) {
     bool launched = false;
@@ -178,7 +189,7 @@ void launch_cross_entropy_backward(FloatBuffer dlogits, const float* dlosses, Co
       if (vocab % kVecSize<T> != 0) return;
       cross_entropy_backward_vec_kernel<T>
           <<<static_cast<unsigned>(rows), vector_row_threads(vocab / kVecSize<T>), 0, stream>>>(
-              static_cast<T*>(dlogits.data), dlosses, static_cast<const T*>(logits.data), targets, vocab);
+              static_cast<T*>(dlogits.data), dlosses, static_cast<const T*>(logits.data), targets, vocab, losses);
       launched = true;
     });
     if (launched) {
@@ -186,9 +197,21 @@ void launch_cross_entropy_backward(FloatBuffer dlogits, const float* dlosses, Co
       return;
     }
   }
-  cross_entropy_backward_kernel<<<static_cast<unsigned>(rows), row_threads(vocab), 0, stream>>>(dlogits, dlosses,
-                                                                                                logits, targets, vocab);
+  cross_entropy_backward_kernel<<<static_cast<unsigned>(rows), row_threads(vocab), 0, stream>>>(
+      dlogits, dlosses, logits, targets, vocab, losses);
   ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void launch_cross_entropy_backward(FloatBuffer dlogits, const float* dlosses, ConstFloatBuffer logits,
+                                   const int32_t* targets, int64_t rows, int64_t vocab, cudaStream_t stream) {
+  launch_backward(nullptr, dlogits, dlosses, logits, targets, rows, vocab, stream);
+}
+
+void launch_cross_entropy_fused(float* losses, FloatBuffer dlogits, const float* dlosses, ConstFloatBuffer logits,
+                                const int32_t* targets, int64_t rows, int64_t vocab, cudaStream_t stream) {
+  launch_backward(losses, dlogits, dlosses, logits, targets, rows, vocab, stream);
 }
 
 }  // namespace anvil::cuda
