@@ -10,10 +10,16 @@ void Backend::linear_gelu(Tensor& out, Tensor& pre, const Tensor& x, const Tenso
   gelu(out, pre);
 }
 
-void Backend::linear_gelu_input_grad(Tensor& dpre, const Tensor& dout, const Tensor& weight, const Tensor& pre) {
+void Backend::linear_gelu_input_grad(Tensor& dpre, Tensor& dbias, const Tensor& dout, const Tensor& weight,
+                                     const Tensor& pre) {
   Tensor product = Tensor::empty(dpre.shape(), dpre.dtype(), allocator());
   matmul(product, dout, weight, false, false, 1.0F, 0.0F);
   gelu_backward(dpre, product, pre);
+  if (!dbias.defined()) return;
+  Tensor sums = Tensor::empty(dbias.shape(), DType::F32, allocator());
+  Tensor none;
+  add_backward(none, sums, dpre);
+  add(dbias, dbias, sums);
 }
 
 void Backend::linear_weight_grad(Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x) {

@@ -96,20 +96,32 @@ TEST(OpLinearGeluInputGrad, MatchesFloat64) {
     for (const DType dtype : {DType::F32, DType::BF16}) {
       // Here the GEMM is dout (N, O) @ weight (O, F): O = in_features, F = out_features.
       for (const GemmCase& c : kGemmCases) {
-        SCOPED_TRACE(case_label(dtype, device, {c.rows, c.out_features, c.in_features}));
-        HostArray dout = random_array({c.rows, c.in_features}, rng);
-        HostArray weight = random_array({c.in_features, c.out_features}, rng);
-        HostArray pre = random_array({c.rows, c.out_features}, rng, -4.0, 4.0);
-        const Tensor dout_tensor = make_tensor(ctx, dout, dtype, device);
-        const Tensor weight_tensor = make_tensor(ctx, weight, dtype, device);
-        const Tensor pre_tensor = make_tensor(ctx, pre, dtype, device);
-        Tensor dpre = ctx.empty({c.rows, c.out_features}, dtype, device);
-        linear_gelu_input_grad(ctx, dpre, dout_tensor, weight_tensor, pre_tensor);
-        HostArray ref = product(dout, weight, c.rows, c.in_features, c.out_features, false);
-        for (int64_t i = 0; i < ref.numel(); ++i) ref[i] *= gelu_derivative(pre[i]);
-        Tolerance tolerance = gemm_tolerance(dtype, c.in_features);
-        if (dtype == DType::BF16) tolerance.rtol *= 2.0;  // the product may be rounded before the multiply
-        expect_close(to_host(ctx, dpre), ref, tolerance, "dpre");
+        for (const bool with_bias : {true, false}) {
+          SCOPED_TRACE(case_label(dtype, device, {c.rows, c.out_features, c.in_features}) +
+                       (with_bias ? " with dbias" : " no dbias"));
+          HostArray dout = random_array({c.rows, c.in_features}, rng);
+          HostArray weight = random_array({c.in_features, c.out_features}, rng);
+          HostArray pre = random_array({c.rows, c.out_features}, rng, -4.0, 4.0);
+          HostArray dbias = random_array({c.out_features}, rng);
+          const Tensor dout_tensor = make_tensor(ctx, dout, dtype, device);
+          const Tensor weight_tensor = make_tensor(ctx, weight, dtype, device);
+          const Tensor pre_tensor = make_tensor(ctx, pre, dtype, device);
+          Tensor dbias_tensor = with_bias ? make_tensor(ctx, dbias, DType::F32, device) : Tensor();
+          Tensor dpre = ctx.empty({c.rows, c.out_features}, dtype, device);
+          linear_gelu_input_grad(ctx, dpre, dbias_tensor, dout_tensor, weight_tensor, pre_tensor);
+          HostArray ref = product(dout, weight, c.rows, c.in_features, c.out_features, false);
+          for (int64_t i = 0; i < ref.numel(); ++i) ref[i] *= gelu_derivative(pre[i]);
+          for (int64_t i = 0; i < ref.numel(); ++i) dbias[i % c.out_features] += ref[i];
+          Tolerance tolerance = gemm_tolerance(dtype, c.in_features);
+          // bf16: the product may be rounded before the multiply (CPU), or the derivative
+          // approximated to ~3e-3 (cuBLASLt's DGELU epilogue).
+          if (dtype == DType::BF16) tolerance.rtol *= 2.0;
+          expect_close(to_host(ctx, dpre), ref, tolerance, "dpre");
+          // The sums of dpre as computed (f32 before rounding on CUDA, the rounded dpre on the CPU).
+          Tolerance sum_tolerance = gemm_tolerance(dtype, c.rows);
+          if (dtype == DType::BF16) sum_tolerance.rtol *= 2.0;
+          if (with_bias) expect_close(to_host(ctx, dbias_tensor), dbias, sum_tolerance, "dbias");
+        }
       }
     }
   }
@@ -219,8 +231,10 @@ TEST(OpLayerNormBackwardResidual, MatchesFloat64) {
 TEST(OpCrossEntropyFused, MatchesFloat64) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());
-  // 50304: GPT-2's padded vocabulary (the vector path); 1001: the scalar path.
-  const std::vector<Shape> shapes = {{3, 7}, {5, 33}, {6, 1001}, {4, 1024}, {3, 50304}};
+  // CUDA: 50304 (GPT-2's padded vocabulary) and 1024 take the register-cached one-pass
+  // kernel (bf16 / f16; f32 50304 is too long for it: two passes); 70000: two passes for
+  // every dtype; 1001, 33, 7: the scalar kernels.
+  const std::vector<Shape> shapes = {{3, 7}, {5, 33}, {6, 1001}, {4, 1024}, {3, 50304}, {2, 70000}};
   for (const Device device : test_devices(ctx)) {
     for (const DType dtype : float_dtypes()) {
       for (const Shape& shape : shapes) {
@@ -274,7 +288,9 @@ TEST(OpFusedTraining, RejectsBadArguments) {
   EXPECT_THROW(linear_gelu(ctx, out, out, x, weight), Error);       // out aliases pre
   EXPECT_THROW(linear_gelu(ctx, out, pre, x, weight, Tensor::zeros({4}, DType::F32)), Error);  // bias length
   Tensor dpre = Tensor::zeros({4, 3}, DType::F32);
-  EXPECT_THROW(linear_gelu_input_grad(ctx, dpre, out, weight, Tensor::zeros({4, 5}, DType::F32)), Error);  // pre shape
+  Tensor no_bias;
+  EXPECT_THROW(linear_gelu_input_grad(ctx, dpre, no_bias, out, weight, Tensor::zeros({4, 5}, DType::F32)),
+               Error);  // pre shape
   Tensor dweight = Tensor::zeros({5, 3}, DType::F32);
   Tensor dbias = Tensor::zeros({3}, DType::F32);
   EXPECT_THROW(linear_weight_grad(ctx, dweight, dbias, out, x), Error);  // dbias length

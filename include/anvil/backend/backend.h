@@ -95,10 +95,12 @@ class Backend {
   // dtype (CUDA: the cuBLASLt GELU_AUX_BIAS epilogue). The default runs linear then gelu.
   virtual void linear_gelu(Tensor& out, Tensor& pre, const Tensor& x, const Tensor& weight, const Tensor& bias);
   // dpre (N, F) = (dout (N, O) @ weight (O, F)) * gelu'(pre (N, F)): the input gradient of
-  // linear(gelu(pre), weight) through the GELU. A backend may skip rounding the product to
-  // dpre's dtype before the multiply (CUDA: the DGELU epilogue). The default runs matmul then
-  // gelu_backward.
-  virtual void linear_gelu_input_grad(Tensor& dpre, const Tensor& dout, const Tensor& weight, const Tensor& pre);
+  // linear(gelu(pre), weight) through the GELU; dbias (F) f32 (may be undefined) += the column
+  // sums of dpre (the bias gradient of the linear that made pre). A backend may skip rounding
+  // the product to dpre's dtype before the multiply (CUDA: the DGELU_BGRAD epilogue). The
+  // default runs matmul, gelu_backward, add_backward and add.
+  virtual void linear_gelu_input_grad(Tensor& dpre, Tensor& dbias, const Tensor& dout, const Tensor& weight,
+                                      const Tensor& pre);
   // The parameter gradients of out = x @ weight^T + bias: dweight (O, I) f32 += dout (N, O)^T
   // @ x (N, I); dbias (O) f32 (may be undefined) += the column sums of dout. The default runs
   // matmul, add_backward and add; CUDA takes the column sums from the GEMM's BGRADB epilogue.

@@ -77,6 +77,8 @@ cublasLtEpilogue_t epilogue_of(const RowMajorGemm& g) {
       return bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
     case GemmEpilogue::DGelu:
       return CUBLASLT_EPILOGUE_DGELU;
+    case GemmEpilogue::DGeluBiasGrad:
+      return CUBLASLT_EPILOGUE_DGELU_BGRAD;  // sums over D's columns: one per D row, our column
     case GemmEpilogue::BiasGradA:
       // Our a is cuBLAS's B (K x M after its op); the sums over K have D's column count M.
       return CUBLASLT_EPILOGUE_BGRADB;
@@ -93,11 +95,13 @@ void describe_epilogue(const RowMajorGemm& g, cublasLtMatmulDesc_t desc) {
   const cublasLtEpilogue_t epilogue = epilogue_of(g);
   if (epilogue == CUBLASLT_EPILOGUE_DEFAULT) return;
   set_desc(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue));
-  if (g.bias != nullptr || g.epilogue == GemmEpilogue::BiasGradA) {
-    const cudaDataType_t bias_type = g.epilogue == GemmEpilogue::BiasGradA ? CUDA_R_32F : cuda_type(g.output_dtype);
+  const bool bias_grad = g.epilogue == GemmEpilogue::BiasGradA || g.epilogue == GemmEpilogue::DGeluBiasGrad;
+  if (g.bias != nullptr || bias_grad) {
+    const cudaDataType_t bias_type = bias_grad ? CUDA_R_32F : cuda_type(g.output_dtype);
     set_desc(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type));
   }
-  if (g.epilogue == GemmEpilogue::GeluAux || g.epilogue == GemmEpilogue::DGelu) {
+  if (g.epilogue == GemmEpilogue::GeluAux || g.epilogue == GemmEpilogue::DGelu ||
+      g.epilogue == GemmEpilogue::DGeluBiasGrad) {
     const int64_t aux_ld = g.n;  // aux is laid out like D
     set_desc(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld));
   }

@@ -168,7 +168,8 @@ void linear_gelu(Ctx& ctx, Tensor& out, Tensor& pre, const Tensor& x, const Tens
   ctx.backend(device).linear_gelu(out, pre, x, weight, bias);
 }
 
-void linear_gelu_input_grad(Ctx& ctx, Tensor& dpre, const Tensor& dout, const Tensor& weight, const Tensor& pre) {
+void linear_gelu_input_grad(Ctx& ctx, Tensor& dpre, Tensor& dbias, const Tensor& dout, const Tensor& weight,
+                            const Tensor& pre) {
   constexpr const char* kOp = "linear_gelu_input_grad";
   const MatmulDims dims = check_operands(kOp, dout, weight, false, false);
   oc::require_rank(kOp, {"dout", &dout}, 2);
@@ -179,8 +180,14 @@ void linear_gelu_input_grad(Ctx& ctx, Tensor& dpre, const Tensor& dout, const Te
   }
   require_result_dtype(kOp, {"dpre", &dpre}, dout.dtype());
   oc::require_dtype(kOp, {"pre", &pre}, {dpre.dtype()});
-  const Device device = oc::common_device(kOp, {{"dpre", &dpre}, {"dout", &dout}, {"weight", &weight}, {"pre", &pre}});
-  ctx.backend(device).linear_gelu_input_grad(dpre, dout, weight, pre);
+  if (dbias.defined()) {
+    oc::require(kOp, {"dbias", &dbias});
+    oc::require_shape(kOp, {"dbias", &dbias}, {dims.n});
+    oc::require_dtype(kOp, {"dbias", &dbias}, {DType::F32});
+  }
+  const Device device =
+      oc::common_device(kOp, {{"dpre", &dpre}, {"dbias", &dbias}, {"dout", &dout}, {"weight", &weight}, {"pre", &pre}});
+  ctx.backend(device).linear_gelu_input_grad(dpre, dbias, dout, weight, pre);
 }
 
 void linear_weight_grad(Ctx& ctx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x) {
