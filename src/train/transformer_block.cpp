@@ -80,11 +80,11 @@ void mlp_backward(Ctx& ctx, const model::ModelConfig& config, const BlockParams&
   Tensor none;
   const Tensor& dout = gemm_operand(dres, s);
   if (is_gpt2(config)) {
-    // d pre-GELU and the fc bias gradient straight from the down projection's input-gradient
-    // GEMM (CUDA: the DGELU_BGRAD epilogue).
-    linear_gelu_input_grad(ctx, s.dup, g.b_up, dout, w.w_down, a.up);
+    // d pre-GELU straight from the down projection's input-gradient GEMM (CUDA: the DGELU
+    // epilogue); the fc bias gradient from the fc weight-gradient GEMM (BGRADB).
+    linear_gelu_input_grad(ctx, s.dup, none, dout, w.w_down, a.up);
     linear_weight_grad(ctx, g.w_down, g.b_down, dout, a.act);
-    linear_backward(ctx, s.dn, g.w_up, none, s.dup, a.n2, w.w_up, false);
+    linear_backward(ctx, s.dn, g.w_up, g.b_up, s.dup, a.n2, w.w_up, false);
   } else {
     linear_backward(ctx, s.dact, g.w_down, g.b_down, dout, a.act, w.w_down, false);
     swiglu_backward(ctx, s.dgate, s.dup, s.dact, a.gate, a.up);

@@ -97,8 +97,8 @@ class Backend {
   // dpre (N, F) = (dout (N, O) @ weight (O, F)) * gelu'(pre (N, F)): the input gradient of
   // linear(gelu(pre), weight) through the GELU; dbias (F) f32 (may be undefined) += the column
   // sums of dpre (the bias gradient of the linear that made pre). A backend may skip rounding
-  // the product to dpre's dtype before the multiply (CUDA: the DGELU_BGRAD epilogue). The
-  // default runs matmul, gelu_backward, add_backward and add.
+  // the product to dpre's dtype before the multiply (CUDA: the DGELU epilogue, then the column
+  // sums). The default runs matmul, gelu_backward, add_backward and add.
   virtual void linear_gelu_input_grad(Tensor& dpre, Tensor& dbias, const Tensor& dout, const Tensor& weight,
                                       const Tensor& pre);
   // The parameter gradients of out = x @ weight^T + bias: dweight (O, I) f32 += dout (N, O)^T

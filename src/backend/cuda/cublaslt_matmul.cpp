@@ -77,8 +77,6 @@ cublasLtEpilogue_t epilogue_of(const RowMajorGemm& g) {
       return bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
     case GemmEpilogue::DGelu:
       return CUBLASLT_EPILOGUE_DGELU;
-    case GemmEpilogue::DGeluBiasGrad:
-      return CUBLASLT_EPILOGUE_DGELU_BGRAD;  // sums over D's columns: one per D row, our column
     case GemmEpilogue::BiasGradA:
       // Our a is cuBLAS's B (K x M after its op); the sums over K have D's column count M.
       return CUBLASLT_EPILOGUE_BGRADB;
@@ -95,13 +93,12 @@ void describe_epilogue(const RowMajorGemm& g, cublasLtMatmulDesc_t desc) {
   const cublasLtEpilogue_t epilogue = epilogue_of(g);
   if (epilogue == CUBLASLT_EPILOGUE_DEFAULT) return;
   set_desc(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue));
-  const bool bias_grad = g.epilogue == GemmEpilogue::BiasGradA || g.epilogue == GemmEpilogue::DGeluBiasGrad;
+  const bool bias_grad = g.epilogue == GemmEpilogue::BiasGradA;
   if (g.bias != nullptr || bias_grad) {
     const cudaDataType_t bias_type = bias_grad ? CUDA_R_32F : cuda_type(g.output_dtype);
     set_desc(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type));
   }
-  if (g.epilogue == GemmEpilogue::GeluAux || g.epilogue == GemmEpilogue::DGelu ||
-      g.epilogue == GemmEpilogue::DGeluBiasGrad) {
+  if (g.epilogue == GemmEpilogue::GeluAux || g.epilogue == GemmEpilogue::DGelu) {
     const int64_t aux_ld = g.n;  // aux is laid out like D
     set_desc(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld));
   }
@@ -152,8 +149,11 @@ void choose_algo(cublasLtHandle_t handle, const RowMajorGemm& g, GemmPlan& plan)
     }
   }
   static_cast<void>(cublasLtMatmulPreferenceDestroy(preference));
-  // NOT_SUPPORTED means no algo fits: the fallback kernel takes the problem.
+  // NOT_SUPPORTED means no algo fits: the fallback kernel takes the problem. An epilogue this
+  // cuBLASLt rejects for these types (INVALID_VALUE) leaves the plan without an algo too: the
+  // caller composes the op.
   if (status == CUBLAS_STATUS_NOT_SUPPORTED) return;
+  if (status == CUBLAS_STATUS_INVALID_VALUE && g.epilogue != GemmEpilogue::None) return;
   ANVIL_CUBLAS_CHECK(status);
   if (found > 0 && result.state == CUBLAS_STATUS_SUCCESS) {
     plan.algo = result.algo;

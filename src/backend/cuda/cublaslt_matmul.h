@@ -20,10 +20,9 @@ namespace anvil::cuda {
 // What the epilogue computes beyond the bias add (batch 1 only), in row-major terms:
 // GeluAux: out = gelu(product + bias), aux (M, N) of out's dtype = product + bias;
 // DGelu: out = product * gelu'(aux), aux (M, N) of out's dtype the saved pre-activation;
-// DGeluBiasGrad: DGelu, and bias_grad (N) f32 = the column sums of out over its M rows;
 // BiasGradA: bias_grad (M) f32 = column sums of op(a) (K, M) over K, i.e. the bias gradient of
 // a weight-gradient GEMM out = dout^T @ x with a = dout.
-enum class GemmEpilogue : uint8_t { None, GeluAux, DGelu, DGeluBiasGrad, BiasGradA };
+enum class GemmEpilogue : uint8_t { None, GeluAux, DGelu, BiasGradA };
 
 // out (batch, M, N) = alpha * op(a) @ op(b) + beta * out, every operand row-major and
 // contiguous per batch entry. a is (M, K), or (K, M) when trans_a; b is (K, N), or (N, K)
@@ -46,7 +45,7 @@ struct RowMajorGemm {
   const void* c = nullptr;
   GemmEpilogue epilogue = GemmEpilogue::None;
   void* aux = nullptr;         // GeluAux (written) / DGelu (read): (M, N) like out
-  float* bias_grad = nullptr;  // BiasGradA: (M) f32 / DGeluBiasGrad: (N) f32, overwritten
+  float* bias_grad = nullptr;  // BiasGradA: (M) f32, overwritten
 };
 
 // What a cached plan was made for: dtypes, transposes, sizes, strides, pointer alignments.

@@ -41,7 +41,7 @@ class CudaBackend final : public Backend {
   void fill_zero(Tensor& t) override;
   // One cuBLASLt GEMM: bias epilogue, residual as C (cuda_backend_linalg.cpp).
   void linear(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual) override;
-  // One cuBLASLt GEMM each: GELU_AUX_BIAS, DGELU_BGRAD and BGRADB epilogues (cuda_backend_linalg.cpp);
+  // One cuBLASLt GEMM each: GELU_AUX_BIAS, DGELU and BGRADB epilogues (cuda_backend_linalg.cpp);
   // what cuBLASLt has no algo for is composed (the Backend defaults).
   void linear_gelu(Tensor& out, Tensor& pre, const Tensor& x, const Tensor& weight, const Tensor& bias) override;
   void linear_gelu_input_grad(Tensor& dpre, Tensor& dbias, const Tensor& dout, const Tensor& weight,

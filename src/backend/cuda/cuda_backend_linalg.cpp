@@ -108,18 +108,19 @@ void CudaBackend::linear_gelu_input_grad(Tensor& dpre, Tensor& dbias, const Tens
   const DeviceGuard guard(device_index_);
   // cuBLASLt's GELU derivative is good to ~3e-3 relative: below bf16 / f16 resolution, not
   // f32's (f32 composes the GEMM and the exact gelu_backward kernel).
+  // (DGELU_BGRAD with an f32 bias gradient for bf16 output is rejected by cuBLASLt 13: the
+  // bias gradient is a column sum after the GEMM; training takes it from the BGRADB epilogue
+  // of the weight-gradient GEMM instead.)
   if (dpre.dtype() != DType::F32) {
-    // The epilogue overwrites its bias gradient: sums into scratch, then one add into dbias.
-    const int64_t features = dbias.defined() ? dbias.numel() : 0;
-    const ScratchBuffer sums(*allocator_, static_cast<size_t>(features) * sizeof(float));
     RowMajorGemm gemm = describe(dpre, dout, weight, false, false, 1.0F, 0.0F);
-    gemm.epilogue = dbias.defined() ? GemmEpilogue::DGeluBiasGrad : GemmEpilogue::DGelu;
+    gemm.epilogue = GemmEpilogue::DGelu;
     gemm.aux = const_cast<void*>(pre.raw_data());  // read only: DGELU's aux is an input
-    gemm.bias_grad = sums.as<float>();
     if (matmul_.run(cublas_lt(), gemm, *allocator_, stream_)) {
       if (dbias.defined()) {
-        launch_broadcast_binary(BinaryOp::Add, floats(dbias), const_floats(dbias),
-                                ConstFloatBuffer{sums.get(), DType::F32}, features, features, stream_);
+        Tensor sums = Tensor::empty(dbias.shape(), DType::F32, *allocator_);
+        Tensor none;
+        add_backward(none, sums, dpre);
+        add(dbias, dbias, sums);
       }
       return;
     }
