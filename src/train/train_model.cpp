@@ -249,6 +249,8 @@ struct TrainModel::Impl {
   }
   BlockActivations& acts_of(int64_t layer) { return acts[options.recompute ? 0 : static_cast<size_t>(layer)]; }
   void embed();
+  // dlosses = 1 / (targets that count), for the fused loss + gradient of head_and_loss.
+  void upload_loss_weights();
   void head_and_loss();
 };
 
@@ -304,7 +306,19 @@ void TrainModel::Impl::head_and_loss() {
   detail::norm_forward(ctx, config, final_normed, final_mean, final_rstd, residuals.back(), top_params.final_norm,
                        top_params.final_norm_bias);
   detail::linear_forward(ctx, logits, final_normed, compute_head, Tensor());
-  cross_entropy(ctx, losses, logits, targets);
+  // The loss and d loss / d logits (for loss scale 1; backward rescales) in one pass.
+  cross_entropy_fused(ctx, losses, dlogits, dlosses, logits, targets);
+}
+
+void TrainModel::Impl::upload_loss_weights() {
+  const int32_t* target_values = host_targets.data<const int32_t>();
+  valid_targets = 0;
+  for (int64_t i = 0; i < dims.rows(); ++i) valid_targets += target_values[i] >= 0 ? 1 : 0;
+  const float weight = valid_targets > 0 ? 1.0F / static_cast<float>(valid_targets) : 0.0F;
+  Tensor host_dlosses = options.device.is_cpu() ? dlosses : Tensor::empty(dlosses.shape(), DType::F32);
+  float* values = host_dlosses.data<float>();
+  for (int64_t i = 0; i < dims.rows(); ++i) values[i] = weight;
+  if (!options.device.is_cpu()) upload(dlosses, host_dlosses);
 }
 
 TrainModel::TrainModel(Ctx& ctx, const model::ModelConfig& config, const TrainModelOptions& options)
@@ -372,6 +386,7 @@ double TrainModel::forward_train(const Tensor& tokens, const Tensor& targets) {
   std::memcpy(m.host_targets.raw_data(), targets.raw_data(), static_cast<size_t>(targets.nbytes()));
   m.upload(m.targets, m.host_targets);
   m.refresh_compute_params();
+  m.upload_loss_weights();
   m.embed();
   for (int64_t layer = 0; layer < m.config.num_layers; ++layer) {
     const auto l = static_cast<size_t>(layer);
@@ -388,11 +403,8 @@ double TrainModel::forward_train(const Tensor& tokens, const Tensor& targets) {
   const int32_t* target_values = m.host_targets.data<const int32_t>();
   const float* loss_values = m.host_losses.data<const float>();
   double total = 0.0;
-  m.valid_targets = 0;
   for (int64_t i = 0; i < m.dims.rows(); ++i) {
-    if (target_values[i] < 0) continue;
-    total += loss_values[i];
-    ++m.valid_targets;
+    if (target_values[i] >= 0) total += loss_values[i];
   }
   m.has_forward = true;
   return m.valid_targets > 0 ? total / static_cast<double>(m.valid_targets) : 0.0;
@@ -401,17 +413,14 @@ double TrainModel::forward_train(const Tensor& tokens, const Tensor& targets) {
 void TrainModel::backward(float loss_scale) {
   Impl& m = *impl_;
   ANVIL_CHECK(m.has_forward, "backward: call forward_train first");
-  const float weight = m.valid_targets > 0 ? loss_scale / static_cast<float>(m.valid_targets) : 0.0F;
-  Tensor host_dlosses = m.options.device.is_cpu() ? m.dlosses : Tensor::empty(m.dlosses.shape(), DType::F32);
-  float* dlosses = host_dlosses.data<float>();
-  for (int64_t i = 0; i < m.dims.rows(); ++i) dlosses[i] = weight;
-  if (!m.options.device.is_cpu()) m.upload(m.dlosses, host_dlosses);
-  cross_entropy_backward(m.ctx, m.dlogits, m.dlosses, m.logits, m.targets);
+  // forward_train left dlogits for loss scale 1.
+  if (loss_scale != 1.0F) scale(m.ctx, m.dlogits, m.dlogits, loss_scale);
   Tensor none;
-  detail::linear_backward(m.ctx, m.scratch.dn, m.top_grads.head, none, m.dlogits, m.final_normed, m.compute_head, false,
-                          none);
+  detail::linear_backward(m.ctx, m.scratch.dn, m.top_grads.head, none, m.dlogits, m.final_normed, m.compute_head,
+                          false);
   detail::norm_backward(m.ctx, m.config, m.dres, m.top_grads.final_norm, m.top_grads.final_norm_bias, m.scratch.dn,
                         m.residuals.back(), m.top_params.final_norm, m.final_mean, m.final_rstd);
+  detail::residual_grad_ready(m.ctx, m.dres, m.scratch);
   for (int64_t layer = m.config.num_layers - 1; layer >= 0; --layer) {
     const auto l = static_cast<size_t>(layer);
     if (m.options.recompute) {
@@ -446,7 +455,7 @@ ActivationMemory TrainModel::activation_memory() const {
   }
   const BackwardScratch& s = m.scratch;
   for (const Tensor* t : {&s.dx, &s.dn, &s.dres_low, &s.datt, &s.dq, &s.dk, &s.dv, &s.dgate, &s.dup, &s.dact,
-                          &s.bias_sum, &s.position_sum, &m.dres, &m.dlogits, &m.dlosses, &m.recompute_out}) {
+                          &s.position_sum, &m.dres, &m.dlogits, &m.dlosses, &m.recompute_out}) {
     memory.scratch_bytes += bytes(*t);
   }
   return memory;

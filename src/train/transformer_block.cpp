@@ -41,8 +41,7 @@ void attention_forward(Ctx& ctx, const model::ModelConfig& config, const Dims& d
 
 void mlp_forward(Ctx& ctx, const model::ModelConfig& config, const BlockParams& w, BlockActivations& a) {
   if (is_gpt2(config)) {
-    linear_forward(ctx, a.up, a.n2, w.w_up, w.b_up);
-    gelu(ctx, a.act, a.up);
+    linear_gelu(ctx, a.act, a.up, a.n2, w.w_up, w.b_up);  // CUDA: GELU in the GEMM's epilogue
   } else {
     linear_forward(ctx, a.gate, a.n2, w.w_gate, Tensor());
     linear_forward(ctx, a.up, a.n2, w.w_up, Tensor());
@@ -56,36 +55,50 @@ void residual_linear(Ctx& ctx, Tensor& x_out, const Tensor& x_in, const Tensor& 
   linear(ctx, x_out, x, weight, bias, x_in);
 }
 
-// The residual gradient as the GEMMs' operand: dres itself in f32, a bf16 copy in bf16
-// (the GEMM inputs share one dtype).
-const Tensor& gemm_operand(Ctx& ctx, const Tensor& dres, BackwardScratch& s) {
-  if (!s.dres_low.defined()) return dres;
-  copy(ctx, s.dres_low, dres);
-  return s.dres_low;
+// The residual gradient as the GEMMs' operand: dres itself in f32, its bf16 copy in bf16
+// (the GEMM inputs share one dtype; the norm backward that last updated dres wrote it).
+const Tensor& gemm_operand(const Tensor& dres, const BackwardScratch& s) {
+  return s.dres_low.defined() ? s.dres_low : dres;
+}
+
+// dres += d norm / d x, with dres_low refreshed: one pass for LayerNorm.
+void norm_backward_into_residual(Ctx& ctx, const model::ModelConfig& config, Tensor& dres, Tensor& dweight,
+                                 Tensor& dbias, const Tensor& dout, const Tensor& x, const Tensor& weight,
+                                 const Tensor& mean, const Tensor& rstd, BackwardScratch& s) {
+  if (config.norm == model::NormKind::LayerNorm) {
+    layer_norm_backward_residual(ctx, dres, s.dres_low, dweight, dbias, dout, x, weight, mean, rstd);
+    return;
+  }
+  rms_norm_backward(ctx, s.dx, dweight, dout, x, weight, rstd);
+  add(ctx, dres, dres, s.dx);
+  residual_grad_ready(ctx, dres, s);
 }
 
 // dres += d loss / d x_in through the MLP half (dres holds d loss / d x_out).
 void mlp_backward(Ctx& ctx, const model::ModelConfig& config, const BlockParams& w, BlockParams& g,
                   const BlockActivations& a, Tensor& dres, BackwardScratch& s) {
   Tensor none;
-  linear_backward(ctx, s.dact, g.w_down, g.b_down, gemm_operand(ctx, dres, s), a.act, w.w_down, false, s.bias_sum);
+  const Tensor& dout = gemm_operand(dres, s);
   if (is_gpt2(config)) {
-    gelu_backward(ctx, s.dup, s.dact, a.up);
-    linear_backward(ctx, s.dn, g.w_up, g.b_up, s.dup, a.n2, w.w_up, false, s.bias_sum);
+    // d pre-GELU straight from the down projection's input-gradient GEMM (CUDA: the DGELU
+    // epilogue); the fc bias gradient from the fc weight-gradient GEMM (BGRADB).
+    linear_gelu_input_grad(ctx, s.dup, none, dout, w.w_down, a.up);
+    linear_weight_grad(ctx, g.w_down, g.b_down, dout, a.act);
+    linear_backward(ctx, s.dn, g.w_up, g.b_up, s.dup, a.n2, w.w_up, false);
   } else {
+    linear_backward(ctx, s.dact, g.w_down, g.b_down, dout, a.act, w.w_down, false);
     swiglu_backward(ctx, s.dgate, s.dup, s.dact, a.gate, a.up);
-    linear_backward(ctx, s.dn, g.w_gate, none, s.dgate, a.n2, w.w_gate, false, s.bias_sum);
-    linear_backward(ctx, s.dn, g.w_up, none, s.dup, a.n2, w.w_up, true, s.bias_sum);
+    linear_backward(ctx, s.dn, g.w_gate, none, s.dgate, a.n2, w.w_gate, false);
+    linear_backward(ctx, s.dn, g.w_up, none, s.dup, a.n2, w.w_up, true);
   }
-  norm_backward(ctx, config, s.dx, g.norm2, g.norm2_bias, s.dn, a.x_mid, w.norm2, a.mean2, a.rstd2);
-  add(ctx, dres, dres, s.dx);
+  norm_backward_into_residual(ctx, config, dres, g.norm2, g.norm2_bias, s.dn, a.x_mid, w.norm2, a.mean2, a.rstd2, s);
 }
 
 // dres += d loss / d x_in through the attention half (dres holds d loss / d x_mid).
 void attention_backward_half(Ctx& ctx, const model::ModelConfig& config, const Dims& d, const BlockParams& w,
                              BlockParams& g, const Tensor& x_in, const Tensor& positions, const BlockActivations& a,
                              Tensor& dres, BackwardScratch& s) {
-  linear_backward(ctx, s.datt, g.wo, g.bo, gemm_operand(ctx, dres, s), a.att, w.wo, false, s.bias_sum);
+  linear_backward(ctx, s.datt, g.wo, g.bo, gemm_operand(dres, s), a.att, w.wo, false);
   Tensor dq = heads_view(s.dq, d, d.heads), dk = heads_view(s.dk, d, d.kv_heads), dv = heads_view(s.dv, d, d.kv_heads);
   attention_backward(ctx, dq, dk, dv, heads_view(s.datt, d, d.heads), heads_view(a.q, d, d.heads),
                      heads_view(a.k, d, d.kv_heads), heads_view(a.v, d, d.kv_heads), heads_view(a.att, d, d.heads),
@@ -96,11 +109,10 @@ void attention_backward_half(Ctx& ctx, const model::ModelConfig& config, const D
     rope_backward(ctx, dq_rows, dq_rows, positions, config.rope);
     rope_backward(ctx, dk_rows, dk_rows, positions, config.rope);
   }
-  linear_backward(ctx, s.dn, g.wq, g.bq, s.dq, a.n1, w.wq, false, s.bias_sum);
-  linear_backward(ctx, s.dn, g.wk, g.bk, s.dk, a.n1, w.wk, true, s.bias_sum);
-  linear_backward(ctx, s.dn, g.wv, g.bv, s.dv, a.n1, w.wv, true, s.bias_sum);
-  norm_backward(ctx, config, s.dx, g.norm1, g.norm1_bias, s.dn, x_in, w.norm1, a.mean1, a.rstd1);
-  add(ctx, dres, dres, s.dx);
+  linear_backward(ctx, s.dn, g.wq, g.bq, s.dq, a.n1, w.wq, false);
+  linear_backward(ctx, s.dn, g.wk, g.bk, s.dk, a.n1, w.wk, true);
+  linear_backward(ctx, s.dn, g.wv, g.bv, s.dv, a.n1, w.wv, true);
+  norm_backward_into_residual(ctx, config, dres, g.norm1, g.norm1_bias, s.dn, x_in, w.norm1, a.mean1, a.rstd1, s);
 }
 
 }  // namespace
@@ -136,7 +148,7 @@ BackwardScratch make_backward_scratch(Ctx& ctx, Device device, const Dims& d, bo
   const auto low = [&](const Shape& shape) { return ctx.empty(shape, compute, device); };
   const int64_t n = d.rows();
   BackwardScratch s;
-  s.dx = f32({n, d.width});
+  if (!gpt2) s.dx = f32({n, d.width});  // GPT-2: LayerNorm backward adds into dres directly
   s.dn = f32({n, d.width});
   if (compute != DType::F32) s.dres_low = low({n, d.width});
   s.datt = low({n, d.q_width()});
@@ -144,11 +156,11 @@ BackwardScratch make_backward_scratch(Ctx& ctx, Device device, const Dims& d, bo
   s.dk = low({n, d.kv_width()});
   s.dv = low({n, d.kv_width()});
   s.dup = low({n, d.hidden});
-  s.dact = low({n, d.hidden});
-  if (!gpt2) s.dgate = low({n, d.hidden});
   if (gpt2) {
-    s.bias_sum = f32({std::max({d.width, d.hidden, d.q_width()})});
     s.position_sum = f32({d.seq, d.width});
+  } else {
+    s.dact = low({n, d.hidden});
+    s.dgate = low({n, d.hidden});
   }
   return s;
 }
@@ -158,15 +170,14 @@ void linear_forward(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weight
 }
 
 void linear_backward(Ctx& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
-                     const Tensor& weight, bool accumulate_dx, Tensor& bias_sum) {
+                     const Tensor& weight, bool accumulate_dx) {
   Tensor none;
   if (dx.defined()) matmul_backward(ctx, dx, none, dout, x, weight, false, true, accumulate_dx);
-  matmul_backward(ctx, none, dweight, dout, x, weight, false, true, true);
-  if (dbias.defined()) {
-    Tensor sums = bias_sum.slice(0, 0, dbias.numel());
-    add_backward(ctx, none, sums, dout);
-    add(ctx, dbias, dbias, sums);
-  }
+  linear_weight_grad(ctx, dweight, dbias, dout, x);  // CUDA: dbias from the GEMM's BGRADB epilogue
+}
+
+void residual_grad_ready(Ctx& ctx, const Tensor& dres, BackwardScratch& s) {
+  if (s.dres_low.defined()) copy(ctx, s.dres_low, dres);
 }
 
 void norm_forward(Ctx& ctx, const model::ModelConfig& config, Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,

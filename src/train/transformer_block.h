@@ -34,15 +34,15 @@ struct BlockActivations {
   Tensor gate, up, act;     // (N, F)
 };
 
-// Gradient buffers of backward, shared by every block. dx, dn, bias_sum, position_sum are
-// f32; the rest is in the compute dtype.
+// Gradient buffers of backward, shared by every block. dx, dn, position_sum are f32; the
+// rest is in the compute dtype. dres_low holds the residual gradient rounded to bf16 on
+// entry to each half-block (bf16 only; residual_grad_ready / the norm backward write it).
 struct BackwardScratch {
   Tensor dx, dn;            // (N, C)
   Tensor dres_low;          // (N, C) the residual gradient cast to bf16 for the GEMMs (bf16 only)
   Tensor datt, dq;          // (N, Hq * D)
   Tensor dk, dv;            // (N, Hkv * D)
-  Tensor dgate, dup, dact;  // (N, F)
-  Tensor bias_sum;          // (max(C, F, Hq * D)) column sums for bias gradients
+  Tensor dgate, dup, dact;  // (N, F); dgate, dact Llama only
   Tensor position_sum;      // (T, C) GPT-2 position-table gradient
 };
 
@@ -54,8 +54,8 @@ BackwardScratch make_backward_scratch(Ctx& ctx, Device device, const Dims& dims,
 // dtype, its norm gains and biases f32; x_in, x_out and dres are f32 (the residual stream).
 void block_forward(Ctx& ctx, const model::ModelConfig& config, const Dims& dims, const BlockParams& w,
                    const Tensor& x_in, const Tensor& positions, BlockActivations& a, Tensor& x_out);
-// dres: d loss / d x_out on entry, d loss / d x_in on return; parameter gradients are
-// added to g.
+// dres: d loss / d x_out on entry (with s.dres_low its bf16 copy: residual_grad_ready), d
+// loss / d x_in on return (dres_low updated); parameter gradients are added to g.
 void block_backward(Ctx& ctx, const model::ModelConfig& config, const Dims& dims, const BlockParams& w, BlockParams& g,
                     const Tensor& x_in, const Tensor& positions, const BlockActivations& a, Tensor& dres,
                     BackwardScratch& s);
@@ -63,9 +63,11 @@ void block_backward(Ctx& ctx, const model::ModelConfig& config, const Dims& dims
 // out (N, O) = x (N, I) @ weight (O, I)^T [+ bias (O)].
 void linear_forward(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias);
 // dx = (or += when accumulate_dx) dout @ weight; dweight += dout^T @ x; dbias += column
-// sums of dout (through `bias_sum`). dx, dbias may be undefined.
+// sums of dout. dx, dbias may be undefined.
 void linear_backward(Ctx& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
-                     const Tensor& weight, bool accumulate_dx, Tensor& bias_sum);
+                     const Tensor& weight, bool accumulate_dx);
+// s.dres_low = dres rounded (bf16 runs; nothing in f32): before the first block_backward.
+void residual_grad_ready(Ctx& ctx, const Tensor& dres, BackwardScratch& s);
 // out = norm(x) with the config's norm (LayerNorm saves mean; RMSNorm leaves it undefined).
 void norm_forward(Ctx& ctx, const model::ModelConfig& config, Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
                   const Tensor& weight, const Tensor& bias);

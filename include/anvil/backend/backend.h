@@ -90,6 +90,21 @@ class Backend {
   // out (N, O) = x (N, I) @ weight (O, I)^T [+ bias (O)] [+ residual (N, O)] (bias / residual
   // may be undefined; residual may alias out). The default composes copy, matmul and add.
   virtual void linear(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual);
+  // pre (N, O) = x @ weight^T [+ bias] and out (N, O) = gelu(pre) (tanh approximation); out
+  // and pre share a dtype. A backend may compute out from pre before pre is rounded to its
+  // dtype (CUDA: the cuBLASLt GELU_AUX_BIAS epilogue). The default runs linear then gelu.
+  virtual void linear_gelu(Tensor& out, Tensor& pre, const Tensor& x, const Tensor& weight, const Tensor& bias);
+  // dpre (N, F) = (dout (N, O) @ weight (O, F)) * gelu'(pre (N, F)): the input gradient of
+  // linear(gelu(pre), weight) through the GELU; dbias (F) f32 (may be undefined) += the column
+  // sums of dpre (the bias gradient of the linear that made pre). A backend may skip rounding
+  // the product to dpre's dtype before the multiply (CUDA: the DGELU epilogue, then the column
+  // sums). The default runs matmul, gelu_backward, add_backward and add.
+  virtual void linear_gelu_input_grad(Tensor& dpre, Tensor& dbias, const Tensor& dout, const Tensor& weight,
+                                      const Tensor& pre);
+  // The parameter gradients of out = x @ weight^T + bias: dweight (O, I) f32 += dout (N, O)^T
+  // @ x (N, I); dbias (O) f32 (may be undefined) += the column sums of dout. The default runs
+  // matmul, add_backward and add; CUDA takes the column sums from the GEMM's BGRADB epilogue.
+  virtual void linear_weight_grad(Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x);
 
   // Elementwise with b broadcast over a's leading dims (b's shape is a suffix of a's).
   virtual void add(Tensor& out, const Tensor& a, const Tensor& b);
@@ -109,6 +124,12 @@ class Backend {
                           const Tensor& bias, float eps);
   virtual void layer_norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
                                    const Tensor& weight, const Tensor& mean, const Tensor& rstd);
+  // layer_norm_backward whose dx is added to a residual gradient: dres (N, C) f32 += dx, then
+  // dres_low (N, C) bf16 (may be undefined) = dres rounded (the next GEMMs' operand). The
+  // default runs layer_norm_backward into a temporary, add and copy; CUDA does it in one pass.
+  virtual void layer_norm_backward_residual(Tensor& dres, Tensor& dres_low, Tensor& dweight, Tensor& dbias,
+                                            const Tensor& dout, const Tensor& x, const Tensor& weight,
+                                            const Tensor& mean, const Tensor& rstd);
   virtual void rms_norm(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps);
   virtual void rms_norm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight,
                                  const Tensor& rstd);
@@ -159,6 +180,11 @@ class Backend {
   virtual void cross_entropy(Tensor& losses, const Tensor& logits, const Tensor& targets);
   virtual void cross_entropy_backward(Tensor& dlogits, const Tensor& dlosses, const Tensor& logits,
                                       const Tensor& targets);
+  // Both in one pass over the logits: losses as cross_entropy, dlogits as
+  // cross_entropy_backward; dlogits may alias logits (the logits are then overwritten). The
+  // default runs the two ops (into a temporary when aliased).
+  virtual void cross_entropy_fused(Tensor& losses, Tensor& dlogits, const Tensor& dlosses, const Tensor& logits,
+                                   const Tensor& targets);
 
   // One AdamW step, in place on param, m, v (f32); grad f32 or bf16.
   virtual void adamw(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params);

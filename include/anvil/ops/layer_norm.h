@@ -9,4 +9,10 @@ void layer_norm(Ctx& ctx, Tensor& out, Tensor& mean, Tensor& rstd, const Tensor&
 // dx is overwritten; dweight/dbias (either may be undefined) are accumulated into.
 void layer_norm_backward(Ctx& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
                          const Tensor& weight, const Tensor& mean, const Tensor& rstd);
+// layer_norm_backward with dx added to a residual gradient: dres (N, C) f32 += dx, then
+// dres_low (N, C) bf16 (may be undefined) = dres rounded, for the GEMMs that read it next.
+// x, dout, weight f32. CUDA: one pass (no dx buffer, no separate add and cast).
+void layer_norm_backward_residual(Ctx& ctx, Tensor& dres, Tensor& dres_low, Tensor& dweight, Tensor& dbias,
+                                  const Tensor& dout, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                                  const Tensor& rstd);
 }  // namespace anvil

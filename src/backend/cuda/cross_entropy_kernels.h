@@ -18,4 +18,9 @@ void launch_cross_entropy(float* losses, ConstFloatBuffer logits, const int32_t*
 void launch_cross_entropy_backward(FloatBuffer dlogits, const float* dlosses, ConstFloatBuffer logits,
                                    const int32_t* targets, int64_t rows, int64_t vocab, cudaStream_t stream);
 
+// Both at once: losses as launch_cross_entropy, dlogits as launch_cross_entropy_backward,
+// from one read of each row's statistics (dlogits may alias logits exactly).
+void launch_cross_entropy_fused(float* losses, FloatBuffer dlogits, const float* dlosses, ConstFloatBuffer logits,
+                                const int32_t* targets, int64_t rows, int64_t vocab, cudaStream_t stream);
+
 }  // namespace anvil::cuda

@@ -62,8 +62,46 @@ GemmPlanKey key_of(const RowMajorGemm& g) {
           g.stride_out,
           static_cast<int64_t>(alignment_of(g.a)),
           static_cast<int64_t>(alignment_of(g.b)),
-          static_cast<int64_t>(std::min(alignment_of(g.out), alignment_of(g.c))),
-          (g.bias != nullptr ? 1 : 0) + (g.c != nullptr ? 2 : 0) + 4 * static_cast<int64_t>(alignment_of(g.bias))};
+          static_cast<int64_t>(std::min({alignment_of(g.out), alignment_of(g.c), alignment_of(g.aux)})),
+          (g.bias != nullptr ? 1 : 0) + (g.c != nullptr ? 2 : 0) +
+              4 * static_cast<int64_t>(std::min(alignment_of(g.bias), alignment_of(g.bias_grad))) +
+              4096 * static_cast<int64_t>(g.epilogue)};
+}
+
+// The cuBLASLt epilogue of `g`. cuBLAS's D is (N, M) column-major: its rows are our
+// columns (one bias entry each), its columns our rows.
+cublasLtEpilogue_t epilogue_of(const RowMajorGemm& g) {
+  const bool bias = g.bias != nullptr;
+  switch (g.epilogue) {
+    case GemmEpilogue::GeluAux:
+      return bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+    case GemmEpilogue::DGelu:
+      return CUBLASLT_EPILOGUE_DGELU;
+    case GemmEpilogue::BiasGradA:
+      // Our a is cuBLAS's B (K x M after its op); the sums over K have D's column count M.
+      return CUBLASLT_EPILOGUE_BGRADB;
+    default:
+      return bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+  }
+}
+
+void set_desc(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attribute, const void* value, size_t bytes) {
+  ANVIL_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, attribute, value, bytes));
+}
+
+void describe_epilogue(const RowMajorGemm& g, cublasLtMatmulDesc_t desc) {
+  const cublasLtEpilogue_t epilogue = epilogue_of(g);
+  if (epilogue == CUBLASLT_EPILOGUE_DEFAULT) return;
+  set_desc(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue));
+  const bool bias_grad = g.epilogue == GemmEpilogue::BiasGradA;
+  if (g.bias != nullptr || bias_grad) {
+    const cudaDataType_t bias_type = bias_grad ? CUDA_R_32F : cuda_type(g.output_dtype);
+    set_desc(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type));
+  }
+  if (g.epilogue == GemmEpilogue::GeluAux || g.epilogue == GemmEpilogue::DGelu) {
+    const int64_t aux_ld = g.n;  // aux is laid out like D
+    set_desc(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld));
+  }
 }
 
 // Fills `plan` with the descriptors of `g` in cuBLAS terms: D (N, M) = op(b)^T-ish @ op(a)^T-ish.
@@ -80,15 +118,7 @@ void describe(const RowMajorGemm& g, GemmPlan& plan) {
   plan.layout_b = g.trans_a ? make_layout(g.input_dtype, g.m, g.k, g.m, g.batch, g.stride_a)
                             : make_layout(g.input_dtype, g.k, g.m, g.k, g.batch, g.stride_a);
   plan.layout_c = make_layout(g.output_dtype, g.n, g.m, g.n, g.batch, g.stride_out);
-  if (g.bias != nullptr) {
-    // cuBLAS's D is (N, M) column-major: its rows are our columns, one bias entry each.
-    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-    ANVIL_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
-    const cudaDataType_t bias_type = cuda_type(g.output_dtype);
-    ANVIL_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
-  }
+  describe_epilogue(g, plan.desc);
 }
 
 // Asks the heuristic for the best algo within the workspace limit and the operands' alignment.
@@ -102,7 +132,8 @@ void choose_algo(cublasLtHandle_t handle, const RowMajorGemm& g, GemmPlan& plan)
     const uint64_t workspace = CublasLtMatmul::kMaxWorkspaceBytes;
     const uint32_t align_a = static_cast<uint32_t>(alignment_of(g.b));  // cuBLAS's A is our b
     const uint32_t align_b = static_cast<uint32_t>(alignment_of(g.a));
-    const uint32_t align_c = static_cast<uint32_t>(std::min(alignment_of(g.out), alignment_of(g.c)));
+    const uint32_t align_c =
+        static_cast<uint32_t>(std::min({alignment_of(g.out), alignment_of(g.c), alignment_of(g.aux)}));
     const auto set = [&](cublasLtMatmulPreferenceAttributes_t attribute, const void* value, size_t bytes) {
       if (status == CUBLAS_STATUS_SUCCESS)
         status = cublasLtMatmulPreferenceSetAttribute(preference, attribute, value, bytes);
@@ -118,8 +149,11 @@ void choose_algo(cublasLtHandle_t handle, const RowMajorGemm& g, GemmPlan& plan)
     }
   }
   static_cast<void>(cublasLtMatmulPreferenceDestroy(preference));
-  // NOT_SUPPORTED means no algo fits: the fallback kernel takes the problem.
+  // NOT_SUPPORTED means no algo fits: the fallback kernel takes the problem. An epilogue this
+  // cuBLASLt rejects for these types (INVALID_VALUE) leaves the plan without an algo too: the
+  // caller composes the op.
   if (status == CUBLAS_STATUS_NOT_SUPPORTED) return;
+  if (status == CUBLAS_STATUS_INVALID_VALUE && g.epilogue != GemmEpilogue::None) return;
   ANVIL_CUBLAS_CHECK(status);
   if (found > 0 && result.state == CUBLAS_STATUS_SUCCESS) {
     plan.algo = result.algo;
@@ -157,7 +191,7 @@ const GemmPlan& CublasLtMatmul::plan_for(cublasLtHandle_t handle, const RowMajor
 
 bool CublasLtMatmul::run(cublasLtHandle_t handle, const RowMajorGemm& gemm, CachingAllocator& allocator,
                          cudaStream_t stream) {
-  const bool epilogue = gemm.bias != nullptr || gemm.c != nullptr;
+  const bool epilogue = gemm.bias != nullptr || gemm.c != nullptr || gemm.epilogue != GemmEpilogue::None;
   ANVIL_CHECK(!epilogue || gemm.batch == 1, "cuda matmul: a bias or c needs batch 1, got ", gemm.batch);
   if (gemm.m == 0 || gemm.n == 0 || gemm.batch == 0) return true;
   // cuBLASLt's batch count is an int32; K = 0 is a pure scaling of out.
@@ -173,10 +207,11 @@ bool CublasLtMatmul::run(cublasLtHandle_t handle, const RowMajorGemm& gemm, Cach
   const void* c = gemm.c != nullptr ? gemm.c : gemm.out;
   // The bias pointer lives in the cached descriptor: set and launch under the lock.
   const std::lock_guard lock(mutex_);
-  if (gemm.bias != nullptr) {
-    ANVIL_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &gemm.bias, sizeof(gemm.bias)));
+  if (gemm.bias != nullptr) set_desc(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &gemm.bias, sizeof(gemm.bias));
+  if (gemm.bias_grad != nullptr) {
+    set_desc(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &gemm.bias_grad, sizeof(gemm.bias_grad));
   }
+  if (gemm.aux != nullptr) set_desc(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &gemm.aux, sizeof(gemm.aux));
   ANVIL_CUBLAS_CHECK(cublasLtMatmul(handle, plan->desc, &gemm.alpha, gemm.b, plan->layout_a, gemm.a, plan->layout_b,
                                     &gemm.beta, c, plan->layout_c, gemm.out, plan->layout_c, &plan->algo,
                                     workspace.get(), plan->workspace_bytes, stream));

@@ -17,6 +17,13 @@
 
 namespace anvil::cuda {
 
+// What the epilogue computes beyond the bias add (batch 1 only), in row-major terms:
+// GeluAux: out = gelu(product + bias), aux (M, N) of out's dtype = product + bias;
+// DGelu: out = product * gelu'(aux), aux (M, N) of out's dtype the saved pre-activation;
+// BiasGradA: bias_grad (M) f32 = column sums of op(a) (K, M) over K, i.e. the bias gradient of
+// a weight-gradient GEMM out = dout^T @ x with a = dout.
+enum class GemmEpilogue : uint8_t { None, GeluAux, DGelu, BiasGradA };
+
 // out (batch, M, N) = alpha * op(a) @ op(b) + beta * out, every operand row-major and
 // contiguous per batch entry. a is (M, K), or (K, M) when trans_a; b is (K, N), or (N, K)
 // when trans_b. Strides are in elements; a stride of 0 shares the operand by every entry.
@@ -36,6 +43,9 @@ struct RowMajorGemm {
   // and c, the (M, N) tensor beta scales in place of out (null = out itself).
   const void* bias = nullptr;
   const void* c = nullptr;
+  GemmEpilogue epilogue = GemmEpilogue::None;
+  void* aux = nullptr;         // GeluAux (written) / DGelu (read): (M, N) like out
+  float* bias_grad = nullptr;  // BiasGradA: (M) f32, overwritten
 };
 
 // What a cached plan was made for: dtypes, transposes, sizes, strides, pointer alignments.
@@ -64,8 +74,8 @@ class CublasLtMatmul {
 
   // Queues `gemm` on `stream`. Problems cuBLASLt has no algo for (and K = 0) run on a
   // simple tiled kernel instead. Workspace comes from `allocator` and is released,
-  // stream-ordered, right after the launch. A gemm with a bias or c that cuBLASLt cannot
-  // take is not run: returns false (the caller composes it from plain GEMMs).
+  // stream-ordered, right after the launch. A gemm with a bias, c or epilogue that cuBLASLt
+  // cannot take is not run: returns false (the caller composes it from plain ops).
   bool run(cublasLtHandle_t handle, const RowMajorGemm& gemm, CachingAllocator& allocator, cudaStream_t stream);
 
  private:

@@ -41,6 +41,12 @@ class CudaBackend final : public Backend {
   void fill_zero(Tensor& t) override;
   // One cuBLASLt GEMM: bias epilogue, residual as C (cuda_backend_linalg.cpp).
   void linear(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual) override;
+  // One cuBLASLt GEMM each: GELU_AUX_BIAS, DGELU and BGRADB epilogues (cuda_backend_linalg.cpp);
+  // what cuBLASLt has no algo for is composed (the Backend defaults).
+  void linear_gelu(Tensor& out, Tensor& pre, const Tensor& x, const Tensor& weight, const Tensor& bias) override;
+  void linear_gelu_input_grad(Tensor& dpre, Tensor& dbias, const Tensor& dout, const Tensor& weight,
+                              const Tensor& pre) override;
+  void linear_weight_grad(Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x) override;
   // Name and peaks from the device properties (cuda_backend_report.cpp); the caching
   // allocator's high-water mark.
   [[nodiscard]] DeviceReport device_report() override;
@@ -60,6 +66,9 @@ class CudaBackend final : public Backend {
                   float eps) override;
   void layer_norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
                            const Tensor& weight, const Tensor& mean, const Tensor& rstd) override;
+  void layer_norm_backward_residual(Tensor& dres, Tensor& dres_low, Tensor& dweight, Tensor& dbias, const Tensor& dout,
+                                    const Tensor& x, const Tensor& weight, const Tensor& mean,
+                                    const Tensor& rstd) override;
   void rms_norm(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) override;
   void add_rms_norm(Tensor& out, Tensor& x, const Tensor& delta, const Tensor& weight, float eps) override;
   void rms_norm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight,
@@ -77,6 +86,8 @@ class CudaBackend final : public Backend {
   void cross_entropy(Tensor& losses, const Tensor& logits, const Tensor& targets) override;
   void cross_entropy_backward(Tensor& dlogits, const Tensor& dlosses, const Tensor& logits,
                               const Tensor& targets) override;
+  void cross_entropy_fused(Tensor& losses, Tensor& dlogits, const Tensor& dlosses, const Tensor& logits,
+                           const Tensor& targets) override;
   void adamw(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params) override;
   void adamw_runs(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params,
                   std::span<const AdamWRun> runs) override;

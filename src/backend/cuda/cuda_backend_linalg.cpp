@@ -5,6 +5,8 @@
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/device_guard.h"
+#include "cuda/elementwise_kernels.h"
+#include "cuda/float_buffer.h"
 #include "cuda/quantized_matmul_kernels.h"
 #include "cuda/scratch_buffer.h"
 
@@ -84,6 +86,67 @@ void CudaBackend::linear(Tensor& out, const Tensor& x, const Tensor& weight, con
     if (matmul_.run(cublas_lt(), gemm, *allocator_, stream_)) return;
   }
   Backend::linear(out, x, weight, bias, residual);
+}
+
+void CudaBackend::linear_gelu(Tensor& out, Tensor& pre, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (out.numel() == 0) return;
+  const DeviceGuard guard(device_index_);
+  // cuBLASLt's GELU is good to ~1e-4 relative: bf16 / f16 outputs only (f32 composes).
+  if (out.dtype() != DType::F32 && (!bias.defined() || bias.dtype() == out.dtype())) {
+    RowMajorGemm gemm = describe(out, x, weight, false, true, 1.0F, 0.0F);
+    gemm.bias = bias.defined() ? bias.raw_data() : nullptr;
+    gemm.epilogue = GemmEpilogue::GeluAux;
+    gemm.aux = pre.raw_data();
+    if (matmul_.run(cublas_lt(), gemm, *allocator_, stream_)) return;
+  }
+  Backend::linear_gelu(out, pre, x, weight, bias);
+}
+
+void CudaBackend::linear_gelu_input_grad(Tensor& dpre, Tensor& dbias, const Tensor& dout, const Tensor& weight,
+                                         const Tensor& pre) {
+  if (dpre.numel() == 0) return;
+  const DeviceGuard guard(device_index_);
+  // cuBLASLt's GELU derivative is good to ~3e-3 relative: below bf16 / f16 resolution, not
+  // f32's (f32 composes the GEMM and the exact gelu_backward kernel).
+  // (DGELU_BGRAD with an f32 bias gradient for bf16 output is rejected by cuBLASLt 13: the
+  // bias gradient is a column sum after the GEMM; training takes it from the BGRADB epilogue
+  // of the weight-gradient GEMM instead.)
+  if (dpre.dtype() != DType::F32) {
+    RowMajorGemm gemm = describe(dpre, dout, weight, false, false, 1.0F, 0.0F);
+    gemm.epilogue = GemmEpilogue::DGelu;
+    gemm.aux = const_cast<void*>(pre.raw_data());  // read only: DGELU's aux is an input
+    if (matmul_.run(cublas_lt(), gemm, *allocator_, stream_)) {
+      if (dbias.defined()) {
+        Tensor sums = Tensor::empty(dbias.shape(), DType::F32, *allocator_);
+        Tensor none;
+        add_backward(none, sums, dpre);
+        add(dbias, dbias, sums);
+      }
+      return;
+    }
+  }
+  Backend::linear_gelu_input_grad(dpre, dbias, dout, weight, pre);
+}
+
+void CudaBackend::linear_weight_grad(Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x) {
+  if (dweight.numel() == 0) return;
+  const DeviceGuard guard(device_index_);
+  if (!dbias.defined() || dout.size(0) == 0) {
+    matmul(dweight, dout, x, true, false, 1.0F, 1.0F);
+    return;
+  }
+  // The epilogue overwrites its bias gradient: sums into scratch, then one add into dbias.
+  const int64_t features = dbias.numel();
+  const ScratchBuffer sums(*allocator_, static_cast<size_t>(features) * sizeof(float));
+  RowMajorGemm gemm = describe(dweight, dout, x, true, false, 1.0F, 1.0F);
+  gemm.epilogue = GemmEpilogue::BiasGradA;
+  gemm.bias_grad = sums.as<float>();
+  if (matmul_.run(cublas_lt(), gemm, *allocator_, stream_)) {
+    launch_broadcast_binary(BinaryOp::Add, floats(dbias), const_floats(dbias), ConstFloatBuffer{sums.get(), DType::F32},
+                            features, features, stream_);
+    return;
+  }
+  Backend::linear_weight_grad(dweight, dbias, dout, x);
 }
 
 void CudaBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight) {

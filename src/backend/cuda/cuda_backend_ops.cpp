@@ -190,6 +190,25 @@ void CudaBackend::layer_norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias
                              rows, channels, optional_f32(partials), stream_);
 }
 
+void CudaBackend::layer_norm_backward_residual(Tensor& dres, Tensor& dres_low, Tensor& dweight, Tensor& dbias,
+                                               const Tensor& dout, const Tensor& x, const Tensor& weight,
+                                               const Tensor& mean, const Tensor& rstd) {
+  const DeviceGuard guard(device_index_);
+  const int64_t rows = rows_of(x);
+  const int64_t channels = x.size(-1);
+  Tensor partials;
+  if (dweight.defined() || dbias.defined()) {
+    partials = Tensor::empty({2 * norm_backward_num_partials(rows) * channels}, DType::F32, *allocator_);
+  }
+  if (launch_layer_norm_backward_residual(dres.data<float>(), dres_low.defined() ? dres_low.raw_data() : nullptr,
+                                          optional_f32(dweight), optional_f32(dbias), dout.data<const float>(),
+                                          x.data<const float>(), weight.data<const float>(), mean.data<const float>(),
+                                          rstd.data<const float>(), rows, channels, optional_f32(partials), stream_)) {
+    return;
+  }
+  Backend::layer_norm_backward_residual(dres, dres_low, dweight, dbias, dout, x, weight, mean, rstd);
+}
+
 void CudaBackend::rms_norm(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) {
   const DeviceGuard guard(device_index_);
   launch_rms_norm(floats(out), optional_f32(rstd), const_floats(x), const_floats(weight), rows_of(x), x.size(-1), eps,
@@ -305,6 +324,15 @@ void CudaBackend::cross_entropy_backward(Tensor& dlogits, const Tensor& dlosses,
   check_targets("cross_entropy_backward", targets, logits.size(1), scratch.raw_data(), stream_);
   launch_cross_entropy_backward(floats(dlogits), dlosses.data<const float>(), const_floats(logits),
                                 targets.data<const int32_t>(), logits.size(0), logits.size(1), stream_);
+}
+
+void CudaBackend::cross_entropy_fused(Tensor& losses, Tensor& dlogits, const Tensor& dlosses, const Tensor& logits,
+                                      const Tensor& targets) {
+  const DeviceGuard guard(device_index_);
+  Tensor scratch = Tensor::empty({1}, DType::I64, *allocator_);
+  check_targets("cross_entropy_fused", targets, logits.size(1), scratch.raw_data(), stream_);
+  launch_cross_entropy_fused(losses.data<float>(), floats(dlogits), dlosses.data<const float>(), const_floats(logits),
+                             targets.data<const int32_t>(), logits.size(0), logits.size(1), stream_);
 }
 
 // ---- optimizer ----

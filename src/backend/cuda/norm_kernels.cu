@@ -323,11 +323,28 @@ __device__ __forceinline__ void store_partials(float* partials, int64_t channels
   }
 }
 
+// Where layer_norm_backward_residual sends dx: grad (N, C) f32 += dx, then low (N, C) bf16
+// (may be null) = grad rounded. grad null: dx is stored as it is.
+struct ResidualGrad {
+  float* grad = nullptr;
+  __nv_bfloat16* low = nullptr;
+};
+
+// residual.grad[offset + vec's 4 floats] += values; the sum also rounded into residual.low.
+__device__ __forceinline__ void add_to_residual(ResidualGrad residual, int64_t offset, int64_t vec, float* values) {
+  float sum[kVecSize<float>];
+  load_vec(residual.grad + offset, vec, sum);
+#pragma unroll
+  for (int k = 0; k < kVecSize<float>; ++k) sum[k] += values[k];
+  store_vec(residual.grad + offset, vec, sum);
+  if (residual.low != nullptr) store_row_vec<float>(residual.low + offset, vec, sum);
+}
+
 template <typename T, int kVecs>
 __global__ void __launch_bounds__(kRowVectorMaxThreads)
     layer_norm_backward_vec_kernel(T* dx, const T* dout, const T* x, const T* weight, const float* mean,
                                    const float* rstd, int64_t rows, int64_t channels, int64_t rows_per_block,
-                                   float* weight_partials, float* bias_partials) {
+                                   float* weight_partials, float* bias_partials, ResidualGrad residual) {
   constexpr int kSize = kVecSize<T>;
   __shared__ float scratch[2 * kWarpSize];
   const int64_t num_vecs = channels / kSize;
@@ -373,6 +390,12 @@ __global__ void __launch_bounds__(kRowVectorMaxThreads)
 #pragma unroll
       for (int k = 0; k < kSize; ++k) {
         g[i][k] = r * (__fmul_rn(g[i][k], w[k]) - mean_g - __fmul_rn(normed[i][k], mean_g_normed));
+      }
+      if constexpr (std::is_same_v<T, float>) {
+        if (residual.grad != nullptr) {
+          add_to_residual(residual, row * channels, vec, g[i]);
+          continue;
+        }
       }
       store_vec(d, vec, g[i]);
     }
@@ -510,7 +533,7 @@ void launch_layer_norm_backward(FloatBuffer dx, float* dweight, float* dbias, Co
           layer_norm_backward_vec_kernel<T, vecs()><<<static_cast<unsigned>(num_partials), plan.threads, 0, stream>>>(
               static_cast<T*>(dx.data), static_cast<const T*>(dout.data), static_cast<const T*>(x.data),
               static_cast<const T*>(weight.data), mean, rstd, rows, channels, rows_per_partial(rows), weight_partials,
-              bias_partials);
+              bias_partials, ResidualGrad{});
           launched = true;
         }
       });
@@ -527,6 +550,37 @@ void launch_layer_norm_backward(FloatBuffer dx, float* dweight, float* dbias, Co
   if (dbias != nullptr) {
     launch_finish_column_sums(bias_partials, num_partials, channels, FloatBuffer{dbias, DType::F32}, true, stream);
   }
+}
+
+bool launch_layer_norm_backward_residual(float* dres, void* dres_low, float* dweight, float* dbias, const float* dout,
+                                         const float* x, const float* weight, const float* mean, const float* rstd,
+                                         int64_t rows, int64_t channels, float* partials, cudaStream_t stream) {
+  if (rows == 0) return true;
+  const auto aligned = [](const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; };
+  const RowVectorPlan plan = plan_row_vectors<float>(channels, kBackwardMaxElems);
+  if (plan.vecs_per_thread == 0 || !aligned(dres, 16) || !aligned(dout, 16) || !aligned(x, 16) ||
+      !aligned(weight, 16) || !aligned(dres_low, 8)) {
+    return false;
+  }
+  const int64_t num_partials = norm_backward_num_partials(rows);
+  float* weight_partials = dweight != nullptr ? partials : nullptr;
+  float* bias_partials = dbias != nullptr ? partials + num_partials * channels : nullptr;
+  const ResidualGrad residual{dres, static_cast<__nv_bfloat16*>(dres_low)};
+  dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
+    if constexpr (vecs() * kVecSize<float> <= kBackwardMaxElems) {
+      layer_norm_backward_vec_kernel<float, vecs()><<<static_cast<unsigned>(num_partials), plan.threads, 0, stream>>>(
+          nullptr, dout, x, weight, mean, rstd, rows, channels, rows_per_partial(rows), weight_partials, bias_partials,
+          residual);
+    }
+  });
+  ANVIL_CUDA_CHECK_LAUNCH();
+  if (dweight != nullptr) {
+    launch_finish_column_sums(weight_partials, num_partials, channels, FloatBuffer{dweight, DType::F32}, true, stream);
+  }
+  if (dbias != nullptr) {
+    launch_finish_column_sums(bias_partials, num_partials, channels, FloatBuffer{dbias, DType::F32}, true, stream);
+  }
+  return true;
 }
 
 void launch_rms_norm(FloatBuffer out, float* rstd, ConstFloatBuffer x, ConstFloatBuffer weight, int64_t rows,

@@ -26,6 +26,14 @@ void launch_layer_norm_backward(FloatBuffer dx, float* dweight, float* dbias, Co
                                 ConstFloatBuffer weight, const float* mean, const float* rstd, int64_t rows,
                                 int64_t channels, float* partials, cudaStream_t stream);
 
+// The same backward for f32 dout / x / weight with dx added to dres (N, C) f32 instead of
+// stored; dres_low (bf16, may be null) receives dres rounded. Returns false, launching
+// nothing, when the rows do not suit the vector kernel (C not a whole number of 4-float
+// vectors within its register budget, or misaligned buffers): compose it then.
+bool launch_layer_norm_backward_residual(float* dres, void* dres_low, float* dweight, float* dbias, const float* dout,
+                                         const float* x, const float* weight, const float* mean, const float* rstd,
+                                         int64_t rows, int64_t channels, float* partials, cudaStream_t stream);
+
 // out = x * rstd * weight, rstd = (mean(x^2) + eps)^-1/2; rstd may be null.
 void launch_rms_norm(FloatBuffer out, float* rstd, ConstFloatBuffer x, ConstFloatBuffer weight, int64_t rows,
                      int64_t channels, float eps, cudaStream_t stream);

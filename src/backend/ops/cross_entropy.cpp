@@ -43,4 +43,24 @@ void cross_entropy_backward(Ctx& ctx, Tensor& dlogits, const Tensor& dlosses, co
   ctx.backend(device).cross_entropy_backward(dlogits, dlosses, logits, targets);
 }
 
+void cross_entropy_fused(Ctx& ctx, Tensor& losses, Tensor& dlogits, const Tensor& dlosses, const Tensor& logits,
+                         const Tensor& targets) {
+  constexpr const char* kOp = "cross_entropy_fused";
+  require_logits_targets(kOp, logits, targets);
+  oc::require(kOp, {"logits", &logits});
+  oc::require(kOp, {"dlogits", &dlogits});
+  oc::require_same_shape(kOp, {"logits", &logits}, {"dlogits", &dlogits});
+  oc::require_dtype(kOp, {"dlogits", &dlogits}, {DType::F32, logits.dtype()});
+  ANVIL_CHECK(dlogits.raw_data() != logits.raw_data() || dlogits.dtype() == logits.dtype(), "op ", kOp,
+              ": dlogits aliases logits with another dtype");
+  for (const oc::Arg& arg : {oc::Arg{"losses", &losses}, oc::Arg{"dlosses", &dlosses}}) {
+    oc::require_shape(kOp, arg, {logits.size(0)});
+    oc::require_dtype(kOp, arg, {DType::F32});
+  }
+  const Device device = oc::common_device(
+      kOp,
+      {{"losses", &losses}, {"dlogits", &dlogits}, {"dlosses", &dlosses}, {"logits", &logits}, {"targets", &targets}});
+  ctx.backend(device).cross_entropy_fused(losses, dlogits, dlosses, logits, targets);
+}
+
 }  // namespace anvil

@@ -78,4 +78,41 @@ void layer_norm_backward(Ctx& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, c
   ctx.backend(device).layer_norm_backward(dx, dweight, dbias, dout, x, weight, mean, rstd);
 }
 
+void layer_norm_backward_residual(Ctx& ctx, Tensor& dres, Tensor& dres_low, Tensor& dweight, Tensor& dbias,
+                                  const Tensor& dout, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                                  const Tensor& rstd) {
+  constexpr const char* kOp = "layer_norm_backward_residual";
+  const int64_t channels = checked_channels(kOp, x);
+  const int64_t rows = x.numel() / channels;
+  oc::require_rank(kOp, {"x", &x}, 2);
+  for (const oc::Arg& arg : {oc::Arg{"dres", &dres}, oc::Arg{"dout", &dout}, oc::Arg{"x", &x}}) {
+    oc::require(kOp, arg);
+    oc::require_same_shape(kOp, {"x", &x}, arg);
+    oc::require_dtype(kOp, arg, {DType::F32});
+  }
+  if (dres_low.defined()) {
+    oc::require(kOp, {"dres_low", &dres_low});
+    oc::require_same_shape(kOp, {"x", &x}, {"dres_low", &dres_low});
+    oc::require_dtype(kOp, {"dres_low", &dres_low}, {DType::BF16});
+  }
+  oc::require_shape(kOp, {"weight", &weight}, {channels});
+  oc::require_dtype(kOp, {"weight", &weight}, {DType::F32});
+  for (const oc::Arg& saved : {oc::Arg{"mean", &mean}, oc::Arg{"rstd", &rstd}}) {
+    oc::require_shape(kOp, saved, {rows});
+    oc::require_dtype(kOp, saved, {DType::F32});
+  }
+  require_param_grad(kOp, {"dweight", &dweight}, channels);
+  require_param_grad(kOp, {"dbias", &dbias}, channels);
+  const Device device = oc::common_device(kOp, {{"dres", &dres},
+                                                {"dres_low", &dres_low},
+                                                {"dweight", &dweight},
+                                                {"dbias", &dbias},
+                                                {"dout", &dout},
+                                                {"x", &x},
+                                                {"weight", &weight},
+                                                {"mean", &mean},
+                                                {"rstd", &rstd}});
+  ctx.backend(device).layer_norm_backward_residual(dres, dres_low, dweight, dbias, dout, x, weight, mean, rstd);
+}
+
 }  // namespace anvil

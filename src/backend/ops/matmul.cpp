@@ -146,6 +146,67 @@ void linear(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weight, const 
   ctx.backend(device).linear(out, x, weight, bias, residual);
 }
 
+void linear_gelu(Ctx& ctx, Tensor& out, Tensor& pre, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  constexpr const char* kOp = "linear_gelu";
+  const MatmulDims dims = check_operands(kOp, x, weight, false, true);
+  oc::require_rank(kOp, {"x", &x}, 2);
+  oc::require_rank(kOp, {"weight", &weight}, 2);
+  for (const oc::Arg& arg : {oc::Arg{"out", &out}, oc::Arg{"pre", &pre}}) {
+    oc::require(kOp, arg);
+    oc::require_shape(kOp, arg, {dims.m, dims.n});
+  }
+  require_result_dtype(kOp, {"out", &out}, x.dtype());
+  oc::require_dtype(kOp, {"pre", &pre}, {out.dtype()});
+  ANVIL_CHECK(out.raw_data() != pre.raw_data(), "op ", kOp, ": out and pre must not alias");
+  if (bias.defined()) {
+    oc::require(kOp, {"bias", &bias});
+    oc::require_shape(kOp, {"bias", &bias}, {dims.n});
+    oc::require_dtype(kOp, {"bias", &bias}, {DType::F32, x.dtype()});
+  }
+  const Device device =
+      oc::common_device(kOp, {{"out", &out}, {"pre", &pre}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
+  ctx.backend(device).linear_gelu(out, pre, x, weight, bias);
+}
+
+void linear_gelu_input_grad(Ctx& ctx, Tensor& dpre, Tensor& dbias, const Tensor& dout, const Tensor& weight,
+                            const Tensor& pre) {
+  constexpr const char* kOp = "linear_gelu_input_grad";
+  const MatmulDims dims = check_operands(kOp, dout, weight, false, false);
+  oc::require_rank(kOp, {"dout", &dout}, 2);
+  oc::require_rank(kOp, {"weight", &weight}, 2);
+  for (const oc::Arg& arg : {oc::Arg{"dpre", &dpre}, oc::Arg{"pre", &pre}}) {
+    oc::require(kOp, arg);
+    oc::require_shape(kOp, arg, {dims.m, dims.n});
+  }
+  require_result_dtype(kOp, {"dpre", &dpre}, dout.dtype());
+  oc::require_dtype(kOp, {"pre", &pre}, {dpre.dtype()});
+  if (dbias.defined()) {
+    oc::require(kOp, {"dbias", &dbias});
+    oc::require_shape(kOp, {"dbias", &dbias}, {dims.n});
+    oc::require_dtype(kOp, {"dbias", &dbias}, {DType::F32});
+  }
+  const Device device =
+      oc::common_device(kOp, {{"dpre", &dpre}, {"dbias", &dbias}, {"dout", &dout}, {"weight", &weight}, {"pre", &pre}});
+  ctx.backend(device).linear_gelu_input_grad(dpre, dbias, dout, weight, pre);
+}
+
+void linear_weight_grad(Ctx& ctx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x) {
+  constexpr const char* kOp = "linear_weight_grad";
+  const MatmulDims dims = check_operands(kOp, dout, x, true, false);
+  oc::require_rank(kOp, {"dout", &dout}, 2);
+  oc::require_rank(kOp, {"x", &x}, 2);
+  oc::require(kOp, {"dweight", &dweight});
+  oc::require_shape(kOp, {"dweight", &dweight}, {dims.m, dims.n});
+  oc::require_dtype(kOp, {"dweight", &dweight}, {DType::F32});
+  if (dbias.defined()) {
+    oc::require(kOp, {"dbias", &dbias});
+    oc::require_shape(kOp, {"dbias", &dbias}, {dims.m});
+    oc::require_dtype(kOp, {"dbias", &dbias}, {DType::F32});
+  }
+  const Device device = oc::common_device(kOp, {{"dweight", &dweight}, {"dbias", &dbias}, {"dout", &dout}, {"x", &x}});
+  ctx.backend(device).linear_weight_grad(dweight, dbias, dout, x);
+}
+
 void matmul_backward(Ctx& ctx, Tensor& grad_a, Tensor& grad_b, const Tensor& grad_out, const Tensor& a, const Tensor& b,
                      bool trans_a, bool trans_b, bool accumulate) {
   constexpr const char* kOp = "matmul_backward";
