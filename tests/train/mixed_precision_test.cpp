@@ -29,8 +29,8 @@ using model::Architecture;
 
 constexpr double kGradientRelL2 = 4e-2;
 constexpr double kMinDifference = 1e-5;
-constexpr double kLossRel = 3e-2;
-constexpr double kLossAbs = 2e-2;
+constexpr double kLossRel = 1e-2;
+constexpr double kLossAbs = 1e-2;
 constexpr int kSteps = 20;
 
 struct Batch {
@@ -100,7 +100,11 @@ double compare_gradients(Pair& pair) {
   return worst;
 }
 
-void check_mixed_precision(Ctx& ctx, Device device, const model::ModelConfig& config, int64_t batch, int64_t seq) {
+// lr: small enough that f32 and bf16 stay on one trajectory. At 3e-3 the 128-wide config memorises
+// its two batches so fast that some seeds' runs part for a few steps (loss differences up to 0.5
+// mid-run, equal at the end); the tiny one learns too slowly at 1e-3 for the check to mean much.
+void check_mixed_precision(Ctx& ctx, Device device, const model::ModelConfig& config, int64_t batch, int64_t seq,
+                           double lr) {
   Rng rng(test_seed());
   std::unique_ptr<Pair> pair = make_pair(ctx, config, device);
   const std::vector<Batch> batches = {make_batch(batch, seq, config.vocab_size, rng),
@@ -119,7 +123,7 @@ void check_mixed_precision(Ctx& ctx, Device device, const model::ModelConfig& co
               model::architecture_name(config.architecture), device_string(device).c_str(), loss32, loss16, worst);
   // ~20 AdamW steps (the bf16 copy is refreshed from the updated f32 weights every step).
   train::OptimizerConfig adam;
-  adam.lr = 3e-3;
+  adam.lr = lr;
   adam.weight_decay = 0.1;
   adam.grad_clip = 1.0;
   train::Optimizer opt32(ctx, pair->f32.table(), adam, device);
@@ -150,7 +154,7 @@ TEST(MixedPrecision, Bf16TracksF32OnTheCpu) {
     model::ModelConfig config = tiny_train_config(architecture, architecture == Architecture::Gpt2);
     config.vocab_size = 29;
     config.max_position = 16;
-    check_mixed_precision(test_ctx(), Device::cpu(), config, 3, 16);
+    check_mixed_precision(test_ctx(), Device::cpu(), config, 3, 16, 3e-3);
   }
 }
 
@@ -166,7 +170,7 @@ TEST(GpuTraining, Bf16TracksF32) {
   for (const Architecture architecture : {Architecture::Llama, Architecture::Gpt2}) {
     for (const bool tied : {true, false}) {
       SCOPED_TRACE(std::string(model::architecture_name(architecture)) + (tied ? " tied" : " untied"));
-      check_mixed_precision(ctx, Device::cuda(0), small_config(architecture, tied), 4, 64);
+      check_mixed_precision(ctx, Device::cuda(0), small_config(architecture, tied), 4, 64, 1e-3);
     }
   }
 }
