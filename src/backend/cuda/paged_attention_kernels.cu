@@ -36,6 +36,10 @@ constexpr int64_t kMaxPartitions = 1024;
 // blocks that do a single step and a combine that loops over hundreds of partials; measured
 // on the H100, one 4096-token sequence went from 99 us with 16-key partitions to a few us.
 constexpr int64_t kMinPartitionKeys = 256;
+// Partitions the tiled kernel merges itself at most: its last block's merge is a serial
+// tail (one block reads heads x D x partitions floats); more go to the combine kernel,
+// which spreads them over a block per query row (measured on the H100, docs/perf.md).
+constexpr int64_t kMaxFusedPartitions = 32;
 constexpr int kCheckThreads = 256;
 constexpr int kCombineThreads = 256;
 
@@ -550,7 +554,7 @@ PagedPartitioning plan_paged_attention(const PagedAttentionArgs& args, int64_t m
   if (plan.partitions > 1) {
     const int64_t partials = args.tokens * args.q_heads * plan.partitions;
     plan.scratch_bytes = static_cast<size_t>(partials * (args.head_dim + 2)) * sizeof(float);
-    if (plan.tiled) plan.counters = args.tokens * args.kv_heads * plan.head_chunks;
+    if (plan.tiled && plan.partitions <= kMaxFusedPartitions) plan.counters = args.tokens * args.kv_heads * plan.head_chunks;
   }
   return plan;
 }
@@ -565,9 +569,9 @@ void launch_paged_attention(const PagedAttentionArgs& args, const PagedPartition
     parts.sum = parts.max + partials;
   }
   if (plan.tiled) {
-    parts.counters = plan.partitions > 1 ? counters : nullptr;
+    parts.counters = plan.counters > 0 ? counters : nullptr;
     launch_tiled_paged_attention(args, plan, parts, stream);
-    if (plan.partitions > 1 && counters == nullptr) {
+    if (plan.partitions > 1 && parts.counters == nullptr) {
       dispatch_float_dtype(args.q_dtype, "cuda paged_attention",
                            [&](auto q_type) { launch_combine<decltype(q_type)>(args, parts, stream); });
     }

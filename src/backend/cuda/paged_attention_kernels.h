@@ -63,7 +63,8 @@ struct PagedPartitioning {
   int64_t partitions = 1;     // > 1: partials then a combine kernel
   size_t shared_bytes = 0;    // dynamic shared memory of the main kernel
   size_t scratch_bytes = 0;   // partial results, when partitions > 1
-  // Tiled and partitions > 1: zeroed counters the fused combine needs, (N, Hkv * head_chunks).
+  // > 0: the tiled kernel merges its partitions itself (a few partitions) given this many
+  // zeroed counters, (N, Hkv * head_chunks); else a combine kernel does when partitioned.
   int64_t counters = 0;
 };
 

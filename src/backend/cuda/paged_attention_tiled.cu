@@ -140,29 +140,48 @@ __device__ __forceinline__ bool is_last_partition(int32_t* counter, int count) {
 
 // The fused combine, run by the last block of a (token, kv head, head chunk): merges the
 // `count` partials of each of its `heads` query rows as combine_partitions_kernel does
-// (paged_attention_kernels.cu). Warp w takes heads w, w + kWarps, ...: the max over the
-// partitions, the weights 2^(max_z - top) (into `weights`, (kHeads, count) floats of the
-// free stage memory) and 1 / sum_z sum_z * weight_z (into `inverse`); then thread t
-// computes outputs (h, d) = t, t + kThreads, ... as sum_z acc_z * weight_z in z order.
-// The partials are read with ld.cg (L2: written by other blocks). Deterministic: fixed
-// orders throughout, whichever block runs it.
+// (paged_attention_kernels.cu). Its cost is a chain of L2 round trips after the last
+// partition's bytes arrive, so the loads are issued together: thread t first loads the acc
+// partials of its outputs (h, d) = t, t + kThreads, ... for the first kPrefetch partitions
+// into registers; warp w takes heads w, w + kWarps, ...: the max over the partitions, the
+// weights 2^(max_z - top) (into `weights`, (kHeads, count) floats of the free stage memory)
+// and 1 / sum_z sum_z * weight_z (into `inverse`); then each output is sum_z acc_z * weight_z
+// in z order. Partials are read with ld.cg (L2: written by other blocks). Deterministic:
+// fixed orders throughout, whichever block runs it.
 template <typename Q, typename Cfg>
 __device__ void merge_partitions(const PagedPartials& parts, int64_t first_q_row, int heads, int count,
                                  Q* __restrict__ out, float* weights, float* inverse) {
   constexpr int kD = Cfg::kD;
+  constexpr int kOutputs = Cfg::kHeads * kD / Cfg::kThreads;  // outputs per thread (heads <= kHeads)
+  constexpr int kPrefetch = 64 / kOutputs;                      // 64 registers of acc partials
+  static_assert(Cfg::kHeads * kD % Cfg::kThreads == 0, "whole outputs per thread");
   static_assert(Cfg::kReusedBytes >= Cfg::kHeads * kMaxTiledPartitions * sizeof(float), "weights fit");
   const int tid = static_cast<int>(threadIdx.x);
   const int lane = tid % kWarpSize;
+  float prefetched[kOutputs][kPrefetch];
+#pragma unroll
+  for (int j = 0; j < kOutputs; ++j) {
+    const int o = tid + j * Cfg::kThreads;
+    const float* acc = parts.acc + (first_q_row + o / kD) * parts.partitions * kD + o % kD;
+#pragma unroll
+    for (int z = 0; z < kPrefetch; ++z) {
+      prefetched[j][z] = o < heads * kD && z < count ? __ldcg(acc + static_cast<int64_t>(z) * kD) : 0.0F;
+    }
+  }
   __syncthreads();  // the stage memory (the key lanes' acc) is free
   for (int h = tid / kWarpSize; h < heads; h += Cfg::kWarps) {
     const float* maxes = parts.max + (first_q_row + h) * parts.partitions;
     const float* sums = parts.sum + (first_q_row + h) * parts.partitions;
     float top = -INFINITY;
-    for (int z = lane; z < count; z += kWarpSize) top = fmaxf(top, __ldcg(maxes + z));
+    for (int z = lane; z < count; z += kWarpSize) {
+      const float partition_max = __ldcg(maxes + z);
+      weights[h * count + z] = partition_max;
+      top = fmaxf(top, partition_max);
+    }
     for (int offset = kWarpSize / 2; offset > 0; offset >>= 1) top = fmaxf(top, __shfl_xor_sync(kFullMask, top, offset));
     float total = 0.0F;
     for (int z = lane; z < count; z += kWarpSize) {
-      const float weight = exp2f(__ldcg(maxes + z) - top);
+      const float weight = exp2f(weights[h * count + z] - top);  // the lane's own write
       weights[h * count + z] = weight;
       total += __ldcg(sums + z) * weight;
     }
@@ -170,15 +189,21 @@ __device__ void merge_partitions(const PagedPartials& parts, int64_t first_q_row
     if (lane == 0) inverse[h] = 1.0F / total;
   }
   __syncthreads();
-  for (int o = tid; o < heads * kD; o += Cfg::kThreads) {
+#pragma unroll
+  for (int j = 0; j < kOutputs; ++j) {
+    const int o = tid + j * Cfg::kThreads;
+    if (o >= heads * kD) break;
     const int h = o / kD;
-    const int d = o % kD;
-    const float* acc = parts.acc + (first_q_row + h) * parts.partitions * kD + d;
+    const float* acc = parts.acc + (first_q_row + h) * parts.partitions * kD + o % kD;
     const float* weight = weights + h * count;
     float value = 0.0F;
+#pragma unroll
+    for (int z = 0; z < kPrefetch; ++z) {
+      if (z < count) value += prefetched[j][z] * weight[z];
+    }
 #pragma unroll 8
-    for (int z = 0; z < count; ++z) value += __ldcg(acc + static_cast<int64_t>(z) * kD) * weight[z];
-    store_float(out + (first_q_row + h) * kD + d, value * inverse[h]);
+    for (int z = kPrefetch; z < count; ++z) value += __ldcg(acc + static_cast<int64_t>(z) * kD) * weight[z];
+    store_float(out + (first_q_row + h) * kD + o % kD, value * inverse[h]);
   }
 }
 
