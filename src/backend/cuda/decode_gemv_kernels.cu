@@ -169,74 +169,6 @@ __global__ void __launch_bounds__(kBlockThreads)
   store_rows<kRows, kBlockThreads / kWarpSize>(acc, out, first_row, n);
 }
 
-// Legacy blocks read as a coalesced byte stream (Q4_0, Q4_1: 18- and 20-byte blocks, whose
-// per-lane decode touches 5 cache lines per warp load): grid ceil(N / kRows), block
-// kBlockThreads. Warp w takes chunks w, w + warps, ... of 32 consecutive blocks of every row
-// (K % 1024 == 0, rows 16-byte aligned); the warp loads a chunk (576 / 640 bytes per row)
-// with consecutive 16-byte loads per lane, stages it in shared memory, and lane l decodes
-// block l of it there (the next chunk's loads already in flight). Per block and row the
-// CPU's terms, as legacy_gemv_kernel.
-template <typename Format, int kRows, int kBlockThreads>
-__global__ void __launch_bounds__(kBlockThreads)
-    staged_legacy_gemv_kernel(const uint8_t* __restrict__ weight, int64_t row_bytes, const int8_t* __restrict__ codes,
-                              const float* __restrict__ scales, const float* __restrict__ block_sums,
-                              float* __restrict__ out, int64_t n, int64_t num_blocks) {
-  allow_dependents();  // the next kernel may launch into the slots this grid frees
-  constexpr int kBlockWarps = kBlockThreads / kWarpSize;
-  constexpr int kChunkBytes = kWarpSize * Format::kBytes;
-  constexpr int kVectors = kChunkBytes / 16;
-  constexpr int kPerLane = (kVectors + kWarpSize - 1) / kWarpSize;
-  static_assert(kChunkBytes % 16 == 0, "chunks of whole 16-byte vectors");
-  __shared__ __align__(16) uint8_t staged[kBlockWarps][kRows][kChunkBytes];
-  const int warp = static_cast<int>(threadIdx.x) / kWarpSize;
-  const int lane = static_cast<int>(threadIdx.x) % kWarpSize;
-  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
-  const uint8_t* rows[kRows];
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) rows[r] = weight + clamped_row(first_row, r, n) * row_bytes;
-  const int64_t chunks = num_blocks / kWarpSize;
-  uint4 raw[kRows][kPerLane];
-  const auto load = [&](int64_t chunk) {
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-#pragma unroll
-      for (int i = 0; i < kPerLane; ++i) {
-        const int v = lane + i * kWarpSize;
-        if (v < kVectors) raw[r][i] = load_stream(reinterpret_cast<const uint4*>(rows[r] + chunk * kChunkBytes) + v);
-      }
-    }
-  };
-  int64_t chunk = warp;
-  if (chunk < chunks) load(chunk);
-  wait_for_producer();  // the codes come from the quantiser
-  float acc[kRows] = {};
-  for (; chunk < chunks; chunk += kBlockWarps) {
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-#pragma unroll
-      for (int i = 0; i < kPerLane; ++i) {
-        const int v = lane + i * kWarpSize;
-        if (v < kVectors) reinterpret_cast<uint4*>(staged[warp][r])[v] = raw[r][i];
-      }
-    }
-    __syncwarp();
-    if (chunk + kBlockWarps < chunks) load(chunk + kBlockWarps);
-    const int64_t b = chunk * kWarpSize + lane;
-    int x[8];
-    load_codes(codes + b * kSubBlock, x);
-    const float dx = scales[b];
-    const float s = Format::kHasMin ? block_sums[b] : 0.0F;
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      const LegacyBlock block = Format::decode(staged[warp][r] + lane * Format::kBytes);
-      acc[r] += (block.d * dx) * static_cast<float>(dot_words(block.w, x, 0, 8));
-      if (Format::kHasMin) acc[r] += block.m * s;
-    }
-    __syncwarp();  // the chunk is decoded: the buffer may take the next
-  }
-  store_rows<kRows, kBlockWarps>(acc, out, first_row, n);
-}
-
 // Sum over the eight lanes of a super-block group (lanes 8g .. 8g + 7).
 __device__ __forceinline__ int sum_over_group(int value) {
   for (int offset = 1; offset < 8; offset <<= 1) value += __shfl_xor_sync(kFullMask, value, offset);
@@ -521,24 +453,6 @@ void launch_legacy(const QuantizedMatmulArgs& args, const QuantizedActivations& 
   launch(legacy_gemv_kernel<Format, kQuantRows, kLongRowThreads>, kLongRowThreads);
 }
 
-// Q4_0 / Q4_1: the staged kernel where rows are whole 16-byte-aligned chunks of 32 blocks
-// (K % 1024 == 0), with the block sizes of launch_legacy; else the per-lane kernel.
-template <typename Format>
-void launch_legacy_staged(const QuantizedMatmulArgs& args, const QuantizedActivations& acts, cudaStream_t stream) {
-  const int64_t num_blocks = args.k / kQuantBlock;
-  const int64_t row_bytes = dtype_bytes_for(args.weight_dtype, args.k);
-  if (num_blocks % kWarpSize != 0 || row_bytes % 16 != 0 || reinterpret_cast<uintptr_t>(args.weight) % 16 != 0) {
-    return launch_legacy<Format>(args, acts, stream);
-  }
-  const auto launch = [&](auto kernel, int threads) {
-    launch_dependent(kernel, row_blocks(args.n, kQuantRows), threads, 0, stream,
-                     static_cast<const uint8_t*>(args.weight), row_bytes, acts.codes, acts.scales, acts.block_sums,
-                     args.out, args.n, num_blocks);
-  };
-  if (num_blocks <= kThreads) return launch(staged_legacy_gemv_kernel<Format, kQuantRows, kThreads>, kThreads);
-  launch(staged_legacy_gemv_kernel<Format, kQuantRows, kLongRowThreads>, kLongRowThreads);
-}
-
 template <typename Format>
 void launch_kquant(const QuantizedMatmulArgs& args, const QuantizedActivations& acts, cudaStream_t stream) {
   launch_dependent(kquant_gemv_kernel<Format, kQuantRows>, row_blocks(args.n, kQuantRows), kThreads, 0, stream,
@@ -577,9 +491,9 @@ bool launch_decode_gemv(const QuantizedMatmulArgs& args, const QuantizedActivati
     case DType::Q8_0:
       return launch_legacy<Q8_0Format>(args, *acts, stream), true;
     case DType::Q4_0:
-      return launch_legacy_staged<Q4_0Format>(args, *acts, stream), true;
+      return launch_legacy<Q4_0Format>(args, *acts, stream), true;
     case DType::Q4_1:
-      return launch_legacy_staged<Q4_1Format>(args, *acts, stream), true;
+      return launch_legacy<Q4_1Format>(args, *acts, stream), true;
     case DType::Q5_0:
       return launch_legacy<Q5_0Format>(args, *acts, stream), true;
     case DType::Q5_1:
