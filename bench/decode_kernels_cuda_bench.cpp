@@ -272,8 +272,8 @@ void attention_row(Ctx& ctx, cudaStream_t stream, double copy, const AttentionCa
   std::printf(" (P %4lld)", static_cast<long long>(tiled.partitions));
   if (tiled.partitions > 1) {  // the main kernel without the combine
     const int64_t partials = c.sequences * c.q_heads * tiled.partitions;
-    anvil::cuda::PagedPartials parts{tiled.partition_len, tiled.partitions, static_cast<float*>(scratch), nullptr,
-                                     nullptr, nullptr};
+    anvil::cuda::PagedPartials parts{
+        tiled.partition_len, tiled.partitions, static_cast<float*>(scratch), nullptr, nullptr, nullptr};
     parts.max = parts.acc + partials * c.head_dim;
     parts.sum = parts.max + partials;
     print_rate(bytes,

@@ -4,9 +4,10 @@
 // summation order differs from the CPU's but results are deterministic. One thread block
 // per (token, kv head, head chunk, partition): the query heads sharing a kv head read each
 // K/V row once. With several partitions each writes (max, sum, acc) and a combine kernel
-// merges them (the tiled kernel merges them itself when given counters). This file holds the warp kernel (f32 caches, head dims other than 64 / 128),
-// the planner and the combine; f16/bf16 caches at D 64 / 128 take the tiled kernel of
-// paged_attention_tiled.cu, which writes the same partials.
+// merges them (the tiled kernel merges up to kMaxFusedPartitions itself). This file holds
+// the warp kernel (f32 caches, head dims other than 64 / 128), the planner and the combine;
+// f16/bf16 caches at D 64 / 128 take the tiled kernel of paged_attention_tiled.cu, which
+// writes the same partials.
 #include <algorithm>
 #include <climits>
 
@@ -554,7 +555,9 @@ PagedPartitioning plan_paged_attention(const PagedAttentionArgs& args, int64_t m
   if (plan.partitions > 1) {
     const int64_t partials = args.tokens * args.q_heads * plan.partitions;
     plan.scratch_bytes = static_cast<size_t>(partials * (args.head_dim + 2)) * sizeof(float);
-    if (plan.tiled && plan.partitions <= kMaxFusedPartitions) plan.counters = args.tokens * args.kv_heads * plan.head_chunks;
+    if (plan.tiled && plan.partitions <= kMaxFusedPartitions) {
+      plan.counters = args.tokens * args.kv_heads * plan.head_chunks;
+    }
   }
   return plan;
 }

@@ -153,7 +153,7 @@ __device__ void merge_partitions(const PagedPartials& parts, int64_t first_q_row
                                  Q* __restrict__ out, float* weights, float* inverse) {
   constexpr int kD = Cfg::kD;
   constexpr int kOutputs = Cfg::kHeads * kD / Cfg::kThreads;  // outputs per thread (heads <= kHeads)
-  constexpr int kPrefetch = 64 / kOutputs;                      // 64 registers of acc partials
+  constexpr int kPrefetch = 64 / kOutputs;                    // 64 registers of acc partials
   static_assert(Cfg::kHeads * kD % Cfg::kThreads == 0, "whole outputs per thread");
   static_assert(Cfg::kReusedBytes >= Cfg::kHeads * kMaxTiledPartitions * sizeof(float), "weights fit");
   const int tid = static_cast<int>(threadIdx.x);
@@ -178,7 +178,8 @@ __device__ void merge_partitions(const PagedPartials& parts, int64_t first_q_row
       weights[h * count + z] = partition_max;
       top = fmaxf(top, partition_max);
     }
-    for (int offset = kWarpSize / 2; offset > 0; offset >>= 1) top = fmaxf(top, __shfl_xor_sync(kFullMask, top, offset));
+    for (int offset = kWarpSize / 2; offset > 0; offset >>= 1)
+      top = fmaxf(top, __shfl_xor_sync(kFullMask, top, offset));
     float total = 0.0F;
     for (int z = lane; z < count; z += kWarpSize) {
       const float weight = exp2f(weights[h * count + z] - top);  // the lane's own write
