@@ -168,8 +168,10 @@ struct AttentionCase {
 // Paged decode attention (one query row per sequence, every sequence `context` tokens) over
 // scattered 16-token blocks of a bf16 cache; enough cache copies to cycle through 256 MB.
 // Columns: the op queued call by call, the op replayed as a graph, and (graph) the kernels
-// alone: the tiled kernel with its own plan, the warp kernel (the kernel before the tiled
-// one), and the tiled kernel with other partition lengths (the planner's alternatives).
+// alone: the tiled kernel with its own plan (the combine fused in), its main kernel alone
+// (partials written, not merged), the tiled kernel followed by the separate combine kernel
+// ("unfused"), the warp kernel (the kernel before the tiled one), and the tiled kernel with
+// other shapes and partition lengths (the planner's alternatives).
 void attention_row(Ctx& ctx, cudaStream_t stream, double copy, const AttentionCase& c, int num_sms,
                    std::mt19937_64& rng) {
   const Device gpu = Device::cuda(0);
@@ -237,18 +239,24 @@ void attention_row(Ctx& ctx, cudaStream_t stream, double copy, const AttentionCa
   args.max_blocks = blocks_per_seq;
   args.scale = 1.0F / std::sqrt(static_cast<float>(c.head_dim));
   void* scratch = nullptr;
+  void* counter_memory = nullptr;  // the fused combine's counters, zeroed (and left zeroed by the kernel)
+  if (cudaMalloc(&counter_memory, 65536 * sizeof(int32_t)) != cudaSuccess ||
+      cudaMemset(counter_memory, 0, 65536 * sizeof(int32_t)) != cudaSuccess || cudaDeviceSynchronize() != cudaSuccess) {
+    std::exit(1);
+  }
+  auto* counters = static_cast<int32_t*>(counter_memory);
   const int64_t most_partitions = (c.context + 63) / 64;
   if (cudaMalloc(&scratch, static_cast<size_t>(c.sequences * c.q_heads * most_partitions * (c.head_dim + 2)) * 4) !=
       cudaSuccess) {
     std::exit(1);
   }
-  const auto kernels = [&](const anvil::cuda::PagedPartitioning& plan) {
+  const auto kernels = [&](const anvil::cuda::PagedPartitioning& plan, bool fused = true) {
     return graph_seconds_per_call(
         stream,
         [&] {
           for (int k = 0; k < calls; ++k) {
             args.block_tables = tables[static_cast<size_t>(k % copies)].data<const int32_t>();
-            anvil::cuda::launch_paged_attention(args, plan, scratch, stream);
+            anvil::cuda::launch_paged_attention(args, plan, scratch, fused && plan.tiled ? counters : nullptr, stream);
           }
         },
         calls);
@@ -264,8 +272,8 @@ void attention_row(Ctx& ctx, cudaStream_t stream, double copy, const AttentionCa
   std::printf(" (P %4lld)", static_cast<long long>(tiled.partitions));
   if (tiled.partitions > 1) {  // the main kernel without the combine
     const int64_t partials = c.sequences * c.q_heads * tiled.partitions;
-    anvil::cuda::PagedPartials parts{tiled.partition_len, tiled.partitions, static_cast<float*>(scratch), nullptr,
-                                     nullptr};
+    anvil::cuda::PagedPartials parts{
+        tiled.partition_len, tiled.partitions, static_cast<float*>(scratch), nullptr, nullptr, nullptr};
     parts.max = parts.acc + partials * c.head_dim;
     parts.sum = parts.max + partials;
     print_rate(bytes,
@@ -279,7 +287,9 @@ void attention_row(Ctx& ctx, cudaStream_t stream, double copy, const AttentionCa
                    },
                    calls),
                copy);
+    print_rate(bytes, kernels(tiled, false), copy);  // the combine as a separate kernel
   } else {
+    print_rate(bytes, -1.0, copy);
     print_rate(bytes, -1.0, copy);
   }
   print_rate(bytes, kernels(warps), copy);
@@ -301,6 +311,7 @@ void attention_row(Ctx& ctx, cudaStream_t stream, double copy, const AttentionCa
   }
   std::printf("\n");
   cudaFree(scratch);
+  cudaFree(counter_memory);
 }
 
 }  // namespace
@@ -344,8 +355,8 @@ int main(int argc, char** argv) {
     cudaFree(word);
   }
   std::printf("\npaged decode attention, bf16 cache and q, block 16, one token per sequence: us and %% of copy\n");
-  std::printf("%-12s %-13s %9s %6s %9s %6s %9s %6s %8s %9s %6s %9s %6s | %s\n", "Hq/Hkv/D", "seqs x ctx", "op us", "%",
-              "graph us", "%", "tiled us", "%", "", "main us", "%", "warp us", "%",
+  std::printf("%-12s %-13s %9s %6s %9s %6s %9s %6s %8s %9s %6s %9s %6s %9s %6s | %s\n", "Hq/Hkv/D", "seqs x ctx",
+              "op us", "%", "graph us", "%", "tiled us", "%", "", "main us", "%", "unfused", "%", "warp us", "%",
               "tiled: threads/stages:% | partition keys:%");
   for (const AttentionCase& c : std::vector<AttentionCase>{{32, 8, 128, 1, 4096},
                                                            {32, 8, 128, 8, 4096},

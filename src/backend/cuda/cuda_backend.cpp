@@ -15,6 +15,10 @@ CudaBackend::CudaBackend(int device_index) : device_index_(device_index) {
   // Non-blocking: the stream does not serialise with the legacy default stream.
   ANVIL_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   allocator_ = std::make_unique<CachingAllocator>(device_index_);
+  void* counters = nullptr;
+  ANVIL_CUDA_CHECK(cudaMalloc(&counters, kPagedCounters * sizeof(int32_t)));
+  paged_counters_ = static_cast<int32_t*>(counters);
+  ANVIL_CUDA_CHECK(cudaMemsetAsync(paged_counters_, 0, kPagedCounters * sizeof(int32_t), stream_));
 }
 
 CudaBackend::~CudaBackend() {
@@ -23,6 +27,7 @@ CudaBackend::~CudaBackend() {
     const DeviceGuard guard(device_index_);
     static_cast<void>(cudaStreamSynchronize(stream_));
     allocator_.reset();
+    static_cast<void>(cudaFree(paged_counters_));
     if (cublas_lt_ != nullptr) static_cast<void>(cublasLtDestroy(cublas_lt_));
     static_cast<void>(cudaStreamDestroy(stream_));
   } catch (const std::exception& error) {

@@ -164,6 +164,13 @@ class CudaBackend final : public Backend {
   [[nodiscard]] std::vector<int32_t> download_i32(const Tensor& tensor);
   CublasLtMatmul matmul_;  // cached cuBLASLt plans
   int num_sms_ = 0;        // multiprocessors, read on first use
+  // Zeroed counters for paged_attention's fused combine (they are reset by the kernel that
+  // uses them, so graphs replay on the same buffer); allocated with the backend so that no
+  // allocation or memset lands in a captured graph. Calls that need more take the combine
+  // kernel (a plan needs at most tokens x kv heads counters, and only when that is below
+  // one wave of blocks).
+  static constexpr int64_t kPagedCounters = 16384;
+  int32_t* paged_counters_ = nullptr;
   // ---- end linalg group
 };
 

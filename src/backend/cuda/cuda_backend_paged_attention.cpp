@@ -119,7 +119,8 @@ void CudaBackend::paged_attention(Tensor& out, const Tensor& q, const Tensor& ke
   const int num_sms = num_sms_;
   const PagedPartitioning plan = plan_paged_attention(args, check.max_visible, num_sms);
   const ScratchBuffer partials(*allocator_, plan.scratch_bytes);
-  launch_paged_attention(args, plan, partials.get(), stream_);
+  launch_paged_attention(args, plan, partials.get(), plan.counters <= kPagedCounters ? paged_counters_ : nullptr,
+                         stream_);
 }
 
 }  // namespace anvil::cuda

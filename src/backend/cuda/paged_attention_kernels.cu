@@ -4,9 +4,10 @@
 // summation order differs from the CPU's but results are deterministic. One thread block
 // per (token, kv head, head chunk, partition): the query heads sharing a kv head read each
 // K/V row once. With several partitions each writes (max, sum, acc) and a combine kernel
-// merges them. This file holds the warp kernel (f32 caches, head dims other than 64 / 128),
-// the planner and the combine; f16/bf16 caches at D 64 / 128 take the tiled kernel of
-// paged_attention_tiled.cu, which writes the same partials.
+// merges them (the tiled kernel merges up to kMaxFusedPartitions itself). This file holds
+// the warp kernel (f32 caches, head dims other than 64 / 128), the planner and the combine;
+// f16/bf16 caches at D 64 / 128 take the tiled kernel of paged_attention_tiled.cu, which
+// writes the same partials.
 #include <algorithm>
 #include <climits>
 
@@ -36,6 +37,10 @@ constexpr int64_t kMaxPartitions = 1024;
 // blocks that do a single step and a combine that loops over hundreds of partials; measured
 // on the H100, one 4096-token sequence went from 99 us with 16-key partitions to a few us.
 constexpr int64_t kMinPartitionKeys = 256;
+// Partitions the tiled kernel merges itself at most: its last block's merge is a serial
+// tail (one block reads heads x D x partitions floats); more go to the combine kernel,
+// which spreads them over a block per query row (measured on the H100, docs/perf.md).
+constexpr int64_t kMaxFusedPartitions = 32;
 constexpr int kCheckThreads = 256;
 constexpr int kCombineThreads = 256;
 
@@ -550,13 +555,16 @@ PagedPartitioning plan_paged_attention(const PagedAttentionArgs& args, int64_t m
   if (plan.partitions > 1) {
     const int64_t partials = args.tokens * args.q_heads * plan.partitions;
     plan.scratch_bytes = static_cast<size_t>(partials * (args.head_dim + 2)) * sizeof(float);
+    if (plan.tiled && plan.partitions <= kMaxFusedPartitions) {
+      plan.counters = args.tokens * args.kv_heads * plan.head_chunks;
+    }
   }
   return plan;
 }
 
 void launch_paged_attention(const PagedAttentionArgs& args, const PagedPartitioning& plan, void* scratch,
-                            cudaStream_t stream) {
-  PagedPartials parts{plan.partition_len, plan.partitions, nullptr, nullptr, nullptr};
+                            int32_t* counters, cudaStream_t stream) {
+  PagedPartials parts{plan.partition_len, plan.partitions, nullptr, nullptr, nullptr, nullptr};
   if (plan.partitions > 1) {
     const int64_t partials = args.tokens * args.q_heads * plan.partitions;
     parts.acc = static_cast<float*>(scratch);
@@ -564,8 +572,9 @@ void launch_paged_attention(const PagedAttentionArgs& args, const PagedPartition
     parts.sum = parts.max + partials;
   }
   if (plan.tiled) {
+    parts.counters = plan.counters > 0 ? counters : nullptr;
     launch_tiled_paged_attention(args, plan, parts, stream);
-    if (plan.partitions > 1) {
+    if (plan.partitions > 1 && parts.counters == nullptr) {
       dispatch_float_dtype(args.q_dtype, "cuda paged_attention",
                            [&](auto q_type) { launch_combine<decltype(q_type)>(args, parts, stream); });
     }

@@ -63,6 +63,9 @@ struct PagedPartitioning {
   int64_t partitions = 1;     // > 1: partials then a combine kernel
   size_t shared_bytes = 0;    // dynamic shared memory of the main kernel
   size_t scratch_bytes = 0;   // partial results, when partitions > 1
+  // > 0: the tiled kernel merges its partitions itself (a few partitions) given this many
+  // zeroed counters, (N, Hkv * head_chunks); else a combine kernel does when partitioned.
+  int64_t counters = 0;
 };
 
 // Chooses the layout so that small batches of long contexts still fill the GPU. The grid
@@ -74,8 +77,11 @@ PagedPartitioning plan_paged_attention(const PagedAttentionArgs& args, int64_t m
                                        bool allow_tiled = true);
 
 // Queues the attention (and the combine when partitioned); `scratch` holds
-// plan.scratch_bytes (may be null when partitions == 1). Indices must have been checked.
+// plan.scratch_bytes (may be null when partitions == 1). With `counters` (at least
+// plan.counters int32 zeros, left zeroed for the next call) the tiled kernel merges its
+// partitions itself, without a combine kernel; the buffer may be shared by every call on
+// the stream. Indices must have been checked.
 void launch_paged_attention(const PagedAttentionArgs& args, const PagedPartitioning& plan, void* scratch,
-                            cudaStream_t stream);
+                            int32_t* counters, cudaStream_t stream);
 
 }  // namespace anvil::cuda

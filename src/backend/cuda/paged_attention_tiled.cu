@@ -33,6 +33,7 @@ constexpr int kWarpSize = 32;
 constexpr int kTile = static_cast<int>(kTiledKeys);
 constexpr unsigned kFullMask = 0xFFFFFFFFU;
 constexpr float kLog2E = 1.4426950408889634F;
+constexpr int64_t kMaxTiledPartitions = 1024;  // the planner's bound (kMaxPartitions)
 
 // The shape of one kernel: head_dim, query heads per block, threads, pipeline stages.
 template <int kDim, int kHeadCount, int kThreadCount, int kStageCount>
@@ -114,6 +115,96 @@ __device__ __forceinline__ void load_tile(const PagedAttentionArgs& args, const 
     const int dst = key * Cfg::kD + ((chunk ^ (key & 7)) * 8);
     cp_async_16(k_stage + dst, key_cache + offset, valid);
     cp_async_16(v_stage + dst, value_cache + offset, valid);
+  }
+}
+
+// Whether this block is the last of the `count` partitions of its (token, kv head, head
+// chunk) to have written its partials (threadfence-reduction pattern): each block fences
+// its partials' writes, then counts itself; the block that brings the counter to `count`
+// resets it to 0 for the next launch (no other block of this launch touches it again) and
+// fences again before it reads the others' partials.
+__device__ __forceinline__ bool is_last_partition(int32_t* counter, int count) {
+  __shared__ int last;
+  __threadfence();
+  __syncthreads();  // every thread's partial writes are fenced before the count
+  if (threadIdx.x == 0) {
+    const bool done = atomicAdd(counter, 1) == count - 1;
+    if (done) *counter = 0;
+    last = done ? 1 : 0;
+  }
+  __syncthreads();
+  if (last == 0) return false;
+  __threadfence();
+  return true;
+}
+
+// The fused combine, run by the last block of a (token, kv head, head chunk): merges the
+// `count` partials of each of its `heads` query rows as combine_partitions_kernel does
+// (paged_attention_kernels.cu). Its cost is a chain of L2 round trips after the last
+// partition's bytes arrive, so the loads are issued together: thread t first loads the acc
+// partials of its outputs (h, d) = t, t + kThreads, ... for the first kPrefetch partitions
+// into registers; warp w takes heads w, w + kWarps, ...: the max over the partitions, the
+// weights 2^(max_z - top) (into `weights`, (kHeads, count) floats of the free stage memory)
+// and 1 / sum_z sum_z * weight_z (into `inverse`); then each output is sum_z acc_z * weight_z
+// in z order. Partials are read with ld.cg (L2: written by other blocks). Deterministic:
+// fixed orders throughout, whichever block runs it.
+template <typename Q, typename Cfg>
+__device__ void merge_partitions(const PagedPartials& parts, int64_t first_q_row, int heads, int count,
+                                 Q* __restrict__ out, float* weights, float* inverse) {
+  constexpr int kD = Cfg::kD;
+  constexpr int kOutputs = Cfg::kHeads * kD / Cfg::kThreads;  // outputs per thread (heads <= kHeads)
+  constexpr int kPrefetch = 64 / kOutputs;                    // 64 registers of acc partials
+  static_assert(Cfg::kHeads * kD % Cfg::kThreads == 0, "whole outputs per thread");
+  static_assert(Cfg::kReusedBytes >= Cfg::kHeads * kMaxTiledPartitions * sizeof(float), "weights fit");
+  const int tid = static_cast<int>(threadIdx.x);
+  const int lane = tid % kWarpSize;
+  float prefetched[kOutputs][kPrefetch];
+#pragma unroll
+  for (int j = 0; j < kOutputs; ++j) {
+    const int o = tid + j * Cfg::kThreads;
+    const float* acc = parts.acc + (first_q_row + o / kD) * parts.partitions * kD + o % kD;
+#pragma unroll
+    for (int z = 0; z < kPrefetch; ++z) {
+      prefetched[j][z] = o < heads * kD && z < count ? __ldcg(acc + static_cast<int64_t>(z) * kD) : 0.0F;
+    }
+  }
+  __syncthreads();  // the stage memory (the key lanes' acc) is free
+  for (int h = tid / kWarpSize; h < heads; h += Cfg::kWarps) {
+    const float* maxes = parts.max + (first_q_row + h) * parts.partitions;
+    const float* sums = parts.sum + (first_q_row + h) * parts.partitions;
+    float top = -INFINITY;
+    for (int z = lane; z < count; z += kWarpSize) {
+      const float partition_max = __ldcg(maxes + z);
+      weights[h * count + z] = partition_max;
+      top = fmaxf(top, partition_max);
+    }
+    for (int offset = kWarpSize / 2; offset > 0; offset >>= 1)
+      top = fmaxf(top, __shfl_xor_sync(kFullMask, top, offset));
+    float total = 0.0F;
+    for (int z = lane; z < count; z += kWarpSize) {
+      const float weight = exp2f(weights[h * count + z] - top);  // the lane's own write
+      weights[h * count + z] = weight;
+      total += __ldcg(sums + z) * weight;
+    }
+    for (int offset = kWarpSize / 2; offset > 0; offset >>= 1) total += __shfl_xor_sync(kFullMask, total, offset);
+    if (lane == 0) inverse[h] = 1.0F / total;
+  }
+  __syncthreads();
+#pragma unroll
+  for (int j = 0; j < kOutputs; ++j) {
+    const int o = tid + j * Cfg::kThreads;
+    if (o >= heads * kD) break;
+    const int h = o / kD;
+    const float* acc = parts.acc + (first_q_row + h) * parts.partitions * kD + o % kD;
+    const float* weight = weights + h * count;
+    float value = 0.0F;
+#pragma unroll
+    for (int z = 0; z < kPrefetch; ++z) {
+      if (z < count) value += prefetched[j][z] * weight[z];
+    }
+#pragma unroll 8
+    for (int z = kPrefetch; z < count; ++z) value += __ldcg(acc + static_cast<int64_t>(z) * kD) * weight[z];
+    store_float(out + (first_q_row + h) * kD + o % kD, value * inverse[h]);
   }
 }
 
@@ -311,6 +402,13 @@ __global__ void __launch_bounds__(Cfg::kThreads)
 #pragma unroll
     for (int h = 0; h < kHeads; ++h) {
       if (h < heads) parts.max[(first_q_row + h) * parts.partitions + blockIdx.z] = row_max[h];
+    }
+  }
+  if (parts.partitions > 1 && parts.counters != nullptr) {
+    const int count =
+        static_cast<int>(min(parts.partitions, (position - first + parts.partition_len) / parts.partition_len));
+    if (is_last_partition(parts.counters + token * gridDim.y + blockIdx.y, count)) {
+      merge_partitions<Q, Cfg>(parts, first_q_row, heads, count, out, reinterpret_cast<float*>(shared_raw), warp_max);
     }
   }
 }

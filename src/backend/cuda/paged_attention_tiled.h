@@ -20,6 +20,11 @@ struct PagedPartials {
   float* acc = nullptr;  // (N, Hq, partitions, D), unnormalised
   float* max = nullptr;  // (N, Hq, partitions), log2 units
   float* sum = nullptr;  // (N, Hq, partitions)
+  // Tiled kernel only: when set, (N, kv_heads * head_chunks) zeroed counters, and the last
+  // block of each (token, kv head, head chunk) to finish merges the partials into out
+  // (no combine kernel); that block resets its counter to 0, so the buffer stays zeroed
+  // between launches (CUDA graph replays).
+  int32_t* counters = nullptr;
 };
 
 // Keys per tile of the tiled kernel: partitions are multiples of it.
@@ -37,7 +42,8 @@ void plan_tiled_shape(const PagedAttentionArgs& args, PagedPartitioning& plan);
 int tiled_blocks_per_sm(const PagedAttentionArgs& args, PagedPartitioning& plan);
 
 // Queues the tiled kernel: grid (tokens, kv_heads * head_chunks, partitions); with one
-// partition it writes out, else the partials (the caller queues the combine).
+// partition it writes out; else the partials, merged into out by the kernel itself when
+// parts.counters is set (else the caller queues the combine).
 void launch_tiled_paged_attention(const PagedAttentionArgs& args, const PagedPartitioning& plan,
                                   const PagedPartials& parts, cudaStream_t stream);
 
