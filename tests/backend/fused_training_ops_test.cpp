@@ -231,10 +231,11 @@ TEST(OpLayerNormBackwardResidual, MatchesFloat64) {
 TEST(OpCrossEntropyFused, MatchesFloat64) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());
-  // CUDA: 50304 (GPT-2's padded vocabulary) and 1024 take the register-cached one-pass
-  // kernel (bf16 / f16; f32 50304 is too long for it: two passes); 70000: two passes for
-  // every dtype; 1001, 33, 7: the scalar kernels.
-  const std::vector<Shape> shapes = {{3, 7}, {5, 33}, {6, 1001}, {4, 1024}, {3, 50304}, {2, 70000}};
+  // CUDA, bf16 / f16: 50304 (GPT-2's padded vocabulary) and 32768 take the one-pass kernel with
+  // the row staged in shared memory, 1024 the register-cached one; f32: 1024 and 32768 the
+  // register-cached one, 50304 two passes; 70000: two passes for every dtype; 1001, 33, 7: the
+  // scalar kernels.
+  const std::vector<Shape> shapes = {{3, 7}, {5, 33}, {6, 1001}, {4, 1024}, {5, 32768}, {3, 50304}, {2, 70000}};
   for (const Device device : test_devices(ctx)) {
     for (const DType dtype : float_dtypes()) {
       for (const Shape& shape : shapes) {

@@ -1,6 +1,7 @@
 // Cross-entropy: one block per row of V logits (V up to ~10^5 and more). A single pass keeps
 // an online (max, sum of exp) per thread, merged by a fixed tree; the backward makes a second
-// pass to write the gradient. The row is never materialised beyond what each thread holds.
+// pass to write the gradient. The fused forward + backward reads each row once: held in
+// registers, or for long rows (GPT-2's vocabulary) staged in shared memory.
 #include <algorithm>
 
 #include "cuda/block_reduce.cuh"
@@ -224,6 +225,76 @@ __global__ void __launch_bounds__(kLargeVocabThreads)
   }
 }
 
+// ---- the same with the row staged in shared memory, for rows whose register cache would
+// take a whole SM (GPT-2's 50304 bf16 logits: 1024 threads x 64 registers, one row per SM
+// at a time, so its loads, exps and stores never overlap another row's). Staged, a 100.6 KB
+// row leaves room for a second block on the SM. Thread t stages and later rereads its own
+// vectors t, t + blockDim, ...: no barrier beyond the statistics' reduction.
+
+constexpr int kStagedThreads = 512;
+constexpr int64_t kMinStagedBytes = 48 * 1024;   // below: the register cache leaves room
+constexpr int64_t kMaxStagedBytes = 112 * 1024;  // two blocks per SM (228 KB)
+
+// grid (N), block (kStagedThreads), dynamic shared memory V * sizeof(T) bytes.
+template <typename T>
+__global__ void __launch_bounds__(kStagedThreads, 2)
+    cross_entropy_fused_staged_kernel(float* losses, T* dlogits, const float* dlosses, const T* logits,
+                                      const int32_t* targets, int64_t vocab) {
+  constexpr int kSize = kVecSize<T>;
+  extern __shared__ uint4 staged[];
+  __shared__ float scratch[2 * kWarpSize];
+  const int64_t row = blockIdx.x;
+  const int32_t target = targets[row];
+  const int64_t num_vecs = vocab / kSize;
+  T* d = dlogits + row * vocab;
+  if (target < 0) {
+    if (threadIdx.x == 0) losses[row] = 0.0F;
+    float zeros[kSize] = {};
+    for (int64_t vec = threadIdx.x; vec < num_vecs; vec += blockDim.x) store_vec(d, vec, zeros);
+    return;
+  }
+  const T* in = logits + row * vocab;
+  const float target_logit = threadIdx.x == 0 ? widen(in[target]) : 0.0F;  // before any write
+  MaxSum state{-INFINITY, 0.0F};
+#pragma unroll 4
+  for (int64_t vec = threadIdx.x; vec < num_vecs; vec += blockDim.x) {
+    const uint4 raw = reinterpret_cast<const uint4*>(in)[vec];
+    staged[vec] = raw;
+    float values[kSize];
+    widen_raw<T>(raw, values);
+    state = add_vector_to_max_sum<kSize>(state, values);
+  }
+  state = block_max_sum(state, scratch);
+  if (threadIdx.x == 0) losses[row] = (state.max - target_logit) + logf(state.sum);
+  const float dloss = dlosses[row];
+  const float scale = dloss / state.sum;
+#pragma unroll 4
+  for (int64_t vec = threadIdx.x; vec < num_vecs; vec += blockDim.x) {
+    float values[kSize];
+    widen_raw<T>(staged[vec], values);
+#pragma unroll
+    for (int k = 0; k < kSize; ++k) {
+      const float value = expf(values[k] - state.max) * scale;
+      values[k] = vec * kSize + k == target ? value - dloss : value;
+    }
+    store_vec(d, vec, values);
+  }
+}
+
+// Launches the staged kernel for rows of kMinStagedBytes to kMaxStagedBytes; false otherwise.
+template <typename T>
+bool launch_fused_staged(float* losses, T* dlogits, const float* dlosses, const T* logits, const int32_t* targets,
+                         int64_t rows, int64_t vocab, cudaStream_t stream) {
+  const int64_t bytes = vocab * static_cast<int64_t>(sizeof(T));
+  if (bytes < kMinStagedBytes || bytes > kMaxStagedBytes) return false;
+  const auto kernel = cross_entropy_fused_staged_kernel<T>;
+  ANVIL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  kernel<<<static_cast<unsigned>(rows), kStagedThreads, static_cast<size_t>(bytes), stream>>>(losses, dlogits, dlosses,
+                                                                                              logits, targets, vocab);
+  ANVIL_CUDA_CHECK_LAUNCH();
+  return true;
+}
+
 // Launches the cached kernel when the row fits its registers; false otherwise.
 template <typename T>
 bool launch_fused_cached(float* losses, T* dlogits, const float* dlosses, const T* logits, const int32_t* targets,
@@ -312,7 +383,9 @@ void launch_cross_entropy_fused(float* losses, FloatBuffer dlogits, const float*
     dispatch_storage(logits.dtype, [&](auto tag) {
       using T = decltype(tag);
       if (vocab % kVecSize<T> != 0) return;
-      launched = launch_fused_cached<T>(losses, static_cast<T*>(dlogits.data), dlosses,
+      launched = launch_fused_staged<T>(losses, static_cast<T*>(dlogits.data), dlosses,
+                                        static_cast<const T*>(logits.data), targets, rows, vocab, stream) ||
+                 launch_fused_cached<T>(losses, static_cast<T*>(dlogits.data), dlosses,
                                         static_cast<const T*>(logits.data), targets, rows, vocab, stream);
     });
     if (launched) return;
