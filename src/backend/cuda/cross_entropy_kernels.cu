@@ -96,6 +96,28 @@ __device__ __forceinline__ MaxSum add_vector_to_max_sum(MaxSum state, const floa
   return state;
 }
 
+// d[vec] = exp(values - max) * scale, minus dloss at the target: one vector of a row's
+// gradient (values: its logits, overwritten).
+template <typename T>
+__device__ __forceinline__ void store_gradient_vec(T* d, int64_t vec, float* values, float max, float scale,
+                                                   float dloss, int32_t target) {
+  constexpr int kSize = kVecSize<T>;
+#pragma unroll
+  for (int k = 0; k < kSize; ++k) {
+    const float value = expf(values[k] - max) * scale;
+    values[k] = vec * kSize + k == target ? value - dloss : value;
+  }
+  store_vec(d, vec, values);
+}
+
+// An ignored row (target < 0) of the fused kernels: loss 0, gradient 0.
+template <typename T>
+__device__ void write_ignored_row(float* losses, int64_t row, T* d, int64_t num_vecs) {
+  if (threadIdx.x == 0) losses[row] = 0.0F;
+  float zeros[kVecSize<T>] = {};
+  for (int64_t vec = threadIdx.x; vec < num_vecs; vec += blockDim.x) store_vec(d, vec, zeros);
+}
+
 template <typename T>
 __device__ MaxSum row_max_sum_vec(const T* row_logits, int64_t num_vecs, float* scratch) {
   MaxSum state{-INFINITY, 0.0F};
@@ -145,12 +167,7 @@ __global__ void cross_entropy_backward_vec_kernel(T* dlogits, const float* dloss
   for (int64_t vec = threadIdx.x; vec < num_vecs; vec += blockDim.x) {
     float values[kSize];
     load_vec(in, vec, values);
-#pragma unroll
-    for (int k = 0; k < kSize; ++k) {
-      const float value = expf(values[k] - state.max) * scale;
-      values[k] = vec * kSize + k == target ? value - dloss : value;
-    }
-    store_vec(d, vec, values);
+    store_gradient_vec(d, vec, values, state.max, scale, dloss, target);
   }
 }
 
@@ -180,10 +197,8 @@ __global__ void __launch_bounds__(kLargeVocabThreads)
   const int32_t target = targets[row];
   const int64_t num_vecs = vocab / kSize;
   T* d = dlogits + row * vocab;
-  if (target < 0) {
-    if (threadIdx.x == 0) losses[row] = 0.0F;
-    float zeros[kSize] = {};
-    for (int64_t vec = threadIdx.x; vec < num_vecs; vec += blockDim.x) store_vec(d, vec, zeros);
+  if (target < 0) {  // uniform over the block: no thread reaches a barrier
+    write_ignored_row(losses, row, d, num_vecs);
     return;
   }
   const T* in = logits + row * vocab;
@@ -216,12 +231,7 @@ __global__ void __launch_bounds__(kLargeVocabThreads)
     if (vec >= num_vecs) continue;
     float values[kSize];
     widen_raw<T>(cached[i], values);
-#pragma unroll
-    for (int k = 0; k < kSize; ++k) {
-      const float value = expf(values[k] - state.max) * scale;
-      values[k] = vec * kSize + k == target ? value - dloss : value;
-    }
-    store_vec(d, vec, values);
+    store_gradient_vec(d, vec, values, state.max, scale, dloss, target);
   }
 }
 
@@ -247,10 +257,8 @@ __global__ void __launch_bounds__(kStagedThreads, 2)
   const int32_t target = targets[row];
   const int64_t num_vecs = vocab / kSize;
   T* d = dlogits + row * vocab;
-  if (target < 0) {
-    if (threadIdx.x == 0) losses[row] = 0.0F;
-    float zeros[kSize] = {};
-    for (int64_t vec = threadIdx.x; vec < num_vecs; vec += blockDim.x) store_vec(d, vec, zeros);
+  if (target < 0) {  // uniform over the block: no thread reaches a barrier
+    write_ignored_row(losses, row, d, num_vecs);
     return;
   }
   const T* in = logits + row * vocab;
@@ -272,12 +280,7 @@ __global__ void __launch_bounds__(kStagedThreads, 2)
   for (int64_t vec = threadIdx.x; vec < num_vecs; vec += blockDim.x) {
     float values[kSize];
     widen_raw<T>(staged[vec], values);
-#pragma unroll
-    for (int k = 0; k < kSize; ++k) {
-      const float value = expf(values[k] - state.max) * scale;
-      values[k] = vec * kSize + k == target ? value - dloss : value;
-    }
-    store_vec(d, vec, values);
+    store_gradient_vec(d, vec, values, state.max, scale, dloss, target);
   }
 }
 
