@@ -24,6 +24,17 @@ void require_param_grad(const char* op, const oc::Arg& grad, int64_t channels) {
   oc::require_dtype(op, grad, {DType::F32});
 }
 
+// A backward's saved statistics (rows,) f32 and its optional parameter gradients (channels,).
+void require_saved_and_param_grads(const char* op, const Tensor& mean, const Tensor& rstd, int64_t rows,
+                                   const Tensor& dweight, const Tensor& dbias, int64_t channels) {
+  for (const oc::Arg& saved : {oc::Arg{"mean", &mean}, oc::Arg{"rstd", &rstd}}) {
+    oc::require_shape(op, saved, {rows});
+    oc::require_dtype(op, saved, {DType::F32});
+  }
+  require_param_grad(op, {"dweight", &dweight}, channels);
+  require_param_grad(op, {"dbias", &dbias}, channels);
+}
+
 }  // namespace
 
 void layer_norm(Ctx& ctx, Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& weight,
@@ -61,12 +72,7 @@ void layer_norm_backward(Ctx& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, c
   oc::require_float(kOp, {"dout", &dout});
   oc::require_shape(kOp, {"weight", &weight}, {channels});
   oc::require_float(kOp, {"weight", &weight});
-  for (const oc::Arg& saved : {oc::Arg{"mean", &mean}, oc::Arg{"rstd", &rstd}}) {
-    oc::require_shape(kOp, saved, {rows});
-    oc::require_dtype(kOp, saved, {DType::F32});
-  }
-  require_param_grad(kOp, {"dweight", &dweight}, channels);
-  require_param_grad(kOp, {"dbias", &dbias}, channels);
+  require_saved_and_param_grads(kOp, mean, rstd, rows, dweight, dbias, channels);
   const Device device = oc::common_device(kOp, {{"dx", &dx},
                                                 {"dweight", &dweight},
                                                 {"dbias", &dbias},
@@ -97,12 +103,7 @@ void layer_norm_backward_residual(Ctx& ctx, Tensor& dres, Tensor& dres_low, Tens
   }
   oc::require_shape(kOp, {"weight", &weight}, {channels});
   oc::require_dtype(kOp, {"weight", &weight}, {DType::F32});
-  for (const oc::Arg& saved : {oc::Arg{"mean", &mean}, oc::Arg{"rstd", &rstd}}) {
-    oc::require_shape(kOp, saved, {rows});
-    oc::require_dtype(kOp, saved, {DType::F32});
-  }
-  require_param_grad(kOp, {"dweight", &dweight}, channels);
-  require_param_grad(kOp, {"dbias", &dbias}, channels);
+  require_saved_and_param_grads(kOp, mean, rstd, rows, dweight, dbias, channels);
   const Device device = oc::common_device(kOp, {{"dres", &dres},
                                                 {"dres_low", &dres_low},
                                                 {"dweight", &dweight},
