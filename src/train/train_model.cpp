@@ -249,9 +249,9 @@ struct TrainModel::Impl {
   }
   BlockActivations& acts_of(int64_t layer) { return acts[options.recompute ? 0 : static_cast<size_t>(layer)]; }
   void embed();
-  // dlosses = 1 / (targets that count), for the fused loss + gradient of head_and_loss.
-  void upload_loss_weights();
-  void head_and_loss();
+  // valid_targets, and dlosses = 1 / valid_targets for the fused loss + gradient.
+  void count_targets(bool with_gradient);
+  void head_and_loss(bool with_gradient);
 };
 
 void TrainModel::Impl::allocate(int64_t batch, int64_t seq) {
@@ -302,18 +302,23 @@ void TrainModel::Impl::embed() {
   }
 }
 
-void TrainModel::Impl::head_and_loss() {
+void TrainModel::Impl::head_and_loss(bool with_gradient) {
   detail::norm_forward(ctx, config, final_normed, final_mean, final_rstd, residuals.back(), top_params.final_norm,
                        top_params.final_norm_bias);
   detail::linear_forward(ctx, logits, final_normed, compute_head, Tensor());
+  if (!with_gradient) {
+    cross_entropy(ctx, losses, logits, targets);
+    return;
+  }
   // The loss and d loss / d logits (for loss scale 1; backward rescales) in one pass.
   cross_entropy_fused(ctx, losses, dlogits, dlosses, logits, targets);
 }
 
-void TrainModel::Impl::upload_loss_weights() {
+void TrainModel::Impl::count_targets(bool with_gradient) {
   const int32_t* target_values = host_targets.data<const int32_t>();
   valid_targets = 0;
   for (int64_t i = 0; i < dims.rows(); ++i) valid_targets += target_values[i] >= 0 ? 1 : 0;
+  if (!with_gradient) return;
   const float weight = valid_targets > 0 ? 1.0F / static_cast<float>(valid_targets) : 0.0F;
   Tensor host_dlosses = options.device.is_cpu() ? dlosses : Tensor::empty(dlosses.shape(), DType::F32);
   float* values = host_dlosses.data<float>();
@@ -370,7 +375,7 @@ void TrainModel::reserve(int64_t batch, int64_t seq) {
 
 void TrainModel::zero_grad() { impl_->ctx.backend(impl_->options.device).fill_zero(impl_->grads); }
 
-double TrainModel::forward_train(const Tensor& tokens, const Tensor& targets) {
+double TrainModel::forward_train(const Tensor& tokens, const Tensor& targets, bool with_gradient) {
   Impl& m = *impl_;
   ANVIL_CHECK(tokens.dim() == 2 && tokens.dtype() == DType::I32 && tokens.is_contiguous() && tokens.device().is_cpu() &&
                   targets.device().is_cpu(),
@@ -386,14 +391,14 @@ double TrainModel::forward_train(const Tensor& tokens, const Tensor& targets) {
   std::memcpy(m.host_targets.raw_data(), targets.raw_data(), static_cast<size_t>(targets.nbytes()));
   m.upload(m.targets, m.host_targets);
   m.refresh_compute_params();
-  m.upload_loss_weights();
+  m.count_targets(with_gradient);
   m.embed();
   for (int64_t layer = 0; layer < m.config.num_layers; ++layer) {
     const auto l = static_cast<size_t>(layer);
     detail::block_forward(m.ctx, m.config, m.dims, m.compute_blocks[l], m.residuals[l], m.positions, m.acts_of(layer),
                           m.residuals[l + 1]);
   }
-  m.head_and_loss();
+  m.head_and_loss(with_gradient);
   // Mean over the targets that count, summed in a fixed order (deterministic).
   if (m.options.device.is_cpu()) {
     m.host_losses = m.losses;
@@ -406,7 +411,7 @@ double TrainModel::forward_train(const Tensor& tokens, const Tensor& targets) {
   for (int64_t i = 0; i < m.dims.rows(); ++i) {
     if (target_values[i] >= 0) total += loss_values[i];
   }
-  m.has_forward = true;
+  m.has_forward = with_gradient;
   return m.valid_targets > 0 ? total / static_cast<double>(m.valid_targets) : 0.0;
 }
 

@@ -92,7 +92,7 @@ double Trainer::evaluate() {
   for (int64_t i = 0; i < batches; ++i) {
     const TokenBatch batch = loader_->val_batch(i, config_.run.batch_size);
     total += model_->forward_train(Tensor::from_i32({batch.batch, batch.seq}, batch.tokens),
-                                   Tensor::from_i32({batch.batch, batch.seq}, batch.targets));
+                                   Tensor::from_i32({batch.batch, batch.seq}, batch.targets), false);
   }
   return total / static_cast<double>(batches);
 }

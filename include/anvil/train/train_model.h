@@ -66,8 +66,10 @@ class TrainModel {
   // otherwise does on its first call), so activation_memory() can be reported up front.
   void reserve(int64_t batch, int64_t seq);
   // Mean cross-entropy of targets (B, T) i32 (negative = ignored) after tokens (B, T) i32;
-  // keeps what backward needs. Buffers are sized on the first call and on a new (B, T).
-  double forward_train(const Tensor& tokens, const Tensor& targets);
+  // keeps what backward needs (with_gradient: d loss / d logits comes out of the loss kernel;
+  // false for evaluation, after which backward is an error). Buffers are sized on the first
+  // call and on a new (B, T).
+  double forward_train(const Tensor& tokens, const Tensor& targets, bool with_gradient = true);
   // Gradient of loss_scale * (the last forward's mean loss), ADDED to grads() (so
   // micro-batches accumulate; zero_grad() starts a step).
   void backward(float loss_scale = 1.0F);
