@@ -59,11 +59,17 @@ void Backend::copy(Tensor&, const Tensor&) { not_supported(OpKind::Copy); }
 void Backend::fill_zero(Tensor&) { not_supported(OpKind::Copy); }
 DeviceReport Backend::device_report() { return {}; }
 void Backend::matmul(Tensor&, const Tensor&, const Tensor&, bool, bool, float, float) { not_supported(OpKind::Matmul); }
+// A bf16/f16 out with a bias sums in an f32 scratch and rounds once: rounding after the matmul
+// and again after the bias errs at the terms' magnitude, which cancellation turns into a large
+// relative error of the result.
 void Backend::linear(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual) {
   const bool has_residual = residual.defined();
-  if (has_residual && residual.raw_data() != out.raw_data()) copy(out, residual);
-  matmul(out, x, weight, false, true, 1.0F, has_residual ? 1.0F : 0.0F);
-  if (bias.defined()) add(out, out, bias);
+  const bool rounds_once = bias.defined() && out.dtype() != DType::F32;
+  Tensor sum = rounds_once ? Tensor::empty(out.shape(), DType::F32, allocator()) : out;
+  if (has_residual && residual.raw_data() != sum.raw_data()) copy(sum, residual);
+  matmul(sum, x, weight, false, true, 1.0F, has_residual ? 1.0F : 0.0F);
+  if (bias.defined()) add(sum, sum, bias);
+  if (rounds_once) copy(out, sum);
 }
 void Backend::add(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::Add); }
 void Backend::mul(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::Mul); }

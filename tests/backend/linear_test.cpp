@@ -89,6 +89,25 @@ TEST(OpLinear, MatchesFloat64) {
   }
 }
 
+// x w + residual = 1 + 2^-7 + 2^-9 is not a bf16 value (it rounds to 1 + 2^-7), while the whole
+// sum with the bias, 2^-7 + 2^-9, is: a linear that rounds once gets it exactly; one that rounds
+// before adding the bias is off by 20%.
+TEST(OpLinear, Bf16OutRoundsOnceWhenTermsCancel) {
+  Ctx& ctx = test_ctx();
+  for (const Device device : test_devices(ctx)) {
+    for (const DType bias_dtype : {DType::BF16, DType::F32}) {
+      SCOPED_TRACE(std::string(device_string(device)) + " bias=" + std::string(dtype_name(bias_dtype)));
+      const Tensor x = make_tensor_exact(ctx, HostArray{{1, 1}, {1.0}}, DType::BF16, device);
+      const Tensor weight = make_tensor_exact(ctx, HostArray{{1, 1}, {1.0 + 0x1p-7}}, DType::BF16, device);
+      const Tensor bias = make_tensor_exact(ctx, HostArray{{1}, {-1.0}}, bias_dtype, device);
+      const Tensor residual = make_tensor_exact(ctx, HostArray{{1, 1}, {0x1p-9}}, DType::BF16, device);
+      Tensor out = make_tensor_exact(ctx, HostArray{{1, 1}, {0.0}}, DType::BF16, device);
+      linear(ctx, out, x, weight, bias, residual);
+      EXPECT_EQ(to_host(ctx, out)[0], 0x1p-7 + 0x1p-9);
+    }
+  }
+}
+
 TEST(OpLinear, RejectsBadArguments) {
   Ctx& ctx = test_ctx();
   const Tensor x = Tensor::zeros({4, 3}, DType::F32);

@@ -88,7 +88,8 @@ class Backend {
   virtual void matmul(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, float alpha,
                       float beta);
   // out (N, O) = x (N, I) @ weight (O, I)^T [+ bias (O)] [+ residual (N, O)] (bias / residual
-  // may be undefined; residual may alias out). The default composes copy, matmul and add.
+  // may be undefined; residual may alias out). The default composes copy, matmul and add, in an
+  // f32 scratch when out is bf16/f16 and has a bias, so the result is rounded once.
   virtual void linear(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual);
   // pre (N, O) = x @ weight^T [+ bias] and out (N, O) = gelu(pre) (tanh approximation); out
   // and pre share a dtype. A backend may compute out from pre before pre is rounded to its
