@@ -3,41 +3,13 @@
 #include <array>
 #include <cmath>
 
+#include "adamw_scalars.h"
 #include "anvil/core/convert.h"
 #include "cpu/cpu_backend.h"
 
 namespace anvil::cpu {
 
 namespace {
-
-// Per-step scalars, computed once in float64 from the hyper-parameters.
-struct AdamWScalars {
-  float beta1;
-  float one_minus_beta1;
-  float beta2;
-  float one_minus_beta2;
-  float eps;
-  float grad_scale;
-  float decay;         // 1 - lr * wd
-  float step_size;     // lr / (1 - beta1^t)
-  float inv_sqrt_bc2;  // 1 / sqrt(1 - beta2^t)
-};
-
-AdamWScalars adamw_scalars(const AdamWParams& params) {
-  const double step = static_cast<double>(params.step);
-  const double lr = params.learning_rate;
-  const double bias_correction1 = 1.0 - std::pow(static_cast<double>(params.beta1), step);
-  const double bias_correction2 = 1.0 - std::pow(static_cast<double>(params.beta2), step);
-  return {params.beta1,
-          static_cast<float>(1.0 - params.beta1),
-          params.beta2,
-          static_cast<float>(1.0 - params.beta2),
-          params.eps,
-          params.grad_scale,
-          static_cast<float>(1.0 - lr * params.weight_decay),
-          static_cast<float>(lr / bias_correction1),
-          static_cast<float>(1.0 / std::sqrt(bias_correction2))};
-}
 
 // The update of `count` elements, in torch.optim.AdamW's order: decay param, update the
 // moments, then the bias-corrected step.

@@ -1,12 +1,12 @@
-// AdamW: a grid-stride elementwise update. The per-step scalars are computed on the host in
-// f64 exactly as the CPU backend does (src/backend/cpu/adamw.cpp), and the per-element f32
+// AdamW: a grid-stride elementwise update. The per-step scalars are the CPU backend's
+// (adamw_scalars.h, computed on the host in f64), and the per-element f32
 // arithmetic follows the same order, torch.optim.AdamW's: decay param, update the moments,
 // then the bias-corrected step.
 #include <algorithm>
-#include <cmath>
 #include <span>
 #include <type_traits>
 
+#include "adamw_scalars.h"
 #include "cuda/adamw_kernels.h"
 #include "cuda/cuda_check.h"
 #include "cuda/float_io.cuh"
@@ -17,34 +17,6 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 65535;
-
-struct AdamWScalars {
-  float beta1;
-  float one_minus_beta1;
-  float beta2;
-  float one_minus_beta2;
-  float eps;
-  float grad_scale;
-  float decay;         // 1 - lr * wd
-  float step_size;     // lr / (1 - beta1^t)
-  float inv_sqrt_bc2;  // 1 / sqrt(1 - beta2^t)
-};
-
-AdamWScalars adamw_scalars(const AdamWParams& params) {
-  const auto step = static_cast<double>(params.step);
-  const double lr = params.learning_rate;
-  const double bias_correction1 = 1.0 - std::pow(static_cast<double>(params.beta1), step);
-  const double bias_correction2 = 1.0 - std::pow(static_cast<double>(params.beta2), step);
-  return {params.beta1,
-          static_cast<float>(1.0 - params.beta1),
-          params.beta2,
-          static_cast<float>(1.0 - params.beta2),
-          params.eps,
-          params.grad_scale,
-          static_cast<float>(1.0 - lr * params.weight_decay),
-          static_cast<float>(lr / bias_correction1),
-          static_cast<float>(1.0 / std::sqrt(bias_correction2))};
-}
 
 // One element, updated in place. Every rounding is spelled out (intrinsics ptxas does not
 // contract), so the scalar, vector and multi-run kernels give the same bits for an element
