@@ -9,6 +9,7 @@
 #include "merge_table.h"
 #include "spm_spec.h"
 #include "utf8.h"
+#include "vocabulary.h"
 #include "word_cache.h"
 
 namespace anvil::tokenizer {
@@ -27,14 +28,6 @@ struct EncodeScratch {
   std::vector<int32_t> symbols;
   BpeWordMerger merger;
 };
-
-std::vector<AddedToken> added_tokens_where(const std::vector<AddedToken>& tokens, bool normalized) {
-  std::vector<AddedToken> selected;
-  for (const AddedToken& token : tokens) {
-    if (token.normalized == normalized) selected.push_back(token);
-  }
-  return selected;
-}
 
 // Appends `text` with every space written as "▁".
 void append_escaped(std::string_view text, std::string& out) {
@@ -80,6 +73,20 @@ bool merges_stay_within_words(const SpmSpec& spec) {
   return true;
 }
 
+// What each token decodes to: a <0xXX> byte token its byte, any other its text with "▁" as spaces.
+std::vector<std::string> token_bytes_of(const SpmSpec& spec) {
+  std::vector<std::string> bytes(spec.token_texts.size());
+  for (size_t id = 0; id < bytes.size(); ++id) {
+    const std::string& text = spec.token_texts[id];
+    const bool byte_token = id < spec.token_kinds.size() && spec.token_kinds[id] == TokenKind::Byte;
+    const int byte = byte_token ? parse_byte_token(text) : -1;
+    ANVIL_CHECK(!byte_token || byte >= 0, "tokenizer ", spec.source, ": byte token ", id, " '", text,
+                "' is not <0xXX>");
+    bytes[id] = byte >= 0 ? std::string(1, static_cast<char>(byte)) : replace_space_marks(text);
+  }
+  return bytes;
+}
+
 }  // namespace
 
 int parse_byte_token(std::string_view text) {
@@ -100,8 +107,6 @@ struct SpmTokenizer::Impl {
   explicit Impl(SpmSpec spec);
 
   void encode(std::string_view text, const EncodeOptions& options, std::vector<int32_t>& out) const;
-  void encode_raw_segment(std::string_view text, bool at_text_start, const EncodeOptions& options,
-                          EncodeScratch& scratch, std::vector<int32_t>& out) const;
   void encode_piece(std::string_view piece, bool at_text_start, EncodeScratch& scratch,
                     std::vector<int32_t>& out) const;
   void encode_words(std::string_view piece, EncodeScratch& scratch, std::vector<int32_t>& out) const;
@@ -113,31 +118,15 @@ struct SpmTokenizer::Impl {
     const auto found = character_tokens.find(code_point);
     return found == character_tokens.end() ? -1 : found->second;
   }
-  [[nodiscard]] std::string_view bytes_of(int32_t id) const {
-    const auto index = static_cast<size_t>(id);
-    return std::string_view(token_arena).substr(token_offsets[index], token_offsets[index + 1] - token_offsets[index]);
-  }
-  void check_id(int32_t id) const {
-    if (id < 0 || id >= vocab_size)
-      throw make_error("tokenizer ", source, ": token id ", id, " out of range [0, ", vocab_size, ")");
-  }
 
-  std::string source;
-  int32_t vocab_size = 0;
-  std::string token_arena;              // every token's bytes back to back
-  std::vector<uint32_t> token_offsets;  // (vocab_size + 1): token i is arena[offsets[i], offsets[i+1])
-  std::vector<TokenKind> token_kinds;
-  std::unordered_map<std::string, int32_t> ids_by_bytes;  // for find_token
-  std::unordered_map<std::string, int32_t> ids_by_text;   // BPE vocabulary by stored text (ignore_merges)
-  std::unordered_map<std::string, int32_t> added_ids_by_content;
+  Vocabulary vocab;
+  std::unordered_map<std::string, int32_t> ids_by_bytes;   // for find_token
+  std::unordered_map<std::string, int32_t> ids_by_text;    // BPE vocabulary by stored text (ignore_merges)
   std::array<int32_t, 128> ascii_tokens{};                 // single-character tokens, by code point
   std::unordered_map<uint32_t, int32_t> character_tokens;  // ... the others
   int32_t space_mark_token = -1;                           // the token "▁"
   std::array<int32_t, 256> byte_tokens{};                  // <0xXX> per byte, -1 when missing
   MergeTable merges;
-  AddedTokenMatcher raw_added;
-  AddedTokenMatcher normalized_added;
-  size_t added_count = 0;
   bool prepend_space = false;
   bool escape_spaces = false;
   bool metaspace = false;
@@ -148,21 +137,14 @@ struct SpmTokenizer::Impl {
   bool byte_fallback = true;
   bool fuse_unknown = true;
   bool ignore_merges = false;
-  std::optional<int32_t> bos;
-  std::optional<int32_t> eos;
   int32_t unknown = -1;
-  bool add_bos = false;
-  bool add_eos = false;
   std::string merge_order;
   mutable WordCache cache{kCachedWords};
 };
 
 SpmTokenizer::Impl::Impl(SpmSpec spec)
-    : source(std::move(spec.source)),
-      token_kinds(std::move(spec.token_kinds)),
-      raw_added(added_tokens_where(spec.added_tokens, false)),
-      normalized_added(added_tokens_where(spec.added_tokens, true)),
-      added_count(spec.added_tokens.size()),
+    : vocab(spec.source, token_bytes_of(spec), spec.token_kinds, spec.added_tokens,
+            {spec.bos, spec.eos, spec.add_bos, spec.add_eos}),
       prepend_space(spec.prepend_space),
       escape_spaces(spec.escape_spaces),
       metaspace(spec.metaspace),
@@ -173,31 +155,17 @@ SpmTokenizer::Impl::Impl(SpmSpec spec)
       byte_fallback(spec.byte_fallback),
       fuse_unknown(spec.fuse_unknown),
       ignore_merges(spec.ignore_merges),
-      bos(spec.bos),
-      eos(spec.eos),
       unknown(spec.unknown.value_or(-1)),
-      add_bos(spec.add_bos),
-      add_eos(spec.add_eos),
       merge_order(std::move(spec.merge_order)) {
   const size_t count = spec.token_texts.size();
-  ANVIL_CHECK(
-      count > 0 && count < (size_t{1} << 31) && token_kinds.size() == count && spec.in_bpe_vocab.size() == count,
-      "tokenizer ", source, ": inconsistent vocabulary");
-  vocab_size = static_cast<int32_t>(count);
+  ANVIL_CHECK(spec.in_bpe_vocab.size() == count, "tokenizer ", vocab.source(), ": inconsistent vocabulary");
   ascii_tokens.fill(-1);
   byte_tokens.fill(-1);
-  token_offsets.reserve(count + 1);
   for (size_t id = 0; id < count; ++id) {
     const std::string& text = spec.token_texts[id];
-    token_offsets.push_back(static_cast<uint32_t>(token_arena.size()));
-    const int byte = token_kinds[id] == TokenKind::Byte ? parse_byte_token(text) : -1;
-    ANVIL_CHECK(token_kinds[id] != TokenKind::Byte || byte >= 0, "tokenizer ", source, ": byte token ", id, " '", text,
-                "' is not <0xXX>");
-    if (byte >= 0) {
-      token_arena.push_back(static_cast<char>(byte));
-      if (byte_tokens[static_cast<size_t>(byte)] < 0) byte_tokens[static_cast<size_t>(byte)] = static_cast<int32_t>(id);
-    } else {
-      token_arena += replace_space_marks(text);
+    if (vocab.kind_of(static_cast<int32_t>(id)) == TokenKind::Byte) {
+      const auto byte = static_cast<size_t>(parse_byte_token(text));  // checked by token_bytes_of
+      if (byte_tokens[byte] < 0) byte_tokens[byte] = static_cast<int32_t>(id);
     }
     if (spec.in_bpe_vocab[id] == 0) continue;
     ids_by_text.try_emplace(text, static_cast<int32_t>(id));
@@ -209,87 +177,43 @@ SpmTokenizer::Impl::Impl(SpmSpec spec)
       character_tokens.try_emplace(c.code_point, static_cast<int32_t>(id));
     }
   }
-  token_offsets.push_back(static_cast<uint32_t>(token_arena.size()));
   if (const auto found = character_tokens.find(kSpaceMarkCodePoint); found != character_tokens.end()) {
     space_mark_token = found->second;
   }
   // find_token prefers the text tokens to the byte tokens with the same byte.
   for (const bool bytes : {false, true}) {
-    for (int32_t id = 0; id < vocab_size; ++id) {
-      const TokenKind kind = token_kinds[static_cast<size_t>(id)];
+    for (int32_t id = 0; id < vocab.size(); ++id) {
+      const TokenKind kind = vocab.kind_of(id);
       if (kind != TokenKind::Unused && (kind == TokenKind::Byte) == bytes)
-        ids_by_bytes.try_emplace(std::string(bytes_of(id)), id);
+        ids_by_bytes.try_emplace(std::string(vocab.bytes_of(id)), id);
     }
-  }
-  for (const AddedToken& token : spec.added_tokens) {
-    check_id(token.id);
-    added_ids_by_content.try_emplace(token.content, token.id);
   }
   merges.reserve(spec.merges.size());
   for (const SpmSpec::Merge& merge : spec.merges) {
-    for (const int32_t id : {merge.left, merge.right, merge.merged}) check_id(id);
+    for (const int32_t id : {merge.left, merge.right, merge.merged}) vocab.check_id(id);
     merges.insert(merge.left, merge.right, merge.rank, merge.merged);
   }
-  for (const std::optional<int32_t>& id : {bos, eos}) {
-    if (id) check_id(*id);
-  }
-  if (unknown >= 0) check_id(unknown);
+  if (unknown >= 0) vocab.check_id(unknown);
 }
 
+// The vocabulary's frame; each stretch between raw added tokens normalized (prefix, spaces as
+// "▁"), then the normalized added tokens cut out.
 void SpmTokenizer::Impl::encode(std::string_view text, const EncodeOptions& options, std::vector<int32_t>& out) const {
-  std::string replaced;
-  if (options.invalid_utf8 == InvalidUtf8::Replace && !is_valid_utf8(text)) {
-    replaced = replace_invalid_utf8(text);
-    text = replaced;
-  }
-  if (options.add_bos && !bos) throw make_error("tokenizer ", source, ": add_bos requested but there is no BOS token");
-  if (options.add_eos && !eos) throw make_error("tokenizer ", source, ": add_eos requested but there is no EOS token");
-  if (options.add_bos) out.push_back(*bos);
   EncodeScratch scratch;
-  if (raw_added.empty()) {
-    if (!text.empty()) encode_raw_segment(text, true, options, scratch, out);
-  } else {
-    raw_added.split(text, options.parse_special, scratch.raw_segments);
-    for (const TextSegment& segment : scratch.raw_segments) {
-      if (segment.token >= 0) {
-        out.push_back(segment.token);
+  vocab.encode(text, options, scratch.raw_segments, out, [&](std::string_view raw, bool at_text_start) {
+    if (prepend_space || escape_spaces) {
+      scratch.normalized.clear();
+      if (prepend_space) scratch.normalized += kSpaceMark;
+      if (escape_spaces) {
+        append_escaped(raw, scratch.normalized);
       } else {
-        encode_raw_segment(text.substr(segment.begin, segment.end - segment.begin), segment.begin == 0, options,
-                           scratch, out);
+        scratch.normalized += raw;
       }
+      raw = scratch.normalized;
     }
-  }
-  if (options.add_eos) out.push_back(*eos);
-}
-
-// Normalizes a stretch between raw added tokens (prefix, spaces as "▁"), then cuts out the
-// normalized added tokens.
-void SpmTokenizer::Impl::encode_raw_segment(std::string_view text, bool at_text_start, const EncodeOptions& options,
-                                            EncodeScratch& scratch, std::vector<int32_t>& out) const {
-  if (prepend_space || escape_spaces) {
-    scratch.normalized.clear();
-    if (prepend_space) scratch.normalized += kSpaceMark;
-    if (escape_spaces) {
-      append_escaped(text, scratch.normalized);
-    } else {
-      scratch.normalized += text;
-    }
-    text = scratch.normalized;
-  }
-  if (normalized_added.empty()) {
-    encode_piece(text, at_text_start, scratch, out);
-    return;
-  }
-  scratch.normalized_segments.clear();
-  normalized_added.split(text, options.parse_special, scratch.normalized_segments);
-  for (const TextSegment& segment : scratch.normalized_segments) {
-    if (segment.token >= 0) {
-      out.push_back(segment.token);
-    } else {
-      encode_piece(text.substr(segment.begin, segment.end - segment.begin), at_text_start && segment.begin == 0,
-                   scratch, out);
-    }
-  }
+    vocab.split_normalized(raw, at_text_start, options, scratch.normalized_segments, out,
+                           [&](std::string_view piece, bool at_start) { encode_piece(piece, at_start, scratch, out); });
+  });
 }
 
 // The Metaspace pre-tokenizer (when there is one), then BPE.
@@ -380,51 +304,43 @@ void SpmTokenizer::encode_append(std::string_view text, std::vector<int32_t>& id
 }
 
 std::string SpmTokenizer::decode(std::span<const int32_t> ids, const DecodeOptions& options) const {
-  std::string bytes;
-  for (const int32_t id : ids) {
-    impl_->check_id(id);
-    if (options.skip_special && impl_->token_kinds[static_cast<size_t>(id)] == TokenKind::Special) continue;
-    bytes += impl_->bytes_of(id);
-  }
+  std::string bytes = impl_->vocab.decode(ids, options);
   if (impl_->strip_leading_space && !bytes.empty() && bytes[0] == ' ') bytes.erase(0, 1);
   return bytes;
 }
 
-int32_t SpmTokenizer::vocab_size() const { return impl_->vocab_size; }
+int32_t SpmTokenizer::vocab_size() const { return impl_->vocab.size(); }
 
 std::string_view SpmTokenizer::token_bytes(int32_t id) const {
-  impl_->check_id(id);
-  return impl_->bytes_of(id);
+  impl_->vocab.check_id(id);
+  return impl_->vocab.bytes_of(id);
 }
 
 TokenKind SpmTokenizer::token_kind(int32_t id) const {
-  impl_->check_id(id);
-  return impl_->token_kinds[static_cast<size_t>(id)];
+  impl_->vocab.check_id(id);
+  return impl_->vocab.kind_of(id);
 }
 
 std::optional<int32_t> SpmTokenizer::find_token(std::string_view bytes) const {
-  if (const auto added = impl_->added_ids_by_content.find(std::string(bytes));
-      added != impl_->added_ids_by_content.end()) {
-    return added->second;
-  }
+  if (const std::optional<int32_t> added = impl_->vocab.find_added(bytes)) return added;
   if (const auto found = impl_->ids_by_bytes.find(std::string(bytes)); found != impl_->ids_by_bytes.end()) {
     return found->second;
   }
   return std::nullopt;
 }
 
-std::optional<int32_t> SpmTokenizer::bos_id() const { return impl_->bos; }
-std::optional<int32_t> SpmTokenizer::eos_id() const { return impl_->eos; }
-bool SpmTokenizer::add_bos_by_default() const { return impl_->add_bos; }
-bool SpmTokenizer::add_eos_by_default() const { return impl_->add_eos; }
+std::optional<int32_t> SpmTokenizer::bos_id() const { return impl_->vocab.specials().bos; }
+std::optional<int32_t> SpmTokenizer::eos_id() const { return impl_->vocab.specials().eos; }
+bool SpmTokenizer::add_bos_by_default() const { return impl_->vocab.specials().add_bos; }
+bool SpmTokenizer::add_eos_by_default() const { return impl_->vocab.specials().add_eos; }
 bool SpmTokenizer::strips_leading_space() const { return impl_->strip_leading_space; }
 std::shared_ptr<const Tokenizer> SpmTokenizer::clone() const { return std::make_shared<const SpmTokenizer>(*this); }
 
 std::string SpmTokenizer::describe() const {
   const Impl& impl = *impl_;
-  std::string text = impl.source + ": SentencePiece BPE, " + std::to_string(impl.vocab_size) + " tokens, " +
+  std::string text = impl.vocab.source() + ": SentencePiece BPE, " + std::to_string(impl.vocab.size()) + " tokens, " +
                      std::to_string(impl.merges.size()) + " merges by " + impl.merge_order + ", " +
-                     std::to_string(impl.added_count) + " added tokens";
+                     std::to_string(impl.vocab.added_count()) + " added tokens";
   if (impl.prepend_space) text += ", prepend '▁'";
   if (impl.escape_spaces) text += ", spaces as '▁'";
   if (impl.metaspace) {
