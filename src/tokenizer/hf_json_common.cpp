@@ -81,6 +81,9 @@ VocabIds read_vocab_ids(const Context& context, const json& root, const std::vec
   return out;
 }
 
+namespace {
+
+// model.merges as (left, right) texts.
 std::vector<std::pair<std::string, std::string>> read_merge_texts(const Context& context, const json& model) {
   const json& merges = context.field(model, "model", "merges");
   std::vector<std::pair<std::string, std::string>> texts;
@@ -99,6 +102,28 @@ std::vector<std::pair<std::string, std::string>> read_merge_texts(const Context&
     }
   }
   return texts;
+}
+
+}  // namespace
+
+std::vector<MergeIds> read_merge_ids(const Context& context, const json& model,
+                                     const std::unordered_map<std::string, int32_t>& ids) {
+  const std::vector<std::pair<std::string, std::string>> texts = read_merge_texts(context, model);
+  std::vector<MergeIds> merges;
+  merges.reserve(texts.size());
+  for (size_t rank = 0; rank < texts.size(); ++rank) {
+    const auto& [left, right] = texts[rank];
+    const auto left_id = ids.find(left);
+    const auto right_id = ids.find(right);
+    const auto merged_id = ids.find(left + right);
+    if (left_id == ids.end() || right_id == ids.end() || merged_id == ids.end()) {
+      context.fail(
+          "model.merges[" + std::to_string(rank) + "]",
+          std::string("'").append(left).append(" ").append(right).append("' names a token that is not in model.vocab"));
+    }
+    merges.push_back({left_id->second, right_id->second, merged_id->second});
+  }
+  return merges;
 }
 
 namespace {

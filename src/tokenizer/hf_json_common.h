@@ -51,8 +51,16 @@ struct VocabIds {
   int64_t size = 0;
 };
 VocabIds read_vocab_ids(const Context& context, const json& root, const std::vector<AddedToken>& added);
-// model.merges as (left, right) texts: "a b" strings or ["a", "b"] pairs.
-std::vector<std::pair<std::string, std::string>> read_merge_texts(const Context& context, const json& model);
+// One merge of model.merges by token ids: left + right -> merged.
+struct MergeIds {
+  int32_t left;
+  int32_t right;
+  int32_t merged;
+};
+// model.merges ("a b" strings or ["a", "b"] pairs) in rank order, resolved against the
+// vocabulary's ids by token text; fails naming a merge whose tokens are not in it.
+std::vector<MergeIds> read_merge_ids(const Context& context, const json& model,
+                                     const std::unordered_map<std::string, int32_t>& ids);
 // BOS / EOS from a TemplateProcessing post-processor (possibly inside a Sequence).
 PostProcessing read_post_processor(const json& node);
 // Throws unless model.type is BPE without dropout, subword prefix or word suffix.

@@ -105,19 +105,9 @@ std::unordered_map<std::string, int32_t> read_vocab(const Context& context, cons
 
 void read_merges(const Context& context, const json& model, const std::unordered_map<std::string, int32_t>& ids,
                  SpmSpec& spec) {
-  const std::vector<std::pair<std::string, std::string>> texts = hf_json::read_merge_texts(context, model);
-  spec.merges.reserve(texts.size());
-  for (size_t rank = 0; rank < texts.size(); ++rank) {
-    const auto& [left, right] = texts[rank];
-    const auto left_id = ids.find(left);
-    const auto right_id = ids.find(right);
-    const auto merged_id = ids.find(left + right);
-    if (left_id == ids.end() || right_id == ids.end() || merged_id == ids.end()) {
-      std::string message = "'";
-      message.append(left).append(" ").append(right).append("' names a token that is not in model.vocab");
-      context.fail("model.merges[" + std::to_string(rank) + "]", message);
-    }
-    spec.merges.push_back({left_id->second, right_id->second, merged_id->second, static_cast<int32_t>(rank)});
+  const std::vector<hf_json::MergeIds> merges = hf_json::read_merge_ids(context, model, ids);
+  for (size_t rank = 0; rank < merges.size(); ++rank) {
+    spec.merges.push_back({merges[rank].left, merges[rank].right, merges[rank].merged, static_cast<int32_t>(rank)});
   }
 }
 
