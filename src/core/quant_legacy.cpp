@@ -84,6 +84,28 @@ void unpack_5bit(const uint8_t* qs, uint32_t high_bits, int* codes) {
   }
 }
 
+// ggml's symmetric codes: the extreme element maps to code 0 (-half), codes[j] =
+// trunc(x / d + half + 0.5) within [0, 2 half - 1]. Returns d.
+float symmetric_codes(const float* values, int half, uint8_t* codes) {
+  const float d = signed_absmax(values) / -static_cast<float>(half);
+  const float inverse = inverse_or_zero(d);
+  for (int j = 0; j < kQuantBlock; ++j) {
+    codes[j] = truncate_to_code(values[j] * inverse + (static_cast<float>(half) + 0.5F), 2 * half - 1);
+  }
+  return d;
+}
+
+// ggml's affine codes: d = (max - min) / max_code, codes[j] = trunc((x - min) / d + 0.5)
+// within [0, max_code]. Returns d; min_value receives the block's minimum.
+float affine_codes(const float* values, int max_code, uint8_t* codes, float& min_value) {
+  float max_value = 0.0F;
+  min_max(values, min_value, max_value);
+  const float d = (max_value - min_value) / static_cast<float>(max_code);
+  const float inverse = inverse_or_zero(d);
+  for (int j = 0; j < kQuantBlock; ++j) codes[j] = truncate_to_code((values[j] - min_value) * inverse + 0.5F, max_code);
+  return d;
+}
+
 }  // namespace
 
 void dequantize_q8_0(const void* bytes, float* out) {
@@ -148,65 +170,37 @@ void quantize_q8_0(const float* values, void* bytes) {
 }
 
 void quantize_q4_0(const float* values, void* bytes) {
-  const float d = signed_absmax(values) / -8.0F;  // the extreme element maps to code 0 (-8)
-  const float inverse = inverse_or_zero(d);
   uint8_t codes[kQuantBlock];
-  for (int j = 0; j < kQuantBlock; ++j) {
-    const float scaled = values[j] * inverse;
-    codes[j] = truncate_to_code(scaled + 8.5F, 15);
-  }
   BlockQ4_0 block{};
-  block.d = f32_to_f16(d);
+  block.d = f32_to_f16(symmetric_codes(values, 8, codes));
   pack_nibbles(codes, block.qs);
   store_block(block, bytes);
 }
 
 void quantize_q4_1(const float* values, void* bytes) {
-  float min_value = 0.0F;
-  float max_value = 0.0F;
-  min_max(values, min_value, max_value);
-  const float d = (max_value - min_value) / 15.0F;
-  const float inverse = inverse_or_zero(d);
   uint8_t codes[kQuantBlock];
-  for (int j = 0; j < kQuantBlock; ++j) {
-    const float scaled = (values[j] - min_value) * inverse;
-    codes[j] = truncate_to_code(scaled + 0.5F, 15);
-  }
+  float min_value = 0.0F;
   BlockQ4_1 block{};
-  block.d = f32_to_f16(d);
+  block.d = f32_to_f16(affine_codes(values, 15, codes, min_value));
   block.m = f32_to_f16(min_value);
   pack_nibbles(codes, block.qs);
   store_block(block, bytes);
 }
 
 void quantize_q5_0(const float* values, void* bytes) {
-  const float d = signed_absmax(values) / -16.0F;
-  const float inverse = inverse_or_zero(d);
   uint8_t codes[kQuantBlock];
-  for (int j = 0; j < kQuantBlock; ++j) {
-    const float scaled = values[j] * inverse;
-    codes[j] = truncate_to_code(scaled + 16.5F, 31);
-  }
   BlockQ5_0 block{};
-  block.d = f32_to_f16(d);
+  block.d = f32_to_f16(symmetric_codes(values, 16, codes));
   store_u32_le(pack_high_bits(codes), block.qh);
   pack_nibbles(codes, block.qs);
   store_block(block, bytes);
 }
 
 void quantize_q5_1(const float* values, void* bytes) {
-  float min_value = 0.0F;
-  float max_value = 0.0F;
-  min_max(values, min_value, max_value);
-  const float d = (max_value - min_value) / 31.0F;
-  const float inverse = inverse_or_zero(d);
   uint8_t codes[kQuantBlock];
-  for (int j = 0; j < kQuantBlock; ++j) {
-    const float scaled = (values[j] - min_value) * inverse;
-    codes[j] = truncate_to_code(scaled + 0.5F, 31);
-  }
+  float min_value = 0.0F;
   BlockQ5_1 block{};
-  block.d = f32_to_f16(d);
+  block.d = f32_to_f16(affine_codes(values, 31, codes, min_value));
   block.m = f32_to_f16(min_value);
   store_u32_le(pack_high_bits(codes), block.qh);
   pack_nibbles(codes, block.qs);
