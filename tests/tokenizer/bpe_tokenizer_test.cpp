@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
-#include <thread>
 
 #include "anvil/core/error.h"
 #include "anvil/io/gguf.h"
@@ -148,17 +147,7 @@ TEST(BpeTokenizer, ResultsDoNotDependOnCacheOrThreads) {
   const BpeTokenizer tokenizer = BpeTokenizer::from_hf_json_file(testing::kFixtureDir + "smollm2.json");
   const std::vector<std::string> texts = testing::corpus();
   const auto expected = testing::cases().at("encodings").at("smollm2.json").get<std::vector<Ids>>();
-  for (size_t index = texts.size(); index-- > 0;) EXPECT_EQ(tokenizer.encode(texts[index]), expected[index]);
-  std::vector<int> mismatches(3, 0);
-  std::vector<std::thread> threads;
-  for (size_t worker = 0; worker < mismatches.size(); ++worker) {
-    threads.emplace_back([&, worker] {
-      for (size_t index = worker; index < texts.size(); index += 2)
-        mismatches[worker] += tokenizer.encode(texts[index]) != expected[index];
-    });
-  }
-  for (std::thread& thread : threads) thread.join();
-  EXPECT_EQ(mismatches, std::vector<int>(3, 0));
+  testing::expect_independent_of_cache_and_threads(tokenizer, texts, expected);
 }
 
 TEST(BpeTokenizer, Accessors) {

@@ -1,15 +1,19 @@
 #pragma once
 // Shared by the tokenizer tests: the fixtures written by tools/gen_tokenizer_fixtures.py
 // with Hugging Face `tokenizers` (the reference), and small helpers.
+#include <gtest/gtest.h>
+
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "anvil/tokenizer/bpe_tokenizer.h"
+#include "anvil/tokenizer/tokenizer.h"
 
 namespace anvil::tokenizer::testing {
 
@@ -61,6 +65,23 @@ inline std::string escaped(std::string_view text) {
     }
   }
   return out;
+}
+
+// The word cache and threads must not change results: a fresh tokenizer encodes `texts`
+// backwards (other words cached first), then three threads encode them at once.
+inline void expect_independent_of_cache_and_threads(const Tokenizer& tokenizer, const std::vector<std::string>& texts,
+                                                    const std::vector<std::vector<int32_t>>& expected) {
+  for (size_t index = texts.size(); index-- > 0;) EXPECT_EQ(tokenizer.encode(texts[index]), expected[index]);
+  std::vector<int> mismatches(3, 0);
+  std::vector<std::thread> threads;
+  for (size_t worker = 0; worker < mismatches.size(); ++worker) {
+    threads.emplace_back([&, worker] {
+      for (size_t index = worker; index < texts.size(); index += 2)
+        mismatches[worker] += tokenizer.encode(texts[index]) != expected[index];
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(mismatches, std::vector<int>(3, 0));
 }
 
 }  // namespace anvil::tokenizer::testing

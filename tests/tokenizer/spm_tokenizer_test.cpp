@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <thread>
 
 #include "anvil/core/error.h"
 #include "anvil/io/gguf_writer.h"
@@ -212,17 +211,7 @@ TEST(SpmTokenizer, ResultsDoNotDependOnCacheOrThreads) {
   const SpmTokenizer tokenizer = SpmTokenizer::from_gguf_file(testing::kFixtureDir + "small_spm.gguf");
   const std::vector<std::string> texts = spm_texts();
   const auto expected = spm_cases().at("encodings").at("small_spm_llama2.json").get<std::vector<Ids>>();
-  for (size_t index = texts.size(); index-- > 0;) EXPECT_EQ(tokenizer.encode(texts[index]), expected[index]);
-  std::vector<int> mismatches(3, 0);
-  std::vector<std::thread> threads;
-  for (size_t worker = 0; worker < mismatches.size(); ++worker) {
-    threads.emplace_back([&, worker] {
-      for (size_t index = worker; index < texts.size(); index += 2)
-        mismatches[worker] += tokenizer.encode(texts[index]) != expected[index];
-    });
-  }
-  for (std::thread& thread : threads) thread.join();
-  EXPECT_EQ(mismatches, std::vector<int>(3, 0));
+  testing::expect_independent_of_cache_and_threads(tokenizer, texts, expected);
 }
 
 TEST(SpmTokenizer, Accessors) {
