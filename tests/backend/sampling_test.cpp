@@ -155,63 +155,56 @@ void check_filter(Ctx& ctx, const HostArray& logits, Device device, Filter filte
   expect_same_values(to_host(ctx, tensor), reference, "filtered logits");
 }
 
-TEST(OpTopKFilter, MatchesFloat64) {
-  Ctx& ctx = test_ctx();
-  Rng rng(test_seed());
+// Every device, logits with and without ties, every shape: check(device, logits, label) on
+// fresh logits (rounded to f32).
+template <typename Check>
+void for_each_logits(Ctx& ctx, Rng& rng, Check check) {
   for (const Device device : test_devices(ctx)) {
     for (const bool with_ties : {false, true}) {
       for (const Shape& shape : kShapes) {
         HostArray logits = random_logits(shape, rng, with_ties);
         round_to(logits, DType::F32);
-        const int64_t vocab = shape[1];
-        for (const int64_t k :
-             {int64_t{1}, int64_t{3}, vocab / 2, vocab - 1, vocab, vocab + 5, int64_t{0}, int64_t{-2}}) {
-          SCOPED_TRACE(case_label(DType::F32, device, shape) + ", k " + std::to_string(k) +
-                       (with_ties ? ", ties" : ""));
-          check_filter(
-              ctx, logits, device, [&](Tensor& t) { top_k_filter(ctx, t, k); }, top_k_reference(logits, k));
-        }
+        check(device, logits, case_label(DType::F32, device, shape) + (with_ties ? ", ties" : ""));
       }
     }
   }
+}
+
+TEST(OpTopKFilter, MatchesFloat64) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for_each_logits(ctx, rng, [&](Device device, const HostArray& logits, const std::string& label) {
+    const int64_t vocab = logits.shape[1];
+    for (const int64_t k : {int64_t{1}, int64_t{3}, vocab / 2, vocab - 1, vocab, vocab + 5, int64_t{0}, int64_t{-2}}) {
+      SCOPED_TRACE(label + ", k " + std::to_string(k));
+      check_filter(
+          ctx, logits, device, [&](Tensor& t) { top_k_filter(ctx, t, k); }, top_k_reference(logits, k));
+    }
+  });
 }
 
 TEST(OpTopPFilter, MatchesFloat64) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());
-  for (const Device device : test_devices(ctx)) {
-    for (const bool with_ties : {false, true}) {
-      for (const Shape& shape : kShapes) {
-        HostArray logits = random_logits(shape, rng, with_ties);
-        round_to(logits, DType::F32);
-        for (const float top_p : {0.0F, 0.05F, 0.3F, 0.75F, 0.9F, 0.999F, 1.0F}) {
-          SCOPED_TRACE(case_label(DType::F32, device, shape) + ", top_p " + std::to_string(top_p) +
-                       (with_ties ? ", ties" : ""));
-          check_filter(
-              ctx, logits, device, [&](Tensor& t) { top_p_filter(ctx, t, top_p); }, top_p_reference(logits, top_p));
-        }
-      }
+  for_each_logits(ctx, rng, [&](Device device, const HostArray& logits, const std::string& label) {
+    for (const float top_p : {0.0F, 0.05F, 0.3F, 0.75F, 0.9F, 0.999F, 1.0F}) {
+      SCOPED_TRACE(label + ", top_p " + std::to_string(top_p));
+      check_filter(
+          ctx, logits, device, [&](Tensor& t) { top_p_filter(ctx, t, top_p); }, top_p_reference(logits, top_p));
     }
-  }
+  });
 }
 
 TEST(OpMinPFilter, MatchesFloat64) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());
-  for (const Device device : test_devices(ctx)) {
-    for (const bool with_ties : {false, true}) {
-      for (const Shape& shape : kShapes) {
-        HostArray logits = random_logits(shape, rng, with_ties);
-        round_to(logits, DType::F32);
-        for (const float min_p : {0.0F, 0.01F, 0.1F, 0.3F, 0.7F, 1.0F}) {
-          SCOPED_TRACE(case_label(DType::F32, device, shape) + ", min_p " + std::to_string(min_p) +
-                       (with_ties ? ", ties" : ""));
-          check_filter(
-              ctx, logits, device, [&](Tensor& t) { min_p_filter(ctx, t, min_p); }, min_p_reference(logits, min_p));
-        }
-      }
+  for_each_logits(ctx, rng, [&](Device device, const HostArray& logits, const std::string& label) {
+    for (const float min_p : {0.0F, 0.01F, 0.1F, 0.3F, 0.7F, 1.0F}) {
+      SCOPED_TRACE(label + ", min_p " + std::to_string(min_p));
+      check_filter(
+          ctx, logits, device, [&](Tensor& t) { min_p_filter(ctx, t, min_p); }, min_p_reference(logits, min_p));
     }
-  }
+  });
 }
 
 TEST(OpSamplingFilters, DropNaNAndKeepRowsOfInfinities) {
