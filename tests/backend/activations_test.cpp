@@ -86,8 +86,7 @@ void check_unary_backward(UnaryBackward op_backward, double (*reference)(double)
         op_backward(ctx, dx, dout_tensor, x_tensor);
         const HostArray dx_ref =
             pointwise_finite_difference([&](double value, int64_t) { return reference(value); }, x, dout);
-        Tolerance tolerance = tolerance_for(dtype);
-        if (dtype == DType::F32) tolerance.rtol = 1e-4;
+        Tolerance tolerance = gradient_tolerance(dtype);
         expect_close(to_host(ctx, dx), dx_ref, tolerance, "dx");
       }
     }
@@ -200,8 +199,7 @@ TEST(OpSwiglu, BackwardMatchesFiniteDifferences) {
             [&](double value, int64_t i) { return silu_reference(value) * up[i]; }, gate, dout);
         const HostArray dup_ref = pointwise_finite_difference(
             [&](double value, int64_t i) { return silu_reference(gate[i]) * value; }, up, dout);
-        Tolerance tolerance = tolerance_for(dtype);
-        if (dtype == DType::F32) tolerance.rtol = 1e-4;
+        Tolerance tolerance = gradient_tolerance(dtype);
         expect_close(to_host(ctx, dgate), dgate_ref, tolerance, "dgate");
         expect_close(to_host(ctx, dup), dup_ref, tolerance, "dup");
       }

@@ -106,8 +106,7 @@ TEST(OpCrossEntropy, BackwardMatchesFiniteDifferences) {
         cross_entropy_backward(ctx, dlogits, dlosses_tensor, logits_tensor, targets_tensor);
 
         const HostArray analytic = cross_entropy_gradient_reference(logits, targets, dlosses);
-        Tolerance tolerance = tolerance_for(dtype);
-        if (dtype == DType::F32) tolerance.rtol = 1e-4;
+        Tolerance tolerance = gradient_tolerance(dtype);
         const HostArray got = to_host(ctx, dlogits);
         expect_close(got, analytic, tolerance, "dlogits (analytic)");
         if (test_case.finite_differences) {

@@ -269,8 +269,7 @@ TEST(OpCrossEntropyFused, MatchesFloat64) {
             }
           }
           expect_close(to_host(ctx, losses), losses_ref, tolerance_for(DType::F32), "losses");
-          Tolerance tolerance = tolerance_for(dtype);
-          if (dtype == DType::F32) tolerance.rtol = 1e-4;
+          Tolerance tolerance = gradient_tolerance(dtype);
           expect_close(to_host(ctx, dlogits), dlogits_ref, tolerance, "dlogits");
         }
       }

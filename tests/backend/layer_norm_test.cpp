@@ -158,9 +158,7 @@ TEST(OpLayerNorm, BackwardMatchesFiniteDifferences) {
           dweight_ref[c] += dweight_start[c];
           dbias_ref[c] += dbias_start[c];
         }
-        // Gradients come out of a longer f32 chain than the forward: a looser f32 bound.
-        Tolerance tolerance = tolerance_for(dtype);
-        if (dtype == DType::F32) tolerance.rtol = 1e-4;
+        Tolerance tolerance = gradient_tolerance(dtype);
         expect_close(to_host(ctx, dx), dx_ref, tolerance, "dx");
         expect_close(to_host(ctx, dweight), dweight_ref, tolerance, "dweight");
         expect_close(to_host(ctx, dbias), dbias_ref, tolerance, "dbias");

@@ -95,9 +95,7 @@ TEST(OpRmsNorm, BackwardMatchesFiniteDifferences) {
         HostArray dweight_ref =
             finite_difference([&](const HostArray& probe) { return rms_norm_reference(x, probe); }, weight, dout);
         for (int64_t c = 0; c < channels; ++c) dweight_ref[c] += dweight_start[c];
-        // Gradients come out of a longer f32 chain than the forward: a looser f32 bound.
-        Tolerance tolerance = tolerance_for(dtype);
-        if (dtype == DType::F32) tolerance.rtol = 1e-4;
+        Tolerance tolerance = gradient_tolerance(dtype);
         expect_close(to_host(ctx, dx), dx_ref, tolerance, "dx");
         expect_close(to_host(ctx, dweight), dweight_ref, tolerance, "dweight");
       }

@@ -218,8 +218,7 @@ TEST(OpRope, BackwardMatchesFiniteDifferences) {
         rope_backward(ctx, dx, dout_tensor, positions_tensor, test_case.params);
         const HostArray dx_ref = finite_difference(
             [&](const HostArray& probe) { return rope_reference(probe, positions, test_case.params); }, x, dout);
-        Tolerance tolerance = tolerance_for(dtype);
-        if (dtype == DType::F32) tolerance.rtol = 1e-4;
+        Tolerance tolerance = gradient_tolerance(dtype);
         expect_close(to_host(ctx, dx), dx_ref, tolerance, "dx");
         // In place: dx aliases dout.
         rope_backward(ctx, dout_tensor, dout_tensor, positions_tensor, test_case.params);

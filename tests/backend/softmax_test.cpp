@@ -143,8 +143,7 @@ TEST(OpSoftmax, BackwardMatchesFiniteDifferences) {
 
         const HostArray dx_ref = finite_difference(
             [&](const HostArray& probe) { return softmax_reference(with_mask(probe, masked)); }, x, dout);
-        Tolerance tolerance = tolerance_for(dtype);
-        if (dtype == DType::F32) tolerance.rtol = 1e-4;
+        Tolerance tolerance = gradient_tolerance(dtype);
         expect_close(to_host(ctx, dx), dx_ref, tolerance, "dx");
       }
     }

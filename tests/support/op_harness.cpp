@@ -81,6 +81,12 @@ HostArray to_host(Ctx& ctx, const Tensor& tensor) {
   return {host.shape(), host.to_f64_vector()};
 }
 
+Tolerance gradient_tolerance(DType dtype) {
+  Tolerance tolerance = tolerance_for(dtype);
+  if (dtype == DType::F32) tolerance.rtol = 1e-4;
+  return tolerance;
+}
+
 Tolerance tolerance_for(DType dtype) {
   switch (dtype) {
     case DType::F64:

@@ -62,6 +62,9 @@ struct Tolerance {
 };
 // Typical tolerance for an op computing in f32 whose output is stored as `dtype`.
 Tolerance tolerance_for(DType dtype);
+// The same for a gradient against finite differences: a backward's f32 chain is longer than
+// its forward's, so f32 gets rtol 1e-4 (lower precisions are bounded by their rounding).
+Tolerance gradient_tolerance(DType dtype);
 
 // Gtest-style comparison; reports the worst element, its index, and the seed context.
 void expect_close(const HostArray& got, const HostArray& ref, Tolerance tolerance, const std::string& what);
