@@ -54,6 +54,13 @@ void Backend::not_supported(OpKind op) const {
   throw make_error("op ", op_name(op), " is not supported on ", device_string(device()));
 }
 
+void Backend::add_column_sums(Tensor& sums, const Tensor& rows) {
+  Tensor column_sums = Tensor::empty(sums.shape(), DType::F32, allocator());
+  Tensor none;
+  add_backward(none, column_sums, rows);
+  add(sums, sums, column_sums);
+}
+
 // Defaults: a backend overrides what it implements.
 void Backend::copy(Tensor&, const Tensor&) { not_supported(OpKind::Copy); }
 void Backend::fill_zero(Tensor&) { not_supported(OpKind::Copy); }

@@ -15,20 +15,12 @@ void Backend::linear_gelu_input_grad(Tensor& dpre, Tensor& dbias, const Tensor& 
   Tensor product = Tensor::empty(dpre.shape(), dpre.dtype(), allocator());
   matmul(product, dout, weight, false, false, 1.0F, 0.0F);
   gelu_backward(dpre, product, pre);
-  if (!dbias.defined()) return;
-  Tensor sums = Tensor::empty(dbias.shape(), DType::F32, allocator());
-  Tensor none;
-  add_backward(none, sums, dpre);
-  add(dbias, dbias, sums);
+  if (dbias.defined()) add_column_sums(dbias, dpre);
 }
 
 void Backend::linear_weight_grad(Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x) {
   matmul(dweight, dout, x, true, false, 1.0F, 1.0F);
-  if (!dbias.defined()) return;
-  Tensor sums = Tensor::empty(dbias.shape(), DType::F32, allocator());
-  Tensor none;
-  add_backward(none, sums, dout);
-  add(dbias, dbias, sums);
+  if (dbias.defined()) add_column_sums(dbias, dout);
 }
 
 void Backend::layer_norm_backward_residual(Tensor& dres, Tensor& dres_low, Tensor& dweight, Tensor& dbias,

@@ -234,6 +234,8 @@ class Backend {
 
  protected:
   [[noreturn]] void not_supported(OpKind op) const;
+  // sums (F) f32 += the column sums of rows (N, F), through a scratch (a bias gradient).
+  void add_column_sums(Tensor& sums, const Tensor& rows);
 };
 
 }  // namespace anvil

@@ -116,12 +116,7 @@ void CudaBackend::linear_gelu_input_grad(Tensor& dpre, Tensor& dbias, const Tens
     gemm.epilogue = GemmEpilogue::DGelu;
     gemm.aux = const_cast<void*>(pre.raw_data());  // read only: DGELU's aux is an input
     if (matmul_.run(cublas_lt(), gemm, *allocator_, stream_)) {
-      if (dbias.defined()) {
-        Tensor sums = Tensor::empty(dbias.shape(), DType::F32, *allocator_);
-        Tensor none;
-        add_backward(none, sums, dpre);
-        add(dbias, dbias, sums);
-      }
+      if (dbias.defined()) add_column_sums(dbias, dpre);
       return;
     }
   }

@@ -34,6 +34,12 @@ ConstFloatBuffer optional_floats(const Tensor& tensor) {
 
 float* optional_f32(Tensor& tensor) { return tensor.defined() ? tensor.data<float>() : nullptr; }
 
+// Scratch for `arrays` per-block partial column-sum arrays of a norm backward (none: undefined).
+Tensor norm_partials(Allocator& allocator, int64_t arrays, int64_t rows, int64_t channels) {
+  if (arrays == 0) return {};
+  return Tensor::empty({arrays * norm_backward_num_partials(rows) * channels}, DType::F32, allocator);
+}
+
 // Rows of a (..., C) tensor.
 int64_t rows_of(const Tensor& tensor) {
   const int64_t channels = tensor.size(-1);
@@ -181,10 +187,7 @@ void CudaBackend::layer_norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias
   const DeviceGuard guard(device_index_);
   const int64_t rows = rows_of(x);
   const int64_t channels = x.size(-1);
-  Tensor partials;
-  if (dweight.defined() || dbias.defined()) {
-    partials = Tensor::empty({2 * norm_backward_num_partials(rows) * channels}, DType::F32, *allocator_);
-  }
+  Tensor partials = norm_partials(*allocator_, dweight.defined() || dbias.defined() ? 2 : 0, rows, channels);
   launch_layer_norm_backward(floats(dx), optional_f32(dweight), optional_f32(dbias), const_floats(dout),
                              const_floats(x), const_floats(weight), mean.data<const float>(), rstd.data<const float>(),
                              rows, channels, optional_f32(partials), stream_);
@@ -196,10 +199,7 @@ void CudaBackend::layer_norm_backward_residual(Tensor& dres, Tensor& dres_low, T
   const DeviceGuard guard(device_index_);
   const int64_t rows = rows_of(x);
   const int64_t channels = x.size(-1);
-  Tensor partials;
-  if (dweight.defined() || dbias.defined()) {
-    partials = Tensor::empty({2 * norm_backward_num_partials(rows) * channels}, DType::F32, *allocator_);
-  }
+  Tensor partials = norm_partials(*allocator_, dweight.defined() || dbias.defined() ? 2 : 0, rows, channels);
   if (launch_layer_norm_backward_residual(dres.data<float>(), dres_low.defined() ? dres_low.raw_data() : nullptr,
                                           optional_f32(dweight), optional_f32(dbias), dout.data<const float>(),
                                           x.data<const float>(), weight.data<const float>(), mean.data<const float>(),
@@ -226,10 +226,7 @@ void CudaBackend::rms_norm_backward(Tensor& dx, Tensor& dweight, const Tensor& d
   const DeviceGuard guard(device_index_);
   const int64_t rows = rows_of(x);
   const int64_t channels = x.size(-1);
-  Tensor partials;
-  if (dweight.defined()) {
-    partials = Tensor::empty({norm_backward_num_partials(rows) * channels}, DType::F32, *allocator_);
-  }
+  Tensor partials = norm_partials(*allocator_, dweight.defined() ? 1 : 0, rows, channels);
   launch_rms_norm_backward(floats(dx), optional_f32(dweight), const_floats(dout), const_floats(x), const_floats(weight),
                            rstd.data<const float>(), rows, channels, optional_f32(partials), stream_);
 }
