@@ -163,8 +163,8 @@ SpmTokenizer::Impl::Impl(SpmSpec spec)
   byte_tokens.fill(-1);
   for (size_t id = 0; id < count; ++id) {
     const std::string& text = spec.token_texts[id];
-    if (vocab.kind_of(static_cast<int32_t>(id)) == TokenKind::Byte) {
-      const auto byte = static_cast<size_t>(parse_byte_token(text));  // checked by token_bytes_of
+    if (vocab.kind_of(static_cast<int32_t>(id)) == TokenKind::Byte) {  // it decodes to its one byte
+      const auto byte = static_cast<unsigned char>(vocab.bytes_of(static_cast<int32_t>(id))[0]);
       if (byte_tokens[byte] < 0) byte_tokens[byte] = static_cast<int32_t>(id);
     }
     if (spec.in_bpe_vocab[id] == 0) continue;
