@@ -13,6 +13,9 @@ namespace anvil {
 struct CtxOptions {
   int num_threads = 0;   // 0: one per hardware thread
   bool use_cuda = true;  // open the CUDA backend when built with CUDA and a GPU is present
+  // Time cuBLASLt's candidate algos at each large GEMM shape's first use and keep the
+  // fastest (training); off, GEMMs take the heuristic's first pick, the same in every process.
+  bool tune_gemms = false;
 };
 
 class Ctx {

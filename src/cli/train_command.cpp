@@ -53,7 +53,7 @@ void add_train(CLI::App& app) {
                     "Append every training batch (tokens, targets; i32) to this file, for replaying the run elsewhere");
   train->callback([args] {
     const train::TrainConfig config = train::load_train_config(args->config_path, args->overrides);
-    Ctx ctx(CtxOptions{static_cast<int>(config.run.threads), config.run.device == "cuda"});
+    Ctx ctx(CtxOptions{static_cast<int>(config.run.threads), config.run.device == "cuda", config.run.tune_gemms});
     args->run.stop_requested = &g_stop_training;
     std::signal(SIGINT, request_training_stop);
     std::signal(SIGTERM, request_training_stop);

@@ -10,7 +10,7 @@ Ctx::Ctx(const CtxOptions& options)
     : cpu_features_(CpuFeatures::from_environment()),
       pool_(std::make_unique<ThreadPool>(options.num_threads)),
       cpu_backend_(std::make_unique<cpu::CpuBackend>(*pool_, cpu_features_)) {
-  if (options.use_cuda) cuda_backend_ = cuda::make_cuda_backend(0);
+  if (options.use_cuda) cuda_backend_ = cuda::make_cuda_backend(0, options.tune_gemms);
 }
 
 Ctx::~Ctx() = default;

@@ -150,6 +150,7 @@ RunConfig parse_run(const Section& s) {
   r.out_dir = s.string("out_dir");
   r.seed = static_cast<uint64_t>(s.non_negative("seed"));
   r.recompute = s.boolean("recompute");
+  r.tune_gemms = s.boolean("tune_gemms");
   r.device = s.string("device");
   ANVIL_CHECK(r.device == "cpu" || r.device == "cuda", s.where("device"), " must be \"cpu\" or \"cuda\", got \"",
               r.device, "\"");
@@ -222,6 +223,7 @@ Json default_train_config_json() {
         {"recompute", false},
         {"device", "cpu"},
         {"precision", "f32"},
+        {"tune_gemms", true},
         {"threads", 0},
         {"max_minutes", 0.0},
         {"peak_gflops", 0.0},

@@ -2,6 +2,7 @@
 // bias and residual combinations training uses (CUDA: cuBLASLt bias epilogue, residual as C).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -106,6 +107,81 @@ TEST(OpLinear, Bf16OutRoundsOnceWhenTermsCancel) {
       EXPECT_EQ(to_host(ctx, out)[0], 0x1p-7 + 0x1p-9);
     }
   }
+}
+
+bool has_gpu(Ctx& ctx) {
+  const std::vector<Device> devices = test_devices(ctx);
+  return std::any_of(devices.begin(), devices.end(), [](Device d) { return !d.is_cpu(); });
+}
+
+// Training's tuned GEMMs (CtxOptions::tune_gemms): timing the candidate algos must leave the
+// result of one launch, also where D is read (the residual as C aliasing out, an accumulating
+// weight gradient, DGELU). 512 x 1024 x 2048 is over the tuning threshold; each op runs twice
+// (the first call tunes, the second uses the kept algo).
+TEST(OpLinear, TunedGemmsMatchFloat64AndTheUntunedGpu) {
+  Ctx& plain = test_ctx();
+  if (!has_gpu(plain)) GTEST_SKIP() << "needs a GPU";
+  Ctx tuned(CtxOptions{0, true, true});
+  const Device gpu = Device::cuda(0);
+  Rng rng(test_seed());
+  const LinearCase c{512, 1024, 2048};
+  HostArray x = random_array({c.rows, c.in_features}, rng);
+  HostArray weight = random_array({c.out_features, c.in_features}, rng);
+  HostArray bias = random_array({c.out_features}, rng);
+  HostArray extra = random_array({c.rows, c.out_features}, rng, -2.0, 2.0);
+  const Tensor x_tensor = make_tensor(tuned, x, DType::BF16, gpu);
+  const Tensor weight_tensor = make_tensor(tuned, weight, DType::BF16, gpu);
+  const Tensor bias_tensor = make_tensor(tuned, bias, DType::BF16, gpu);
+  round_to(extra, DType::BF16);
+  const HostArray ref = linear_reference(c, x, weight, &bias, &extra);
+  Tolerance tolerance = tolerance_for(DType::BF16);
+  tolerance.atol_scale = std::sqrt(static_cast<double>(c.in_features)) / 8.0;
+  for (int call = 0; call < 2; ++call) {
+    SCOPED_TRACE("call " + std::to_string(call));
+    Tensor aliased = make_tensor_exact(tuned, extra, DType::BF16, gpu);
+    linear(tuned, aliased, x_tensor, weight_tensor, bias_tensor, aliased);
+    expect_close(to_host(tuned, aliased), ref, tolerance, "linear, residual aliasing out");
+    const Tensor residual = make_tensor_exact(tuned, extra, DType::BF16, gpu);
+    Tensor out = Tensor::empty({c.rows, c.out_features}, DType::BF16, tuned.allocator(gpu));
+    linear(tuned, out, x_tensor, weight_tensor, bias_tensor, residual);
+    expect_close(to_host(tuned, out), ref, tolerance, "linear, separate residual");
+  }
+
+  // The fused training GEMMs against the same ops untuned: linear_gelu (GELU_AUX_BIAS) on
+  // x, w; the input gradient through dout (N, O) @ w (O, I) and gelu'(pre2) (DGELU); the
+  // weight gradient dout^T @ x added to a nonzero f32 dweight (BGRADB, C = D).
+  HostArray dout = random_array({c.rows, c.out_features}, rng);
+  HostArray pre2 = random_array({c.rows, c.in_features}, rng, -3.0, 3.0);
+  HostArray start = random_array({c.out_features, c.in_features}, rng);
+  HostArray start_bias = random_array({c.out_features}, rng);
+  round_to(pre2, DType::BF16);
+  const auto run = [&](Ctx& ctx) {
+    const Tensor xs = make_tensor_exact(ctx, x, DType::BF16, gpu);
+    const Tensor ws = make_tensor_exact(ctx, weight, DType::BF16, gpu);
+    const Tensor bs = make_tensor_exact(ctx, bias, DType::BF16, gpu);
+    const Tensor douts = make_tensor(ctx, dout, DType::BF16, gpu);
+    const Tensor pre2s = make_tensor_exact(ctx, pre2, DType::BF16, gpu);
+    Tensor up = Tensor::empty({c.rows, c.out_features}, DType::BF16, ctx.allocator(gpu));
+    Tensor pre = Tensor::empty({c.rows, c.out_features}, DType::BF16, ctx.allocator(gpu));
+    Tensor dpre = Tensor::empty({c.rows, c.in_features}, DType::BF16, ctx.allocator(gpu));
+    Tensor dweight = make_tensor_exact(ctx, start, DType::F32, gpu);
+    Tensor dbias = make_tensor_exact(ctx, start_bias, DType::F32, gpu);
+    Tensor no_bias;
+    for (int call = 0; call < 2; ++call) {
+      linear_gelu(ctx, up, pre, xs, ws, bs);
+      linear_gelu_input_grad(ctx, dpre, no_bias, douts, ws, pre2s);
+      linear_weight_grad(ctx, dweight, dbias, douts, xs);
+    }
+    return std::vector<HostArray>{to_host(ctx, up), to_host(ctx, pre), to_host(ctx, dpre), to_host(ctx, dweight),
+                                  to_host(ctx, dbias)};
+  };
+  const std::vector<HostArray> want = run(plain);
+  const std::vector<HostArray> got = run(tuned);
+  expect_close(got[0], want[0], tolerance_for(DType::BF16), "linear_gelu out");
+  expect_close(got[1], want[1], tolerance_for(DType::BF16), "linear_gelu pre");
+  expect_close(got[2], want[2], tolerance_for(DType::BF16), "linear_gelu_input_grad dpre");
+  expect_close(got[3], want[3], tolerance_for(DType::F32), "linear_weight_grad dweight (added twice)");
+  expect_close(got[4], want[4], tolerance_for(DType::F32), "linear_weight_grad dbias (added twice)");
 }
 
 TEST(OpLinear, RejectsBadArguments) {

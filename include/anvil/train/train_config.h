@@ -57,6 +57,7 @@ struct RunConfig {
   bool recompute = false;         // recompute each layer's activations in backward
   std::string device = "cpu";     // cpu, or cuda (the first GPU)
   std::string precision = "f32";  // f32, or bf16 (mixed precision: f32 master weights, see TrainModelOptions)
+  bool tune_gemms = true;         // cuda: time cuBLASLt's candidate algos per GEMM shape (CtxOptions::tune_gemms)
   int64_t threads = 0;            // 0 = all cores
   double max_minutes = 0.0;       // stop (with a checkpoint) after this wall time; 0 = no limit
   double peak_gflops = 0.0;       // for MFU; 0 = the GPU's dense peak for the precision, or estimated from the CPU

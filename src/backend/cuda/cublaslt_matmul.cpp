@@ -121,11 +121,12 @@ void describe(const RowMajorGemm& g, GemmPlan& plan) {
   describe_epilogue(g, plan.desc);
 }
 
-// Asks the heuristic for the best algo within the workspace limit and the operands' alignment.
-void choose_algo(cublasLtHandle_t handle, const RowMajorGemm& g, GemmPlan& plan) {
+// Asks the heuristic for its best `count` algos within the workspace limit and the operands'
+// alignment: the first becomes the plan's algo, all of them its candidates when count > 1.
+void choose_algo(cublasLtHandle_t handle, const RowMajorGemm& g, GemmPlan& plan, int count) {
   cublasLtMatmulPreference_t preference = nullptr;
   ANVIL_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
-  cublasLtMatmulHeuristicResult_t result{};
+  std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<size_t>(count));
   int found = 0;
   cublasStatus_t status = CUBLAS_STATUS_SUCCESS;
   {
@@ -145,7 +146,7 @@ void choose_algo(cublasLtHandle_t handle, const RowMajorGemm& g, GemmPlan& plan)
     set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c, sizeof(align_c));
     if (status == CUBLAS_STATUS_SUCCESS) {
       status = cublasLtMatmulAlgoGetHeuristic(handle, plan.desc, plan.layout_a, plan.layout_b, plan.layout_c,
-                                              plan.layout_c, preference, 1, &result, &found);
+                                              plan.layout_c, preference, count, results.data(), &found);
     }
   }
   static_cast<void>(cublasLtMatmulPreferenceDestroy(preference));
@@ -155,11 +156,53 @@ void choose_algo(cublasLtHandle_t handle, const RowMajorGemm& g, GemmPlan& plan)
   if (status == CUBLAS_STATUS_NOT_SUPPORTED) return;
   if (status == CUBLAS_STATUS_INVALID_VALUE && g.epilogue != GemmEpilogue::None) return;
   ANVIL_CUBLAS_CHECK(status);
-  if (found > 0 && result.state == CUBLAS_STATUS_SUCCESS) {
-    plan.algo = result.algo;
-    plan.workspace_bytes = result.workspaceSize;
-    plan.has_algo = true;
+  results.resize(static_cast<size_t>(std::max(found, 0)));
+  std::erase_if(results, [](const cublasLtMatmulHeuristicResult_t& r) { return r.state != CUBLAS_STATUS_SUCCESS; });
+  if (results.empty()) return;
+  plan.algo = results.front().algo;
+  plan.workspace_bytes = results.front().workspaceSize;
+  plan.has_algo = true;
+  if (results.size() > 1) plan.candidates = std::move(results);
+}
+
+double flops_of(const RowMajorGemm& g) {
+  return 2.0 * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k) *
+         static_cast<double>(g.batch);
+}
+
+// One launch of `g` with `algo`, D written to `d` (out, or a scratch while tuning).
+cublasStatus_t launch(cublasLtHandle_t handle, const GemmPlan& plan, const cublasLtMatmulAlgo_t& algo,
+                      const RowMajorGemm& g, void* d, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+  const void* c = g.c != nullptr ? g.c : g.out;
+  return cublasLtMatmul(handle, plan.desc, &g.alpha, g.b, plan.layout_a, g.a, plan.layout_b, &g.beta, c, plan.layout_c,
+                        d, plan.layout_c, &algo, workspace, workspace_bytes, stream);
+}
+
+// A pair of events for timing, destroyed with the scope.
+class EventPair {
+ public:
+  EventPair() {
+    ANVIL_CUDA_CHECK(cudaEventCreate(&start_));
+    ANVIL_CUDA_CHECK(cudaEventCreate(&stop_));
   }
+  ~EventPair() {
+    static_cast<void>(cudaEventDestroy(stop_));
+    static_cast<void>(cudaEventDestroy(start_));
+  }
+  EventPair(const EventPair&) = delete;
+  EventPair& operator=(const EventPair&) = delete;
+  [[nodiscard]] cudaEvent_t start() const { return start_; }
+  [[nodiscard]] cudaEvent_t stop() const { return stop_; }
+
+ private:
+  cudaEvent_t start_ = nullptr;
+  cudaEvent_t stop_ = nullptr;
+};
+
+bool capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  ANVIL_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
+  return status != cudaStreamCaptureStatusNone;
 }
 
 }  // namespace
@@ -171,7 +214,7 @@ GemmPlan::~GemmPlan() {
   if (desc != nullptr) static_cast<void>(cublasLtMatmulDescDestroy(desc));
 }
 
-const GemmPlan& CublasLtMatmul::plan_for(cublasLtHandle_t handle, const RowMajorGemm& gemm) {
+GemmPlan& CublasLtMatmul::plan_for(cublasLtHandle_t handle, const RowMajorGemm& gemm) {
   const GemmPlanKey key = key_of(gemm);
   const std::lock_guard lock(mutex_);
   const auto found = plans_.find(key);
@@ -181,12 +224,53 @@ const GemmPlan& CublasLtMatmul::plan_for(cublasLtHandle_t handle, const RowMajor
   auto [entry, inserted] = plans_.try_emplace(key);
   try {
     describe(gemm, entry->second);
-    choose_algo(handle, gemm, entry->second);
+    const bool tunes = tune_ && flops_of(gemm) >= kTuneMinFlops;
+    choose_algo(handle, gemm, entry->second, tunes ? kTuneCandidates : 1);
   } catch (...) {
     plans_.erase(entry);
     throw;
   }
   return entry->second;
+}
+
+void CublasLtMatmul::tune(cublasLtHandle_t handle, GemmPlan& plan, const RowMajorGemm& gemm,
+                          CachingAllocator& allocator, cudaStream_t stream) {
+  constexpr int kRepeats = 3;
+  const std::vector<cublasLtMatmulHeuristicResult_t> candidates = std::move(plan.candidates);
+  plan.candidates.clear();
+  size_t workspace_bytes = 0;
+  for (const auto& candidate : candidates) workspace_bytes = std::max(workspace_bytes, candidate.workspaceSize);
+  const ScratchBuffer workspace(allocator, workspace_bytes);
+  // Repeated launches must leave the same result: D goes to a scratch when it is also read
+  // (C = D with beta != 0, or DGELU's aux = D).
+  const void* c = gemm.c != nullptr ? gemm.c : gemm.out;
+  const bool reads_d = (gemm.beta != 0.0F && c == gemm.out) || gemm.aux == gemm.out;
+  const size_t d_bytes =
+      static_cast<size_t>(dtype_bytes_for(gemm.output_dtype, (gemm.batch - 1) * gemm.stride_out + gemm.m * gemm.n));
+  const ScratchBuffer scratch_d(allocator, reads_d ? d_bytes : 0);
+  void* d = reads_d ? scratch_d.get() : gemm.out;
+  const EventPair events;
+  float best_ms = 0.0F;
+  for (const auto& candidate : candidates) {
+    // An algo the library refuses at launch is skipped.
+    if (launch(handle, plan, candidate.algo, gemm, d, workspace.get(), workspace_bytes, stream) !=
+        CUBLAS_STATUS_SUCCESS) {
+      continue;
+    }
+    ANVIL_CUDA_CHECK(cudaEventRecord(events.start(), stream));
+    for (int r = 0; r < kRepeats; ++r) {
+      ANVIL_CUBLAS_CHECK(launch(handle, plan, candidate.algo, gemm, d, workspace.get(), workspace_bytes, stream));
+    }
+    ANVIL_CUDA_CHECK(cudaEventRecord(events.stop(), stream));
+    ANVIL_CUDA_CHECK(cudaEventSynchronize(events.stop()));
+    float ms = 0.0F;
+    ANVIL_CUDA_CHECK(cudaEventElapsedTime(&ms, events.start(), events.stop()));
+    if (best_ms == 0.0F || ms < best_ms) {
+      best_ms = ms;
+      plan.algo = candidate.algo;
+      plan.workspace_bytes = candidate.workspaceSize;
+    }
+  }
 }
 
 bool CublasLtMatmul::run(cublasLtHandle_t handle, const RowMajorGemm& gemm, CachingAllocator& allocator,
@@ -197,14 +281,12 @@ bool CublasLtMatmul::run(cublasLtHandle_t handle, const RowMajorGemm& gemm, Cach
   // cuBLASLt's batch count is an int32; K = 0 is a pure scaling of out.
   const bool lt_shape = gemm.k > 0 && gemm.batch <= INT32_MAX;
   if (epilogue && !lt_shape) return false;
-  const GemmPlan* plan = lt_shape ? &plan_for(handle, gemm) : nullptr;
+  GemmPlan* plan = lt_shape ? &plan_for(handle, gemm) : nullptr;
   if (plan == nullptr || !plan->has_algo) {
     if (epilogue) return false;
     launch_gemm_fallback(gemm, stream);
     return true;
   }
-  const ScratchBuffer workspace(allocator, plan->workspace_bytes);
-  const void* c = gemm.c != nullptr ? gemm.c : gemm.out;
   // The bias pointer lives in the cached descriptor: set and launch under the lock.
   const std::lock_guard lock(mutex_);
   if (gemm.bias != nullptr) set_desc(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &gemm.bias, sizeof(gemm.bias));
@@ -212,9 +294,9 @@ bool CublasLtMatmul::run(cublasLtHandle_t handle, const RowMajorGemm& gemm, Cach
     set_desc(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &gemm.bias_grad, sizeof(gemm.bias_grad));
   }
   if (gemm.aux != nullptr) set_desc(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &gemm.aux, sizeof(gemm.aux));
-  ANVIL_CUBLAS_CHECK(cublasLtMatmul(handle, plan->desc, &gemm.alpha, gemm.b, plan->layout_a, gemm.a, plan->layout_b,
-                                    &gemm.beta, c, plan->layout_c, gemm.out, plan->layout_c, &plan->algo,
-                                    workspace.get(), plan->workspace_bytes, stream));
+  if (!plan->candidates.empty() && !capturing(stream)) tune(handle, *plan, gemm, allocator, stream);
+  const ScratchBuffer workspace(allocator, plan->workspace_bytes);
+  ANVIL_CUBLAS_CHECK(launch(handle, *plan, plan->algo, gemm, gemm.out, workspace.get(), plan->workspace_bytes, stream));
   return true;
 }
 

@@ -4,6 +4,10 @@
 // out (M, N) = op(a) @ op(b) is computed as out^T (N, M) = op(b)^T @ op(a)^T: cuBLAS's "A"
 // is our b and its "B" our a, each with the transpose flag that maps the row-major storage.
 // Compute is CUBLAS_COMPUTE_32F (no TF32) with f32 alpha/beta for every input dtype.
+// With tuning on, a large problem's first call outside stream capture times the heuristic's
+// first few algos on the call's own operands and keeps the fastest (the heuristic's first pick
+// is not always it, notably with the GELU epilogues); the results of different processes may
+// then differ in their last bits, as the chosen algo may.
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
@@ -11,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "anvil/core/dtype.h"
 #include "cuda/caching_allocator.h"
@@ -60,6 +65,8 @@ struct GemmPlan {
   cublasLtMatmulAlgo_t algo{};
   size_t workspace_bytes = 0;
   bool has_algo = false;  // false: the heuristic found nothing; use the fallback kernel
+  // Tuning: the heuristic's candidates (algo first), timed at the first uncaptured call, then cleared.
+  std::vector<cublasLtMatmulHeuristicResult_t> candidates;
 
   GemmPlan() = default;
   ~GemmPlan();
@@ -71,6 +78,11 @@ class CublasLtMatmul {
  public:
   // The most workspace a plan may ask for (32 MiB suits Hopper's split-K and stream-K algos).
   static constexpr size_t kMaxWorkspaceBytes = size_t{32} << 20;
+  // Tuning times this many of the heuristic's algos, for problems of at least kTuneMinFlops.
+  static constexpr int kTuneCandidates = 8;
+  static constexpr double kTuneMinFlops = 2e9;
+
+  explicit CublasLtMatmul(bool tune = false) : tune_(tune) {}
 
   // Queues `gemm` on `stream`. Problems cuBLASLt has no algo for (and K = 0) run on a
   // simple tiled kernel instead. Workspace comes from `allocator` and is released,
@@ -79,8 +91,12 @@ class CublasLtMatmul {
   bool run(cublasLtHandle_t handle, const RowMajorGemm& gemm, CachingAllocator& allocator, cudaStream_t stream);
 
  private:
-  const GemmPlan& plan_for(cublasLtHandle_t handle, const RowMajorGemm& gemm);
+  GemmPlan& plan_for(cublasLtHandle_t handle, const RowMajorGemm& gemm);
+  // Times plan.candidates on `gemm` and keeps the fastest as plan.algo (called under mutex_).
+  void tune(cublasLtHandle_t handle, GemmPlan& plan, const RowMajorGemm& gemm, CachingAllocator& allocator,
+            cudaStream_t stream);
 
+  bool tune_;
   std::mutex mutex_;
   std::map<GemmPlanKey, GemmPlan> plans_;  // node-based: references stay valid on insert
 };

@@ -10,7 +10,7 @@
 
 namespace anvil::cuda {
 
-CudaBackend::CudaBackend(int device_index) : device_index_(device_index) {
+CudaBackend::CudaBackend(int device_index, bool tune_gemms) : device_index_(device_index), matmul_(tune_gemms) {
   const DeviceGuard guard(device_index_);
   // Non-blocking: the stream does not serialise with the legacy default stream.
   ANVIL_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));

@@ -20,7 +20,8 @@ class CudaBackend final : public Backend {
  public:
   // Opens device `device_index`: its stream and caching allocator. Throws anvil::Error
   // when the runtime refuses (the factory checks that the device exists first).
-  explicit CudaBackend(int device_index);
+  // tune_gemms: time cuBLASLt's candidate algos for large GEMMs (cublaslt_matmul.h).
+  explicit CudaBackend(int device_index, bool tune_gemms = false);
   // Waits for queued work, then frees cached memory, the cuBLASLt handle and the stream.
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;

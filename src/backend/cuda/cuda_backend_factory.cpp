@@ -16,7 +16,7 @@ constexpr int kRequiredMinor = 0;
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend(int device_index) {
+std::unique_ptr<Backend> make_cuda_backend(int device_index, bool tune_gemms) {
   // No driver, no GPU or a driver too old for this runtime: CPU only, silently. The
   // failed query leaves a sticky "last error"; clear it so later checks do not see it.
   int device_count = 0;
@@ -35,7 +35,7 @@ std::unique_ptr<Backend> make_cuda_backend(int device_index) {
                  properties.name, properties.major, properties.minor);
     return nullptr;
   }
-  return std::make_unique<CudaBackend>(device_index);
+  return std::make_unique<CudaBackend>(device_index, tune_gemms);
 }
 
 }  // namespace anvil::cuda

@@ -7,6 +7,7 @@
 
 namespace anvil::cuda {
 
-std::unique_ptr<Backend> make_cuda_backend(int device_index);
+// tune_gemms: see CtxOptions.
+std::unique_ptr<Backend> make_cuda_backend(int device_index, bool tune_gemms = false);
 
 }  // namespace anvil::cuda

@@ -3,6 +3,6 @@
 
 namespace anvil::cuda {
 
-std::unique_ptr<Backend> make_cuda_backend(int /*device_index*/) { return nullptr; }
+std::unique_ptr<Backend> make_cuda_backend(int /*device_index*/, bool /*tune_gemms*/) { return nullptr; }
 
 }  // namespace anvil::cuda
