@@ -24,12 +24,13 @@ void Backend::linear_weight_grad(Tensor& dweight, Tensor& dbias, const Tensor& d
 }
 
 void Backend::layer_norm_backward_residual(Tensor& dres, Tensor& dres_low, Tensor& dweight, Tensor& dbias,
-                                           const Tensor& dout, const Tensor& x, const Tensor& weight,
+                                           Tensor& dres_sums, const Tensor& dout, const Tensor& x, const Tensor& weight,
                                            const Tensor& mean, const Tensor& rstd) {
   Tensor dx = Tensor::empty(dres.shape(), DType::F32, allocator());
   layer_norm_backward(dx, dweight, dbias, dout, x, weight, mean, rstd);
   add(dres, dres, dx);
   if (dres_low.defined()) copy(dres_low, dres);
+  if (dres_sums.defined()) add_column_sums(dres_sums, dres);
 }
 
 void Backend::cross_entropy_fused(Tensor& losses, Tensor& dlogits, const Tensor& dlosses, const Tensor& logits,

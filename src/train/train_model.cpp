@@ -426,14 +426,17 @@ void TrainModel::backward(float loss_scale) {
   detail::norm_backward(m.ctx, m.config, m.dres, m.top_grads.final_norm, m.top_grads.final_norm_bias, m.scratch.dn,
                         m.residuals.back(), m.top_params.final_norm, m.final_mean, m.final_rstd);
   detail::residual_grad_ready(m.ctx, m.dres, m.scratch);
+  const bool folds = detail::folds_residual_biases(m.config);
   for (int64_t layer = m.config.num_layers - 1; layer >= 0; --layer) {
     const auto l = static_cast<size_t>(layer);
+    Tensor below_down_bias = folds && layer > 0 ? m.block_grads[l - 1].b_down : Tensor();
     if (m.options.recompute) {
       detail::block_forward(m.ctx, m.config, m.dims, m.compute_blocks[l], m.residuals[l], m.positions, m.acts_of(layer),
                             m.recompute_out);
     }
     detail::block_backward(m.ctx, m.config, m.dims, m.compute_blocks[l], m.block_grads[l], m.residuals[l], m.positions,
-                           m.acts_of(layer), m.dres, m.scratch);
+                           m.acts_of(layer), m.dres, m.scratch, below_down_bias,
+                           folds && layer + 1 < m.config.num_layers);
   }
   embedding_backward(m.ctx, m.top_grads.token_embedding, m.dres, m.ids);
   if (m.config.learned_positions) {

@@ -61,12 +61,13 @@ const Tensor& gemm_operand(const Tensor& dres, const BackwardScratch& s) {
   return s.dres_low.defined() ? s.dres_low : dres;
 }
 
-// dres += d norm / d x, with dres_low refreshed: one pass for LayerNorm.
+// dres += d norm / d x, with dres_low refreshed: one pass for LayerNorm, which also adds the
+// column sums of the updated dres to dres_sums (defined only when folds_residual_biases).
 void norm_backward_into_residual(Ctx& ctx, const model::ModelConfig& config, Tensor& dres, Tensor& dweight,
-                                 Tensor& dbias, const Tensor& dout, const Tensor& x, const Tensor& weight,
-                                 const Tensor& mean, const Tensor& rstd, BackwardScratch& s) {
+                                 Tensor& dbias, Tensor& dres_sums, const Tensor& dout, const Tensor& x,
+                                 const Tensor& weight, const Tensor& mean, const Tensor& rstd, BackwardScratch& s) {
   if (config.norm == model::NormKind::LayerNorm) {
-    layer_norm_backward_residual(ctx, dres, s.dres_low, dweight, dbias, dout, x, weight, mean, rstd);
+    layer_norm_backward_residual(ctx, dres, s.dres_low, dweight, dbias, dres_sums, dout, x, weight, mean, rstd);
     return;
   }
   rms_norm_backward(ctx, s.dx, dweight, dout, x, weight, rstd);
@@ -74,31 +75,39 @@ void norm_backward_into_residual(Ctx& ctx, const model::ModelConfig& config, Ten
   residual_grad_ready(ctx, dres, s);
 }
 
-// dres += d loss / d x_in through the MLP half (dres holds d loss / d x_out).
+// dres += d loss / d x_in through the MLP half (dres holds d loss / d x_out). b_down's
+// gradient is left out when the block above added it (down_bias_folded).
 void mlp_backward(Ctx& ctx, const model::ModelConfig& config, const BlockParams& w, BlockParams& g,
-                  const BlockActivations& a, Tensor& dres, BackwardScratch& s) {
+                  const BlockActivations& a, Tensor& dres, BackwardScratch& s, bool down_bias_folded) {
   Tensor none;
+  Tensor& down_bias = down_bias_folded ? none : g.b_down;
+  Tensor& mid_bias = folds_residual_biases(config) ? g.bo : none;
   const Tensor& dout = gemm_operand(dres, s);
   if (is_gpt2(config)) {
     // d pre-GELU straight from the down projection's input-gradient GEMM (CUDA: the DGELU
     // epilogue); the fc bias gradient from the fc weight-gradient GEMM (BGRADB).
     linear_gelu_input_grad(ctx, s.dup, none, dout, w.w_down, a.up);
-    linear_weight_grad(ctx, g.w_down, g.b_down, dout, a.act);
+    linear_weight_grad(ctx, g.w_down, down_bias, dout, a.act);
     linear_backward(ctx, s.dn, g.w_up, g.b_up, s.dup, a.n2, w.w_up, false);
   } else {
-    linear_backward(ctx, s.dact, g.w_down, g.b_down, dout, a.act, w.w_down, false);
+    linear_backward(ctx, s.dact, g.w_down, down_bias, dout, a.act, w.w_down, false);
     swiglu_backward(ctx, s.dgate, s.dup, s.dact, a.gate, a.up);
     linear_backward(ctx, s.dn, g.w_gate, none, s.dgate, a.n2, w.w_gate, false);
     linear_backward(ctx, s.dn, g.w_up, none, s.dup, a.n2, w.w_up, true);
   }
-  norm_backward_into_residual(ctx, config, dres, g.norm2, g.norm2_bias, s.dn, a.x_mid, w.norm2, a.mean2, a.rstd2, s);
+  norm_backward_into_residual(ctx, config, dres, g.norm2, g.norm2_bias, mid_bias, s.dn, a.x_mid, w.norm2, a.mean2,
+                              a.rstd2, s);
 }
 
-// dres += d loss / d x_in through the attention half (dres holds d loss / d x_mid).
+// dres += d loss / d x_in through the attention half (dres holds d loss / d x_mid). bo's
+// gradient came from the second norm when folds_residual_biases; the first norm then adds
+// below_down_bias's.
 void attention_backward_half(Ctx& ctx, const model::ModelConfig& config, const Dims& d, const BlockParams& w,
                              BlockParams& g, const Tensor& x_in, const Tensor& positions, const BlockActivations& a,
-                             Tensor& dres, BackwardScratch& s) {
-  linear_backward(ctx, s.datt, g.wo, g.bo, gemm_operand(dres, s), a.att, w.wo, false);
+                             Tensor& dres, BackwardScratch& s, Tensor& below_down_bias) {
+  Tensor none;
+  const bool folds = folds_residual_biases(config);
+  linear_backward(ctx, s.datt, g.wo, folds ? none : g.bo, gemm_operand(dres, s), a.att, w.wo, false);
   Tensor dq = heads_view(s.dq, d, d.heads), dk = heads_view(s.dk, d, d.kv_heads), dv = heads_view(s.dv, d, d.kv_heads);
   attention_backward(ctx, dq, dk, dv, heads_view(s.datt, d, d.heads), heads_view(a.q, d, d.heads),
                      heads_view(a.k, d, d.kv_heads), heads_view(a.v, d, d.kv_heads), heads_view(a.att, d, d.heads),
@@ -112,7 +121,8 @@ void attention_backward_half(Ctx& ctx, const model::ModelConfig& config, const D
   linear_backward(ctx, s.dn, g.wq, g.bq, s.dq, a.n1, w.wq, false);
   linear_backward(ctx, s.dn, g.wk, g.bk, s.dk, a.n1, w.wk, true);
   linear_backward(ctx, s.dn, g.wv, g.bv, s.dv, a.n1, w.wv, true);
-  norm_backward_into_residual(ctx, config, dres, g.norm1, g.norm1_bias, s.dn, x_in, w.norm1, a.mean1, a.rstd1, s);
+  norm_backward_into_residual(ctx, config, dres, g.norm1, g.norm1_bias, folds ? below_down_bias : none, s.dn, x_in,
+                              w.norm1, a.mean1, a.rstd1, s);
 }
 
 }  // namespace
@@ -208,11 +218,13 @@ void block_forward(Ctx& ctx, const model::ModelConfig& config, const Dims& dims,
   residual_linear(ctx, x_out, a.x_mid, a.act, w.w_down, w.b_down);
 }
 
+bool folds_residual_biases(const model::ModelConfig& config) { return config.norm == model::NormKind::LayerNorm; }
+
 void block_backward(Ctx& ctx, const model::ModelConfig& config, const Dims& dims, const BlockParams& w, BlockParams& g,
                     const Tensor& x_in, const Tensor& positions, const BlockActivations& a, Tensor& dres,
-                    BackwardScratch& s) {
-  mlp_backward(ctx, config, w, g, a, dres, s);
-  attention_backward_half(ctx, config, dims, w, g, x_in, positions, a, dres, s);
+                    BackwardScratch& s, Tensor& below_down_bias, bool down_bias_folded) {
+  mlp_backward(ctx, config, w, g, a, dres, s, down_bias_folded);
+  attention_backward_half(ctx, config, dims, w, g, x_in, positions, a, dres, s, below_down_bias);
 }
 
 }  // namespace anvil::train::detail

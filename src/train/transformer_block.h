@@ -54,11 +54,18 @@ BackwardScratch make_backward_scratch(Ctx& ctx, Device device, const Dims& dims,
 // dtype, its norm gains and biases f32; x_in, x_out and dres are f32 (the residual stream).
 void block_forward(Ctx& ctx, const model::ModelConfig& config, const Dims& dims, const BlockParams& w,
                    const Tensor& x_in, const Tensor& positions, BlockActivations& a, Tensor& x_out);
+// Whether the gradients of the biases added into the residual stream (bo, b_down) come from
+// the column sums of the LayerNorm backwards that update dres right after (no pass over dres
+// of their own): LayerNorm models.
+bool folds_residual_biases(const model::ModelConfig& config);
 // dres: d loss / d x_out on entry (with s.dres_low its bf16 copy: residual_grad_ready), d
-// loss / d x_in on return (dres_low updated); parameter gradients are added to g.
+// loss / d x_in on return (dres_low updated); parameter gradients are added to g. With
+// folds_residual_biases, the first norm's backward also adds d loss / d x_in's column sums to
+// below_down_bias (the b_down gradient of the block below; undefined for the first block),
+// and down_bias_folded says the block above did so for this block's b_down.
 void block_backward(Ctx& ctx, const model::ModelConfig& config, const Dims& dims, const BlockParams& w, BlockParams& g,
                     const Tensor& x_in, const Tensor& positions, const BlockActivations& a, Tensor& dres,
-                    BackwardScratch& s);
+                    BackwardScratch& s, Tensor& below_down_bias, bool down_bias_folded);
 
 // out (N, O) = x (N, I) @ weight (O, I)^T [+ bias (O)].
 void linear_forward(Ctx& ctx, Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias);

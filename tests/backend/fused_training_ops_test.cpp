@@ -172,7 +172,9 @@ TEST(OpLayerNormBackwardResidual, MatchesFloat64) {
   for (const Device device : test_devices(ctx)) {
     for (const Shape& shape : shapes) {
       for (const bool with_low : {true, false}) {
-        SCOPED_TRACE(case_label(DType::F32, device, shape) + (with_low ? " with dres_low" : " f32 only"));
+        // dres_sums alongside dres_low (the bf16 training path) and left out without it.
+        const bool with_sums = with_low;
+        SCOPED_TRACE(case_label(DType::F32, device, shape) + (with_low ? " with dres_low and dres_sums" : " f32 only"));
         const int64_t rows = shape[0];
         const int64_t channels = shape[1];
         HostArray x = random_array(shape, rng, -2.0, 2.0);
@@ -181,6 +183,7 @@ TEST(OpLayerNormBackwardResidual, MatchesFloat64) {
         HostArray dres = random_array(shape, rng, -3.0, 3.0);
         HostArray dweight = random_array({channels}, rng);
         HostArray dbias = random_array({channels}, rng);
+        HostArray dres_sums = random_array({channels}, rng);
         HostArray mean{{rows}, std::vector<double>(static_cast<size_t>(rows))};
         HostArray rstd{{rows}, std::vector<double>(static_cast<size_t>(rows))};
         for (int64_t r = 0; r < rows; ++r) {
@@ -199,8 +202,9 @@ TEST(OpLayerNormBackwardResidual, MatchesFloat64) {
         Tensor dres_low = with_low ? ctx.empty(shape, DType::BF16, device) : Tensor();
         Tensor dweight_tensor = make_tensor(ctx, dweight, DType::F32, device);
         Tensor dbias_tensor = make_tensor(ctx, dbias, DType::F32, device);
-        layer_norm_backward_residual(ctx, dres_tensor, dres_low, dweight_tensor, dbias_tensor, dout_tensor, x_tensor,
-                                     weight_tensor, mean_tensor, rstd_tensor);
+        Tensor sums_tensor = with_sums ? make_tensor(ctx, dres_sums, DType::F32, device) : Tensor();
+        layer_norm_backward_residual(ctx, dres_tensor, dres_low, dweight_tensor, dbias_tensor, sums_tensor, dout_tensor,
+                                     x_tensor, weight_tensor, mean_tensor, rstd_tensor);
         // dx = rstd * (g w - mean(g w) - xhat * mean(g w xhat)), xhat = (x - mean) * rstd.
         for (int64_t r = 0; r < rows; ++r) {
           double mean_gw = 0.0, mean_gw_xhat = 0.0;
@@ -215,6 +219,7 @@ TEST(OpLayerNormBackwardResidual, MatchesFloat64) {
           for (int64_t c = 0; c < channels; ++c) {
             const double xhat = (x[r * channels + c] - mean[r]) * rstd[r];
             dres[r * channels + c] += rstd[r] * (dout[r * channels + c] * weight[c] - mean_gw - xhat * mean_gw_xhat);
+            dres_sums[c] += dres[r * channels + c];
           }
         }
         Tolerance tolerance = tolerance_for(DType::F32);
@@ -223,6 +228,8 @@ TEST(OpLayerNormBackwardResidual, MatchesFloat64) {
         if (with_low) expect_close(to_host(ctx, dres_low), dres, tolerance_for(DType::BF16), "dres_low");
         expect_close(to_host(ctx, dweight_tensor), dweight, gemm_tolerance(DType::F32, rows), "dweight");
         expect_close(to_host(ctx, dbias_tensor), dbias, gemm_tolerance(DType::F32, rows), "dbias");
+        if (with_sums)
+          expect_close(to_host(ctx, sums_tensor), dres_sums, gemm_tolerance(DType::F32, rows), "dres_sums");
       }
     }
   }
@@ -301,7 +308,11 @@ TEST(OpFusedTraining, RejectsBadArguments) {
   Tensor low_f32 = Tensor::zeros({4, 3}, DType::F32);
   const Tensor stats = Tensor::zeros({4}, DType::F32);
   const Tensor gain = Tensor::zeros({3}, DType::F32);
-  EXPECT_THROW(layer_norm_backward_residual(ctx, dres, low_f32, none, none, x, x, gain, stats, stats), Error);
+  EXPECT_THROW(layer_norm_backward_residual(ctx, dres, low_f32, none, none, none, x, x, gain, stats, stats), Error);
+  Tensor sums_too_long = Tensor::zeros({4}, DType::F32);
+  Tensor low = Tensor::zeros({4, 3}, DType::BF16);
+  EXPECT_THROW(layer_norm_backward_residual(ctx, dres, low, none, none, sums_too_long, x, x, gain, stats, stats),
+               Error);  // dres_sums not (C)
   Tensor logits = Tensor::zeros({4, 8}, DType::F32);
   Tensor losses = Tensor::zeros({4}, DType::F32);
   const Tensor targets = Tensor::zeros({4}, DType::I32);

@@ -126,11 +126,14 @@ class Backend {
   virtual void layer_norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
                                    const Tensor& weight, const Tensor& mean, const Tensor& rstd);
   // layer_norm_backward whose dx is added to a residual gradient: dres (N, C) f32 += dx, then
-  // dres_low (N, C) bf16 (may be undefined) = dres rounded (the next GEMMs' operand). The
-  // default runs layer_norm_backward into a temporary, add and copy; CUDA does it in one pass.
+  // dres_low (N, C) bf16 (may be undefined) = dres rounded (the next GEMMs' operand), and
+  // dres_sums (C) f32 (may be undefined) += the column sums of the updated dres (the bias
+  // gradient of the linear whose output was added to the residual stream there). The default
+  // runs layer_norm_backward into a temporary, add, copy and the column sums; CUDA does it
+  // in one pass.
   virtual void layer_norm_backward_residual(Tensor& dres, Tensor& dres_low, Tensor& dweight, Tensor& dbias,
-                                            const Tensor& dout, const Tensor& x, const Tensor& weight,
-                                            const Tensor& mean, const Tensor& rstd);
+                                            Tensor& dres_sums, const Tensor& dout, const Tensor& x,
+                                            const Tensor& weight, const Tensor& mean, const Tensor& rstd);
   virtual void rms_norm(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps);
   virtual void rms_norm_backward(Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight,
                                  const Tensor& rstd);

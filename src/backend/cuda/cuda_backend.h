@@ -67,8 +67,8 @@ class CudaBackend final : public Backend {
                   float eps) override;
   void layer_norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
                            const Tensor& weight, const Tensor& mean, const Tensor& rstd) override;
-  void layer_norm_backward_residual(Tensor& dres, Tensor& dres_low, Tensor& dweight, Tensor& dbias, const Tensor& dout,
-                                    const Tensor& x, const Tensor& weight, const Tensor& mean,
+  void layer_norm_backward_residual(Tensor& dres, Tensor& dres_low, Tensor& dweight, Tensor& dbias, Tensor& dres_sums,
+                                    const Tensor& dout, const Tensor& x, const Tensor& weight, const Tensor& mean,
                                     const Tensor& rstd) override;
   void rms_norm(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) override;
   void add_rms_norm(Tensor& out, Tensor& x, const Tensor& delta, const Tensor& weight, float eps) override;

@@ -194,19 +194,21 @@ void CudaBackend::layer_norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias
 }
 
 void CudaBackend::layer_norm_backward_residual(Tensor& dres, Tensor& dres_low, Tensor& dweight, Tensor& dbias,
-                                               const Tensor& dout, const Tensor& x, const Tensor& weight,
-                                               const Tensor& mean, const Tensor& rstd) {
+                                               Tensor& dres_sums, const Tensor& dout, const Tensor& x,
+                                               const Tensor& weight, const Tensor& mean, const Tensor& rstd) {
   const DeviceGuard guard(device_index_);
   const int64_t rows = rows_of(x);
   const int64_t channels = x.size(-1);
-  Tensor partials = norm_partials(*allocator_, dweight.defined() || dbias.defined() ? 2 : 0, rows, channels);
+  Tensor partials =
+      norm_partials(*allocator_, dweight.defined() || dbias.defined() || dres_sums.defined() ? 3 : 0, rows, channels);
   if (launch_layer_norm_backward_residual(dres.data<float>(), dres_low.defined() ? dres_low.raw_data() : nullptr,
-                                          optional_f32(dweight), optional_f32(dbias), dout.data<const float>(),
-                                          x.data<const float>(), weight.data<const float>(), mean.data<const float>(),
-                                          rstd.data<const float>(), rows, channels, optional_f32(partials), stream_)) {
+                                          optional_f32(dweight), optional_f32(dbias), optional_f32(dres_sums),
+                                          dout.data<const float>(), x.data<const float>(), weight.data<const float>(),
+                                          mean.data<const float>(), rstd.data<const float>(), rows, channels,
+                                          optional_f32(partials), stream_)) {
     return;
   }
-  Backend::layer_norm_backward_residual(dres, dres_low, dweight, dbias, dout, x, weight, mean, rstd);
+  Backend::layer_norm_backward_residual(dres, dres_low, dweight, dbias, dres_sums, dout, x, weight, mean, rstd);
 }
 
 void CudaBackend::rms_norm(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) {

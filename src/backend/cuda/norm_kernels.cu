@@ -324,13 +324,16 @@ __device__ __forceinline__ void store_partials(float* partials, int64_t channels
 }
 
 // Where layer_norm_backward_residual sends dx: grad (N, C) f32 += dx, then low (N, C) bf16
-// (may be null) = grad rounded. grad null: dx is stored as it is.
+// (may be null) = grad rounded, and partials (may be null) the block's column sums of the
+// updated grad. grad null: dx is stored as it is.
 struct ResidualGrad {
   float* grad = nullptr;
   __nv_bfloat16* low = nullptr;
+  float* partials = nullptr;
 };
 
-// residual.grad[offset + vec's 4 floats] += values; the sum also rounded into residual.low.
+// residual.grad[offset + vec's 4 floats] += values; the sum also rounded into residual.low
+// and left in values.
 __device__ __forceinline__ void add_to_residual(ResidualGrad residual, int64_t offset, int64_t vec, float* values) {
   float sum[kVecSize<float>];
   load_vec(residual.grad + offset, vec, sum);
@@ -338,6 +341,8 @@ __device__ __forceinline__ void add_to_residual(ResidualGrad residual, int64_t o
   for (int k = 0; k < kVecSize<float>; ++k) sum[k] += values[k];
   store_vec(residual.grad + offset, vec, sum);
   if (residual.low != nullptr) store_row_vec<float>(residual.low + offset, vec, sum);
+#pragma unroll
+  for (int k = 0; k < kVecSize<float>; ++k) values[k] = sum[k];
 }
 
 template <typename T, int kVecs>
@@ -352,6 +357,7 @@ __global__ void __launch_bounds__(kRowVectorMaxThreads)
   const int64_t end_row = std::min(rows, first_row + rows_per_block);
   float weight_sum[kVecs][kSize] = {};
   float bias_sum[kVecs][kSize] = {};
+  float residual_sum[kVecs][kSize] = {};  // residual.partials only
   for (int64_t row = first_row; row < end_row; ++row) {
     float normed[kVecs][kSize];
     float g[kVecs][kSize];
@@ -394,6 +400,8 @@ __global__ void __launch_bounds__(kRowVectorMaxThreads)
       if constexpr (std::is_same_v<T, float>) {
         if (residual.grad != nullptr) {
           add_to_residual(residual, row * channels, vec, g[i]);
+#pragma unroll
+          for (int k = 0; k < kSize; ++k) residual_sum[i][k] += g[i][k];
           continue;
         }
       }
@@ -402,6 +410,7 @@ __global__ void __launch_bounds__(kRowVectorMaxThreads)
   }
   store_partials<T, kVecs>(weight_partials, channels, num_vecs, weight_sum);
   store_partials<T, kVecs>(bias_partials, channels, num_vecs, bias_sum);
+  store_partials<T, kVecs>(residual.partials, channels, num_vecs, residual_sum);
 }
 
 template <typename T, typename O, int kVecs>
@@ -552,9 +561,10 @@ void launch_layer_norm_backward(FloatBuffer dx, float* dweight, float* dbias, Co
   }
 }
 
-bool launch_layer_norm_backward_residual(float* dres, void* dres_low, float* dweight, float* dbias, const float* dout,
-                                         const float* x, const float* weight, const float* mean, const float* rstd,
-                                         int64_t rows, int64_t channels, float* partials, cudaStream_t stream) {
+bool launch_layer_norm_backward_residual(float* dres, void* dres_low, float* dweight, float* dbias, float* dres_sums,
+                                         const float* dout, const float* x, const float* weight, const float* mean,
+                                         const float* rstd, int64_t rows, int64_t channels, float* partials,
+                                         cudaStream_t stream) {
   if (rows == 0) return true;
   const auto aligned = [](const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; };
   const RowVectorPlan plan = plan_row_vectors<float>(channels, kBackwardMaxElems);
@@ -565,7 +575,8 @@ bool launch_layer_norm_backward_residual(float* dres, void* dres_low, float* dwe
   const int64_t num_partials = norm_backward_num_partials(rows);
   float* weight_partials = dweight != nullptr ? partials : nullptr;
   float* bias_partials = dbias != nullptr ? partials + num_partials * channels : nullptr;
-  const ResidualGrad residual{dres, static_cast<__nv_bfloat16*>(dres_low)};
+  float* sum_partials = dres_sums != nullptr ? partials + 2 * num_partials * channels : nullptr;
+  const ResidualGrad residual{dres, static_cast<__nv_bfloat16*>(dres_low), sum_partials};
   dispatch_vecs_per_thread(plan.vecs_per_thread, [&](auto vecs) {
     if constexpr (vecs() * kVecSize<float> <= kBackwardMaxElems) {
       layer_norm_backward_vec_kernel<float, vecs()><<<static_cast<unsigned>(num_partials), plan.threads, 0, stream>>>(
@@ -579,6 +590,9 @@ bool launch_layer_norm_backward_residual(float* dres, void* dres_low, float* dwe
   }
   if (dbias != nullptr) {
     launch_finish_column_sums(bias_partials, num_partials, channels, FloatBuffer{dbias, DType::F32}, true, stream);
+  }
+  if (dres_sums != nullptr) {
+    launch_finish_column_sums(sum_partials, num_partials, channels, FloatBuffer{dres_sums, DType::F32}, true, stream);
   }
   return true;
 }

@@ -27,12 +27,16 @@ void launch_layer_norm_backward(FloatBuffer dx, float* dweight, float* dbias, Co
                                 int64_t channels, float* partials, cudaStream_t stream);
 
 // The same backward for f32 dout / x / weight with dx added to dres (N, C) f32 instead of
-// stored; dres_low (bf16, may be null) receives dres rounded. Returns false, launching
-// nothing, when the rows do not suit the vector kernel (C not a whole number of 4-float
-// vectors within its register budget, or misaligned buffers): compose it then.
-bool launch_layer_norm_backward_residual(float* dres, void* dres_low, float* dweight, float* dbias, const float* dout,
-                                         const float* x, const float* weight, const float* mean, const float* rstd,
-                                         int64_t rows, int64_t channels, float* partials, cudaStream_t stream);
+// stored; dres_low (bf16, may be null) receives dres rounded and dres_sums (C, may be null)
+// the column sums of the updated dres, added. `partials` is scratch of 3 *
+// norm_backward_num_partials(rows) * C floats (null when dweight, dbias and dres_sums are).
+// Returns false, launching nothing, when the rows do not suit the vector kernel (C not a
+// whole number of 4-float vectors within its register budget, or misaligned buffers):
+// compose it then.
+bool launch_layer_norm_backward_residual(float* dres, void* dres_low, float* dweight, float* dbias, float* dres_sums,
+                                         const float* dout, const float* x, const float* weight, const float* mean,
+                                         const float* rstd, int64_t rows, int64_t channels, float* partials,
+                                         cudaStream_t stream);
 
 // out = x * rstd * weight, rstd = (mean(x^2) + eps)^-1/2; rstd may be null.
 void launch_rms_norm(FloatBuffer out, float* rstd, ConstFloatBuffer x, ConstFloatBuffer weight, int64_t rows,

@@ -85,8 +85,8 @@ void layer_norm_backward(Ctx& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, c
 }
 
 void layer_norm_backward_residual(Ctx& ctx, Tensor& dres, Tensor& dres_low, Tensor& dweight, Tensor& dbias,
-                                  const Tensor& dout, const Tensor& x, const Tensor& weight, const Tensor& mean,
-                                  const Tensor& rstd) {
+                                  Tensor& dres_sums, const Tensor& dout, const Tensor& x, const Tensor& weight,
+                                  const Tensor& mean, const Tensor& rstd) {
   constexpr const char* kOp = "layer_norm_backward_residual";
   const int64_t channels = checked_channels(kOp, x);
   const int64_t rows = x.numel() / channels;
@@ -104,8 +104,14 @@ void layer_norm_backward_residual(Ctx& ctx, Tensor& dres, Tensor& dres_low, Tens
   oc::require_shape(kOp, {"weight", &weight}, {channels});
   oc::require_dtype(kOp, {"weight", &weight}, {DType::F32});
   require_saved_and_param_grads(kOp, mean, rstd, rows, dweight, dbias, channels);
+  if (dres_sums.defined()) {
+    oc::require(kOp, {"dres_sums", &dres_sums});
+    oc::require_shape(kOp, {"dres_sums", &dres_sums}, {channels});
+    oc::require_dtype(kOp, {"dres_sums", &dres_sums}, {DType::F32});
+  }
   const Device device = oc::common_device(kOp, {{"dres", &dres},
                                                 {"dres_low", &dres_low},
+                                                {"dres_sums", &dres_sums},
                                                 {"dweight", &dweight},
                                                 {"dbias", &dbias},
                                                 {"dout", &dout},
@@ -113,7 +119,8 @@ void layer_norm_backward_residual(Ctx& ctx, Tensor& dres, Tensor& dres_low, Tens
                                                 {"weight", &weight},
                                                 {"mean", &mean},
                                                 {"rstd", &rstd}});
-  ctx.backend(device).layer_norm_backward_residual(dres, dres_low, dweight, dbias, dout, x, weight, mean, rstd);
+  ctx.backend(device).layer_norm_backward_residual(dres, dres_low, dweight, dbias, dres_sums, dout, x, weight, mean,
+                                                   rstd);
 }
 
 }  // namespace anvil
