@@ -106,6 +106,33 @@ __global__ void finish_column_sums_kernel(const float* partials, int64_t num_par
   store_float(out, col, total);
 }
 
+constexpr int kAddLanes = 32;  // partial lanes of launch_add_column_sums (1024 threads a block)
+
+struct SumTargets {
+  float* out[kMaxSumArrays];
+};
+
+// grid (ceil(cols / 32), arrays), block (32, kAddLanes): finish_column_sums_kernel's order with
+// more lanes in flight, one partial array per grid row, always accumulating into f32.
+__global__ void add_column_sums_kernel(const float* partials, int64_t num_partials, int64_t cols, SumTargets targets) {
+  __shared__ float lane_sums[kAddLanes][kColumnsPerBlock];
+  float* out = targets.out[blockIdx.y];
+  if (out == nullptr) return;
+  const float* array = partials + static_cast<int64_t>(blockIdx.y) * num_partials * cols;
+  const int64_t col = static_cast<int64_t>(blockIdx.x) * kColumnsPerBlock + threadIdx.x;
+  float sum = 0.0F;
+  if (col < cols) {
+#pragma unroll 4
+    for (int64_t p = threadIdx.y; p < num_partials; p += kAddLanes) sum += array[p * cols + col];
+  }
+  lane_sums[threadIdx.y][threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.y != 0 || col >= cols) return;
+  float total = 0.0F;
+  for (int lane = 0; lane < kAddLanes; ++lane) total += lane_sums[lane][threadIdx.x];
+  out[col] += total;
+}
+
 }  // namespace
 
 int64_t column_sum_rows_per_partial(int64_t rows) { return std::max(kMinRowsPerPartial, ceil_div(rows, kMaxPartials)); }
@@ -147,6 +174,17 @@ void launch_finish_column_sums(const float* partials, int64_t num_partials, int6
   const auto blocks = static_cast<unsigned>(ceil_div(cols, kColumnsPerBlock));
   finish_column_sums_kernel<<<blocks, dim3(kColumnsPerBlock, kFinishLanes), 0, stream>>>(partials, num_partials, cols,
                                                                                          out, accumulate);
+  ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+void launch_add_column_sums(const float* partials, int64_t num_partials, int64_t cols, std::span<float* const> outs,
+                            cudaStream_t stream) {
+  ANVIL_CHECK(outs.size() <= kMaxSumArrays, "add_column_sums: ", outs.size(), " arrays, at most ", kMaxSumArrays);
+  if (cols == 0 || std::none_of(outs.begin(), outs.end(), [](float* out) { return out != nullptr; })) return;
+  SumTargets targets{};
+  std::copy(outs.begin(), outs.end(), targets.out);
+  const dim3 grid(static_cast<unsigned>(ceil_div(cols, kColumnsPerBlock)), static_cast<unsigned>(outs.size()));
+  add_column_sums_kernel<<<grid, dim3(kColumnsPerBlock, kAddLanes), 0, stream>>>(partials, num_partials, cols, targets);
   ANVIL_CUDA_CHECK_LAUNCH();
 }
 

@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <span>
 
 #include "cuda/float_buffer.h"
 
@@ -24,5 +25,13 @@ void launch_column_sums(ConstFloatBuffer grad, ConstFloatBuffer factor, int64_t 
 // out (cols) = [out +] sum over p in order of partials[p, c], rounded once to out's dtype.
 void launch_finish_column_sums(const float* partials, int64_t num_partials, int64_t cols, FloatBuffer out,
                                bool accumulate, cudaStream_t stream);
+
+// The most partial arrays launch_add_column_sums finishes in one launch.
+constexpr int kMaxSumArrays = 3;
+// For every a with outs[a] non-null: outs[a] (cols) f32 += the column sums of partial array a,
+// (num_partials, cols) at partials + a * num_partials * cols, added in a fixed order. One
+// launch for all of them (the norms' parameter gradients). outs.size() <= kMaxSumArrays.
+void launch_add_column_sums(const float* partials, int64_t num_partials, int64_t cols, std::span<float* const> outs,
+                            cudaStream_t stream);
 
 }  // namespace anvil::cuda

@@ -1,9 +1,10 @@
 // LayerNorm / RMSNorm kernels. Forward: one block per row, the row read once per statistic
 // (it stays in L1/L2 between passes). Backward: block p owns a fixed run of rows, computes
 // each row's dx, and sums its rows' parameter-gradient terms into partials[p, c], each
-// column owned by one thread (no races); launch_finish_column_sums then adds the partials in
+// column owned by one thread (no races); launch_add_column_sums then adds the partials in
 // block order. Formulas and their f32 order follow src/backend/cpu/{layer,rms}_norm.cpp.
 #include <algorithm>
+#include <array>
 
 #include "cuda/block_reduce.cuh"
 #include "cuda/column_sum_kernels.h"
@@ -553,12 +554,8 @@ void launch_layer_norm_backward(FloatBuffer dx, float* dweight, float* dbias, Co
         dx, dout, x, weight, mean, rstd, rows, channels, rows_per_partial(rows), weight_partials, bias_partials);
   }
   ANVIL_CUDA_CHECK_LAUNCH();
-  if (dweight != nullptr) {
-    launch_finish_column_sums(weight_partials, num_partials, channels, FloatBuffer{dweight, DType::F32}, true, stream);
-  }
-  if (dbias != nullptr) {
-    launch_finish_column_sums(bias_partials, num_partials, channels, FloatBuffer{dbias, DType::F32}, true, stream);
-  }
+  const std::array<float*, 2> outs = {dweight, dbias};
+  launch_add_column_sums(partials, num_partials, channels, outs, stream);
 }
 
 bool launch_layer_norm_backward_residual(float* dres, void* dres_low, float* dweight, float* dbias, float* dres_sums,
@@ -585,15 +582,8 @@ bool launch_layer_norm_backward_residual(float* dres, void* dres_low, float* dwe
     }
   });
   ANVIL_CUDA_CHECK_LAUNCH();
-  if (dweight != nullptr) {
-    launch_finish_column_sums(weight_partials, num_partials, channels, FloatBuffer{dweight, DType::F32}, true, stream);
-  }
-  if (dbias != nullptr) {
-    launch_finish_column_sums(bias_partials, num_partials, channels, FloatBuffer{dbias, DType::F32}, true, stream);
-  }
-  if (dres_sums != nullptr) {
-    launch_finish_column_sums(sum_partials, num_partials, channels, FloatBuffer{dres_sums, DType::F32}, true, stream);
-  }
+  const std::array<float*, 3> outs = {dweight, dbias, dres_sums};
+  launch_add_column_sums(partials, num_partials, channels, outs, stream);
   return true;
 }
 
@@ -655,9 +645,8 @@ void launch_rms_norm_backward(FloatBuffer dx, float* dweight, ConstFloatBuffer d
         dx, dout, x, weight, rstd, rows, channels, rows_per_partial(rows), weight_partials);
   }
   ANVIL_CUDA_CHECK_LAUNCH();
-  if (dweight != nullptr) {
-    launch_finish_column_sums(weight_partials, num_partials, channels, FloatBuffer{dweight, DType::F32}, true, stream);
-  }
+  const std::array<float*, 1> outs = {dweight};
+  launch_add_column_sums(partials, num_partials, channels, outs, stream);
 }
 
 void launch_add_rms_norm(FloatBuffer out, FloatBuffer x, ConstFloatBuffer delta, ConstFloatBuffer weight, int64_t rows,

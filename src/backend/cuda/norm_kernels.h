@@ -2,7 +2,7 @@
 // LayerNorm and RMSNorm over the last dim C of x (rows, C), forward and backward, f32 math
 // over f32 / bf16 / f16 storage. Saved statistics (mean, rstd) and parameter gradients are f32.
 // Backward writes dx and accumulates dweight / dbias through per-block partials that
-// launch_finish_column_sums adds in a fixed order (deterministic, no float atomics).
+// launch_add_column_sums adds in a fixed order (deterministic, no float atomics).
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
