@@ -15,7 +15,7 @@ constexpr int kColumnsPerBlock = 32;  // threadIdx.x: one column each, coalesced
 constexpr int kRowLanes = 8;          // threadIdx.y: rows lane, lane + 8, ... of the row block
 constexpr int64_t kMinRowsPerPartial = 32;
 constexpr int64_t kMaxPartials = 256;
-constexpr int kFinishLanes = 16;  // partial lanes of the finishing sum
+constexpr int kFinishLanes = 32;  // partial lanes of the finishing sum (1024 threads a block)
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -84,18 +84,26 @@ __global__ void column_partials_vec_kernel(const T* grad, const T* factor, int64
   }
 }
 
-// grid (ceil(cols / 32)), block (32, kFinishLanes). out[c] = [out[c] +] the sum of
-// partials[p, c] over p: lane l adds p = l, l + kFinishLanes, ... in order (loads unrolled,
-// so several are in flight), then the lanes are added in lane order. The order depends only
-// on num_partials: deterministic.
-__global__ void finish_column_sums_kernel(const float* partials, int64_t num_partials, int64_t cols, FloatBuffer out,
+struct SumTargets {
+  FloatBuffer out[kMaxSumArrays];  // data null: skipped
+};
+
+// grid (ceil(cols / 32), arrays), block (32, kFinishLanes). For the grid row's array a, at
+// partials + a * num_partials * cols: out[c] = [out[c] +] the sum of its partials[p, c] over
+// p: lane l adds p = l, l + kFinishLanes, ... in order (loads unrolled, so several are in
+// flight), then the lanes are added in lane order. The order depends only on num_partials:
+// deterministic.
+__global__ void finish_column_sums_kernel(const float* partials, int64_t num_partials, int64_t cols, SumTargets targets,
                                           bool accumulate) {
   __shared__ float lane_sums[kFinishLanes][kColumnsPerBlock];
+  const FloatBuffer out = targets.out[blockIdx.y];
+  if (out.data == nullptr) return;
+  const float* array = partials + static_cast<int64_t>(blockIdx.y) * num_partials * cols;
   const int64_t col = static_cast<int64_t>(blockIdx.x) * kColumnsPerBlock + threadIdx.x;
   float sum = 0.0F;
   if (col < cols) {
 #pragma unroll 4
-    for (int64_t p = threadIdx.y; p < num_partials; p += kFinishLanes) sum += partials[p * cols + col];
+    for (int64_t p = threadIdx.y; p < num_partials; p += kFinishLanes) sum += array[p * cols + col];
   }
   lane_sums[threadIdx.y][threadIdx.x] = sum;
   __syncthreads();
@@ -106,31 +114,12 @@ __global__ void finish_column_sums_kernel(const float* partials, int64_t num_par
   store_float(out, col, total);
 }
 
-constexpr int kAddLanes = 32;  // partial lanes of launch_add_column_sums (1024 threads a block)
-
-struct SumTargets {
-  float* out[kMaxSumArrays];
-};
-
-// grid (ceil(cols / 32), arrays), block (32, kAddLanes): finish_column_sums_kernel's order with
-// more lanes in flight, one partial array per grid row, always accumulating into f32.
-__global__ void add_column_sums_kernel(const float* partials, int64_t num_partials, int64_t cols, SumTargets targets) {
-  __shared__ float lane_sums[kAddLanes][kColumnsPerBlock];
-  float* out = targets.out[blockIdx.y];
-  if (out == nullptr) return;
-  const float* array = partials + static_cast<int64_t>(blockIdx.y) * num_partials * cols;
-  const int64_t col = static_cast<int64_t>(blockIdx.x) * kColumnsPerBlock + threadIdx.x;
-  float sum = 0.0F;
-  if (col < cols) {
-#pragma unroll 4
-    for (int64_t p = threadIdx.y; p < num_partials; p += kAddLanes) sum += array[p * cols + col];
-  }
-  lane_sums[threadIdx.y][threadIdx.x] = sum;
-  __syncthreads();
-  if (threadIdx.y != 0 || col >= cols) return;
-  float total = 0.0F;
-  for (int lane = 0; lane < kAddLanes; ++lane) total += lane_sums[lane][threadIdx.x];
-  out[col] += total;
+void launch_finish(const float* partials, int64_t num_partials, int64_t cols, const SumTargets& targets, int arrays,
+                   bool accumulate, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(ceil_div(cols, kColumnsPerBlock)), static_cast<unsigned>(arrays));
+  finish_column_sums_kernel<<<grid, dim3(kColumnsPerBlock, kFinishLanes), 0, stream>>>(partials, num_partials, cols,
+                                                                                       targets, accumulate);
+  ANVIL_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
@@ -171,10 +160,7 @@ void launch_column_sums(ConstFloatBuffer grad, ConstFloatBuffer factor, int64_t 
 void launch_finish_column_sums(const float* partials, int64_t num_partials, int64_t cols, FloatBuffer out,
                                bool accumulate, cudaStream_t stream) {
   if (cols == 0) return;
-  const auto blocks = static_cast<unsigned>(ceil_div(cols, kColumnsPerBlock));
-  finish_column_sums_kernel<<<blocks, dim3(kColumnsPerBlock, kFinishLanes), 0, stream>>>(partials, num_partials, cols,
-                                                                                         out, accumulate);
-  ANVIL_CUDA_CHECK_LAUNCH();
+  launch_finish(partials, num_partials, cols, SumTargets{{out}}, 1, accumulate, stream);
 }
 
 void launch_add_column_sums(const float* partials, int64_t num_partials, int64_t cols, std::span<float* const> outs,
@@ -182,10 +168,8 @@ void launch_add_column_sums(const float* partials, int64_t num_partials, int64_t
   ANVIL_CHECK(outs.size() <= kMaxSumArrays, "add_column_sums: ", outs.size(), " arrays, at most ", kMaxSumArrays);
   if (cols == 0 || std::none_of(outs.begin(), outs.end(), [](float* out) { return out != nullptr; })) return;
   SumTargets targets{};
-  std::copy(outs.begin(), outs.end(), targets.out);
-  const dim3 grid(static_cast<unsigned>(ceil_div(cols, kColumnsPerBlock)), static_cast<unsigned>(outs.size()));
-  add_column_sums_kernel<<<grid, dim3(kColumnsPerBlock, kAddLanes), 0, stream>>>(partials, num_partials, cols, targets);
-  ANVIL_CUDA_CHECK_LAUNCH();
+  for (size_t a = 0; a < outs.size(); ++a) targets.out[a] = FloatBuffer{outs[a], DType::F32};
+  launch_finish(partials, num_partials, cols, targets, static_cast<int>(outs.size()), true, stream);
 }
 
 }  // namespace anvil::cuda
