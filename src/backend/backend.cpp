@@ -132,13 +132,16 @@ void Backend::cross_entropy_backward(Tensor&, const Tensor&, const Tensor&, cons
 }
 void Backend::adamw(Tensor&, Tensor&, Tensor&, const Tensor&, const AdamWParams&) { not_supported(OpKind::AdamW); }
 void Backend::adamw_runs(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params,
-                         std::span<const AdamWRun> runs) {
+                         std::span<const AdamWRun> runs, Tensor& param_low) {
   AdamWParams run_params = params;
   for (const AdamWRun& run : runs) {
     run_params.weight_decay = run.decay ? params.weight_decay : 0.0F;
     Tensor p = param.slice(0, run.begin, run.end), run_m = m.slice(0, run.begin, run.end);
     Tensor run_v = v.slice(0, run.begin, run.end);
     adamw(p, run_m, run_v, grad.slice(0, run.begin, run.end), run_params);
+    if (!param_low.defined()) continue;
+    Tensor low = param_low.slice(0, run.begin, run.end);
+    copy(low, p);
   }
 }
 void Backend::argmax(Tensor&, const Tensor&) { not_supported(OpKind::Argmax); }

@@ -115,6 +115,11 @@ std::vector<std::pair<std::string, Tensor>> Optimizer::state() {
 }
 
 OptimizerStepInfo Optimizer::step(Tensor& params, const Tensor& grads, double lr_factor) {
+  Tensor none;
+  return step(params, grads, lr_factor, none);
+}
+
+OptimizerStepInfo Optimizer::step(Tensor& params, const Tensor& grads, double lr_factor, Tensor& params_low) {
   ANVIL_CHECK(params.numel() == table_.total() && grads.numel() == table_.total(), "optimizer: buffers of ",
               params.numel(), " and ", grads.numel(), " elements for a table of ", table_.total());
   OptimizerStepInfo info;
@@ -125,12 +130,12 @@ OptimizerStepInfo Optimizer::step(Tensor& params, const Tensor& grads, double lr
   ++step_count_;
   info.lr = config_.lr * lr_factor;
   const auto grad_scale = static_cast<float>(info.clip_scale);
-  adamw_step(params, grads, info.lr, grad_scale);
-  if (!muon_entries_.empty()) muon_updates(params, grads, config_.muon_lr * lr_factor, grad_scale);
+  adamw_step(params, grads, info.lr, grad_scale, params_low);
+  if (!muon_entries_.empty()) muon_updates(params, grads, config_.muon_lr * lr_factor, grad_scale, params_low);
   return info;
 }
 
-void Optimizer::adamw_step(Tensor& params, const Tensor& grads, double lr, float grad_scale) {
+void Optimizer::adamw_step(Tensor& params, const Tensor& grads, double lr, float grad_scale, Tensor& params_low) {
   AdamWParams adam;
   adam.learning_rate = static_cast<float>(lr);
   adam.beta1 = static_cast<float>(config_.beta1);
@@ -139,13 +144,13 @@ void Optimizer::adamw_step(Tensor& params, const Tensor& grads, double lr, float
   adam.step = step_count_;
   adam.grad_scale = grad_scale;
   adam.weight_decay = static_cast<float>(config_.weight_decay);
-  if (!adamw_runs_.empty()) adamw_runs(ctx_, params, m_, v_, grads, adam, adamw_runs_);
+  if (!adamw_runs_.empty()) adamw_runs(ctx_, params, m_, v_, grads, adam, adamw_runs_, params_low);
 }
 
 // Muon (Keller Jordan's formulation): buf = mu buf + (1 - mu) g; u = (1 - mu) g + mu buf
 // (Nesterov); p = p (1 - lr wd) - lr sqrt(max(1, rows / cols)) NS5(u). Elementwise ops on the
 // state's device (the CPU or a GPU).
-void Optimizer::muon_updates(Tensor& params, const Tensor& grads, double lr, float grad_scale) {
+void Optimizer::muon_updates(Tensor& params, const Tensor& grads, double lr, float grad_scale, Tensor& params_low) {
   const auto mu = static_cast<float>(config_.muon_momentum);
   const auto decay = static_cast<float>(1.0 - lr * config_.weight_decay);
   const Device device = params.device();
@@ -164,6 +169,9 @@ void Optimizer::muon_updates(Tensor& params, const Tensor& grads, double lr, flo
     scale(ctx_, p, p, decay);
     scale(ctx_, update, update, -step_size);
     add(ctx_, p, p, update);
+    if (!params_low.defined()) continue;
+    Tensor low = table_.view(params_low, *entry);
+    copy(ctx_, low, p);
   }
 }
 

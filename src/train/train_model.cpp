@@ -337,6 +337,8 @@ Tensor& TrainModel::params() {
   impl_->compute_params_stale = true;
   return impl_->params;
 }
+Tensor& TrainModel::low_params() { return impl_->compute_params; }
+void TrainModel::low_params_refreshed() { impl_->compute_params_stale = false; }
 Tensor& TrainModel::grads() { return impl_->grads; }
 int64_t TrainModel::num_params() const { return impl_->table.total(); }
 Tensor TrainModel::param(const std::string& name) const {

@@ -73,7 +73,12 @@ StepStats Trainer::train_step() {
   }
   const double factor =
       lr_factor(config_.schedule, config_.optimizer.min_lr_ratio, step_, std::max<int64_t>(1, config_.run.steps));
-  const OptimizerStepInfo info = optimizer_->step(model_->params(), model_->grads(), factor);
+  // The update writes the bf16 compute copy too (mixed precision): no cast pass before the
+  // next forward.
+  Tensor& params = model_->params();
+  Tensor& params_low = model_->low_params();
+  const OptimizerStepInfo info = optimizer_->step(params, model_->grads(), factor, params_low);
+  if (params_low.defined()) model_->low_params_refreshed();
   ++step_;
   tokens_seen_ += stats.tokens * config_.run.world_size;
   stats.step = step_;

@@ -1,6 +1,7 @@
 // AdamW: several steps against a float64 reference of torch.optim.AdamW, every backend.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -191,6 +192,42 @@ TEST(OpAdamW, RunsMatchPerRunCallsBitwise) {
   }
 }
 
+// param_low: every element of a run receives its updated param rounded to bf16, gaps keep
+// their values; on aligned buffers (the vector path on CUDA) and offset ones (scalar).
+TEST(OpAdamW, RunsRoundTheirElementsIntoParamLow) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  const std::vector<AdamWRun> runs = {{0, 37, true}, {40, 41, false}, {44, 300, true}, {303, 309, false}};
+  const int64_t count = 311;
+  for (const Device device : test_devices(ctx)) {
+    for (const int64_t offset : {0, 1}) {
+      SCOPED_TRACE(case_label(DType::F32, device, {count}) + ", offset " + std::to_string(offset));
+      HostArray param0 = random_array({count + offset}, rng, -2.0, 2.0);
+      HostArray state = random_array({count + offset}, rng, 1e-4, 0.5);
+      HostArray grad = random_array({count + offset}, rng);
+      Tensor param_full = make_tensor(ctx, param0, DType::F32, device);
+      Tensor m_full = make_tensor(ctx, state, DType::F32, device);
+      Tensor v_full = make_tensor_exact(ctx, state, DType::F32, device);
+      const Tensor grad_full = make_tensor(ctx, grad, DType::F32, device);
+      const HostArray sevens{{count + offset}, std::vector<double>(static_cast<size_t>(count + offset), 7.0)};
+      Tensor low_full = make_tensor_exact(ctx, sevens, DType::BF16, device);
+      Tensor param = param_full.slice(0, offset, offset + count), m = m_full.slice(0, offset, offset + count);
+      Tensor v = v_full.slice(0, offset, offset + count), low = low_full.slice(0, offset, offset + count);
+      adamw_runs(ctx, param, m, v, grad_full.slice(0, offset, offset + count), AdamWParams{}, runs, low);
+      HostArray rounded = to_host(ctx, param_full);
+      round_to(rounded, DType::BF16);
+      const HostArray got = to_host(ctx, low_full);
+      int64_t wrong = 0;
+      for (int64_t i = 0; i < count; ++i) {
+        const bool in_run =
+            std::any_of(runs.begin(), runs.end(), [&](const AdamWRun& r) { return r.begin <= i && i < r.end; });
+        wrong += got[offset + i] != (in_run ? rounded[offset + i] : 7.0) ? 1 : 0;
+      }
+      EXPECT_EQ(wrong, 0);
+    }
+  }
+}
+
 TEST(OpAdamW, RunsRejectUnsortedOrOutOfRange) {
   Ctx& ctx = test_ctx();
   Tensor param = Tensor::zeros({32}, DType::F32);
@@ -206,6 +243,10 @@ TEST(OpAdamW, RunsRejectUnsortedOrOutOfRange) {
   EXPECT_THROW(adamw_runs(ctx, param, m, v, grad, good, beyond), Error);
   const std::vector<AdamWRun> reversed = {{5, 3, true}};
   EXPECT_THROW(adamw_runs(ctx, param, m, v, grad, good, reversed), Error);
+  Tensor low_f32 = Tensor::zeros({32}, DType::F32);
+  EXPECT_THROW(adamw_runs(ctx, param, m, v, grad, good, ok, low_f32), Error);  // param_low not bf16
+  Tensor low_short = Tensor::zeros({31}, DType::BF16);
+  EXPECT_THROW(adamw_runs(ctx, param, m, v, grad, good, ok, low_short), Error);  // param_low shape
 }
 
 TEST(OpAdamW, RejectsBadArguments) {

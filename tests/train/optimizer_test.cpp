@@ -244,6 +244,40 @@ TEST(TrainOptimizer, MuonUpdatesMatricesAndAdamWTheRest) {
   EXPECT_EQ(adamw.state().size(), 2U);
 }
 
+// Mixed precision's compute copy written by the update itself: after each step it must hold
+// exactly the updated f32 parameters rounded to bf16 (AdamW runs and Muon's matrices), and
+// the f32 parameters must be those of a step without the copy.
+TEST(TrainOptimizer, StepsWriteTheRoundedComputeCopy) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  const train::ParamTable table = mixed_table();
+  for (const Device device : test_devices(ctx)) {
+    for (const char* name : {"adamw", "muon"}) {
+      SCOPED_TRACE(std::string(name) + " on " + device_string(device));
+      train::OptimizerConfig config;
+      config.name = name;
+      config.weight_decay = 0.1;
+      train::Optimizer with_copy(ctx, table, config, device);
+      train::Optimizer without(ctx, table, config, device);
+      HostArray p = random_array({table.total()}, rng);
+      round_to(p, DType::F32);
+      Tensor params = make_tensor_exact(ctx, p, DType::F32, device);
+      Tensor reference = make_tensor_exact(ctx, p, DType::F32, device);
+      Tensor low = ctx.zeros({table.total()}, DType::BF16, device);
+      for (int step = 0; step < 3; ++step) {
+        HostArray g = random_array({table.total()}, rng);
+        const Tensor grads = make_tensor(ctx, g, DType::F32, device);
+        with_copy.step(params, grads, 1.0, low);
+        without.step(reference, grads, 1.0);
+        HostArray rounded = to_host(ctx, params);
+        EXPECT_EQ(rounded.values, to_host(ctx, reference).values) << "step " << step << ": f32 parameters";
+        round_to(rounded, DType::BF16);
+        EXPECT_EQ(to_host(ctx, low).values, rounded.values) << "step " << step << ": bf16 copy";
+      }
+    }
+  }
+}
+
 TEST(TrainSchedule, WarmupCosineAndWsd) {
   train::ScheduleConfig schedule;
   schedule.warmup_steps = 10;

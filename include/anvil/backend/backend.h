@@ -194,10 +194,11 @@ class Backend {
   virtual void adamw(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params);
   // The same step on the runs of flat (P) buffers: runs sorted, disjoint, within [0, P);
   // elements outside every run untouched. Each element's result is bit-identical to adamw on
-  // its run's slice (weight_decay 0 for runs without decay). The default calls adamw per run;
-  // CUDA updates every run in one launch.
+  // its run's slice (weight_decay 0 for runs without decay); param_low (P) bf16 (may be
+  // undefined) receives every updated element rounded. The default calls adamw (and copy)
+  // per run; CUDA updates every run in one launch.
   virtual void adamw_runs(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params,
-                          std::span<const AdamWRun> runs);
+                          std::span<const AdamWRun> runs, Tensor& param_low);
 
   // Sampling primitives on logits (N, V) f32. Filters set dropped entries to -inf in place.
   virtual void argmax(Tensor& ids, const Tensor& logits);

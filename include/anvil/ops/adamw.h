@@ -12,4 +12,8 @@ void adamw(Ctx& ctx, Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, co
 // and within [0, P); other elements untouched. Bit-identical to adamw per run.
 void adamw_runs(Ctx& ctx, Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params,
                 std::span<const AdamWRun> runs);
+// The same, and param_low (P) bf16 (may be undefined) = each updated element of the runs
+// rounded: mixed precision's compute copy of the parameters, without a pass of its own.
+void adamw_runs(Ctx& ctx, Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params,
+                std::span<const AdamWRun> runs, Tensor& param_low);
 }  // namespace anvil

@@ -38,6 +38,9 @@ class Optimizer {
   // One update of params from grads (both flat, the table's layout); lr_factor scales the
   // peak learning rates (the schedule). Increments step_count().
   OptimizerStepInfo step(Tensor& params, const Tensor& grads, double lr_factor);
+  // The same, and params_low (flat bf16, may be undefined) = every updated parameter rounded
+  // (mixed precision's compute copy), written by the update passes themselves.
+  OptimizerStepInfo step(Tensor& params, const Tensor& grads, double lr_factor, Tensor& params_low);
 
   [[nodiscard]] int64_t step_count() const { return step_count_; }
   void set_step_count(int64_t steps) { step_count_ = steps; }
@@ -51,8 +54,8 @@ class Optimizer {
 
  private:
   // Every AdamW run (consecutive parameters sharing decay, Muon's matrices left out) in one op call.
-  void adamw_step(Tensor& params, const Tensor& grads, double lr, float grad_scale);
-  void muon_updates(Tensor& params, const Tensor& grads, double lr, float grad_scale);
+  void adamw_step(Tensor& params, const Tensor& grads, double lr, float grad_scale, Tensor& params_low);
+  void muon_updates(Tensor& params, const Tensor& grads, double lr, float grad_scale, Tensor& params_low);
 
   Ctx& ctx_;
   const ParamTable& table_;

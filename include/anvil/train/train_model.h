@@ -49,6 +49,11 @@ class TrainModel {
   // The flat (num_params) f32 buffers, on options().device. Taking params() (to change
   // them) marks the bf16 weight copy stale: the next forward_train refreshes it.
   [[nodiscard]] Tensor& params();
+  // The (num_params) bf16 copy of params() that bf16 runs compute with (undefined in f32). A
+  // caller that writes params() and this copy together (the optimizer's fused AdamW) then
+  // calls low_params_refreshed(), so that forward_train does not cast again.
+  [[nodiscard]] Tensor& low_params();
+  void low_params_refreshed();
   [[nodiscard]] Tensor& grads();
   [[nodiscard]] int64_t num_params() const;
   // One named parameter / its gradient on the host: a view of the flat buffer on the CPU, a

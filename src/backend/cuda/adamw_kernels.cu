@@ -33,10 +33,10 @@ __device__ __forceinline__ void adamw_element(float& param, float& m, float& v, 
 }
 
 // Quad q (elements 4q .. 4q + 3) of 16-byte aligned buffers: param, m, v as float4, grad as
-// 16 bytes of f32 or 8 of bf16.
+// 16 bytes of f32 or 8 of bf16; low (8-byte aligned, may be null) receives param rounded.
 template <typename G>
 __device__ __forceinline__ void adamw_quad(float* param, float* m, float* v, const G* grad, int64_t q,
-                                           const AdamWScalars& s) {
+                                           const AdamWScalars& s, __nv_bfloat16* low = nullptr) {
   float4 p4 = reinterpret_cast<float4*>(param)[q];
   float4 m4 = reinterpret_cast<float4*>(m)[q];
   float4 v4 = reinterpret_cast<float4*>(v)[q];
@@ -60,6 +60,10 @@ __device__ __forceinline__ void adamw_quad(float* param, float* m, float* v, con
   reinterpret_cast<float4*>(param)[q] = p4;
   reinterpret_cast<float4*>(m)[q] = m4;
   reinterpret_cast<float4*>(v)[q] = v4;
+  if (low != nullptr) {
+    const __nv_bfloat162 pair[2] = {__floats2bfloat162_rn(p4.x, p4.y), __floats2bfloat162_rn(p4.z, p4.w)};
+    reinterpret_cast<uint2*>(low)[q] = *reinterpret_cast<const uint2*>(pair);
+  }
 }
 
 // param, m, v, grad (count); grid-stride over elements.
@@ -111,13 +115,15 @@ __device__ __forceinline__ int find_run(const AdamWRunTable& t, int64_t i) {
   return (t.begin[lo] <= i && i < t.end[lo]) ? lo : -1;
 }
 
-// One element i of the flat buffers if a run holds it, with that run's decay.
+// One element i of the flat buffers if a run holds it, with that run's decay (and its
+// rounded copy into low when not null).
 __device__ __forceinline__ void adamw_run_element(float* param, float* m, float* v, ConstFloatBuffer grad, int64_t i,
-                                                  const AdamWRunTable& t, AdamWScalars s) {
+                                                  const AdamWRunTable& t, AdamWScalars s, __nv_bfloat16* low) {
   const int run = find_run(t, i);
   if (run < 0) return;
   s.decay = t.decay[run];
   adamw_element(param[i], m[i], v[i], load_float(grad, i), s);
+  if (low != nullptr) low[i] = __float2bfloat16_rn(param[i]);
 }
 
 // Flat buffers, elements [first, last) = [the first run's begin, the last run's end);
@@ -125,8 +131,8 @@ __device__ __forceinline__ void adamw_run_element(float* param, float* m, float*
 // inside one run goes as float4 when `vector` (every base 16-byte aligned); quads at run
 // boundaries, gaps or the ends go element by element, touching only elements of a run.
 template <bool Vector, typename G>
-__global__ void adamw_runs_kernel(float* param, float* m, float* v, ConstFloatBuffer grad, int64_t first, int64_t last,
-                                  AdamWRunTable table, AdamWScalars s) {
+__global__ void adamw_runs_kernel(float* param, float* m, float* v, ConstFloatBuffer grad, __nv_bfloat16* low,
+                                  int64_t first, int64_t last, AdamWRunTable table, AdamWScalars s) {
   const int64_t first_quad = first / 4;
   const int64_t quads = (last + 3) / 4 - first_quad;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -136,11 +142,11 @@ __global__ void adamw_runs_kernel(float* param, float* m, float* v, ConstFloatBu
     if (Vector && run >= 0 && base + 3 < table.end[run]) {
       AdamWScalars rs = s;
       rs.decay = table.decay[run];
-      adamw_quad(param, m, v, static_cast<const G*>(grad.data), base / 4, rs);
+      adamw_quad(param, m, v, static_cast<const G*>(grad.data), base / 4, rs, low);
     } else {
       const int64_t begin = base > first ? base : first, end = base + 4 < last ? base + 4 : last;
       for (int64_t i = begin; i < end; ++i) {
-        adamw_run_element(param, m, v, grad, i, table, s);
+        adamw_run_element(param, m, v, grad, i, table, s, low);
       }
     }
   }
@@ -171,14 +177,15 @@ void launch_adamw(float* param, float* m, float* v, ConstFloatBuffer grad, int64
   ANVIL_CUDA_CHECK_LAUNCH();
 }
 
-void launch_adamw_runs(float* param, float* m, float* v, ConstFloatBuffer grad, std::span<const AdamWRun> runs,
-                       const AdamWParams& params, cudaStream_t stream) {
+void launch_adamw_runs(float* param, float* m, float* v, ConstFloatBuffer grad, void* param_low,
+                       std::span<const AdamWRun> runs, const AdamWParams& params, cudaStream_t stream) {
+  auto* low = static_cast<__nv_bfloat16*>(param_low);
   const AdamWScalars scalars = adamw_scalars(params);
   AdamWParams no_decay = params;
   no_decay.weight_decay = 0.0F;
   const float plain = adamw_scalars(no_decay).decay;  // 1: the same f64 expression as adamw's
   const bool vector = vector_ready(DType::F32, {{param, DType::F32}, {m, DType::F32}, {v, DType::F32}}) &&
-                      reinterpret_cast<uintptr_t>(grad.data) % 16 == 0;
+                      reinterpret_cast<uintptr_t>(grad.data) % 16 == 0 && reinterpret_cast<uintptr_t>(low) % 8 == 0;
   for (size_t start = 0; start < runs.size(); start += kRunsPerLaunch) {
     AdamWRunTable table{};
     table.count = static_cast<int>(std::min<size_t>(kRunsPerLaunch, runs.size() - start));
@@ -193,12 +200,14 @@ void launch_adamw_runs(float* param, float* m, float* v, ConstFloatBuffer grad, 
     const int64_t quads = (last + 3) / 4 - first / 4;
     const auto blocks = static_cast<unsigned>(std::min(kMaxBlocks, (quads + kThreads - 1) / kThreads));
     if (!vector) {
-      adamw_runs_kernel<false, float><<<blocks, kThreads, 0, stream>>>(param, m, v, grad, first, last, table, scalars);
+      adamw_runs_kernel<false, float>
+          <<<blocks, kThreads, 0, stream>>>(param, m, v, grad, low, first, last, table, scalars);
     } else if (grad.dtype == DType::F32) {
-      adamw_runs_kernel<true, float><<<blocks, kThreads, 0, stream>>>(param, m, v, grad, first, last, table, scalars);
+      adamw_runs_kernel<true, float>
+          <<<blocks, kThreads, 0, stream>>>(param, m, v, grad, low, first, last, table, scalars);
     } else {
       adamw_runs_kernel<true, __nv_bfloat16>
-          <<<blocks, kThreads, 0, stream>>>(param, m, v, grad, first, last, table, scalars);
+          <<<blocks, kThreads, 0, stream>>>(param, m, v, grad, low, first, last, table, scalars);
     }
     ANVIL_CUDA_CHECK_LAUNCH();
   }

@@ -91,7 +91,7 @@ class CudaBackend final : public Backend {
                            const Tensor& targets) override;
   void adamw(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params) override;
   void adamw_runs(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params,
-                  std::span<const AdamWRun> runs) override;
+                  std::span<const AdamWRun> runs, Tensor& param_low) override;
   // Whether the ops above run `op` with main input `dtype`.
   [[nodiscard]] static bool supports_pointwise_ops(OpKind op, DType dtype);
 

@@ -343,9 +343,10 @@ void CudaBackend::adamw(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad,
 }
 
 void CudaBackend::adamw_runs(Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params,
-                             std::span<const AdamWRun> runs) {
+                             std::span<const AdamWRun> runs, Tensor& param_low) {
   const DeviceGuard guard(device_index_);
-  launch_adamw_runs(param.data<float>(), m.data<float>(), v.data<float>(), const_floats(grad), runs, params, stream_);
+  launch_adamw_runs(param.data<float>(), m.data<float>(), v.data<float>(), const_floats(grad),
+                    param_low.defined() ? param_low.raw_data() : nullptr, runs, params, stream_);
 }
 
 }  // namespace anvil::cuda

@@ -52,8 +52,21 @@ void adamw(Ctx& ctx, Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, co
 
 void adamw_runs(Ctx& ctx, Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params,
                 std::span<const AdamWRun> runs) {
+  Tensor none;
+  adamw_runs(ctx, param, m, v, grad, params, runs, none);
+}
+
+void adamw_runs(Ctx& ctx, Tensor& param, Tensor& m, Tensor& v, const Tensor& grad, const AdamWParams& params,
+                std::span<const AdamWRun> runs, Tensor& param_low) {
   constexpr const char* kOp = "adamw_runs";
   const Device device = check_adamw_tensors(kOp, param, m, v, grad, params);
+  if (param_low.defined()) {
+    oc::require(kOp, {"param_low", &param_low});
+    oc::require_same_shape(kOp, {"param", &param}, {"param_low", &param_low});
+    oc::require_dtype(kOp, {"param_low", &param_low}, {DType::BF16});
+    ANVIL_CHECK(param_low.is_contiguous(), "op ", kOp, ": param_low must be contiguous");
+    static_cast<void>(oc::common_device(kOp, {{"param", &param}, {"param_low", &param_low}}));
+  }
   ANVIL_CHECK(
       param.dim() == 1 && param.is_contiguous() && m.is_contiguous() && v.is_contiguous() && grad.is_contiguous(),
       "op ", kOp, ": expected contiguous flat (P) buffers, got param ", param.to_string(0));
@@ -63,7 +76,7 @@ void adamw_runs(Ctx& ctx, Tensor& param, Tensor& m, Tensor& v, const Tensor& gra
                 run.begin, ", ", run.end, ") is not sorted, disjoint and within ", param.numel(), " elements");
     previous_end = run.end;
   }
-  ctx.backend(device).adamw_runs(param, m, v, grad, params, runs);
+  ctx.backend(device).adamw_runs(param, m, v, grad, params, runs, param_low);
 }
 
 }  // namespace anvil
