@@ -57,7 +57,22 @@ class GPT2(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets.reshape(-1))
 
 
-def run(precision, batch, seq, steps):
+def print_profile(step, steps):
+    """The CUDA kernels of `steps` steps, per step, grouped by name (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages() if e.device_type.name == "CUDA" and e.self_device_time_total > 0]
+    total = sum(e.self_device_time_total for e in events) / steps / 1e3
+    print(f"torch kernels per step: {total:.2f} ms")
+    for e in sorted(events, key=lambda e: -e.self_device_time_total)[:25]:
+        ms = e.self_device_time_total / steps / 1e3
+        print(f"  {ms:8.3f} ms {100 * ms / total:5.1f}% {e.count // steps:4d} calls  {e.key[:90]}")
+
+
+def run(precision, batch, seq, steps, profile_steps=0):
     torch.manual_seed(0)
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
     torch.backends.cudnn.allow_tf32 = precision == "tf32"
@@ -80,6 +95,8 @@ def run(precision, batch, seq, steps):
     for _ in range(3):
         step()
     torch.cuda.synchronize()
+    if profile_steps:
+        print_profile(step, profile_steps)
     start = time.perf_counter()
     for _ in range(steps):
         loss = step()
@@ -100,9 +117,10 @@ def main():
     parser.add_argument("--seq", type=int, default=1024)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--precision", nargs="+", default=["bf16", "f32"])
+    parser.add_argument("--profile", type=int, default=0, help="print the kernels of this many steps first")
     args = parser.parse_args()
     for precision in args.precision:
-        run(precision, args.batch, args.seq, args.steps)
+        run(precision, args.batch, args.seq, args.steps, args.profile)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the GPU checks and benchmarks on the GPU machine (docs/gpu.md): the binaries built
 # here with `make cuda-build` and copied to build/gpu-bin by `tools/gpu_pack.sh`, run from
-# the repository root there. Steps (any of): ops models train loss-curve cli sanitize bench-train bench-attention
+# the repository root there. Steps (any of): ops models train loss-curve cli sanitize bench-train profile-train bench-attention
 # bench-decode bench-llama8b bench-prefill-gemm. Logs go to $OUT when it is set.
 set -uo pipefail
 BIN=${BIN:-build/gpu-bin}
@@ -38,7 +38,7 @@ for what in "$@"; do
       [ -f /tmp/shakespeare_bytes/meta.json ] || "$BIN/anvil" data prepare data/shakespeare -o /tmp/shakespeare_bytes 2>&1 | tail -1
       for batch in ${TRAIN_BATCHES:-32}; do
         "$BIN/anvil" train --config configs/gpt2_124m.json --overwrite run.device=cuda data.path=/tmp/shakespeare_bytes \
-          run.steps=12 run.grad_accum=1 run.batch_size=$batch run.eval_every=0 run.eval_batches=1 run.log_every=1 \
+          run.steps=${TRAIN_STEPS:-12} run.grad_accum=1 run.batch_size=$batch run.eval_every=0 run.eval_batches=1 run.log_every=1 \
           run.checkpoint_every=0 run.out_dir=/tmp/gpt2_$batch run.precision=$precision schedule.warmup_steps=2 \
           > "$OUT/anvil_gpt2_$batch.log" 2>&1
         tail -1 "$OUT/anvil_gpt2_$batch.log"
@@ -54,6 +54,16 @@ PY
         python3 bench/train_gpt2_torch.py --batch "$batch" --steps 10 --precision ${TORCH_PRECISION:-bf16 f32} 2>&1 | \
           grep -E "tokens/s|Error" | tail -3
       done ;;
+    profile-train)
+      step "GPT-2 124M bf16 training step, kernel by kernel: anvil (ncu) and PyTorch (torch.profiler)"
+      [ -f /tmp/shakespeare_bytes/meta.json ] || "$BIN/anvil" data prepare data/shakespeare -o /tmp/shakespeare_bytes 2>&1 | tail -1
+      batch=${TRAIN_BATCHES:-32}; batch=${batch%% *}
+      ncu --clock-control none --cache-control none --metrics gpu__time_duration.sum --csv \
+        "$BIN/anvil" train --config configs/gpt2_124m.json --overwrite run.device=cuda data.path=/tmp/shakespeare_bytes \
+        run.steps=3 run.grad_accum=1 run.batch_size=$batch run.eval_every=0 run.eval_batches=1 run.checkpoint_every=0 \
+        run.out_dir=/tmp/gpt2_profile run.precision=bf16 schedule.warmup_steps=2 > "$OUT/anvil_ncu.csv" 2> "$OUT/anvil_ncu.err"
+      python3 tools/kernel_table.py "$OUT/anvil_ncu.csv" --top 30
+      python3 bench/train_gpt2_torch.py --batch $batch --steps 5 --precision bf16 --profile 3 2>&1 | grep -v Warn | tail -28 ;;
     loss-curve)
       step "200 steps of the Shakespeare Llama next to PyTorch (same weights, batches, optimizer)"
       [ -f /tmp/shakespeare_bytes/meta.json ] || "$BIN/anvil" data prepare data/shakespeare -o /tmp/shakespeare_bytes 2>&1 | tail -1
