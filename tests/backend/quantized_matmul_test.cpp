@@ -361,12 +361,18 @@ TEST(OpQuantizedMatmul, DecodeShapesMatchFloat64OnEveryDevice) {
       const bool super = block_of(dtype) == kQuantSuperBlock;
       const int64_t short_k = super ? 10 * kQuantSuperBlock : 33 * kQuantBlock;
       const int64_t long_k = super ? 17 * kQuantSuperBlock : 133 * kQuantBlock;  // > 128 legacy blocks per row
+      // Whole 256-element units as in real models' rows (K = 4096, 14336 are such): 72, 320
+      // and 384 legacy blocks per row.
+      constexpr int64_t kUnit = 8 * kQuantBlock;
       for (const auto& [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 300, short_k},
                                                                                       {1, 301, short_k},
                                                                                       {9, 300, short_k},
                                                                                       {1, 5000, short_k},
                                                                                       {2, 8200, short_k},
-                                                                                      {1, 301, long_k}}) {
+                                                                                      {1, 301, long_k},
+                                                                                      {1, 301, 9 * kUnit},
+                                                                                      {1, 77, 40 * kUnit},
+                                                                                      {1, 33, 48 * kUnit}}) {
         SCOPED_TRACE(case_label(dtype, device, {m, n, k}));
         const QuantWeight weight = random_weight(n, k, dtype, rng);
         const HostArray x = random_x(m, k, rng);
