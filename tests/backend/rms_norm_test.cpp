@@ -132,6 +132,34 @@ TEST(OpAddRmsNorm, MatchesFloat64) {
   }
 }
 
+// A decode step's add_rms_norm: f32 stream, delta and out with the norm weights as the model
+// stores them (bf16 / f16 / f32), rows of a whole number of 8-element groups (the CUDA vector
+// kernel: 1, 2 and 4 groups per thread) and not (5000 = 625 groups is; 4100 is not).
+TEST(OpAddRmsNorm, F32RowsWithStoredWeightsMatchFloat64) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const Device device : test_devices(ctx)) {
+    for (const DType weight_dtype : float_dtypes()) {
+      for (const Shape& shape : {Shape{1, 576}, Shape{1, 4096}, Shape{2, 8192}, Shape{1, 5000}, Shape{1, 4100}}) {
+        SCOPED_TRACE(case_label(weight_dtype, device, shape));
+        HostArray x = random_array(shape, rng, -2.0, 2.0);
+        HostArray delta = random_array(shape, rng, -2.0, 2.0);
+        HostArray weight = random_array({shape.back()}, rng, 0.5, 1.5);
+        Tensor x_tensor = make_tensor(ctx, x, DType::F32, device);
+        const Tensor delta_tensor = make_tensor(ctx, delta, DType::F32, device);
+        const Tensor weight_tensor = make_tensor(ctx, weight, weight_dtype, device);
+        Tensor out = ctx.empty(shape, DType::F32, device);
+        add_rms_norm(ctx, out, x_tensor, delta_tensor, weight_tensor, static_cast<float>(kEps));
+        HostArray sum = x;
+        for (int64_t i = 0; i < sum.numel(); ++i) sum[i] = x[i] + delta[i];
+        round_to(sum, DType::F32);
+        expect_close(to_host(ctx, x_tensor), sum, tolerance_for(DType::F32), "x");
+        expect_close(to_host(ctx, out), rms_norm_reference(sum, weight), tolerance_for(DType::F32), "out");
+      }
+    }
+  }
+}
+
 // On the CPU the fused op is add then rms_norm, bit for bit (the CPU model's numbers must
 // not move when the model switches to it).
 TEST(OpAddRmsNorm, CpuEqualsAddThenRmsNorm) {

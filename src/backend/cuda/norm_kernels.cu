@@ -179,6 +179,76 @@ __global__ void add_rms_norm_kernel(FloatBuffer out, FloatBuffer x, ConstFloatBu
   }
 }
 
+// The decode case of add_rms_norm (f32 stream, delta and out; weights of type W): eight
+// elements per group, kGroups groups per thread in registers, 16-byte loads and stores. The
+// weights are parameters, not a producer's output, so they are loaded before the
+// programmatic-launch wait and arrive while the GEMV before it finishes; the element-wise
+// kernel above loads them after the reduction, a second memory round trip on the critical
+// path of every layer. Same f32 order as the kernel above.
+constexpr int kNormGroup = 8;
+
+template <typename T>
+__device__ __forceinline__ void load_group(const T* base, int64_t group, float (&values)[kNormGroup]) {
+  constexpr int kSize = kVecSize<T>;
+#pragma unroll
+  for (int part = 0; part < kNormGroup / kSize; ++part) {
+    load_vec(base, group * (kNormGroup / kSize) + part, values + part * kSize);
+  }
+}
+
+__device__ __forceinline__ void store_group(float* base, int64_t group, const float (&values)[kNormGroup]) {
+  store_vec(base, 2 * group, values);
+  store_vec(base, 2 * group + 1, values + 4);
+}
+
+template <typename W, int kGroups>
+__global__ void __launch_bounds__(kRowVectorMaxThreads)
+    add_rms_norm_vec_kernel(float* out, float* x, const float* delta, const W* weight, int64_t channels, float eps) {
+  __shared__ float scratch[kWarpSize];
+  allow_dependents();  // a decode GEMV after it may start streaming its weights
+  const int64_t groups = channels / kNormGroup;
+  float w[kGroups][kNormGroup];
+#pragma unroll
+  for (int i = 0; i < kGroups; ++i) {
+    const int64_t g = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+    if (g < groups) load_group(weight, g, w[i]);
+  }
+  wait_for_producer();  // delta is the output of the GEMV before it
+  const int64_t row = blockIdx.x;
+  float* residual = x + row * channels;
+  const float* d = delta + row * channels;
+  float v[kGroups][kNormGroup];
+  float sum_squares = 0.0F;
+#pragma unroll
+  for (int i = 0; i < kGroups; ++i) {
+    const int64_t g = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+    if (g >= groups) continue;
+    float added[kNormGroup];
+    load_group(residual, g, v[i]);
+    load_group(d, g, added);
+#pragma unroll
+    for (int k = 0; k < kNormGroup; ++k) v[i][k] += added[k];
+  }
+#pragma unroll
+  for (int i = 0; i < kGroups; ++i) {
+    const int64_t g = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+    if (g >= groups) continue;
+    store_group(residual, g, v[i]);
+#pragma unroll
+    for (int k = 0; k < kNormGroup; ++k) sum_squares += v[i][k] * v[i][k];
+  }
+  const float inv_rms = 1.0F / sqrtf(block_sum(sum_squares, scratch) / static_cast<float>(channels) + eps);
+  float* y = out + row * channels;
+#pragma unroll
+  for (int i = 0; i < kGroups; ++i) {
+    const int64_t g = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+    if (g >= groups) continue;
+#pragma unroll
+    for (int k = 0; k < kNormGroup; ++k) v[i][k] = v[i][k] * inv_rms * w[i][k];
+    store_group(y, g, v[i]);
+  }
+}
+
 // grid (num_partials), block (row_threads(C)). dx = r dout w - x r^3 / C sum(dout w x);
 // partial dweight += dout x r.
 __global__ void rms_norm_backward_kernel(FloatBuffer dx, ConstFloatBuffer dout, ConstFloatBuffer x,
@@ -652,6 +722,27 @@ void launch_rms_norm_backward(FloatBuffer dx, float* dweight, ConstFloatBuffer d
 void launch_add_rms_norm(FloatBuffer out, FloatBuffer x, ConstFloatBuffer delta, ConstFloatBuffer weight, int64_t rows,
                          int64_t channels, float eps, cudaStream_t stream) {
   if (rows == 0) return;
+  // The vector kernel: f32 stream, delta and out, 16-byte aligned rows of whole groups, at
+  // most 4 groups per thread of up to kRowVectorMaxThreads.
+  const int64_t groups = channels / kNormGroup;
+  const bool aligned = reinterpret_cast<uintptr_t>(weight.data) % 16 == 0;
+  if (channels % kNormGroup == 0 && aligned && vector_ready(DType::F32, {as_const(out), as_const(x), delta}) &&
+      groups <= 4 * kRowVectorMaxThreads) {
+    const int per_thread = groups <= kRowVectorPreferredThreads ? 1 : groups <= 2 * kRowVectorPreferredThreads ? 2 : 4;
+    const auto threads = static_cast<unsigned>((groups + per_thread - 1) / per_thread + kWarpSize - 1) / kWarpSize * kWarpSize;
+    dispatch_storage(weight.dtype, [&](auto zero) {
+      using W = decltype(zero);
+      const auto launch = [&](auto kernel) {
+        launch_dependent(kernel, static_cast<unsigned>(rows), threads, 0, stream, static_cast<float*>(out.data),
+                         static_cast<float*>(x.data), static_cast<const float*>(delta.data),
+                         static_cast<const W*>(weight.data), channels, eps);
+      };
+      if (per_thread == 1) return launch(add_rms_norm_vec_kernel<W, 1>);
+      if (per_thread == 2) return launch(add_rms_norm_vec_kernel<W, 2>);
+      launch(add_rms_norm_vec_kernel<W, 4>);
+    });
+    return;
+  }
   launch_dependent(add_rms_norm_kernel, static_cast<unsigned>(rows), row_threads(channels), 0, stream, out, x, delta,
                    weight, channels, eps);
 }
