@@ -729,7 +729,8 @@ void launch_add_rms_norm(FloatBuffer out, FloatBuffer x, ConstFloatBuffer delta,
   if (channels % kNormGroup == 0 && aligned && vector_ready(DType::F32, {as_const(out), as_const(x), delta}) &&
       groups <= 4 * kRowVectorMaxThreads) {
     const int per_thread = groups <= kRowVectorPreferredThreads ? 1 : groups <= 2 * kRowVectorPreferredThreads ? 2 : 4;
-    const auto threads = static_cast<unsigned>((groups + per_thread - 1) / per_thread + kWarpSize - 1) / kWarpSize * kWarpSize;
+    const int64_t busy_threads = ceil_div(groups, per_thread);
+    const auto threads = static_cast<unsigned>(ceil_div(busy_threads, kWarpSize) * kWarpSize);
     dispatch_storage(weight.dtype, [&](auto zero) {
       using W = decltype(zero);
       const auto launch = [&](auto kernel) {
