@@ -45,6 +45,7 @@ const char* op_name(OpKind op) {
       "kv_cache_write",
       "paged_attention",
       "add_rms_norm",
+      "rope_kv_cache_write",
   };
   const auto index = static_cast<size_t>(op);
   return index < kNames.size() ? kNames[index] : "unknown_op";
@@ -125,6 +126,23 @@ void Backend::kv_cache_write(Tensor&, Tensor&, const Tensor&, const Tensor&, con
 void Backend::paged_attention(Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                               const Tensor&, const PagedAttentionParams&) {
   not_supported(OpKind::PagedAttention);
+}
+void Backend::rope_kv_cache_write(Tensor& qkv, Tensor& key_cache, Tensor& value_cache, const Tensor& positions,
+                                  const Tensor& slots, const RopeParams& params, bool slots_checked) {
+  const int64_t kv_heads = key_cache.size(2);
+  const int64_t head_dim = qkv.size(2);
+  const int64_t rotated = qkv.size(1) - kv_heads;  // the q and k heads
+  const auto head_bytes = static_cast<size_t>(dtype_bytes_for(qkv.dtype(), head_dim));
+  for (int64_t t = 0; t < qkv.size(0); ++t) {
+    const size_t row = qkv.offset_bytes() + static_cast<size_t>(t * qkv.size(1)) * head_bytes;
+    Tensor qk(qkv.storage(), {1, rotated, head_dim}, qkv.dtype(), row);
+    const Tensor k(qkv.storage(), {1, kv_heads, head_dim}, qkv.dtype(),
+                   row + static_cast<size_t>(rotated - kv_heads) * head_bytes);
+    const Tensor v(qkv.storage(), {1, kv_heads, head_dim}, qkv.dtype(),
+                   row + static_cast<size_t>(rotated) * head_bytes);
+    rope(qk, qk, positions.slice(0, t, t + 1), params);
+    kv_cache_write(key_cache, value_cache, k, v, slots.slice(0, t, t + 1), slots_checked);
+  }
 }
 void Backend::cross_entropy(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::CrossEntropy); }
 void Backend::cross_entropy_backward(Tensor&, const Tensor&, const Tensor&, const Tensor&) {

@@ -215,8 +215,9 @@ Tensor prompt_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor
 }  // namespace
 
 Tensor cached_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, PagedKvCache& cache, int64_t layer,
-                        const StepInputs& step, const ModelConfig& config, DType half_out) {
-  kv_cache_write(ctx, cache.keys(layer), cache.values(layer), k, v, step.slots, /*slots_checked=*/true);
+                        const StepInputs& step, const ModelConfig& config, DType half_out, bool kv_written) {
+  if (!kv_written)
+    kv_cache_write(ctx, cache.keys(layer), cache.values(layer), k, v, step.slots, /*slots_checked=*/true);
   if (prompt_takes_flash_attention(q, cache, step, config)) {
     return prompt_attention(ctx, q, k, v, cache.shape().dtype, half_out);
   }

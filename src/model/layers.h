@@ -62,13 +62,15 @@ Tensor gather_rows(Ctx& ctx, const Tensor& table, std::span<const int32_t> ids, 
 // The same into host memory `out` (n * C floats).
 void gather_rows_host(const Tensor& table, std::span<const int32_t> ids, float* out);
 
-// Writes k, v (N, Hkv, D) of `layer` into the cache at the step's slots, then returns the
-// attention output (N, Hq, D) of q (N, Hq, D) over each token's cached context: f32, or
-// `half_out` (f16/bf16) when the step's attention is computed in that dtype anyway (a GPU
-// prompt's FlashAttention in the cache's dtype), sparing a cast pass to f32 and back before
-// a projection whose weights have that dtype.
+// Writes k, v (N, Hkv, D) of `layer` into the cache at the step's slots (unless
+// `kv_written`: the caller did, with rope_kv_cache_write), then returns the attention output
+// (N, Hq, D) of q (N, Hq, D) over each token's cached context: f32, or `half_out` (f16/bf16)
+// when the step's attention is computed in that dtype anyway (a GPU prompt's FlashAttention
+// in the cache's dtype), sparing a cast pass to f32 and back before a projection whose
+// weights have that dtype.
 Tensor cached_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, PagedKvCache& cache, int64_t layer,
-                        const StepInputs& step, const ModelConfig& config, DType half_out = DType::F32);
+                        const StepInputs& step, const ModelConfig& config, DType half_out = DType::F32,
+                        bool kv_written = false);
 
 // Logits (R, V) on the host of the batch's logit rows of the final hidden state x (N, C):
 // final norm (RMSNorm or LayerNorm per config), then the head.

@@ -2,6 +2,7 @@
 #include "anvil/core/error.h"
 #include "anvil/ops/activations.h"
 #include "anvil/ops/elementwise.h"
+#include "anvil/ops/paged_attention.h"
 #include "anvil/ops/rms_norm.h"
 #include "anvil/ops/rope.h"
 #include "architectures.h"
@@ -88,11 +89,9 @@ class LlamaModel final : public CausalLM {
     Tensor q;
     Tensor k;
     Tensor v;
-    Tensor qk;                         // q and k side by side (one rope call), when they are
-    if (n == 1 && w.wqkv.defined()) {  // one GEMV; a single row splits into contiguous views
-      const Tensor qkv = project(ctx, h, w.wqkv, w.bqkv);
-      qk = columns(qkv, 0, (config_.num_heads + config_.num_kv_heads) * d)
-               .view({n, config_.num_heads + config_.num_kv_heads, d});
+    Tensor qkv;                        // q, k and v heads side by side: one rotation and cache
+    if (n == 1 && w.wqkv.defined()) {  // write; one GEMV, a single row split into contiguous views
+      qkv = project(ctx, h, w.wqkv, w.bqkv);
       q = columns(qkv, 0, config_.num_heads * d).view({n, config_.num_heads, d});
       k = columns(qkv, config_.num_heads * d, config_.num_kv_heads * d).view({n, config_.num_kv_heads, d});
       v = columns(qkv, (config_.num_heads + config_.num_kv_heads) * d, config_.num_kv_heads * d)
@@ -108,17 +107,20 @@ class LlamaModel final : public CausalLM {
     if (config_.qk_norm) {
       q = norm(ctx, q, w.q_norm);
       k = norm(ctx, k, w.k_norm);
-      qk = Tensor();
+      qkv = Tensor();
     }
-    if (qk.defined()) {  // every head of the row rotates by the same position
-      rope(ctx, qk, qk, step.positions, config_.rope);
+    if (qkv.defined()) {  // rotates q and k in place and writes k and v to the cache
+      Tensor heads = qkv.view({n, config_.num_heads + 2 * config_.num_kv_heads, d});
+      rope_kv_cache_write(ctx, heads, cache.keys(layer), cache.values(layer), step.positions, step.slots, config_.rope,
+                          /*slots_checked=*/true);
     } else {
       rope(ctx, q, q, step.positions, config_.rope);
       rope(ctx, k, k, step.positions, config_.rope);
     }
     tap("Qcur_rope", layer, q);
     tap("Kcur_rope", layer, k);
-    const Tensor attended = cached_attention(ctx, q, k, v, cache, layer, step, config_, half_input_dtype(n, w.wo));
+    const Tensor attended = cached_attention(ctx, q, k, v, cache, layer, step, config_, half_input_dtype(n, w.wo),
+                                             /*kv_written=*/qkv.defined());
     tap("kqv_out", layer, attended);
     return project(ctx, attended.view({n, config_.num_heads * d}), w.wo, w.bo);
   }

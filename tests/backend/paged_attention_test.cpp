@@ -12,6 +12,7 @@
 #include <string>
 
 #include "anvil/ops/paged_attention.h"
+#include "anvil/ops/rope.h"
 #include "cpu/cpu_backend.h"
 #include "support/op_harness.h"
 
@@ -352,6 +353,115 @@ TEST(OpPagedAttention, CpuLlamaCppOrderIsTheSameOnAvx2AndAvx512) {
     avx512.paged_attention(out_avx512, q, key_cache, value_cache, sequences, positions, tables, {});
     EXPECT_EQ(out_avx2.to_f32_vector(), out_avx512.to_f32_vector()) << tokens << " tokens";
   }
+}
+
+// rope_kv_cache_write against the two ops it fuses (rope of each token's q and k heads, then
+// kv_cache_write of the rotated k and of v), on the same device: rotate-half and interleaved
+// pairs, a partial rotation (rot_dim < D), Llama 3 frequency scaling, caches of a lower
+// precision than qkv, tokens at scattered slots, heads of no whole 16-byte vectors. Bit for bit on the CPU (its default
+// runs exactly those ops); within the dtype's tolerance elsewhere (one kernel's contractions).
+TEST(OpRopeKvCacheWrite, MatchesRopeThenKvCacheWrite) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  struct Case {
+    int64_t tokens, q_heads, kv_heads, head_dim;
+    RopeParams rope;
+    DType qkv_dtype, cache_dtype;
+  };
+  RopeParams interleaved;
+  interleaved.layout = RopeLayout::Interleaved;
+  RopeParams partial;
+  partial.rot_dim = 32;
+  RopeParams llama3;
+  llama3.base = 500000.0F;
+  llama3.scaling = RopeScaling::Llama3;
+  llama3.factor = 8.0F;
+  llama3.low_freq_factor = 1.0F;
+  llama3.high_freq_factor = 4.0F;
+  llama3.original_max_position = 8192;
+  const std::vector<Case> cases = {{1, 32, 8, 128, llama3, DType::F32, DType::BF16},
+                                   {3, 4, 2, 64, RopeParams{}, DType::F32, DType::F32},
+                                   {2, 9, 3, 64, interleaved, DType::F32, DType::F16},
+                                   {2, 4, 4, 64, partial, DType::BF16, DType::BF16},
+                                   {2, 2, 1, 6, RopeParams{}, DType::F32, DType::F32}};  // no whole vectors
+  for (const Device device : test_devices(ctx)) {
+    for (const Case& c : cases) {
+      SCOPED_TRACE(case_label(c.qkv_dtype, device, {c.tokens, c.q_heads + 2 * c.kv_heads, c.head_dim}));
+      const int64_t heads = c.q_heads + 2 * c.kv_heads;
+      const Shape cache_shape{5, 4, c.kv_heads, c.head_dim};  // 20 slots
+      HostArray qkv = random_array({c.tokens, heads, c.head_dim}, rng, -2.0, 2.0);
+      std::vector<int32_t> positions;
+      for (const double p : random_ints({c.tokens}, rng, 0, 100000).values)
+        positions.push_back(static_cast<int32_t>(p));
+      std::vector<int32_t> slots(20);
+      std::iota(slots.begin(), slots.end(), 0);
+      std::shuffle(slots.begin(), slots.end(), rng);
+      slots.resize(static_cast<size_t>(c.tokens));
+      const Tensor position_tensor = ctx.to_device(Tensor::from_i32({c.tokens}, positions), device);
+      const Tensor slot_tensor = ctx.to_device(Tensor::from_i32({c.tokens}, slots), device);
+      const HostArray empty_cache{cache_shape, std::vector<double>(static_cast<size_t>(20 * c.kv_heads * c.head_dim))};
+      const auto zeros = [&] { return make_tensor_exact(ctx, empty_cache, c.cache_dtype, device); };
+      // Fused.
+      Tensor fused_qkv = make_tensor(ctx, qkv, c.qkv_dtype, device);
+      Tensor fused_keys = zeros();
+      Tensor fused_values = zeros();
+      rope_kv_cache_write(ctx, fused_qkv, fused_keys, fused_values, position_tensor, slot_tensor, c.rope);
+      // The two ops, one token at a time on contiguous copies.
+      Tensor split_keys = zeros();
+      Tensor split_values = zeros();
+      HostArray rotated = qkv;
+      for (int64_t t = 0; t < c.tokens; ++t) {
+        const int64_t row = t * heads * c.head_dim;
+        HostArray qk{{1, c.q_heads + c.kv_heads, c.head_dim},
+                     {qkv.values.begin() + row, qkv.values.begin() + row + (c.q_heads + c.kv_heads) * c.head_dim}};
+        HostArray v{{1, c.kv_heads, c.head_dim},
+                    {qkv.values.begin() + row + (c.q_heads + c.kv_heads) * c.head_dim,
+                     qkv.values.begin() + row + heads * c.head_dim}};
+        Tensor qk_tensor = make_tensor_exact(ctx, qk, c.qkv_dtype, device);
+        const Tensor one_position =
+            ctx.to_device(Tensor::from_i32({1}, std::vector<int32_t>{positions[static_cast<size_t>(t)]}), device);
+        rope(ctx, qk_tensor, qk_tensor, one_position, c.rope);
+        const HostArray qk_rotated = to_host(ctx, qk_tensor);
+        std::copy(qk_rotated.values.begin(), qk_rotated.values.end(), rotated.values.begin() + row);
+        HostArray k{{1, c.kv_heads, c.head_dim},
+                    {qk_rotated.values.begin() + c.q_heads * c.head_dim, qk_rotated.values.end()}};
+        kv_cache_write(
+            ctx, split_keys, split_values, make_tensor_exact(ctx, k, c.qkv_dtype, device),
+            make_tensor_exact(ctx, v, c.qkv_dtype, device),
+            ctx.to_device(Tensor::from_i32({1}, std::vector<int32_t>{slots[static_cast<size_t>(t)]}), device));
+      }
+      if (device.is_cpu()) {
+        EXPECT_EQ(to_host(ctx, fused_qkv).values, rotated.values);
+        EXPECT_EQ(to_host(ctx, fused_keys).values, to_host(ctx, split_keys).values);
+        EXPECT_EQ(to_host(ctx, fused_values).values, to_host(ctx, split_values).values);
+      } else {
+        expect_close(to_host(ctx, fused_qkv), rotated, tolerance_for(c.qkv_dtype), "qkv");
+        expect_close(to_host(ctx, fused_keys), to_host(ctx, split_keys), tolerance_for(c.cache_dtype), "keys");
+        EXPECT_EQ(to_host(ctx, fused_values).values, to_host(ctx, split_values).values);  // copies
+      }
+    }
+  }
+}
+
+TEST(OpRopeKvCacheWrite, RejectsBadShapes) {
+  Ctx& ctx = test_ctx();
+  Tensor key_cache = Tensor::zeros({3, 4, 2, 8}, DType::F32);
+  Tensor value_cache = Tensor::zeros({3, 4, 2, 8}, DType::F32);
+  const Tensor positions = Tensor::from_i32({1}, std::vector<int32_t>{7});
+  const Tensor slots = Tensor::from_i32({1}, std::vector<int32_t>{5});
+  const auto call = [&](Shape qkv_shape, const Tensor& slot_tensor, RopeParams params = {}) {
+    Tensor qkv = Tensor::zeros(qkv_shape, DType::F32);
+    rope_kv_cache_write(ctx, qkv, key_cache, value_cache, positions, slot_tensor, params);
+  };
+  EXPECT_NO_THROW(call({1, 8, 8}, slots));       // 4 q heads, 2 k, 2 v
+  EXPECT_THROW(call({1, 4, 8}, slots), Error);   // no q heads
+  EXPECT_THROW(call({1, 7, 8}, slots), Error);   // 3 q heads: not a multiple of 2
+  EXPECT_THROW(call({1, 8, 16}, slots), Error);  // head_dim 16 vs the caches' 8
+  EXPECT_THROW(call({2, 8, 8}, slots), Error);   // 2 tokens, 1 position
+  EXPECT_THROW(call({1, 8, 8}, Tensor::from_i32({1}, std::vector<int32_t>{12})), Error);  // slot 12 of 12
+  RopeParams odd;
+  odd.rot_dim = 3;
+  EXPECT_THROW(call({1, 8, 8}, slots, odd), Error);
 }
 
 TEST(OpPagedAttention, EmptyBatchIsANoOp) {

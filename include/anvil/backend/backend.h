@@ -54,6 +54,7 @@ enum class OpKind : uint8_t {
   KvCacheWrite,
   PagedAttention,
   AddRmsNorm,
+  RopeKvCacheWrite,
 };
 const char* op_name(OpKind op);
 
@@ -178,6 +179,13 @@ class Backend {
   virtual void paged_attention(Tensor& out, const Tensor& q, const Tensor& key_cache, const Tensor& value_cache,
                                const Tensor& token_sequences, const Tensor& positions, const Tensor& block_tables,
                                const PagedAttentionParams& params);
+  // A decode step's rotary embedding and cache write in one op: qkv (N, Hq + 2 Hkv, D) holds
+  // each token's q, k and v heads; the q and k heads rotate in place at positions (N), then
+  // k and v go to the caches at slots (N) as kv_cache_write writes them. The default runs
+  // rope on each token's q and k heads and then kv_cache_write (on the CPU: exactly those
+  // ops); CUDA does it in one kernel.
+  virtual void rope_kv_cache_write(Tensor& qkv, Tensor& key_cache, Tensor& value_cache, const Tensor& positions,
+                                   const Tensor& slots, const RopeParams& params, bool slots_checked);
 
   // Fused softmax + cross-entropy. logits (N, V); targets (N) i32, negative = ignored (loss 0).
   // losses (N) f32. Backward: dlogits = (softmax - onehot) * dlosses[row].

@@ -15,6 +15,13 @@ namespace anvil {
 void kv_cache_write(Ctx& ctx, Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v,
                     const Tensor& slots, bool slots_checked = false);
 
+// Decode's rotary embedding and cache write in one call: qkv (N, Hq + 2 Hkv, D) holds each
+// token's q, k and v heads (Hkv = the caches' kv heads, Hq a positive multiple of it); q and k
+// rotate in place by `params` at positions (N) i32 (as rope does), then k and v are written
+// to slots (N) i32 as kv_cache_write writes them (`slots_checked` likewise).
+void rope_kv_cache_write(Ctx& ctx, Tensor& qkv, Tensor& key_cache, Tensor& value_cache, const Tensor& positions,
+                         const Tensor& slots, const RopeParams& params, bool slots_checked = false);
+
 // out (N, Hq, D) for q (N, Hq, D): token i of sequence s = token_sequences[i] at position
 // p = positions[i] attends to that sequence's cached positions 0..p (causal; its own K/V
 // must already be written). block_tables (S, max_blocks) i32 maps position / block_size

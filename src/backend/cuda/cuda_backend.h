@@ -151,6 +151,8 @@ class CudaBackend final : public Backend {
                           uint64_t offset) override;
   void kv_cache_write(Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v, const Tensor& slots,
                       bool slots_checked) override;
+  void rope_kv_cache_write(Tensor& qkv, Tensor& key_cache, Tensor& value_cache, const Tensor& positions,
+                           const Tensor& slots, const RopeParams& params, bool slots_checked) override;
   void paged_attention(Tensor& out, const Tensor& q, const Tensor& key_cache, const Tensor& value_cache,
                        const Tensor& token_sequences, const Tensor& positions, const Tensor& block_tables,
                        const PagedAttentionParams& params) override;

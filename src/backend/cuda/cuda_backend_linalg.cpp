@@ -49,6 +49,7 @@ bool CudaBackend::linalg_supports(OpKind op, DType dtype) {
   switch (op) {
     case OpKind::Matmul:
     case OpKind::KvCacheWrite:
+    case OpKind::RopeKvCacheWrite:
     case OpKind::PagedAttention:
       return is_float_storage(dtype);
     case OpKind::Argmax:

@@ -13,6 +13,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/device_guard.h"
 #include "cuda/paged_attention_kernels.h"
+#include "cuda/rope_kernels.h"
 #include "cuda/scratch_buffer.h"
 
 namespace anvil::cuda {
@@ -96,6 +97,23 @@ void CudaBackend::kv_cache_write(Tensor& key_cache, Tensor& value_cache, const T
                               k.size(0),
                               key_cache.size(2) * key_cache.size(3)};
   launch_kv_cache_write(args, stream_);
+}
+
+void CudaBackend::rope_kv_cache_write(Tensor& qkv, Tensor& key_cache, Tensor& value_cache, const Tensor& positions,
+                                      const Tensor& slots, const RopeParams& params, bool slots_checked) {
+  const DeviceGuard guard(device_index_);
+  if (!slots_checked) check_slots(download_i32(slots), key_cache.size(0) * key_cache.size(1));
+  const int64_t kv_heads = key_cache.size(2);
+  const RopeKvWriteArgs args{floats(qkv),
+                             floats(key_cache),
+                             floats(value_cache),
+                             positions.data<const int32_t>(),
+                             slots.data<const int32_t>(),
+                             qkv.size(0),
+                             qkv.size(1) - 2 * kv_heads,
+                             kv_heads,
+                             qkv.size(2)};
+  launch_rope_kv_cache_write(args, params, stream_);
 }
 
 void CudaBackend::paged_attention(Tensor& out, const Tensor& q, const Tensor& key_cache, const Tensor& value_cache,

@@ -153,19 +153,184 @@ __global__ void rope_vec_kernel(T* out, const T* x, const int32_t* positions, in
                     frequency.rot_dim);
 }
 
+// grid (N), block (kThreads), dynamic shared memory rot_dim floats. The rope kernel's
+// rotation of every q and k head of a row (in place), and kv_cache_write's copy of the k
+// heads (as rotated and stored in qkv's dtype) and the v heads to the row's cache slot, in
+// one launch instead of two for each decode layer.
+__global__ void rope_kv_cache_write_kernel(RopeKvWriteArgs args, RopeFrequency frequency, bool interleaved) {
+  extern __shared__ float trig[];
+  allow_dependents();   // the attention kernel after it may launch and wait
+  wait_for_producer();  // launched early after a GEMV (launch_dependent): qkv is its output
+  const int64_t half = frequency.rot_dim / 2;
+  const float* cosines = trig;
+  const float* sines = trig + half;
+  const int64_t row = blockIdx.x;
+  fill_trig(trig, args.positions[row], frequency, 1.0);
+  const int64_t head_dim = args.head_dim;
+  const int64_t rotated_heads = args.q_heads + args.kv_heads;
+  const int64_t cache_row = args.kv_heads * head_dim;
+  const FloatBuffer y = offset_buffer(args.qkv, row * (rotated_heads + args.kv_heads) * head_dim);
+  const int64_t slot = args.slots[row];
+  const FloatBuffer keys = offset_buffer(args.key_cache, slot * cache_row);
+  const FloatBuffer values = offset_buffer(args.value_cache, slot * cache_row);
+  const int64_t first_k = args.q_heads * head_dim;  // qkv offset of the first k element
+  for (int64_t item = threadIdx.x; item < rotated_heads * half; item += blockDim.x) {
+    const int64_t head = item / half;
+    const int64_t k = item - head * half;
+    const int64_t first = head * head_dim + (interleaved ? 2 * k : k);
+    const int64_t second = first + (interleaved ? 1 : half);
+    const float a = load_float(y, first);
+    const float b = load_float(y, second);
+    store_float(y, first, a * cosines[k] - b * sines[k]);
+    store_float(y, second, b * cosines[k] + a * sines[k]);
+    if (head >= args.q_heads) {  // the cache gets k as qkv holds it (rounded to its dtype)
+      store_float(keys, first - first_k, load_float(y, first));
+      store_float(keys, second - first_k, load_float(y, second));
+    }
+  }
+  const int64_t pass = head_dim - frequency.rot_dim;  // k dims past rot_dim, unrotated
+  for (int64_t item = threadIdx.x; item < args.kv_heads * pass; item += blockDim.x) {
+    const int64_t head = item / pass;
+    const int64_t c = head * head_dim + frequency.rot_dim + (item - head * pass);
+    store_float(keys, c, load_float(y, first_k + c));
+  }
+  for (int64_t c = threadIdx.x; c < cache_row; c += blockDim.x) {
+    store_float(values, c, load_float(y, first_k + cache_row + c));
+  }
+}
+
+// The same with qkv of one dtype T in 16-byte vectors (rope_vec_kernel's items) and caches
+// of type C: each rotated k vector goes to the cache from registers, rounded as qkv stores it.
+template <typename T, typename C, bool kInterleaved>
+__global__ void rope_kv_cache_write_vec_kernel(RopeKvWriteArgs args, RopeFrequency frequency) {
+  constexpr int kSize = kVecSize<T>;
+  extern __shared__ float trig[];
+  allow_dependents();   // the attention kernel after it may launch and wait
+  wait_for_producer();  // launched early after a GEMV (launch_dependent): qkv is its output
+  const int64_t half = frequency.rot_dim / 2;
+  const float* cosines = trig;
+  const float* sines = trig + half;
+  const int64_t row = blockIdx.x;
+  fill_trig(trig, args.positions[row], frequency, 1.0);
+  const int64_t head_dim = args.head_dim;
+  const int64_t head_vecs = head_dim / kSize;
+  const int64_t rotated_heads = args.q_heads + args.kv_heads;
+  const int64_t cache_row = args.kv_heads * head_dim;
+  T* y = static_cast<T*>(args.qkv.data) + row * (rotated_heads + args.kv_heads) * head_dim;
+  const int64_t slot = args.slots[row];
+  C* keys = static_cast<C*>(args.key_cache.data) + slot * cache_row;
+  C* values = static_cast<C*>(args.value_cache.data) + slot * cache_row;
+  const int64_t first_k = args.q_heads * head_dim;
+  // The cache gets what qkv stores: values rounded to T, then converted to C.
+  const auto to_cache = [](C* dst, const float* src) {
+#pragma unroll
+    for (int e = 0; e < kSize; ++e) dst[e] = narrow<C>(widen(narrow<T>(src[e])));
+  };
+  const int64_t items_per_head = (kInterleaved ? frequency.rot_dim : half) / kSize;
+  for (int64_t item = threadIdx.x; item < rotated_heads * items_per_head; item += blockDim.x) {
+    const int64_t head = item / items_per_head;
+    const int64_t v = item - head * items_per_head;
+    const bool is_key = head >= args.q_heads;
+    if constexpr (kInterleaved) {
+      float pairs[kSize];
+      load_vec(y, head * head_vecs + v, pairs);
+#pragma unroll
+      for (int p = 0; p < kSize / 2; ++p) {
+        const int64_t k = v * (kSize / 2) + p;
+        const float a = pairs[2 * p];
+        const float b = pairs[2 * p + 1];
+        pairs[2 * p] = a * cosines[k] - b * sines[k];
+        pairs[2 * p + 1] = b * cosines[k] + a * sines[k];
+      }
+      store_vec(y, head * head_vecs + v, pairs);
+      if (is_key) to_cache(keys + (head * head_vecs + v) * kSize - first_k, pairs);
+    } else {
+      float first[kSize];
+      float second[kSize];
+      const int64_t first_vec = head * head_vecs + v;
+      const int64_t second_vec = first_vec + half / kSize;
+      load_vec(y, first_vec, first);
+      load_vec(y, second_vec, second);
+#pragma unroll
+      for (int p = 0; p < kSize; ++p) {
+        const int64_t k = v * kSize + p;
+        const float a = first[p];
+        const float b = second[p];
+        first[p] = a * cosines[k] - b * sines[k];
+        second[p] = b * cosines[k] + a * sines[k];
+      }
+      store_vec(y, first_vec, first);
+      store_vec(y, second_vec, second);
+      if (is_key) {
+        to_cache(keys + first_vec * kSize - first_k, first);
+        to_cache(keys + second_vec * kSize - first_k, second);
+      }
+    }
+  }
+  // k's dims past rot_dim (unrotated) and v, vector by vector.
+  const int64_t pass_vecs = (head_dim - frequency.rot_dim) / kSize;
+  const int64_t rot_vecs = frequency.rot_dim / kSize;
+  for (int64_t item = threadIdx.x; item < args.kv_heads * pass_vecs; item += blockDim.x) {
+    const int64_t head = item / pass_vecs;
+    const int64_t vec = head * head_vecs + rot_vecs + (item - head * pass_vecs);
+    float copied[kSize];
+    load_vec(y + first_k, vec, copied);
+    to_cache(keys + vec * kSize, copied);
+  }
+  for (int64_t vec = threadIdx.x; vec < cache_row / kSize; vec += blockDim.x) {
+    float copied[kSize];
+    load_vec(y + first_k + cache_row, vec, copied);
+    to_cache(values + vec * kSize, copied);
+  }
+}
+
+RopeFrequency frequency_of(const RopeParams& params, int64_t head_dim) {
+  return {params.base,
+          params.rot_dim == 0 ? head_dim : params.rot_dim,
+          params.scaling,
+          params.factor,
+          params.low_freq_factor,
+          params.high_freq_factor,
+          static_cast<double>(params.original_max_position)};
+}
+
 }  // namespace
+
+void launch_rope_kv_cache_write(const RopeKvWriteArgs& args, const RopeParams& params, cudaStream_t stream) {
+  if (args.rows == 0) return;
+  const RopeFrequency frequency = frequency_of(params, args.head_dim);
+  const auto shared_bytes = static_cast<size_t>(frequency.rot_dim) * sizeof(float);  // cos, sin
+  const bool interleaved = params.layout == RopeLayout::Interleaved;
+  const auto grid = static_cast<unsigned>(args.rows);
+  bool launched = false;
+  if (vector_ready(args.qkv.dtype, {as_const(args.qkv)})) {
+    dispatch_storage(args.qkv.dtype, [&](auto qkv_tag) {
+      using T = decltype(qkv_tag);
+      constexpr int kSize = kVecSize<T>;
+      const int64_t rotated = interleaved ? frequency.rot_dim : frequency.rot_dim / 2;  // whole vectors needed
+      if (args.head_dim % kSize != 0 || rotated % kSize != 0 || frequency.rot_dim % kSize != 0) return;
+      dispatch_storage(args.key_cache.dtype, [&](auto cache_tag) {
+        using C = decltype(cache_tag);
+        if (interleaved) {
+          launch_dependent(rope_kv_cache_write_vec_kernel<T, C, true>, grid, kThreads, shared_bytes, stream, args,
+                           frequency);
+        } else {
+          launch_dependent(rope_kv_cache_write_vec_kernel<T, C, false>, grid, kThreads, shared_bytes, stream, args,
+                           frequency);
+        }
+      });
+      launched = true;
+    });
+  }
+  if (launched) return;
+  launch_dependent(rope_kv_cache_write_kernel, grid, kThreads, shared_bytes, stream, args, frequency, interleaved);
+}
 
 void launch_rope(FloatBuffer out, ConstFloatBuffer x, const int32_t* positions, int64_t rows, int64_t heads,
                  int64_t head_dim, const RopeParams& params, double direction, cudaStream_t stream) {
   if (rows == 0 || heads == 0) return;
-  const int64_t rot_dim = params.rot_dim == 0 ? head_dim : params.rot_dim;
-  const RopeFrequency frequency{params.base,
-                                rot_dim,
-                                params.scaling,
-                                params.factor,
-                                params.low_freq_factor,
-                                params.high_freq_factor,
-                                static_cast<double>(params.original_max_position)};
+  const RopeFrequency frequency = frequency_of(params, head_dim);
+  const int64_t rot_dim = frequency.rot_dim;
   const auto shared_bytes = static_cast<size_t>(rot_dim) * sizeof(float);  // 2 * (rot_dim / 2)
   const bool interleaved = params.layout == RopeLayout::Interleaved;
   if (vector_ready(x.dtype, {as_const(out), x})) {

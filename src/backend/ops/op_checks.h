@@ -4,6 +4,7 @@
 #include <initializer_list>
 #include <string>
 
+#include "anvil/backend/op_params.h"
 #include "anvil/core/error.h"
 #include "anvil/core/tensor.h"
 
@@ -24,5 +25,7 @@ void require_same_shape(const char* op, const Arg& a, const Arg& b);
 void require_rank(const char* op, const Arg& arg, int64_t rank);
 // A float type the ops compute with: f32, bf16, f16.
 void require_float(const char* op, const Arg& arg);
+// Rotary parameters that give finite frequencies and pairs inside a head of head_dim.
+void require_rope_params(const char* op, const RopeParams& params, int64_t head_dim);
 
 }  // namespace anvil::op_checks

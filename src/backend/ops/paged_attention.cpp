@@ -45,6 +45,32 @@ void kv_cache_write(Ctx& ctx, Tensor& key_cache, Tensor& value_cache, const Tens
   ctx.backend(device).kv_cache_write(key_cache, value_cache, k, v, slots, slots_checked);
 }
 
+void rope_kv_cache_write(Ctx& ctx, Tensor& qkv, Tensor& key_cache, Tensor& value_cache, const Tensor& positions,
+                         const Tensor& slots, const RopeParams& params, bool slots_checked) {
+  constexpr const char* kOp = "rope_kv_cache_write";
+  check_caches(kOp, key_cache, value_cache);
+  oc::require_rank(kOp, {"qkv", &qkv}, 3);
+  oc::require_float(kOp, {"qkv", &qkv});
+  const int64_t tokens = qkv.size(0);
+  const int64_t kv_heads = key_cache.size(2);
+  const int64_t q_heads = qkv.size(1) - 2 * kv_heads;
+  ANVIL_CHECK(qkv.size(2) == key_cache.size(3), "op ", kOp, ": head_dim of qkv ", shape_string(qkv.shape()),
+              " must match key_cache ", shape_string(key_cache.shape()));
+  ANVIL_CHECK(q_heads > 0 && q_heads % kv_heads == 0, "op ", kOp, ": qkv ", shape_string(qkv.shape()),
+              " must hold q heads (a positive multiple of the caches' ", kv_heads, " kv heads) and 2 x ", kv_heads,
+              " k and v heads");
+  check_token_ids(kOp, {"positions", &positions}, tokens);
+  check_token_ids(kOp, {"slots", &slots}, tokens);
+  oc::require_rope_params(kOp, params, qkv.size(2));
+  const Device device = oc::common_device(kOp, {{"qkv", &qkv},
+                                                {"key_cache", &key_cache},
+                                                {"value_cache", &value_cache},
+                                                {"positions", &positions},
+                                                {"slots", &slots}});
+  if (tokens == 0) return;
+  ctx.backend(device).rope_kv_cache_write(qkv, key_cache, value_cache, positions, slots, params, slots_checked);
+}
+
 void paged_attention(Ctx& ctx, Tensor& out, const Tensor& q, const Tensor& key_cache, const Tensor& value_cache,
                      const Tensor& token_sequences, const Tensor& positions, const Tensor& block_tables,
                      const PagedAttentionParams& params) {

@@ -16,24 +16,6 @@ int64_t rotary_dims(const RopeParams& params, int64_t head_dim) {
   return params.rot_dim == 0 ? head_dim : params.rot_dim;
 }
 
-// Rejects parameters that would give NaN/inf frequencies or pairs past the head.
-void check_rope_params(const char* op, const RopeParams& params, int64_t head_dim) {
-  const int64_t rot_dim = rotary_dims(params, head_dim);
-  ANVIL_CHECK(head_dim > 0, "op ", op, ": head_dim must be > 0, got ", head_dim);
-  ANVIL_CHECK(rot_dim > 0 && rot_dim <= head_dim && rot_dim % 2 == 0, "op ", op, ": rot_dim ", params.rot_dim,
-              " must be 0 (whole head) or even and in (0, head_dim ", head_dim, "]");
-  ANVIL_CHECK(params.base > 0.0F && std::isfinite(params.base), "op ", op, ": base must be > 0, got ", params.base);
-  if (params.scaling == RopeScaling::None) return;
-  ANVIL_CHECK(params.factor > 0.0F && std::isfinite(params.factor), "op ", op, ": scaling factor must be > 0, got ",
-              params.factor);
-  if (params.scaling != RopeScaling::Llama3) return;
-  ANVIL_CHECK(params.low_freq_factor > 0.0F && params.high_freq_factor > params.low_freq_factor, "op ", op,
-              ": llama3 scaling needs 0 < low_freq_factor < high_freq_factor, got ", params.low_freq_factor, " and ",
-              params.high_freq_factor);
-  ANVIL_CHECK(params.original_max_position > 0, "op ", op, ": llama3 original_max_position must be > 0, got ",
-              params.original_max_position);
-}
-
 // Llama 3 frequency scaling (HF transformers `_compute_llama3_parameters`): long wavelengths
 // are divided by factor, short ones kept, the band between interpolated smoothly.
 double llama3_scaled(const RopeParams& params, double inv_frequency) {
@@ -56,7 +38,7 @@ void check_rope_args(const char* op, const oc::Arg& out, const oc::Arg& in, cons
   oc::require_float(op, out);
   oc::require_shape(op, {"positions", &positions}, {in.tensor->size(0)});
   oc::require_dtype(op, {"positions", &positions}, {DType::I32});
-  check_rope_params(op, params, in.tensor->size(2));
+  oc::require_rope_params(op, params, in.tensor->size(2));
   // In place is fine; a partial overlap would read values already rotated.
   if (out.tensor->storage() == in.tensor->storage() && out.tensor->numel() > 0) {
     const bool same =
@@ -71,7 +53,7 @@ void check_rope_args(const char* op, const oc::Arg& out, const oc::Arg& in, cons
 }  // namespace
 
 double rope_inv_frequency(const RopeParams& params, int64_t head_dim, int64_t pair) {
-  check_rope_params("rope_inv_frequency", params, head_dim);
+  oc::require_rope_params("rope_inv_frequency", params, head_dim);
   const int64_t rot_dim = rotary_dims(params, head_dim);
   ANVIL_CHECK(pair >= 0 && pair < rot_dim / 2, "rope_inv_frequency: pair ", pair, " is outside [0, ", rot_dim / 2, ")");
   // theta^(-2 pair / rot_dim), as in HF: 1 / base^(arange(0, rot_dim, 2) / rot_dim).
