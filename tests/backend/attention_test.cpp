@@ -215,10 +215,13 @@ Gradients run_backward(Ctx& ctx, const Dims& dims, const AttentionParams& params
 // gradient_tolerance, and for bf16/f16 the Blocked backward takes Delta = rowsum(dout * out)
 // from `out` as stored (rounded to the dtype, as FlashAttention-2 does; the Reference one
 // sums P * dP), which shifts every dS of a row alike: its absolute bound is judged against
-// 2.5x the rms.
-Tolerance attention_gradient_tolerance(DType dtype, AttentionImpl impl) {
+// 2.5x the rms. On a GPU both implementations run the tensor-core backward, which also rounds
+// P and dS to the dtype for its matmuls (as FlashAttention-2 and SDPA do), so both get that
+// bound there: with one op's bound the Reference one failed ~1 seed in 4 on the H100 (one
+// element of 20k-150k, by up to 1.11x) at T = 300.
+Tolerance attention_gradient_tolerance(DType dtype, AttentionImpl impl, Device device = Device::cpu()) {
   Tolerance tolerance = gradient_tolerance(dtype);
-  if (dtype != DType::F32 && impl == AttentionImpl::Blocked) tolerance.atol_scale = 2.5;
+  if (dtype != DType::F32 && (impl == AttentionImpl::Blocked || !device.is_cpu())) tolerance.atol_scale = 2.5;
   return tolerance;
 }
 
@@ -252,7 +255,7 @@ TEST(OpAttention, BackwardMatchesFiniteDifferences) {
                                   in.k, dout),
                 finite_difference([&](const HostArray& p) { return attention_reference(dims, params, in.q, in.k, p); },
                                   in.v, dout)};
-            expect_gradients_close(got, fd, attention_gradient_tolerance(dtype, impl));
+            expect_gradients_close(got, fd, attention_gradient_tolerance(dtype, impl, device));
             // The analytic float64 gradient used on the larger shapes below agrees with FD too.
             const Gradients analytic = attention_gradients(dims, params, in.q, in.k, in.v, dout);
             expect_gradients_close(analytic, fd, attention_gradient_tolerance(DType::F32, AttentionImpl::Reference));
@@ -284,7 +287,7 @@ TEST(OpAttention, BackwardMatchesFloat64OnLargerShapes) {
           for (size_t n = 0; n < kImpls.size(); ++n) {
             SCOPED_TRACE(impl_name(kImpls[n]));
             by_impl[n] = run_backward(ctx, dims, {causal, 0.0F, kImpls[n]}, in, dout_tensor, dtype, device);
-            expect_gradients_close(by_impl[n], ref, attention_gradient_tolerance(dtype, kImpls[n]));
+            expect_gradients_close(by_impl[n], ref, attention_gradient_tolerance(dtype, kImpls[n], device));
           }
           SCOPED_TRACE("blocked vs reference");
           expect_gradients_close(by_impl[1], by_impl[0], attention_gradient_tolerance(dtype, AttentionImpl::Blocked));
