@@ -104,6 +104,7 @@ void CudaBackend::rope_kv_cache_write(Tensor& qkv, Tensor& key_cache, Tensor& va
   const DeviceGuard guard(device_index_);
   if (!slots_checked) check_slots(download_i32(slots), key_cache.size(0) * key_cache.size(1));
   const int64_t kv_heads = key_cache.size(2);
+  // Heads of no whole 16-byte vectors: the rope and kv_cache_write kernels, token by token.
   const RopeKvWriteArgs args{floats(qkv),
                              floats(key_cache),
                              floats(value_cache),
@@ -113,7 +114,9 @@ void CudaBackend::rope_kv_cache_write(Tensor& qkv, Tensor& key_cache, Tensor& va
                              qkv.size(1) - 2 * kv_heads,
                              kv_heads,
                              qkv.size(2)};
-  launch_rope_kv_cache_write(args, params, stream_);
+  if (!launch_rope_kv_cache_write(args, params, stream_)) {
+    Backend::rope_kv_cache_write(qkv, key_cache, value_cache, positions, slots, params, /*slots_checked=*/true);
+  }
 }
 
 void CudaBackend::paged_attention(Tensor& out, const Tensor& q, const Tensor& key_cache, const Tensor& value_cache,

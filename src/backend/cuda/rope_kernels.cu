@@ -94,10 +94,54 @@ __global__ void rope_kernel(FloatBuffer out, ConstFloatBuffer x, const int32_t* 
   copy_pass_through(y, in, heads, head_dim, frequency.rot_dim);
 }
 
-// The same for one dtype T, 16-byte aligned heads, and rotated halves (RotateHalf) or
+// One item of a row for dtype T, 16-byte aligned heads, and rotated halves (RotateHalf) or
 // rotated dims (Interleaved) that are whole vectors. RotateHalf: an item is the vector of
 // pairs k .. k + kSize - 1, i.e. a vector from each half. Interleaved: an item is one vector
-// holding kSize / 2 whole pairs.
+// holding kSize / 2 whole pairs. rotate_item reads item v of `head` from `in`, writes it
+// rotated to `y` (may alias `in`) and returns the rotated values with their vector indices.
+template <typename T>
+struct RotatedItem {
+  int64_t first_vec = 0;
+  int64_t second_vec = -1;  // RotateHalf: the partner vector in the second half
+  float first[kVecSize<T>];
+  float second[kVecSize<T>];
+};
+
+template <typename T, bool kInterleaved>
+__device__ __forceinline__ RotatedItem<T> rotate_item(T* y, const T* in, int64_t head, int64_t v, int64_t head_vecs,
+                                                      int64_t half, const float* cosines, const float* sines) {
+  constexpr int kSize = kVecSize<T>;
+  RotatedItem<T> item;
+  item.first_vec = head * head_vecs + v;
+  if constexpr (kInterleaved) {
+    load_vec(in, item.first_vec, item.first);
+#pragma unroll
+    for (int p = 0; p < kSize / 2; ++p) {
+      const int64_t k = v * (kSize / 2) + p;
+      const float a = item.first[2 * p];
+      const float b = item.first[2 * p + 1];
+      item.first[2 * p] = a * cosines[k] - b * sines[k];
+      item.first[2 * p + 1] = b * cosines[k] + a * sines[k];
+    }
+    store_vec(y, item.first_vec, item.first);
+  } else {
+    item.second_vec = item.first_vec + half / kSize;
+    load_vec(in, item.first_vec, item.first);
+    load_vec(in, item.second_vec, item.second);
+#pragma unroll
+    for (int p = 0; p < kSize; ++p) {
+      const int64_t k = v * kSize + p;
+      const float a = item.first[p];
+      const float b = item.second[p];
+      item.first[p] = a * cosines[k] - b * sines[k];
+      item.second[p] = b * cosines[k] + a * sines[k];
+    }
+    store_vec(y, item.first_vec, item.first);
+    store_vec(y, item.second_vec, item.second);
+  }
+  return item;
+}
+
 template <typename T, bool kInterleaved>
 __global__ void rope_vec_kernel(T* out, const T* x, const int32_t* positions, int64_t heads, int64_t head_dim,
                                 RopeFrequency frequency, double direction) {
@@ -117,90 +161,17 @@ __global__ void rope_vec_kernel(T* out, const T* x, const int32_t* positions, in
   const int64_t items_per_head = (kInterleaved ? frequency.rot_dim : half) / kSize;
   for (int64_t item = threadIdx.x; item < heads * items_per_head; item += blockDim.x) {
     const int64_t head = item / items_per_head;
-    const int64_t v = item - head * items_per_head;
-    if constexpr (kInterleaved) {
-      float values[kSize];
-      load_vec(in, head * head_vecs + v, values);
-#pragma unroll
-      for (int p = 0; p < kSize / 2; ++p) {
-        const int64_t k = v * (kSize / 2) + p;
-        const float a = values[2 * p];
-        const float b = values[2 * p + 1];
-        values[2 * p] = a * cosines[k] - b * sines[k];
-        values[2 * p + 1] = b * cosines[k] + a * sines[k];
-      }
-      store_vec(y, head * head_vecs + v, values);
-    } else {
-      float first[kSize];
-      float second[kSize];
-      const int64_t first_vec = head * head_vecs + v;
-      const int64_t second_vec = first_vec + half / kSize;
-      load_vec(in, first_vec, first);
-      load_vec(in, second_vec, second);
-#pragma unroll
-      for (int p = 0; p < kSize; ++p) {
-        const int64_t k = v * kSize + p;
-        const float a = first[p];
-        const float b = second[p];
-        first[p] = a * cosines[k] - b * sines[k];
-        second[p] = b * cosines[k] + a * sines[k];
-      }
-      store_vec(y, first_vec, first);
-      store_vec(y, second_vec, second);
-    }
+    rotate_item<T, kInterleaved>(y, in, head, item - head * items_per_head, head_vecs, half, cosines, sines);
   }
   copy_pass_through(FloatBuffer{y, float_dtype<T>()}, ConstFloatBuffer{in, float_dtype<T>()}, heads, head_dim,
                     frequency.rot_dim);
 }
 
-// grid (N), block (kThreads), dynamic shared memory rot_dim floats. The rope kernel's
-// rotation of every q and k head of a row (in place), and kv_cache_write's copy of the k
-// heads (as rotated and stored in qkv's dtype) and the v heads to the row's cache slot, in
-// one launch instead of two for each decode layer.
-__global__ void rope_kv_cache_write_kernel(RopeKvWriteArgs args, RopeFrequency frequency, bool interleaved) {
-  extern __shared__ float trig[];
-  allow_dependents();   // the attention kernel after it may launch and wait
-  wait_for_producer();  // launched early after a GEMV (launch_dependent): qkv is its output
-  const int64_t half = frequency.rot_dim / 2;
-  const float* cosines = trig;
-  const float* sines = trig + half;
-  const int64_t row = blockIdx.x;
-  fill_trig(trig, args.positions[row], frequency, 1.0);
-  const int64_t head_dim = args.head_dim;
-  const int64_t rotated_heads = args.q_heads + args.kv_heads;
-  const int64_t cache_row = args.kv_heads * head_dim;
-  const FloatBuffer y = offset_buffer(args.qkv, row * (rotated_heads + args.kv_heads) * head_dim);
-  const int64_t slot = args.slots[row];
-  const FloatBuffer keys = offset_buffer(args.key_cache, slot * cache_row);
-  const FloatBuffer values = offset_buffer(args.value_cache, slot * cache_row);
-  const int64_t first_k = args.q_heads * head_dim;  // qkv offset of the first k element
-  for (int64_t item = threadIdx.x; item < rotated_heads * half; item += blockDim.x) {
-    const int64_t head = item / half;
-    const int64_t k = item - head * half;
-    const int64_t first = head * head_dim + (interleaved ? 2 * k : k);
-    const int64_t second = first + (interleaved ? 1 : half);
-    const float a = load_float(y, first);
-    const float b = load_float(y, second);
-    store_float(y, first, a * cosines[k] - b * sines[k]);
-    store_float(y, second, b * cosines[k] + a * sines[k]);
-    if (head >= args.q_heads) {  // the cache gets k as qkv holds it (rounded to its dtype)
-      store_float(keys, first - first_k, load_float(y, first));
-      store_float(keys, second - first_k, load_float(y, second));
-    }
-  }
-  const int64_t pass = head_dim - frequency.rot_dim;  // k dims past rot_dim, unrotated
-  for (int64_t item = threadIdx.x; item < args.kv_heads * pass; item += blockDim.x) {
-    const int64_t head = item / pass;
-    const int64_t c = head * head_dim + frequency.rot_dim + (item - head * pass);
-    store_float(keys, c, load_float(y, first_k + c));
-  }
-  for (int64_t c = threadIdx.x; c < cache_row; c += blockDim.x) {
-    store_float(values, c, load_float(y, first_k + cache_row + c));
-  }
-}
-
-// The same with qkv of one dtype T in 16-byte vectors (rope_vec_kernel's items) and caches
-// of type C: each rotated k vector goes to the cache from registers, rounded as qkv stores it.
+// grid (N), block (kThreads), dynamic shared memory rot_dim floats. rope_vec_kernel's
+// rotation of every q and k head of a row of qkv (dtype T, in place) and kv_cache_write's
+// copy of the k heads and the v heads to the row's cache slot (dtype C), in one launch
+// instead of two for each decode layer: each rotated k vector goes to the cache from
+// registers, rounded as qkv stores it.
 template <typename T, typename C, bool kInterleaved>
 __global__ void rope_kv_cache_write_vec_kernel(RopeKvWriteArgs args, RopeFrequency frequency) {
   constexpr int kSize = kVecSize<T>;
@@ -229,43 +200,11 @@ __global__ void rope_kv_cache_write_vec_kernel(RopeKvWriteArgs args, RopeFrequen
   const int64_t items_per_head = (kInterleaved ? frequency.rot_dim : half) / kSize;
   for (int64_t item = threadIdx.x; item < rotated_heads * items_per_head; item += blockDim.x) {
     const int64_t head = item / items_per_head;
-    const int64_t v = item - head * items_per_head;
-    const bool is_key = head >= args.q_heads;
-    if constexpr (kInterleaved) {
-      float pairs[kSize];
-      load_vec(y, head * head_vecs + v, pairs);
-#pragma unroll
-      for (int p = 0; p < kSize / 2; ++p) {
-        const int64_t k = v * (kSize / 2) + p;
-        const float a = pairs[2 * p];
-        const float b = pairs[2 * p + 1];
-        pairs[2 * p] = a * cosines[k] - b * sines[k];
-        pairs[2 * p + 1] = b * cosines[k] + a * sines[k];
-      }
-      store_vec(y, head * head_vecs + v, pairs);
-      if (is_key) to_cache(keys + (head * head_vecs + v) * kSize - first_k, pairs);
-    } else {
-      float first[kSize];
-      float second[kSize];
-      const int64_t first_vec = head * head_vecs + v;
-      const int64_t second_vec = first_vec + half / kSize;
-      load_vec(y, first_vec, first);
-      load_vec(y, second_vec, second);
-#pragma unroll
-      for (int p = 0; p < kSize; ++p) {
-        const int64_t k = v * kSize + p;
-        const float a = first[p];
-        const float b = second[p];
-        first[p] = a * cosines[k] - b * sines[k];
-        second[p] = b * cosines[k] + a * sines[k];
-      }
-      store_vec(y, first_vec, first);
-      store_vec(y, second_vec, second);
-      if (is_key) {
-        to_cache(keys + first_vec * kSize - first_k, first);
-        to_cache(keys + second_vec * kSize - first_k, second);
-      }
-    }
+    const RotatedItem<T> rotated =
+        rotate_item<T, kInterleaved>(y, y, head, item - head * items_per_head, head_vecs, half, cosines, sines);
+    if (head < args.q_heads) continue;
+    to_cache(keys + rotated.first_vec * kSize - first_k, rotated.first);
+    if (!kInterleaved) to_cache(keys + rotated.second_vec * kSize - first_k, rotated.second);
   }
   // k's dims past rot_dim (unrotated) and v, vector by vector.
   const int64_t pass_vecs = (head_dim - frequency.rot_dim) / kSize;
@@ -296,34 +235,31 @@ RopeFrequency frequency_of(const RopeParams& params, int64_t head_dim) {
 
 }  // namespace
 
-void launch_rope_kv_cache_write(const RopeKvWriteArgs& args, const RopeParams& params, cudaStream_t stream) {
-  if (args.rows == 0) return;
+bool launch_rope_kv_cache_write(const RopeKvWriteArgs& args, const RopeParams& params, cudaStream_t stream) {
   const RopeFrequency frequency = frequency_of(params, args.head_dim);
-  const auto shared_bytes = static_cast<size_t>(frequency.rot_dim) * sizeof(float);  // cos, sin
   const bool interleaved = params.layout == RopeLayout::Interleaved;
-  const auto grid = static_cast<unsigned>(args.rows);
+  if (!vector_ready(args.qkv.dtype, {as_const(args.qkv)})) return false;
   bool launched = false;
-  if (vector_ready(args.qkv.dtype, {as_const(args.qkv)})) {
-    dispatch_storage(args.qkv.dtype, [&](auto qkv_tag) {
-      using T = decltype(qkv_tag);
-      constexpr int kSize = kVecSize<T>;
-      const int64_t rotated = interleaved ? frequency.rot_dim : frequency.rot_dim / 2;  // whole vectors needed
-      if (args.head_dim % kSize != 0 || rotated % kSize != 0 || frequency.rot_dim % kSize != 0) return;
-      dispatch_storage(args.key_cache.dtype, [&](auto cache_tag) {
-        using C = decltype(cache_tag);
-        if (interleaved) {
-          launch_dependent(rope_kv_cache_write_vec_kernel<T, C, true>, grid, kThreads, shared_bytes, stream, args,
-                           frequency);
-        } else {
-          launch_dependent(rope_kv_cache_write_vec_kernel<T, C, false>, grid, kThreads, shared_bytes, stream, args,
-                           frequency);
-        }
-      });
-      launched = true;
+  dispatch_storage(args.qkv.dtype, [&](auto qkv_tag) {
+    using T = decltype(qkv_tag);
+    constexpr int kSize = kVecSize<T>;
+    const int64_t rotated = interleaved ? frequency.rot_dim : frequency.rot_dim / 2;  // whole vectors needed
+    if (args.head_dim % kSize != 0 || rotated % kSize != 0 || frequency.rot_dim % kSize != 0) return;
+    const auto shared_bytes = static_cast<size_t>(frequency.rot_dim) * sizeof(float);  // cos, sin
+    const auto grid = static_cast<unsigned>(args.rows);
+    dispatch_storage(args.key_cache.dtype, [&](auto cache_tag) {
+      using C = decltype(cache_tag);
+      if (interleaved) {
+        launch_dependent(rope_kv_cache_write_vec_kernel<T, C, true>, grid, kThreads, shared_bytes, stream, args,
+                         frequency);
+      } else {
+        launch_dependent(rope_kv_cache_write_vec_kernel<T, C, false>, grid, kThreads, shared_bytes, stream, args,
+                         frequency);
+      }
     });
-  }
-  if (launched) return;
-  launch_dependent(rope_kv_cache_write_kernel, grid, kThreads, shared_bytes, stream, args, frequency, interleaved);
+    launched = true;
+  });
+  return launched;
 }
 
 void launch_rope(FloatBuffer out, ConstFloatBuffer x, const int32_t* positions, int64_t rows, int64_t heads,

@@ -16,6 +16,8 @@ void launch_rope(FloatBuffer out, ConstFloatBuffer x, const int32_t* positions, 
 // rope_kv_cache_write (anvil/ops/paged_attention.h): qkv (rows, q_heads + 2 kv_heads,
 // head_dim); the q and k heads rotate in place, k and v go to the caches (num_blocks,
 // block_size, kv_heads, head_dim) at slots. Slots must be valid (checked by the caller).
+// One kernel over 16-byte vectors of qkv; false (nothing launched) when qkv is not aligned
+// or a head, or its rotated part, is not a whole number of vectors.
 struct RopeKvWriteArgs {
   FloatBuffer qkv;
   FloatBuffer key_cache;
@@ -24,6 +26,6 @@ struct RopeKvWriteArgs {
   const int32_t* slots;
   int64_t rows, q_heads, kv_heads, head_dim;
 };
-void launch_rope_kv_cache_write(const RopeKvWriteArgs& args, const RopeParams& params, cudaStream_t stream);
+bool launch_rope_kv_cache_write(const RopeKvWriteArgs& args, const RopeParams& params, cudaStream_t stream);
 
 }  // namespace anvil::cuda

@@ -26,6 +26,16 @@ void check_token_ids(const char* op, const oc::Arg& arg, int64_t n) {
   oc::require_dtype(op, arg, {DType::I32});
 }
 
+// `arg` (N, H, D) (rank checked) of a float dtype with the caches' head_dim, and q_heads
+// (its query heads) a positive multiple of the caches' kv heads.
+void check_heads(const char* op, const oc::Arg& arg, int64_t q_heads, const Tensor& key_cache) {
+  oc::require_float(op, arg);
+  ANVIL_CHECK(arg.tensor->size(2) == key_cache.size(3), "op ", op, ": head_dim of ", arg.name, " ",
+              shape_string(arg.tensor->shape()), " must match key_cache ", shape_string(key_cache.shape()));
+  ANVIL_CHECK(q_heads > 0 && q_heads % key_cache.size(2) == 0, "op ", op, ": query heads (", q_heads,
+              ") must be a positive multiple of kv heads (", key_cache.size(2), ")");
+}
+
 }  // namespace
 
 void kv_cache_write(Ctx& ctx, Tensor& key_cache, Tensor& value_cache, const Tensor& k, const Tensor& v,
@@ -50,15 +60,8 @@ void rope_kv_cache_write(Ctx& ctx, Tensor& qkv, Tensor& key_cache, Tensor& value
   constexpr const char* kOp = "rope_kv_cache_write";
   check_caches(kOp, key_cache, value_cache);
   oc::require_rank(kOp, {"qkv", &qkv}, 3);
-  oc::require_float(kOp, {"qkv", &qkv});
   const int64_t tokens = qkv.size(0);
-  const int64_t kv_heads = key_cache.size(2);
-  const int64_t q_heads = qkv.size(1) - 2 * kv_heads;
-  ANVIL_CHECK(qkv.size(2) == key_cache.size(3), "op ", kOp, ": head_dim of qkv ", shape_string(qkv.shape()),
-              " must match key_cache ", shape_string(key_cache.shape()));
-  ANVIL_CHECK(q_heads > 0 && q_heads % kv_heads == 0, "op ", kOp, ": qkv ", shape_string(qkv.shape()),
-              " must hold q heads (a positive multiple of the caches' ", kv_heads, " kv heads) and 2 x ", kv_heads,
-              " k and v heads");
+  check_heads(kOp, {"qkv", &qkv}, qkv.size(1) - 2 * key_cache.size(2), key_cache);  // after 2 x kv heads of k, v
   check_token_ids(kOp, {"positions", &positions}, tokens);
   check_token_ids(kOp, {"slots", &slots}, tokens);
   oc::require_rope_params(kOp, params, qkv.size(2));
@@ -77,14 +80,8 @@ void paged_attention(Ctx& ctx, Tensor& out, const Tensor& q, const Tensor& key_c
   constexpr const char* kOp = "paged_attention";
   check_caches(kOp, key_cache, value_cache);
   oc::require_rank(kOp, {"q", &q}, 3);
-  oc::require_float(kOp, {"q", &q});
   const int64_t tokens = q.size(0);
-  const int64_t q_heads = q.size(1);
-  const int64_t kv_heads = key_cache.size(2);
-  ANVIL_CHECK(q.size(2) == key_cache.size(3), "op ", kOp, ": head_dim of q ", shape_string(q.shape()),
-              " must match key_cache ", shape_string(key_cache.shape()));
-  ANVIL_CHECK(q_heads > 0 && q_heads % kv_heads == 0, "op ", kOp, ": query heads (", q_heads,
-              ") must be a positive multiple of kv heads (", kv_heads, ")");
+  check_heads(kOp, {"q", &q}, q.size(1), key_cache);
   oc::require_same_shape(kOp, {"q", &q}, {"out", &out});
   oc::require_dtype(kOp, {"out", &out}, {q.dtype()});
   check_token_ids(kOp, {"token_sequences", &token_sequences}, tokens);
