@@ -3,12 +3,15 @@
 // caching allocator). FLOPs as FlashAttention counts them: forward 4 B H S^2 D (Q K^T and
 // P V), backward 2.5x that (the dQ pass's recomputation is not counted); causal halves
 // both. tools/bench_attention_torch.py prints the same table for PyTorch SDPA.
+// A second table times each tensor-core forward kernel alone through its launch API
+// (src/backend/cuda), with its largest difference from the mma.sync kernel's output.
 //   usage: anvil_attention_cuda_bench [--once]   (needs a CUDA device)
 // --once runs one forward and one backward per case, untimed: for profilers (ncu).
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -16,8 +19,9 @@
 #include <vector>
 
 #include "anvil/context.h"
-#include "cuda_timing.h"
 #include "anvil/ops/attention.h"
+#include "cuda/attention_kernels.h"
+#include "cuda_timing.h"
 
 namespace {
 
@@ -55,6 +59,70 @@ double seconds_per_call(Fn&& fn) {
   for (int i = 0; i < calls; ++i) fn();
   synchronize();
   return std::chrono::duration<double>(Clock::now() - start).count() / calls;
+}
+
+// Largest |a - b| of two bf16 device tensors of one shape.
+float max_difference(Ctx& ctx, const Tensor& a, const Tensor& b) {
+  const std::vector<float> x = ctx.to_device(a, Device::cpu()).to_f32_vector();
+  const std::vector<float> y = ctx.to_device(b, Device::cpu()).to_f32_vector();
+  float worst = 0.0F;
+  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
+  return worst;
+}
+
+// Each tensor-core forward kernel alone, through the launch API, against the mma.sync one.
+void forward_kernel_table(Ctx& ctx, const std::vector<Config>& configs, Device device, std::mt19937_64& rng) {
+  using anvil::cuda::AttentionForwardKernel;
+  std::printf("\nforward kernels alone (launch API), TFLOP/s; max |out - mma.sync out|\n");
+  std::printf("%-22s %-7s %-10s %10s %10s %12s\n", "(B,H,S,D)", "causal", "kernel", "fwd ms", "fwd TF/s", "max diff");
+  const struct {
+    AttentionForwardKernel kernel;
+    const char* name;
+  } kernels[] = {{AttentionForwardKernel::MmaSync, "mma.sync"},
+                 {AttentionForwardKernel::WgmmaM128, "wgmma128"},
+                 {AttentionForwardKernel::WgmmaM192, "wgmma192"}};
+  for (const Config& c : configs) {
+    const Shape shape = {c.batch, c.seq, c.heads, c.head_dim};
+    const Tensor q = random_device(ctx, shape, device, rng);
+    const Tensor k = random_device(ctx, shape, device, rng);
+    const Tensor v = random_device(ctx, shape, device, rng);
+    Tensor reference = ctx.empty(shape, DType::BF16, device);
+    Tensor out = ctx.empty(shape, DType::BF16, device);
+    Tensor lse = ctx.empty({c.batch, c.heads, c.seq}, DType::F32, device);
+    for (const bool causal : {false, true}) {
+      anvil::cuda::AttentionShape launch_shape;
+      launch_shape.batch = c.batch;
+      launch_shape.seq = c.seq;
+      launch_shape.q_heads = c.heads;
+      launch_shape.kv_heads = c.heads;
+      launch_shape.head_dim = c.head_dim;
+      launch_shape.scale = 1.0F / std::sqrt(static_cast<float>(c.head_dim));
+      launch_shape.causal = causal;
+      for (const auto& kernel : kernels) {
+        if (kernel.kernel == AttentionForwardKernel::WgmmaM192 && c.head_dim != 64) continue;
+        launch_shape.forward_kernel = kernel.kernel;
+        Tensor& target = kernel.kernel == AttentionForwardKernel::MmaSync ? reference : out;
+        cudaMemset(target.raw_data(), 0xFF, static_cast<size_t>(target.numel()) * 2);  // NaN: unwritten shows
+        const auto run = [&] {
+          anvil::cuda::launch_attention_forward(launch_shape, DType::BF16, q.raw_data(), k.raw_data(), v.raw_data(),
+                                                target.raw_data(), static_cast<float*>(lse.raw_data()), nullptr);
+        };
+        run();
+        synchronize();
+        const float diff =
+            kernel.kernel == AttentionForwardKernel::MmaSync ? 0.0F : max_difference(ctx, out, reference);
+        const double seconds = seconds_per_call(run);
+        const double flops = 4.0 * static_cast<double>(c.batch * c.heads * c.head_dim) *
+                             static_cast<double>(c.seq * c.seq) * (causal ? 0.5 : 1.0);
+        char label[64];
+        std::snprintf(label, sizeof(label), "(%lld,%lld,%lld,%lld)", static_cast<long long>(c.batch),
+                      static_cast<long long>(c.heads), static_cast<long long>(c.seq),
+                      static_cast<long long>(c.head_dim));
+        std::printf("%-22s %-7s %-10s %10.3f %10.1f %12.3g\n", label, causal ? "yes" : "no", kernel.name, seconds * 1e3,
+                    flops / seconds * 1e-12, static_cast<double>(diff));
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -107,5 +175,6 @@ int main(int argc, char** argv) {
                   flops / fwd * 1e-12, fwd_bwd * 1e3, 3.5 * flops / fwd_bwd * 1e-12);
     }
   }
+  if (!once) forward_kernel_table(ctx, configs, device, rng);
   return 0;
 }

@@ -132,11 +132,14 @@ const char* impl_name(AttentionImpl impl) { return impl == AttentionImpl::Refere
 const std::vector<AttentionImpl> kImpls = {AttentionImpl::Reference, AttentionImpl::Blocked};
 
 // T = 1, 7, 33, 130 (130 crosses two 64-key tiles), 300 (several 128-row query blocks and
-// key tiles of the CUDA tensor-core kernels); D = 8, 16, 64, 80, 128; Hq / Hkv = 1, 2, 4.
-// (D = 64 and 128 are the head dims with CUDA tensor-core kernels.)
-const std::vector<Dims> kForwardDims = {{1, 1, 1, 1, 8},    {2, 7, 2, 1, 16},   {1, 33, 4, 1, 64},  {2, 33, 6, 3, 80},
-                                        {1, 130, 4, 2, 64}, {2, 130, 2, 2, 16}, {1, 130, 4, 1, 80}, {1, 97, 4, 2, 128},
-                                        {1, 300, 2, 1, 64}, {1, 300, 4, 2, 128}};
+// key tiles of the CUDA tensor-core kernels), 520 (five 128-key tiles: each double-buffered
+// slot refilled twice; query blocks of 128 and 192 rows not aligned to the key tiles);
+// D = 8, 16, 64, 80, 128; Hq / Hkv = 1, 2, 3, 4. (D = 64 and 128 are the head dims with CUDA
+// tensor-core kernels.)
+const std::vector<Dims> kForwardDims = {{1, 1, 1, 1, 8},     {2, 7, 2, 1, 16},   {1, 33, 4, 1, 64},
+                                        {2, 33, 6, 3, 80},   {1, 130, 4, 2, 64}, {2, 130, 2, 2, 16},
+                                        {1, 130, 4, 1, 80},  {1, 97, 4, 2, 128}, {1, 300, 2, 1, 64},
+                                        {1, 300, 4, 2, 128}, {1, 520, 3, 1, 64}, {1, 520, 2, 2, 128}};
 
 // Tensors and float64 values of one random case.
 struct Inputs {

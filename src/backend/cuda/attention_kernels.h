@@ -4,9 +4,10 @@
 // q/out/dout/dq (B, T, Hq, D), k/v/dk/dv (B, T, Hkv, D), lse (B, Hq, T) f32, all
 // contiguous on the device and of one storage dtype (f32, bf16 or f16).
 //
-// bf16/f16 with D = 64 or 128 (and 16-byte aligned pointers) run on tensor cores
-// (mma.sync, f32 accumulate, P and dS rounded to the storage dtype as mma operands);
-// everything else (all f32, other head dims up to 256) on a generic f32 CUDA-core path.
+// bf16/f16 with D = 64 or 128 (and 16-byte aligned pointers) run on tensor cores (f32
+// accumulate, P and dS rounded to the storage dtype as mma operands): the forward on
+// Hopper's warpgroup MMA (wgmma), the backward on mma.sync; everything else (all f32, other
+// head dims up to 256) on a generic f32 CUDA-core path.
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -14,6 +15,14 @@
 #include "anvil/core/dtype.h"
 
 namespace anvil::cuda {
+
+// The tensor-core forward kernels, for benchmarks and tests; Auto runs the fastest measured.
+enum class AttentionForwardKernel : uint8_t {
+  Auto,
+  MmaSync,    // mma.sync m16n8k16, 128 query rows per block (attention_mma_forward.cu)
+  WgmmaM128,  // wgmma, 2 warpgroups: 128 query rows per block (attention_wgmma_forward.cu)
+  WgmmaM192,  // wgmma, 3 warpgroups: 192 query rows per block (D = 64 only)
+};
 
 struct AttentionShape {
   int64_t batch = 0;
@@ -23,6 +32,7 @@ struct AttentionShape {
   int64_t head_dim = 0;
   float scale = 1.0F;  // resolved (never the "0 means 1/sqrt(D)" placeholder)
   bool causal = true;
+  AttentionForwardKernel forward_kernel = AttentionForwardKernel::Auto;
 };
 
 // out and (when lse is not null) lse, overwritten.

@@ -1,0 +1,285 @@
+// Attention forward on Hopper's warpgroup MMA (wgmma, sm_90a) for bf16/f16 storage and head
+// dims 64 and 128 (FlashAttention-3's math without its producer warps: every thread issues
+// cp.async for the next K/V tile while the tensor cores work on this one).
+//
+// Grid (ceil(T / kBlockM), Hq, B), kWarpGroups warpgroups of 128 threads, one block per SM.
+// A block owns kBlockM = 64 kWarpGroups query rows of one (b, h); warpgroup g rows
+// 64 g .. 64 g + 63. Q, and K / V tiles of 128 keys (double-buffered), sit in shared memory
+// in the 128-byte-swizzle layout of wgmma.cuh. For each key tile, per warpgroup:
+//   S = Q K^T: D / 16 wgmma m64n128k16, both operands from shared memory (64 x 128 f32,
+//   64 registers per thread), masked only on tiles crossing T or the diagonal;
+//   online softmax in registers (each row lives in one quad of lanes, as with mma.sync);
+//   O += P V: 8 wgmma m64nDk16, P rounded to bf16/f16 in registers as the A operand, V read
+//   transposed (MN-major) from its row-major tile.
+// The two (three) warpgroups interleave on the tensor cores: while one runs its softmax the
+// other's wgmmas run. Finally out = O / l (staged through the warpgroup's rows of the Q tile
+// for 16-byte stores) and lse = (m + log2 l) ln 2.
+#include "anvil/core/error.h"
+#include "cuda/attention_device.cuh"
+#include "cuda/cuda_check.h"
+#include "cuda/wgmma.cuh"
+
+namespace anvil::cuda::attention {
+namespace {
+
+constexpr int kBlockN = 128;  // keys per tile
+constexpr int kStages = 2;    // K/V tiles in shared memory
+
+template <int kWarpGroups>
+constexpr int kThreadsOf = kWarpGroups * 128;
+
+template <int kD, int kWarpGroups>
+constexpr size_t wgmma_forward_smem_bytes() {
+  // Q, kStages x (K, V), and 1 KB to align the tiles to the swizzle's 1024 bytes.
+  return sizeof(uint16_t) * kD * (static_cast<size_t>(kWarpGroups) * 64 + 2 * kStages * kBlockN) + 1024;
+}
+
+__device__ __forceinline__ void cp_async_16_to(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+}
+
+// Queues the copy of rows first .. first + kRows - 1 of one head (row t at base + t * row_step)
+// into the swizzled tile at shared address dst; rows at or past seq are zero-filled.
+template <typename T, int kD, int kRows, int kThreads>
+__device__ __forceinline__ void load_tile_swizzled(uint32_t dst, const T* base, int64_t row_step, int first, int seq) {
+  constexpr int kChunksPerRow = kD / 8;
+  constexpr int kChunks = kRows * kChunksPerRow;
+#pragma unroll
+  for (int i = 0; i < (kChunks + kThreads - 1) / kThreads; ++i) {
+    const int id = static_cast<int>(threadIdx.x) + i * kThreads;
+    if (kChunks % kThreads != 0 && id >= kChunks) break;
+    const int r = id / kChunksPerRow;
+    const int c = id % kChunksPerRow;
+    const int t = first + r;
+    const bool valid = t < seq;
+    cp_async_16_to(dst + wgmma::swizzled_offset<kRows>(r, c), base + (valid ? t * row_step + c * 8 : 0), valid);
+  }
+}
+
+// Online softmax over one tile of S (this thread's 2 rows x 32 columns), O rescaled, P
+// rounded into the A registers of O += P V.
+template <typename T, int kD, bool kMask>
+__device__ __forceinline__ void softmax_tile(float (&s)[kBlockN / 2], float (&o)[kD / 2], float (&m)[2], float (&l)[2],
+                                             uint32_t (&p)[kBlockN / 16][4], int n0, int row_a, int seq, bool causal,
+                                             float scale_log2, int lane) {
+  float row_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+  for (int i = 0; i < kBlockN / 2; ++i) {
+    if constexpr (kMask) {
+      const int col = n0 + (i / 4) * 8 + 2 * (lane & 3) + (i & 1);
+      const int row = row_a + ((i >> 1) & 1) * 8;
+      if (col >= seq || (causal && col > row)) s[i] = -INFINITY;
+    }
+    row_max[(i >> 1) & 1] = fmaxf(row_max[(i >> 1) & 1], s[i]);
+  }
+  float m_use[2];
+  float alpha[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float m_new = fmaxf(m[r], quad_max(row_max[r]) * scale_log2);
+    m_use[r] = m_new == -INFINITY ? 0.0F : m_new;  // no key seen yet: keep exp2 finite
+    alpha[r] = fast_exp2(m[r] - m_use[r]);
+    m[r] = m_new;
+    l[r] *= alpha[r];
+  }
+#pragma unroll
+  for (int i = 0; i < kBlockN / 2; ++i) {
+    const float e = fast_exp2(fmaf(s[i], scale_log2, -m_use[(i >> 1) & 1]));
+    s[i] = e;
+    l[(i >> 1) & 1] += e;  // this thread's part of the row sum; the quad is summed at the end
+  }
+#pragma unroll
+  for (int kk = 0; kk < kBlockN / 16; ++kk) {
+    p[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
+    p[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
+    p[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
+    p[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
+  }
+  // Once the row maxima settle, alpha is exactly 1 for the whole warp: skip the rescale.
+  if (__any_sync(0xffffffffU, alpha[0] != 1.0F || alpha[1] != 1.0F)) {
+#pragma unroll
+    for (int i = 0; i < kD / 2; ++i) o[i] *= alpha[(i >> 1) & 1];
+  }
+}
+
+template <typename T, int kD, int kWarpGroups>
+__global__ void __launch_bounds__(kThreadsOf<kWarpGroups>, 1) wgmma_forward_kernel(Args args) {
+  constexpr int kThreads = kThreadsOf<kWarpGroups>;
+  constexpr int kBlockM = 64 * kWarpGroups;
+  constexpr uint32_t kQBytes = kBlockM * kD * 2;
+  constexpr uint32_t kQBlockBytes = kBlockM * 128;   // one 64-column block of the Q tile
+  constexpr uint32_t kKVBytes = kBlockN * kD * 2;    // one K or V tile
+  constexpr uint32_t kKVBlockBytes = kBlockN * 128;  // one 64-column block of it
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const uint32_t q_s = (smem_address(smem_raw) + 1023U) & ~1023U;
+  const uint32_t k_s = q_s + kQBytes;             // kStages tiles
+  const uint32_t v_s = k_s + kStages * kKVBytes;  // kStages tiles
+
+  const int seq = args.seq;
+  const int b = static_cast<int>(blockIdx.z);
+  const int h = static_cast<int>(blockIdx.y);
+  const int kv_h = h / args.group();
+  const int q0 = static_cast<int>(gridDim.x - 1 - blockIdx.x) * kBlockM;  // causal: heaviest first
+  const int tid = static_cast<int>(threadIdx.x);
+  const int group = tid / 128;
+  const int warp = (tid / 32) % 4;  // within the warpgroup
+  const int lane = tid % 32;
+  const int group_row0 = q0 + group * 64;
+  // This thread's rows: row_a and row_a + 8.
+  const int row_a = group_row0 + warp * 16 + (lane >> 2);
+  const int64_t q_step = static_cast<int64_t>(args.q_heads) * kD;
+  const int64_t kv_step = static_cast<int64_t>(args.kv_heads) * kD;
+  const T* q = static_cast<const T*>(args.q) + args.q_offset(b, 0, h);
+  const T* k = static_cast<const T*>(args.k) + args.kv_offset(b, 0, kv_h);
+  const T* v = static_cast<const T*>(args.v) + args.kv_offset(b, 0, kv_h);
+  const int key_end = args.causal ? min(seq, q0 + kBlockM) : seq;
+  const int num_tiles = (key_end + kBlockN - 1) / kBlockN;
+  const float scale_log2 = args.scale_log2;
+
+  load_tile_swizzled<T, kD, kBlockM, kThreads>(q_s, q, q_step, q0, seq);
+  load_tile_swizzled<T, kD, kBlockN, kThreads>(k_s, k, kv_step, 0, seq);
+  load_tile_swizzled<T, kD, kBlockN, kThreads>(v_s, v, kv_step, 0, seq);
+  cp_async_commit();
+
+  float o[kD / 2];
+  float s[kBlockN / 2];
+#pragma unroll
+  for (int i = 0; i < kD / 2; ++i) o[i] = 0.0F;
+#pragma unroll
+  for (int i = 0; i < kBlockN / 2; ++i) s[i] = 0.0F;
+  float m[2] = {-INFINITY, -INFINITY};  // running max, in the exp2 domain (raw score * scale_log2)
+  float l[2] = {0.0F, 0.0F};
+  const uint32_t q_rows = q_s + group * 64 * 128;  // this warpgroup's rows, in each column block
+
+  for (int tile = 0; tile < num_tiles; ++tile) {
+    const int buffer = tile % kStages;
+    if (tile + 1 < num_tiles) {  // prefetch the next K/V tile into the other buffer
+      const int next = (tile + 1) * kBlockN;
+      const uint32_t slot = static_cast<uint32_t>((tile + 1) % kStages) * kKVBytes;
+      load_tile_swizzled<T, kD, kBlockN, kThreads>(k_s + slot, k, kv_step, next, seq);
+      load_tile_swizzled<T, kD, kBlockN, kThreads>(v_s + slot, v, kv_step, next, seq);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    wgmma::fence_shared_for_async();
+    __syncthreads();
+    const int n0 = tile * kBlockN;
+    // Causal: a warpgroup whose rows all precede the tile has nothing to add.
+    if (!args.causal || n0 <= group_row0 + 63) {
+      const uint32_t k_tile = k_s + static_cast<uint32_t>(buffer) * kKVBytes;
+      const uint32_t v_tile = v_s + static_cast<uint32_t>(buffer) * kKVBytes;
+      wgmma::fence_operands(s);
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        const uint32_t column = static_cast<uint32_t>(kk % 4) * 32U;  // 16 elements per k-step
+        const uint64_t a = wgmma::descriptor(q_rows + (kk / 4) * kQBlockBytes + column, 16, 1024);
+        const uint64_t bk = wgmma::descriptor(k_tile + (kk / 4) * kKVBlockBytes + column, 16, 1024);
+        wgmma::mma_ss<T, kBlockN>(s, a, bk, kk > 0 ? 1 : 0);
+      }
+      wgmma::commit();
+      wgmma::wait<0>();
+      wgmma::fence_operands(s);
+
+      uint32_t p[kBlockN / 16][4];
+      if (n0 + kBlockN > seq || (args.causal && n0 + kBlockN - 1 > group_row0)) {
+        softmax_tile<T, kD, true>(s, o, m, l, p, n0, row_a, seq, args.causal, scale_log2, lane);
+      } else {
+        softmax_tile<T, kD, false>(s, o, m, l, p, n0, row_a, seq, args.causal, scale_log2, lane);
+      }
+
+      wgmma::fence_operands(p);
+      wgmma::fence_operands(o);
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < kBlockN / 16; ++kk) {
+        const uint64_t bv = wgmma::descriptor(v_tile + static_cast<uint32_t>(kk) * 16U * 128U, kKVBlockBytes, 1024);
+        wgmma::mma_rs_bt<T, kD>(o, p[kk], bv, 1);
+      }
+      wgmma::commit();
+      wgmma::wait<0>();
+      wgmma::fence_operands(o);
+    }
+    __syncthreads();  // the buffer is consumed before the next prefetch overwrites it
+  }
+
+  float inv_l[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] = quad_sum(l[r]);
+    inv_l[r] = 1.0F / l[r];
+  }
+  // Stage the warpgroup's output rows in its own rows of the Q tile (its wgmmas there are
+  // done), then write them out in 16-byte chunks.
+  const int local_row = group * 64 + warp * 16 + (lane >> 2);
+#pragma unroll
+  for (int nt = 0; nt < kD / 8; ++nt) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const uint32_t address = q_s + wgmma::swizzled_offset<kBlockM>(local_row + 8 * r, nt) + 4U * (lane & 3);
+      const uint32_t bits = pack2<T>(o[4 * nt + 2 * r] * inv_l[r], o[4 * nt + 2 * r + 1] * inv_l[r]);
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(address), "r"(bits) : "memory");
+    }
+  }
+  asm volatile("bar.sync %0, 128;\n" ::"r"(group + 1) : "memory");  // this warpgroup's 128 threads
+  constexpr int kChunksPerRow = kD / 8;
+  T* out = static_cast<T*>(args.out);
+  for (int id = tid % 128; id < 64 * kChunksPerRow; id += 128) {
+    const int r = id / kChunksPerRow;
+    const int c = id % kChunksPerRow;
+    const int row = group_row0 + r;
+    if (row < seq) {
+      uint4 chunk;
+      asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+                   : "=r"(chunk.x), "=r"(chunk.y), "=r"(chunk.z), "=r"(chunk.w)
+                   : "r"(q_s + wgmma::swizzled_offset<kBlockM>(group * 64 + r, c))
+                   : "memory");
+      *reinterpret_cast<uint4*>(out + args.q_offset(b, row, h) + c * 8) = chunk;
+    }
+  }
+  if (args.lse != nullptr && (lane & 3) == 0) {
+    const int64_t stat = args.stat_offset(b, h);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = row_a + r * 8;
+      if (row < seq) args.lse[stat + row] = (m[r] + log2f(l[r])) * kLn2;
+    }
+  }
+}
+
+template <typename T, int kD, int kWarpGroups>
+void launch(const Args& args, cudaStream_t stream) {
+  constexpr size_t kSmem = wgmma_forward_smem_bytes<kD, kWarpGroups>();
+  constexpr int kBlockM = 64 * kWarpGroups;
+  auto kernel = wgmma_forward_kernel<T, kD, kWarpGroups>;
+  ANVIL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)));
+  ANVIL_CHECK(args.q_heads <= 65535 && args.batch <= 65535, "cuda attention: too many heads or sequences");
+  const dim3 grid(static_cast<unsigned>((args.seq + kBlockM - 1) / kBlockM), static_cast<unsigned>(args.q_heads),
+                  static_cast<unsigned>(args.batch));
+  kernel<<<grid, kThreadsOf<kWarpGroups>, kSmem, stream>>>(args);
+  ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void forward_typed(const Args& args, int warp_groups, cudaStream_t stream) {
+  // D = 128 takes 2 warpgroups only: S, O and P fill 160 registers per thread, more than
+  // 3 warpgroups' share of the register file.
+  if (args.head_dim == 64 && warp_groups == 3) return launch<T, 64, 3>(args, stream);
+  ANVIL_CHECK(warp_groups == 2, "cuda attention: no wgmma forward of ", warp_groups, " warpgroups for head_dim ",
+              args.head_dim);
+  if (args.head_dim == 64) return launch<T, 64, 2>(args, stream);
+  ANVIL_CHECK(args.head_dim == 128, "cuda attention: no wgmma forward for head_dim ", args.head_dim);
+  launch<T, 128, 2>(args, stream);
+}
+
+}  // namespace
+
+void wgmma_forward(const Args& args, DType dtype, int warp_groups, cudaStream_t stream) {
+  if (dtype == DType::BF16) return forward_typed<__nv_bfloat16>(args, warp_groups, stream);
+  ANVIL_CHECK(dtype == DType::F16, "cuda attention: no wgmma forward for ", dtype_name(dtype));
+  forward_typed<__half>(args, warp_groups, stream);
+}
+
+}  // namespace anvil::cuda::attention
