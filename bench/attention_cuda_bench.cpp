@@ -78,9 +78,7 @@ void forward_kernel_table(Ctx& ctx, const std::vector<Config>& configs, Device d
   const struct {
     AttentionForwardKernel kernel;
     const char* name;
-  } kernels[] = {{AttentionForwardKernel::MmaSync, "mma.sync"},
-                 {AttentionForwardKernel::WgmmaM128, "wgmma128"},
-                 {AttentionForwardKernel::WgmmaM192, "wgmma192"}};
+  } kernels[] = {{AttentionForwardKernel::MmaSync, "mma.sync"}, {AttentionForwardKernel::Wgmma, "wgmma"}};
   for (const Config& c : configs) {
     const Shape shape = {c.batch, c.seq, c.heads, c.head_dim};
     const Tensor q = random_device(ctx, shape, device, rng);
@@ -99,7 +97,6 @@ void forward_kernel_table(Ctx& ctx, const std::vector<Config>& configs, Device d
       launch_shape.scale = 1.0F / std::sqrt(static_cast<float>(c.head_dim));
       launch_shape.causal = causal;
       for (const auto& kernel : kernels) {
-        if (kernel.kernel == AttentionForwardKernel::WgmmaM192 && c.head_dim != 64) continue;
         launch_shape.forward_kernel = kernel.kernel;
         Tensor& target = kernel.kernel == AttentionForwardKernel::MmaSync ? reference : out;
         cudaMemset(target.raw_data(), 0xFF, static_cast<size_t>(target.numel()) * 2);  // NaN: unwritten shows

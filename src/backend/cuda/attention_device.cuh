@@ -341,8 +341,8 @@ void generic_backward(const Args& args, DType dtype, cudaStream_t stream);  // n
 
 // Tensor-core path: bf16/f16, head_dim 64 or 128, 16-byte aligned pointers.
 void mma_forward(const Args& args, DType dtype, bool delta_mode, cudaStream_t stream);
-// Hopper (sm_90a) forward: out and lse only; `warp_groups` 2 (D = 64 or 128) or 3 (D = 64).
-void wgmma_forward(const Args& args, DType dtype, int warp_groups, cudaStream_t stream);
+// Hopper (sm_90a) forward: out and lse only.
+void wgmma_forward(const Args& args, DType dtype, cudaStream_t stream);
 void mma_backward(const Args& args, DType dtype, cudaStream_t stream);  // needs delta
 // One pass over the keys, dQ through `dq_accum` (B, T, Hq, D) f32 scratch (zeroed here).
 void mma_backward_fused(const Args& args, DType dtype, float* dq_accum, cudaStream_t stream);  // needs delta

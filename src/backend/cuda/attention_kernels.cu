@@ -143,25 +143,14 @@ void launch_attention_forward(const AttentionShape& shape, DType dtype, const vo
   args.out = out;
   args.lse = lse;
   if (use_mma(args, dtype, {q, k, v, out})) {
-    switch (shape.forward_kernel) {
-      case AttentionForwardKernel::Auto:
-        // Measured on the H100 (docs/perf.md): wgmma wins at D = 128 (+22-27%), mma.sync at
-        // D = 64 (the wgmma kernel's softmax is not yet overlapped with its matmuls).
-        if (args.head_dim == 128) {
-          attention::wgmma_forward(args, dtype, /*warp_groups=*/2, stream);
-        } else {
-          attention::mma_forward(args, dtype, /*delta_mode=*/false, stream);
-        }
-        break;
-      case AttentionForwardKernel::MmaSync:
-        attention::mma_forward(args, dtype, /*delta_mode=*/false, stream);
-        break;
-      case AttentionForwardKernel::WgmmaM192:
-        attention::wgmma_forward(args, dtype, /*warp_groups=*/3, stream);
-        break;
-      case AttentionForwardKernel::WgmmaM128:
-        attention::wgmma_forward(args, dtype, /*warp_groups=*/2, stream);
-        break;
+    // Measured on the H100 (docs/perf.md): wgmma runs D = 128 1.31-1.39x faster than mma.sync;
+    // at D = 64 the two tie (softmax-bound), and mma.sync stays.
+    const bool wgmma = shape.forward_kernel == AttentionForwardKernel::Wgmma ||
+                       (shape.forward_kernel == AttentionForwardKernel::Auto && args.head_dim == 128);
+    if (wgmma) {
+      attention::wgmma_forward(args, dtype, stream);
+    } else {
+      attention::mma_forward(args, dtype, /*delta_mode=*/false, stream);
     }
   } else {
     attention::generic_forward(args, dtype, /*delta_mode=*/false, stream);

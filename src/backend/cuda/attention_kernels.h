@@ -19,9 +19,8 @@ namespace anvil::cuda {
 // The tensor-core forward kernels, for benchmarks and tests; Auto runs the fastest measured.
 enum class AttentionForwardKernel : uint8_t {
   Auto,
-  MmaSync,    // mma.sync m16n8k16, 128 query rows per block (attention_mma_forward.cu)
-  WgmmaM128,  // wgmma, 2 warpgroups: 128 query rows per block (attention_wgmma_forward.cu)
-  WgmmaM192,  // wgmma, 3 warpgroups: 192 query rows per block (D = 64 only)
+  MmaSync,  // mma.sync m16n8k16, 128 query rows per block (attention_mma_forward.cu)
+  Wgmma,    // wgmma, 128 query rows per block in 2 warpgroups (attention_wgmma_forward.cu)
 };
 
 struct AttentionShape {

@@ -1,19 +1,20 @@
 // Attention forward on Hopper's warpgroup MMA (wgmma, sm_90a) for bf16/f16 storage and head
-// dims 64 and 128 (FlashAttention-3's math without its producer warps: every thread issues
-// cp.async for the next K/V tile while the tensor cores work on this one).
+// dims 64 and 128: FlashAttention-3's math and its intra-warpgroup pipeline, without its
+// producer warps (every thread queues cp.async copies one tile ahead).
 //
-// Grid (ceil(T / kBlockM), Hq, B), kWarpGroups warpgroups of 128 threads, one block per SM.
-// A block owns kBlockM = 64 kWarpGroups query rows of one (b, h); warpgroup g rows
-// 64 g .. 64 g + 63. Q, and K / V tiles of 128 keys (double-buffered), sit in shared memory
-// in the 128-byte-swizzle layout of wgmma.cuh. For each key tile, per warpgroup:
-//   S = Q K^T: D / 16 wgmma m64n128k16, both operands from shared memory (64 x 128 f32,
-//   64 registers per thread), masked only on tiles crossing T or the diagonal;
-//   online softmax in registers (each row lives in one quad of lanes, as with mma.sync);
-//   O += P V: 8 wgmma m64nDk16, P rounded to bf16/f16 in registers as the A operand, V read
-//   transposed (MN-major) from its row-major tile.
-// The two (three) warpgroups interleave on the tensor cores: while one runs its softmax the
-// other's wgmmas run. Finally out = O / l (staged through the warpgroup's rows of the Q tile
-// for 16-byte stores) and lse = (m + log2 l) ln 2.
+// Grid (ceil(T / 128), Hq, B), 2 warpgroups of 128 threads, one block per SM. A block owns
+// 128 query rows of one (b, h); warpgroup g rows 64 g .. 64 g + 63. Q, and K / V tiles of 128
+// keys (double-buffered), sit in shared memory in the 128-byte-swizzle layout of wgmma.cuh.
+// Per key tile j and warpgroup:
+//   S_j = Q K_j^T: D / 16 wgmma m64n128k16, both operands from shared memory (64 x 128 f32,
+//   64 registers per thread), issued together with O += P_{j-1} V_{j-1}: 8 wgmma m64nDk16, P
+//   rounded to bf16/f16 in registers as the A operand, V read transposed (MN-major) from its
+//   row-major tile;
+//   once S_j is done (the P V wgmmas still running): mask (only tiles crossing T or the
+//   diagonal), online softmax in registers (each row lives in one quad of lanes);
+//   once P V is done: O *= exp2(m_old - m_new) (skipped once the maxima settle), P_j packed.
+// Finally out = O / l (staged through the warpgroup's rows of the Q tile for 16-byte stores)
+// and lse = (m + log2 l) ln 2.
 #include "anvil/core/error.h"
 #include "cuda/attention_device.cuh"
 #include "cuda/cuda_check.h"
@@ -25,13 +26,14 @@ namespace {
 constexpr int kBlockN = 128;  // keys per tile
 constexpr int kStages = 2;    // K/V tiles in shared memory
 
-template <int kWarpGroups>
-constexpr int kThreadsOf = kWarpGroups * 128;
+constexpr int kWarpGroups = 2;  // 64 query rows each (3 measured slower at D = 64)
+constexpr int kThreads = kWarpGroups * 128;
+constexpr int kBlockM = kWarpGroups * 64;
 
-template <int kD, int kWarpGroups>
+template <int kD>
 constexpr size_t wgmma_forward_smem_bytes() {
   // Q, kStages x (K, V), and 1 KB to align the tiles to the swizzle's 1024 bytes.
-  return sizeof(uint16_t) * kD * (static_cast<size_t>(kWarpGroups) * 64 + 2 * kStages * kBlockN) + 1024;
+  return sizeof(uint16_t) * kD * (static_cast<size_t>(kBlockM) + 2 * kStages * kBlockN) + 1024;
 }
 
 __device__ __forceinline__ void cp_async_16_to(uint32_t dst, const void* src, bool valid) {
@@ -56,12 +58,11 @@ __device__ __forceinline__ void load_tile_swizzled(uint32_t dst, const T* base, 
   }
 }
 
-// Online softmax over one tile of S (this thread's 2 rows x 32 columns), O rescaled, P
-// rounded into the A registers of O += P V.
-template <typename T, int kD, bool kMask>
-__device__ __forceinline__ void softmax_tile(float (&s)[kBlockN / 2], float (&o)[kD / 2], float (&m)[2], float (&l)[2],
-                                             uint32_t (&p)[kBlockN / 16][4], int n0, int row_a, int seq, bool causal,
-                                             float scale_log2, int lane) {
+// Online softmax over one tile of S (this thread's 2 rows x 32 columns): S becomes the
+// unnormalised probabilities P, m and l move to the tile, alpha = exp2(m_old - m_new) per row.
+template <bool kMask>
+__device__ __forceinline__ void softmax_scores(float (&s)[kBlockN / 2], float (&m)[2], float (&l)[2], float (&alpha)[2],
+                                               int n0, int row_a, int seq, bool causal, float scale_log2, int lane) {
   float row_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
   for (int i = 0; i < kBlockN / 2; ++i) {
@@ -73,7 +74,6 @@ __device__ __forceinline__ void softmax_tile(float (&s)[kBlockN / 2], float (&o)
     row_max[(i >> 1) & 1] = fmaxf(row_max[(i >> 1) & 1], s[i]);
   }
   float m_use[2];
-  float alpha[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const float m_new = fmaxf(m[r], quad_max(row_max[r]) * scale_log2);
@@ -88,6 +88,32 @@ __device__ __forceinline__ void softmax_tile(float (&s)[kBlockN / 2], float (&o)
     s[i] = e;
     l[(i >> 1) & 1] += e;  // this thread's part of the row sum; the quad is summed at the end
   }
+}
+
+// Scores of a tile that crosses T or the diagonal are masked; the others skip the index math.
+__device__ __forceinline__ void softmax_tile(float (&s)[kBlockN / 2], float (&m)[2], float (&l)[2], float (&alpha)[2],
+                                             int n0, int row_a, int row_first, int seq, bool causal, float scale_log2,
+                                             int lane) {
+  if (n0 + kBlockN > seq || (causal && n0 + kBlockN - 1 > row_first)) {
+    softmax_scores<true>(s, m, l, alpha, n0, row_a, seq, causal, scale_log2, lane);
+  } else {
+    softmax_scores<false>(s, m, l, alpha, n0, row_a, seq, causal, scale_log2, lane);
+  }
+}
+
+// O *= alpha per row; once the row maxima settle alpha is exactly 1 for the whole warp and
+// the multiplies are skipped.
+template <int kD>
+__device__ __forceinline__ void rescale(float (&o)[kD / 2], const float (&alpha)[2]) {
+  if (__any_sync(0xffffffffU, alpha[0] != 1.0F || alpha[1] != 1.0F)) {
+#pragma unroll
+    for (int i = 0; i < kD / 2; ++i) o[i] *= alpha[(i >> 1) & 1];
+  }
+}
+
+// P rounded into the A registers of O += P V (two adjacent 8-column tiles per k-step).
+template <typename T>
+__device__ __forceinline__ void pack_probabilities(uint32_t (&p)[kBlockN / 16][4], const float (&s)[kBlockN / 2]) {
 #pragma unroll
   for (int kk = 0; kk < kBlockN / 16; ++kk) {
     p[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
@@ -95,21 +121,38 @@ __device__ __forceinline__ void softmax_tile(float (&s)[kBlockN / 2], float (&o)
     p[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
     p[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
   }
-  // Once the row maxima settle, alpha is exactly 1 for the whole warp: skip the rescale.
-  if (__any_sync(0xffffffffU, alpha[0] != 1.0F || alpha[1] != 1.0F)) {
+}
+
+// Issues S = Q K^T for one warpgroup (q_rows: its rows of the Q tile; k_tile: a K tile).
+template <typename T, int kD, uint32_t kQBlockBytes>
+__device__ __forceinline__ void issue_scores(float (&s)[kBlockN / 2], uint32_t q_rows, uint32_t k_tile) {
+  constexpr uint32_t kKVBlockBytes = kBlockN * 128;
 #pragma unroll
-    for (int i = 0; i < kD / 2; ++i) o[i] *= alpha[(i >> 1) & 1];
+  for (int kk = 0; kk < kD / 16; ++kk) {
+    const uint32_t column = static_cast<uint32_t>(kk % 4) * 32U;  // 16 elements per k-step
+    const uint64_t a = wgmma::descriptor(q_rows + (kk / 4) * kQBlockBytes + column, 16, 1024);
+    const uint64_t b = wgmma::descriptor(k_tile + (kk / 4) * kKVBlockBytes + column, 16, 1024);
+    wgmma::mma_ss<T, kBlockN>(s, a, b, kk > 0 ? 1 : 0);
   }
 }
 
-template <typename T, int kD, int kWarpGroups>
-__global__ void __launch_bounds__(kThreadsOf<kWarpGroups>, 1) wgmma_forward_kernel(Args args) {
-  constexpr int kThreads = kThreadsOf<kWarpGroups>;
-  constexpr int kBlockM = 64 * kWarpGroups;
+// Issues O += P V for one warpgroup (v_tile: a V tile, read transposed).
+template <typename T, int kD>
+__device__ __forceinline__ void issue_values(float (&o)[kD / 2], const uint32_t (&p)[kBlockN / 16][4],
+                                             uint32_t v_tile) {
+  constexpr uint32_t kKVBlockBytes = kBlockN * 128;
+#pragma unroll
+  for (int kk = 0; kk < kBlockN / 16; ++kk) {
+    const uint64_t b = wgmma::descriptor(v_tile + static_cast<uint32_t>(kk) * 16U * 128U, kKVBlockBytes, 1024);
+    wgmma::mma_rs_bt<T, kD>(o, p[kk], b, 1);
+  }
+}
+
+template <typename T, int kD>
+__global__ void __launch_bounds__(kThreads, 1) wgmma_forward_kernel(Args args) {
   constexpr uint32_t kQBytes = kBlockM * kD * 2;
-  constexpr uint32_t kQBlockBytes = kBlockM * 128;   // one 64-column block of the Q tile
-  constexpr uint32_t kKVBytes = kBlockN * kD * 2;    // one K or V tile
-  constexpr uint32_t kKVBlockBytes = kBlockN * 128;  // one 64-column block of it
+  constexpr uint32_t kQBlockBytes = kBlockM * 128;  // one 64-column block of the Q tile
+  constexpr uint32_t kKVBytes = kBlockN * kD * 2;   // one K or V tile
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const uint32_t q_s = (smem_address(smem_raw) + 1023U) & ~1023U;
   const uint32_t k_s = q_s + kQBytes;             // kStages tiles
@@ -136,74 +179,78 @@ __global__ void __launch_bounds__(kThreadsOf<kWarpGroups>, 1) wgmma_forward_kern
   const int num_tiles = (key_end + kBlockN - 1) / kBlockN;
   const float scale_log2 = args.scale_log2;
 
-  load_tile_swizzled<T, kD, kBlockM, kThreads>(q_s, q, q_step, q0, seq);
-  load_tile_swizzled<T, kD, kBlockN, kThreads>(k_s, k, kv_step, 0, seq);
-  load_tile_swizzled<T, kD, kBlockN, kThreads>(v_s, v, kv_step, 0, seq);
-  cp_async_commit();
-
   float o[kD / 2];
   float s[kBlockN / 2];
+  uint32_t p[kBlockN / 16][4];
 #pragma unroll
   for (int i = 0; i < kD / 2; ++i) o[i] = 0.0F;
-#pragma unroll
-  for (int i = 0; i < kBlockN / 2; ++i) s[i] = 0.0F;
   float m[2] = {-INFINITY, -INFINITY};  // running max, in the exp2 domain (raw score * scale_log2)
   float l[2] = {0.0F, 0.0F};
+  float alpha[2];
   const uint32_t q_rows = q_s + group * 64 * 128;  // this warpgroup's rows, in each column block
+  const auto k_tile = [&](int tile) { return k_s + static_cast<uint32_t>(tile % kStages) * kKVBytes; };
+  const auto v_tile = [&](int tile) { return v_s + static_cast<uint32_t>(tile % kStages) * kKVBytes; };
 
-  for (int tile = 0; tile < num_tiles; ++tile) {
-    const int buffer = tile % kStages;
-    if (tile + 1 < num_tiles) {  // prefetch the next K/V tile into the other buffer
-      const int next = (tile + 1) * kBlockN;
-      const uint32_t slot = static_cast<uint32_t>((tile + 1) % kStages) * kKVBytes;
-      load_tile_swizzled<T, kD, kBlockN, kThreads>(k_s + slot, k, kv_step, next, seq);
-      load_tile_swizzled<T, kD, kBlockN, kThreads>(v_s + slot, v, kv_step, next, seq);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
+  // Software pipeline (FlashAttention-3's intra-warpgroup overlap): iteration j issues
+  // S_j = Q K_j and O += P_{j-1} V_{j-1} together, then runs tile j's softmax while the
+  // P V wgmmas run. Copies run one tile ahead, V one step behind K: group j = {K_{j+1}, V_j}.
+  // Prologue, written out so that every loop iteration commits the same two groups (the
+  // compiler then knows which accumulators each wait releases; otherwise it serialises).
+  load_tile_swizzled<T, kD, kBlockM, kThreads>(q_s, q, q_step, q0, seq);
+  load_tile_swizzled<T, kD, kBlockN, kThreads>(k_tile(0), k, kv_step, 0, seq);
+  cp_async_commit();
+  cp_async_wait<0>();
+  wgmma::fence_shared_for_async();
+  __syncthreads();
+  if (num_tiles > 1) load_tile_swizzled<T, kD, kBlockN, kThreads>(k_tile(1), k, kv_step, kBlockN, seq);
+  load_tile_swizzled<T, kD, kBlockN, kThreads>(v_tile(0), v, kv_step, 0, seq);
+  cp_async_commit();
+  wgmma::fence();
+  issue_scores<T, kD, kQBlockBytes>(s, q_rows, k_tile(0));
+  wgmma::commit();
+  wgmma::wait<0>();
+  wgmma::fence_operands(s);
+  softmax_tile(s, m, l, alpha, 0, row_a, group_row0, seq, args.causal, scale_log2, lane);
+  pack_probabilities<T>(p, s);  // O is still 0: no rescale
+  for (int tile = 1; tile < num_tiles; ++tile) {
+    // Group tile - 1 has landed (K_tile, V_{tile-1}); every warpgroup is done with S_{tile-1}
+    // and P V_{tile-2}, whose K and V slots the next group refills.
+    cp_async_wait<0>();
     wgmma::fence_shared_for_async();
     __syncthreads();
-    const int n0 = tile * kBlockN;
-    // Causal: a warpgroup whose rows all precede the tile has nothing to add.
-    if (!args.causal || n0 <= group_row0 + 63) {
-      const uint32_t k_tile = k_s + static_cast<uint32_t>(buffer) * kKVBytes;
-      const uint32_t v_tile = v_s + static_cast<uint32_t>(buffer) * kKVBytes;
-      wgmma::fence_operands(s);
-      wgmma::fence();
-#pragma unroll
-      for (int kk = 0; kk < kD / 16; ++kk) {
-        const uint32_t column = static_cast<uint32_t>(kk % 4) * 32U;  // 16 elements per k-step
-        const uint64_t a = wgmma::descriptor(q_rows + (kk / 4) * kQBlockBytes + column, 16, 1024);
-        const uint64_t bk = wgmma::descriptor(k_tile + (kk / 4) * kKVBlockBytes + column, 16, 1024);
-        wgmma::mma_ss<T, kBlockN>(s, a, bk, kk > 0 ? 1 : 0);
-      }
-      wgmma::commit();
-      wgmma::wait<0>();
-      wgmma::fence_operands(s);
-
-      uint32_t p[kBlockN / 16][4];
-      if (n0 + kBlockN > seq || (args.causal && n0 + kBlockN - 1 > group_row0)) {
-        softmax_tile<T, kD, true>(s, o, m, l, p, n0, row_a, seq, args.causal, scale_log2, lane);
-      } else {
-        softmax_tile<T, kD, false>(s, o, m, l, p, n0, row_a, seq, args.causal, scale_log2, lane);
-      }
-
-      wgmma::fence_operands(p);
-      wgmma::fence_operands(o);
-      wgmma::fence();
-#pragma unroll
-      for (int kk = 0; kk < kBlockN / 16; ++kk) {
-        const uint64_t bv = wgmma::descriptor(v_tile + static_cast<uint32_t>(kk) * 16U * 128U, kKVBlockBytes, 1024);
-        wgmma::mma_rs_bt<T, kD>(o, p[kk], bv, 1);
-      }
-      wgmma::commit();
-      wgmma::wait<0>();
-      wgmma::fence_operands(o);
+    if (tile + 1 < num_tiles) {
+      load_tile_swizzled<T, kD, kBlockN, kThreads>(k_tile(tile + 1), k, kv_step, (tile + 1) * kBlockN, seq);
     }
-    __syncthreads();  // the buffer is consumed before the next prefetch overwrites it
+    load_tile_swizzled<T, kD, kBlockN, kThreads>(v_tile(tile), v, kv_step, tile * kBlockN, seq);
+    cp_async_commit();
+    wgmma::fence_operands(s);
+    wgmma::fence_operands(p);
+    wgmma::fence_operands(o);
+    wgmma::fence();
+    issue_scores<T, kD, kQBlockBytes>(s, q_rows, k_tile(tile));
+    wgmma::commit();
+    issue_values<T, kD>(o, p, v_tile(tile - 1));
+    wgmma::commit();
+    wgmma::wait<1>();  // S_tile done; P V may still run
+    wgmma::fence_operands(s);
+    softmax_tile(s, m, l, alpha, tile * kBlockN, row_a, group_row0, seq, args.causal, scale_log2, lane);
+    wgmma::wait<0>();
+    wgmma::fence_operands(o);
+    wgmma::fence_operands(p);
+    rescale<kD>(o, alpha);
+    pack_probabilities<T>(p, s);
   }
+  // Epilogue: the last tile's P V.
+  cp_async_wait<0>();
+  wgmma::fence_shared_for_async();
+  __syncthreads();
+  wgmma::fence_operands(p);
+  wgmma::fence_operands(o);
+  wgmma::fence();
+  issue_values<T, kD>(o, p, v_tile(num_tiles - 1));
+  wgmma::commit();
+  wgmma::wait<0>();
+  wgmma::fence_operands(o);
 
   float inv_l[2];
 #pragma unroll
@@ -249,37 +296,31 @@ __global__ void __launch_bounds__(kThreadsOf<kWarpGroups>, 1) wgmma_forward_kern
   }
 }
 
-template <typename T, int kD, int kWarpGroups>
+template <typename T, int kD>
 void launch(const Args& args, cudaStream_t stream) {
-  constexpr size_t kSmem = wgmma_forward_smem_bytes<kD, kWarpGroups>();
-  constexpr int kBlockM = 64 * kWarpGroups;
-  auto kernel = wgmma_forward_kernel<T, kD, kWarpGroups>;
+  constexpr size_t kSmem = wgmma_forward_smem_bytes<kD>();
+  auto kernel = wgmma_forward_kernel<T, kD>;
   ANVIL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)));
   ANVIL_CHECK(args.q_heads <= 65535 && args.batch <= 65535, "cuda attention: too many heads or sequences");
   const dim3 grid(static_cast<unsigned>((args.seq + kBlockM - 1) / kBlockM), static_cast<unsigned>(args.q_heads),
                   static_cast<unsigned>(args.batch));
-  kernel<<<grid, kThreadsOf<kWarpGroups>, kSmem, stream>>>(args);
+  kernel<<<grid, kThreads, kSmem, stream>>>(args);
   ANVIL_CUDA_CHECK_LAUNCH();
 }
 
 template <typename T>
-void forward_typed(const Args& args, int warp_groups, cudaStream_t stream) {
-  // D = 128 takes 2 warpgroups only: S, O and P fill 160 registers per thread, more than
-  // 3 warpgroups' share of the register file.
-  if (args.head_dim == 64 && warp_groups == 3) return launch<T, 64, 3>(args, stream);
-  ANVIL_CHECK(warp_groups == 2, "cuda attention: no wgmma forward of ", warp_groups, " warpgroups for head_dim ",
-              args.head_dim);
-  if (args.head_dim == 64) return launch<T, 64, 2>(args, stream);
+void forward_typed(const Args& args, cudaStream_t stream) {
+  if (args.head_dim == 64) return launch<T, 64>(args, stream);
   ANVIL_CHECK(args.head_dim == 128, "cuda attention: no wgmma forward for head_dim ", args.head_dim);
-  launch<T, 128, 2>(args, stream);
+  launch<T, 128>(args, stream);
 }
 
 }  // namespace
 
-void wgmma_forward(const Args& args, DType dtype, int warp_groups, cudaStream_t stream) {
-  if (dtype == DType::BF16) return forward_typed<__nv_bfloat16>(args, warp_groups, stream);
+void wgmma_forward(const Args& args, DType dtype, cudaStream_t stream) {
+  if (dtype == DType::BF16) return forward_typed<__nv_bfloat16>(args, stream);
   ANVIL_CHECK(dtype == DType::F16, "cuda attention: no wgmma forward for ", dtype_name(dtype));
-  forward_typed<__half>(args, warp_groups, stream);
+  forward_typed<__half>(args, stream);
 }
 
 }  // namespace anvil::cuda::attention
