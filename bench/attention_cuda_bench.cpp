@@ -61,12 +61,16 @@ double seconds_per_call(Fn&& fn) {
   return std::chrono::duration<double>(Clock::now() - start).count() / calls;
 }
 
-// Largest |a - b| of two bf16 device tensors of one shape.
+// Largest |a - b| of two bf16 device tensors of one shape; inf where either holds a NaN.
 float max_difference(Ctx& ctx, const Tensor& a, const Tensor& b) {
   const std::vector<float> x = ctx.to_device(a, Device::cpu()).to_f32_vector();
   const std::vector<float> y = ctx.to_device(b, Device::cpu()).to_f32_vector();
   float worst = 0.0F;
-  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float diff = std::abs(x[i] - y[i]);
+    worst = std::isnan(diff) ? INFINITY : std::max(worst, diff);  // an unwritten (NaN) output shows as inf
+    if (std::isinf(worst)) break;
+  }
   return worst;
 }
 
@@ -122,6 +126,75 @@ void forward_kernel_table(Ctx& ctx, const std::vector<Config>& configs, Device d
   }
 }
 
+// Each tensor-core backward kernel alone (with the delta pre-pass and dQ rounding), through
+// the launch API, against the mma.sync one: TFLOP/s (2.5x the forward's FLOPs) and the largest
+// difference of dq, dk, dv.
+void backward_kernel_table(Ctx& ctx, const std::vector<Config>& configs, Device device, std::mt19937_64& rng) {
+  using anvil::cuda::AttentionBackwardKernel;
+  std::printf("\nbackward kernels alone (launch API), TFLOP/s; max |d - mma.sync d| for dq / dk / dv\n");
+  std::printf("%-22s %-7s %-10s %10s %10s %10s %10s %10s\n", "(B,H,S,D)", "causal", "kernel", "bwd ms", "bwd TF/s",
+              "dq diff", "dk diff", "dv diff");
+  const struct {
+    AttentionBackwardKernel kernel;
+    const char* name;
+  } kernels[] = {{AttentionBackwardKernel::MmaSync, "mma.sync"}, {AttentionBackwardKernel::Wgmma, "wgmma"}};
+  for (const Config& c : configs) {
+    const Shape shape = {c.batch, c.seq, c.heads, c.head_dim};
+    const Tensor q = random_device(ctx, shape, device, rng);
+    const Tensor k = random_device(ctx, shape, device, rng);
+    const Tensor v = random_device(ctx, shape, device, rng);
+    const Tensor dout = random_device(ctx, shape, device, rng);
+    Tensor out = ctx.empty(shape, DType::BF16, device);
+    Tensor lse = ctx.empty({c.batch, c.heads, c.seq}, DType::F32, device);
+    Tensor delta = ctx.empty({c.batch, c.heads, c.seq}, DType::F32, device);
+    Tensor dq_accum = ctx.empty(shape, DType::F32, device);
+    Tensor grads[2][3];
+    for (auto& set : grads) {
+      for (Tensor& g : set) g = ctx.empty(shape, DType::BF16, device);
+    }
+    for (const bool causal : {false, true}) {
+      anvil::cuda::AttentionShape launch_shape;
+      launch_shape.batch = c.batch;
+      launch_shape.seq = c.seq;
+      launch_shape.q_heads = c.heads;
+      launch_shape.kv_heads = c.heads;
+      launch_shape.head_dim = c.head_dim;
+      launch_shape.scale = 1.0F / std::sqrt(static_cast<float>(c.head_dim));
+      launch_shape.causal = causal;
+      anvil::cuda::launch_attention_forward(launch_shape, DType::BF16, q.raw_data(), k.raw_data(), v.raw_data(),
+                                            out.raw_data(), static_cast<float*>(lse.raw_data()), nullptr);
+      for (int which = 0; which < 2; ++which) {
+        launch_shape.backward_kernel = kernels[which].kernel;
+        Tensor* g = grads[which];
+        for (int i = 0; i < 3; ++i) cudaMemset(g[i].raw_data(), 0xFF, static_cast<size_t>(g[i].numel()) * 2);
+        const auto run = [&] {
+          anvil::cuda::launch_attention_backward(
+              launch_shape, DType::BF16, /*exact_delta=*/false, dout.raw_data(), q.raw_data(), k.raw_data(),
+              v.raw_data(), out.raw_data(), static_cast<const float*>(lse.raw_data()), g[0].raw_data(), g[1].raw_data(),
+              g[2].raw_data(), static_cast<float*>(delta.raw_data()), static_cast<float*>(dq_accum.raw_data()),
+              nullptr);
+        };
+        run();
+        synchronize();
+        float diffs[3] = {0.0F, 0.0F, 0.0F};
+        if (which == 1) {
+          for (int i = 0; i < 3; ++i) diffs[i] = max_difference(ctx, g[i], grads[0][i]);
+        }
+        const double seconds = seconds_per_call(run);
+        const double flops = 2.5 * 4.0 * static_cast<double>(c.batch * c.heads * c.head_dim) *
+                             static_cast<double>(c.seq * c.seq) * (causal ? 0.5 : 1.0);
+        char label[64];
+        std::snprintf(label, sizeof(label), "(%lld,%lld,%lld,%lld)", static_cast<long long>(c.batch),
+                      static_cast<long long>(c.heads), static_cast<long long>(c.seq),
+                      static_cast<long long>(c.head_dim));
+        std::printf("%-22s %-7s %-10s %10.3f %10.1f %10.3g %10.3g %10.3g\n", label, causal ? "yes" : "no",
+                    kernels[which].name, seconds * 1e3, flops / seconds * 1e-12, static_cast<double>(diffs[0]),
+                    static_cast<double>(diffs[1]), static_cast<double>(diffs[2]));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -172,6 +245,9 @@ int main(int argc, char** argv) {
                   flops / fwd * 1e-12, fwd_bwd * 1e3, 3.5 * flops / fwd_bwd * 1e-12);
     }
   }
-  if (!once) forward_kernel_table(ctx, configs, device, rng);
+  if (!once) {
+    forward_kernel_table(ctx, configs, device, rng);
+    backward_kernel_table(ctx, configs, device, rng);
+  }
   return 0;
 }

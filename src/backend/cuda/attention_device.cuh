@@ -346,5 +346,9 @@ void wgmma_forward(const Args& args, DType dtype, cudaStream_t stream);
 void mma_backward(const Args& args, DType dtype, cudaStream_t stream);  // needs delta
 // One pass over the keys, dQ through `dq_accum` (B, T, Hq, D) f32 scratch (zeroed here).
 void mma_backward_fused(const Args& args, DType dtype, float* dq_accum, cudaStream_t stream);  // needs delta
+// The same on Hopper's wgmma (sm_90a).
+void wgmma_backward(const Args& args, DType dtype, float* dq_accum, cudaStream_t stream);  // needs delta
+// dq = scale * dq_accum rounded to the storage dtype (the last step of the two above).
+void dq_accum_to_dq(const Args& args, DType dtype, const float* dq_accum, cudaStream_t stream);
 
 }  // namespace anvil::cuda::attention

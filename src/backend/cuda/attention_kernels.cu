@@ -199,7 +199,12 @@ void launch_attention_backward(const AttentionShape& shape, DType dtype, bool ex
     }
   }
   if (mma && dq_accum != nullptr) {
-    attention::mma_backward_fused(args, dtype, dq_accum, stream);
+    // wgmma: 1.24-1.32x the mma.sync kernel on the H100 at D = 64 and 128 (docs/perf.md).
+    if (shape.backward_kernel != AttentionBackwardKernel::MmaSync) {
+      attention::wgmma_backward(args, dtype, dq_accum, stream);
+    } else {
+      attention::mma_backward_fused(args, dtype, dq_accum, stream);
+    }
   } else if (mma) {
     attention::mma_backward(args, dtype, stream);
   } else {

@@ -5,9 +5,11 @@
 // contiguous on the device and of one storage dtype (f32, bf16 or f16).
 //
 // bf16/f16 with D = 64 or 128 (and 16-byte aligned pointers) run on tensor cores (f32
-// accumulate, P and dS rounded to the storage dtype as mma operands): the forward on
-// Hopper's warpgroup MMA (wgmma), the backward on mma.sync; everything else (all f32, other
-// head dims up to 256) on a generic f32 CUDA-core path.
+// accumulate, P and dS rounded to the storage dtype as mma operands): Hopper's warpgroup MMA
+// (wgmma) runs the forward at D = 128 and the one-pass backward (with a dQ accumulator),
+// mma.sync the forward at D = 64, the delta pre-pass and the deterministic two-kernel
+// backward; everything else (all f32, other head dims up to 256) runs on a generic f32
+// CUDA-core path.
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -23,6 +25,13 @@ enum class AttentionForwardKernel : uint8_t {
   Wgmma,    // wgmma, 128 query rows per block in 2 warpgroups (attention_wgmma_forward.cu)
 };
 
+// The tensor-core backward kernels (with a dQ accumulator), for benchmarks and tests.
+enum class AttentionBackwardKernel : uint8_t {
+  Auto,
+  MmaSync,  // attention_mma_backward_fused.cu
+  Wgmma,    // attention_wgmma_backward.cu
+};
+
 struct AttentionShape {
   int64_t batch = 0;
   int64_t seq = 0;
@@ -32,6 +41,7 @@ struct AttentionShape {
   float scale = 1.0F;  // resolved (never the "0 means 1/sqrt(D)" placeholder)
   bool causal = true;
   AttentionForwardKernel forward_kernel = AttentionForwardKernel::Auto;
+  AttentionBackwardKernel backward_kernel = AttentionBackwardKernel::Auto;
 };
 
 // out and (when lse is not null) lse, overwritten.

@@ -290,7 +290,11 @@ void fused_typed(const Args& args, float* dq_accum, cudaStream_t stream) {
                   static_cast<unsigned>(args.batch));
   kernel<<<grid, kThreads, kSmem, stream>>>(args, dq_accum);
   ANVIL_CUDA_CHECK_LAUNCH();
-  const int64_t chunks = elements / 8;
+}
+
+template <typename T>
+void convert_dq(const Args& args, const float* dq_accum, cudaStream_t stream) {
+  const int64_t chunks = static_cast<int64_t>(args.batch) * args.seq * args.q_heads * args.head_dim / 8;
   dq_convert_kernel<T><<<static_cast<unsigned>((chunks + 255) / 256), 256, 0, stream>>>(
       dq_accum, static_cast<T*>(args.dq), chunks, args.scale);
   ANVIL_CUDA_CHECK_LAUNCH();
@@ -306,10 +310,20 @@ void fused_by_dim(const Args& args, float* dq_accum, cudaStream_t stream) {
 
 }  // namespace
 
-void mma_backward_fused(const Args& args, DType dtype, float* dq_accum, cudaStream_t stream) {
-  if (dtype == DType::BF16) return fused_by_dim<__nv_bfloat16>(args, dq_accum, stream);
+void dq_accum_to_dq(const Args& args, DType dtype, const float* dq_accum, cudaStream_t stream) {
+  if (dtype == DType::BF16) return convert_dq<__nv_bfloat16>(args, dq_accum, stream);
   ANVIL_CHECK(dtype == DType::F16, "cuda attention: no tensor-core backward for ", dtype_name(dtype));
-  fused_by_dim<__half>(args, dq_accum, stream);
+  convert_dq<__half>(args, dq_accum, stream);
+}
+
+void mma_backward_fused(const Args& args, DType dtype, float* dq_accum, cudaStream_t stream) {
+  if (dtype == DType::BF16) {
+    fused_by_dim<__nv_bfloat16>(args, dq_accum, stream);
+  } else {
+    ANVIL_CHECK(dtype == DType::F16, "cuda attention: no tensor-core backward for ", dtype_name(dtype));
+    fused_by_dim<__half>(args, dq_accum, stream);
+  }
+  dq_accum_to_dq(args, dtype, dq_accum, stream);
 }
 
 }  // namespace anvil::cuda::attention

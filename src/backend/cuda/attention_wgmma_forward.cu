@@ -36,28 +36,6 @@ constexpr size_t wgmma_forward_smem_bytes() {
   return sizeof(uint16_t) * kD * (static_cast<size_t>(kBlockM) + 2 * kStages * kBlockN) + 1024;
 }
 
-__device__ __forceinline__ void cp_async_16_to(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
-}
-
-// Queues the copy of rows first .. first + kRows - 1 of one head (row t at base + t * row_step)
-// into the swizzled tile at shared address dst; rows at or past seq are zero-filled.
-template <typename T, int kD, int kRows, int kThreads>
-__device__ __forceinline__ void load_tile_swizzled(uint32_t dst, const T* base, int64_t row_step, int first, int seq) {
-  constexpr int kChunksPerRow = kD / 8;
-  constexpr int kChunks = kRows * kChunksPerRow;
-#pragma unroll
-  for (int i = 0; i < (kChunks + kThreads - 1) / kThreads; ++i) {
-    const int id = static_cast<int>(threadIdx.x) + i * kThreads;
-    if (kChunks % kThreads != 0 && id >= kChunks) break;
-    const int r = id / kChunksPerRow;
-    const int c = id % kChunksPerRow;
-    const int t = first + r;
-    const bool valid = t < seq;
-    cp_async_16_to(dst + wgmma::swizzled_offset<kRows>(r, c), base + (valid ? t * row_step + c * 8 : 0), valid);
-  }
-}
-
 // Online softmax over one tile of S (this thread's 2 rows x 32 columns): S becomes the
 // unnormalised probabilities P, m and l move to the tile, alpha = exp2(m_old - m_new) per row.
 template <bool kMask>
@@ -196,14 +174,14 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_forward_kernel(Args args) {
   // P V wgmmas run. Copies run one tile ahead, V one step behind K: group j = {K_{j+1}, V_j}.
   // Prologue, written out so that every loop iteration commits the same two groups (the
   // compiler then knows which accumulators each wait releases; otherwise it serialises).
-  load_tile_swizzled<T, kD, kBlockM, kThreads>(q_s, q, q_step, q0, seq);
-  load_tile_swizzled<T, kD, kBlockN, kThreads>(k_tile(0), k, kv_step, 0, seq);
+  wgmma::load_rows_swizzled<T, kD, kBlockM, kThreads>(q_s, q, q_step, q0, seq);
+  wgmma::load_rows_swizzled<T, kD, kBlockN, kThreads>(k_tile(0), k, kv_step, 0, seq);
   cp_async_commit();
   cp_async_wait<0>();
   wgmma::fence_shared_for_async();
   __syncthreads();
-  if (num_tiles > 1) load_tile_swizzled<T, kD, kBlockN, kThreads>(k_tile(1), k, kv_step, kBlockN, seq);
-  load_tile_swizzled<T, kD, kBlockN, kThreads>(v_tile(0), v, kv_step, 0, seq);
+  if (num_tiles > 1) wgmma::load_rows_swizzled<T, kD, kBlockN, kThreads>(k_tile(1), k, kv_step, kBlockN, seq);
+  wgmma::load_rows_swizzled<T, kD, kBlockN, kThreads>(v_tile(0), v, kv_step, 0, seq);
   cp_async_commit();
   wgmma::fence();
   issue_scores<T, kD, kQBlockBytes>(s, q_rows, k_tile(0));
@@ -219,9 +197,9 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_forward_kernel(Args args) {
     wgmma::fence_shared_for_async();
     __syncthreads();
     if (tile + 1 < num_tiles) {
-      load_tile_swizzled<T, kD, kBlockN, kThreads>(k_tile(tile + 1), k, kv_step, (tile + 1) * kBlockN, seq);
+      wgmma::load_rows_swizzled<T, kD, kBlockN, kThreads>(k_tile(tile + 1), k, kv_step, (tile + 1) * kBlockN, seq);
     }
-    load_tile_swizzled<T, kD, kBlockN, kThreads>(v_tile(tile), v, kv_step, tile * kBlockN, seq);
+    wgmma::load_rows_swizzled<T, kD, kBlockN, kThreads>(v_tile(tile), v, kv_step, tile * kBlockN, seq);
     cp_async_commit();
     wgmma::fence_operands(s);
     wgmma::fence_operands(p);

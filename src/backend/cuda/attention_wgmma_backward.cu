@@ -1,0 +1,326 @@
+// Attention backward on Hopper's warpgroup MMA (wgmma, sm_90a) for bf16/f16 storage and head
+// dims 64 and 128, in one pass over the keys (FlashAttention-3's layout). Needs delta =
+// rowsum(dout * out) and the f32 dQ accumulator of mma_backward_fused (zeroed, then rounded
+// into dq by dq_accum_to_dq). With the scores in the exp2 domain,
+// P = exp2(scale log2(e) q.k - lse log2(e)), dS = P (dout.v - delta); dV = P^T dout,
+// dK = scale dS^T Q, dQ = scale dS K.
+//
+// Grid (ceil(T / 128), Hkv, B), 2 warpgroups, one block per SM: a block owns 128 keys of one
+// (b, kv head), K and V resident in shared memory (128-byte-swizzle layout, wgmma.cuh);
+// warpgroup g owns keys 64 g .. 64 g + 63. It walks the query heads of its group and, for
+// each, the query tiles of kBlockQ (64 at D = 128, 128 at D = 64) that can see its keys (Q,
+// dout, lse, delta double-buffered with cp.async). Per tile, each warpgroup computes the
+// transposed products, so that its keys are the rows (M) of every accumulator:
+//  1. S^T = K Q^T and dP^T = V dout^T (64 keys x kBlockQ, operands from shared memory);
+//  2. P^T and dS^T in registers (masked only on tiles crossing T or the diagonal); dS^T also
+//     to shared memory (keys x queries);
+//  3. dV += P^T dout and dK += dS^T Q (64 x D, f32 in registers for the whole walk), P^T and
+//     dS^T as register A operands, dout and Q read transposed;
+//  4. dQ += dS K (kBlockQ x D over the block's 128 keys, A = dS^T read transposed, split
+//     between the warpgroups by queries (kBlockQ = 128) or by columns (kBlockQ = 64)), added
+//     to the f32 accumulator with vector atomics (the order of the additions between key
+//     blocks is not fixed: dQ may differ in the last bits from run to run; dK and dV are
+//     written once and are deterministic).
+#include "anvil/core/error.h"
+#include "cuda/attention_device.cuh"
+#include "cuda/cuda_check.h"
+#include "cuda/wgmma.cuh"
+
+namespace anvil::cuda::attention {
+namespace {
+
+constexpr int kThreads = 256;  // 2 warpgroups
+constexpr int kBlockKeys = 128;
+
+template <int kD>
+constexpr int kBlockQOf = kD == 64 ? 128 : 64;
+
+template <int kD>
+constexpr size_t backward_smem_bytes() {
+  constexpr size_t kQ = kBlockQOf<kD>;
+  // K, V; 2 buffers of Q and dout; dS^T (keys x queries); 2 buffers of lse and delta (f32);
+  // 1 KB to align the tiles to the swizzle's 1024 bytes.
+  return sizeof(uint16_t) * (2 * kBlockKeys * kD + 4 * kQ * kD + kBlockKeys * kQ) + sizeof(float) * 4 * kQ + 1024;
+}
+
+template <typename T, int kD>
+__global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, float* dq_accum) {
+  constexpr int kBlockQ = kBlockQOf<kD>;
+  constexpr uint32_t kKVBytes = kBlockKeys * kD * 2;
+  constexpr uint32_t kKVBlockBytes = kBlockKeys * 128;  // a 64-column block of K or V
+  constexpr uint32_t kQBytes = kBlockQ * kD * 2;
+  constexpr uint32_t kQBlockBytes = kBlockQ * 128;      // a 64-column block of a Q / dout tile
+  constexpr uint32_t kDsBlockBytes = kBlockKeys * 128;  // 64 queries of the dS^T tile
+  constexpr int kS = kBlockQ / 2;                       // S^T / dP^T accumulators per thread
+  // dQ: kBlockQ = 128: warpgroup g takes queries 64 g.., all D columns; 64: all queries,
+  // columns 64 g.. (D = 128).
+  constexpr int kDqN = kBlockQ == 128 ? kD : kD / 2;
+  static_assert(kDqN == 64, "the dQ split assumes 64-column wgmmas");
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const uint32_t k_s = (smem_address(smem_raw) + 1023U) & ~1023U;
+  const uint32_t v_s = k_s + kKVBytes;
+  const uint32_t q_s = v_s + kKVBytes;                       // 2 buffers
+  const uint32_t do_s = q_s + 2 * kQBytes;                   // 2 buffers
+  const uint32_t ds_s = do_s + 2 * kQBytes;                  // (kBlockKeys, kBlockQ) in 64-query blocks
+  const uint32_t stats_s = ds_s + kBlockKeys * kBlockQ * 2;  // lse[2][kBlockQ], delta[2][kBlockQ]
+  float* stats = reinterpret_cast<float*>(smem_raw + (stats_s - smem_address(smem_raw)));
+
+  const int seq = args.seq;
+  const int group = args.group();
+  const int b = static_cast<int>(blockIdx.z);
+  const int kv_h = static_cast<int>(blockIdx.y);
+  const int k0 = static_cast<int>(blockIdx.x) * kBlockKeys;
+  const int tid = static_cast<int>(threadIdx.x);
+  const int wg = tid / 128;
+  const int warp = (tid / 32) % 4;  // within the warpgroup
+  const int lane = tid % 32;
+  const int quad_lane = lane & 3;
+  // This thread's accumulator rows (keys, block-relative): key_a and key_a + 8.
+  const int key_a = wg * 64 + warp * 16 + (lane >> 2);
+  const int64_t q_step = static_cast<int64_t>(args.q_heads) * kD;
+  const int64_t kv_step = static_cast<int64_t>(args.kv_heads) * kD;
+  const int first_q_tile = args.causal ? k0 / kBlockQ : 0;
+  const int q_tiles = max((seq + kBlockQ - 1) / kBlockQ - first_q_tile, 0);
+  const int steps = group * q_tiles;  // (query head, query tile) pairs, head-major
+
+  auto load_step = [&](int step, int buffer) {
+    const int h = kv_h * group + step / q_tiles;
+    const int q0 = (first_q_tile + step % q_tiles) * kBlockQ;
+    const int64_t row0 = args.q_offset(b, 0, h);
+    const uint32_t offset = static_cast<uint32_t>(buffer) * kQBytes;
+    wgmma::load_rows_swizzled<T, kD, kBlockQ, kThreads>(q_s + offset, static_cast<const T*>(args.q) + row0, q_step, q0,
+                                                        seq);
+    wgmma::load_rows_swizzled<T, kD, kBlockQ, kThreads>(do_s + offset, static_cast<const T*>(args.dout) + row0, q_step,
+                                                        q0, seq);
+    if (tid < kBlockQ) {
+      const int t = q0 + tid;
+      const bool valid = t < seq;
+      const int64_t stat = args.stat_offset(b, h) + (valid ? t : 0);
+      cp_async_4(stats + buffer * kBlockQ + tid, args.lse + stat, valid);
+      cp_async_4(stats + (2 + buffer) * kBlockQ + tid, args.delta + stat, valid);
+    }
+  };
+
+  wgmma::load_rows_swizzled<T, kD, kBlockKeys, kThreads>(
+      k_s, static_cast<const T*>(args.k) + args.kv_offset(b, 0, kv_h), kv_step, k0, seq);
+  wgmma::load_rows_swizzled<T, kD, kBlockKeys, kThreads>(
+      v_s, static_cast<const T*>(args.v) + args.kv_offset(b, 0, kv_h), kv_step, k0, seq);
+  if (steps > 0) load_step(0, 0);
+  cp_async_commit();
+
+  float dk[kD / 2];
+  float dv[kD / 2];
+#pragma unroll
+  for (int i = 0; i < kD / 2; ++i) dk[i] = dv[i] = 0.0F;
+  const uint32_t k_rows = k_s + static_cast<uint32_t>(wg) * 64U * 128U;  // this warpgroup's keys
+  const uint32_t v_rows = v_s + static_cast<uint32_t>(wg) * 64U * 128U;
+
+  for (int step = 0; step < steps; ++step) {
+    const int buffer = step & 1;
+    // This step's tiles have landed; every warpgroup is done with the previous step (its
+    // buffers and the dS^T tile).
+    cp_async_wait<0>();
+    wgmma::fence_shared_for_async();
+    __syncthreads();
+    if (step + 1 < steps) load_step(step + 1, buffer ^ 1);
+    cp_async_commit();
+    const int h = kv_h * group + step / q_tiles;
+    const int q0 = (first_q_tile + step % q_tiles) * kBlockQ;
+    const uint32_t q_tile = q_s + static_cast<uint32_t>(buffer) * kQBytes;
+    const uint32_t do_tile = do_s + static_cast<uint32_t>(buffer) * kQBytes;
+    const float* lse_tile = stats + buffer * kBlockQ;
+    const float* delta_tile = stats + (2 + buffer) * kBlockQ;
+
+    // 1. S^T = K Q^T, dP^T = V dout^T.
+    float s[kS];
+    float dp[kS];
+    wgmma::fence_operands(s);
+    wgmma::fence_operands(dp);
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      const uint32_t column = static_cast<uint32_t>(kk % 4) * 32U;  // 16 elements per k-step
+      const uint64_t a = wgmma::descriptor(k_rows + (kk / 4) * kKVBlockBytes + column, 16, 1024);
+      const uint64_t bq = wgmma::descriptor(q_tile + (kk / 4) * kQBlockBytes + column, 16, 1024);
+      wgmma::mma_ss<T, kBlockQ>(s, a, bq, kk > 0 ? 1 : 0);
+    }
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      const uint32_t column = static_cast<uint32_t>(kk % 4) * 32U;
+      const uint64_t a = wgmma::descriptor(v_rows + (kk / 4) * kKVBlockBytes + column, 16, 1024);
+      const uint64_t bd = wgmma::descriptor(do_tile + (kk / 4) * kQBlockBytes + column, 16, 1024);
+      wgmma::mma_ss<T, kBlockQ>(dp, a, bd, kk > 0 ? 1 : 0);
+    }
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fence_operands(s);
+    wgmma::fence_operands(dp);
+
+    // 2. P^T and dS^T (accumulator i: key row key_a + 8 ((i / 2) % 2), query column
+    // 8 (i / 4) + 2 quad_lane + i % 2); dS^T also to shared memory.
+    const bool need_mask = q0 + kBlockQ > seq || k0 + kBlockKeys > seq || (args.causal && q0 < k0 + kBlockKeys - 1);
+    uint32_t p[kBlockQ / 16][4];
+    uint32_t ds[kBlockQ / 16][4];
+#pragma unroll
+    for (int nt = 0; nt < kBlockQ / 8; ++nt) {
+      const int qi = 8 * nt + 2 * quad_lane;
+      const float2 lse = *reinterpret_cast<const float2*>(lse_tile + qi);
+      const float2 delta = *reinterpret_cast<const float2*>(delta_tile + qi);
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float pv[2];
+        float dsv[2];
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int i = 4 * nt + 2 * r + c;
+          const int query = q0 + qi + c;
+          const int key = k0 + key_a + 8 * r;
+          const bool visible = !need_mask || (query < seq && key < seq && (!args.causal || key <= query));
+          const float lse2 = (c == 0 ? lse.x : lse.y) * kLog2e;
+          const float e = visible ? fast_exp2(fmaf(s[i], args.scale_log2, -lse2)) : 0.0F;
+          pv[c] = e;
+          dsv[c] = e * (dp[i] - (c == 0 ? delta.x : delta.y));
+        }
+        const uint32_t p_bits = pack2<T>(pv[0], pv[1]);
+        const uint32_t ds_bits = pack2<T>(dsv[0], dsv[1]);
+        // A fragment of k-step nt / 2: registers {row g, cols 0-7}, {row g + 8, 0-7},
+        // {row g, 8-15}, {row g + 8, 8-15} of its 16 columns.
+        p[nt / 2][2 * (nt % 2) + r] = p_bits;
+        ds[nt / 2][2 * (nt % 2) + r] = ds_bits;
+        const uint32_t address =
+            ds_s + wgmma::swizzled_offset<kBlockKeys>(key_a + 8 * r, nt) + 4U * static_cast<uint32_t>(quad_lane);
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(address), "r"(ds_bits) : "memory");
+      }
+    }
+
+    // 3. dV += P^T dout, dK += dS^T Q (dout and Q read transposed).
+    wgmma::fence_operands(p);
+    wgmma::fence_operands(ds);
+    wgmma::fence_operands(dv);
+    wgmma::fence_operands(dk);
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < kBlockQ / 16; ++kk) {
+      const uint64_t bd = wgmma::descriptor(do_tile + static_cast<uint32_t>(kk) * 16U * 128U, kQBlockBytes, 1024);
+      wgmma::mma_rs_bt<T, kD>(dv, p[kk], bd, 1);
+    }
+#pragma unroll
+    for (int kk = 0; kk < kBlockQ / 16; ++kk) {
+      const uint64_t bq = wgmma::descriptor(q_tile + static_cast<uint32_t>(kk) * 16U * 128U, kQBlockBytes, 1024);
+      wgmma::mma_rs_bt<T, kD>(dk, ds[kk], bq, 1);
+    }
+    wgmma::commit();
+
+    // 4. dQ += dS K once both warpgroups' dS^T rows are in shared memory.
+    wgmma::fence_shared_for_async();
+    __syncthreads();
+    float dq[kDqN / 2];
+    // kBlockQ = 128: this warpgroup's 64 queries are dS^T's column block wg, all of K's
+    // columns; kBlockQ = 64: all queries (column block 0), K's column block wg.
+    const uint32_t ds_block = ds_s + (kBlockQ == 128 ? static_cast<uint32_t>(wg) * kDsBlockBytes : 0U);
+    const uint32_t k_block = k_s + (kBlockQ == 128 ? 0U : static_cast<uint32_t>(wg) * kKVBlockBytes);
+    wgmma::fence_operands(dq);
+#pragma unroll
+    for (int kk = 0; kk < kBlockKeys / 16; ++kk) {
+      const uint64_t a = wgmma::descriptor(ds_block + static_cast<uint32_t>(kk) * 16U * 128U, kDsBlockBytes, 1024);
+      const uint64_t bk = wgmma::descriptor(k_block + static_cast<uint32_t>(kk) * 16U * 128U, kKVBlockBytes, 1024);
+      wgmma::mma_ss<T, kDqN, 1, 1>(dq, a, bk, kk > 0 ? 1 : 0);
+    }
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fence_operands(dq);
+    wgmma::fence_operands(dv);
+    wgmma::fence_operands(dk);
+    {
+      const int query0 = q0 + (kBlockQ == 128 ? wg * 64 : 0) + warp * 16 + (lane >> 2);
+      const int col0 = (kBlockQ == 128 ? 0 : wg * 64) + 2 * quad_lane;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int query = query0 + 8 * r;
+        if (query < seq) {
+          float* row = dq_accum + args.q_offset(b, query, h) + col0;
+#pragma unroll
+          for (int nt = 0; nt < kDqN / 8; ++nt) {
+            atomicAdd(reinterpret_cast<float2*>(row + 8 * nt), make_float2(dq[4 * nt + 2 * r], dq[4 * nt + 2 * r + 1]));
+          }
+        }
+      }
+    }
+  }
+  cp_async_wait<0>();  // the K/V loads when there was no step
+  __syncthreads();     // every warpgroup is done with K and V: stage dK / dV there
+
+  // dK (scaled) into the K tile, dV into the V tile, same swizzled layout, then 16-byte stores.
+#pragma unroll
+  for (int nt = 0; nt < kD / 8; ++nt) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const uint32_t offset = wgmma::swizzled_offset<kBlockKeys>(key_a + 8 * r, nt) + 4U * quad_lane;
+      const uint32_t dk_bits = pack2<T>(dk[4 * nt + 2 * r] * args.scale, dk[4 * nt + 2 * r + 1] * args.scale);
+      const uint32_t dv_bits = pack2<T>(dv[4 * nt + 2 * r], dv[4 * nt + 2 * r + 1]);
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(k_s + offset), "r"(dk_bits) : "memory");
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(v_s + offset), "r"(dv_bits) : "memory");
+    }
+  }
+  __syncthreads();
+  constexpr int kChunksPerRow = kD / 8;
+  T* dk_out = static_cast<T*>(args.dk);
+  T* dv_out = static_cast<T*>(args.dv);
+  for (int id = tid; id < kBlockKeys * kChunksPerRow; id += kThreads) {
+    const int r = id / kChunksPerRow;
+    const int c = id % kChunksPerRow;
+    const int key = k0 + r;
+    if (key < seq) {
+      const uint32_t offset = wgmma::swizzled_offset<kBlockKeys>(r, c);
+      const int64_t out = args.kv_offset(b, key, kv_h) + c * 8;
+      uint4 chunk;
+      asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+                   : "=r"(chunk.x), "=r"(chunk.y), "=r"(chunk.z), "=r"(chunk.w)
+                   : "r"(k_s + offset)
+                   : "memory");
+      *reinterpret_cast<uint4*>(dk_out + out) = chunk;
+      asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+                   : "=r"(chunk.x), "=r"(chunk.y), "=r"(chunk.z), "=r"(chunk.w)
+                   : "r"(v_s + offset)
+                   : "memory");
+      *reinterpret_cast<uint4*>(dv_out + out) = chunk;
+    }
+  }
+}
+
+template <typename T, int kD>
+void launch(const Args& args, float* dq_accum, cudaStream_t stream) {
+  const int64_t elements = static_cast<int64_t>(args.batch) * args.seq * args.q_heads * kD;
+  ANVIL_CUDA_CHECK(cudaMemsetAsync(dq_accum, 0, sizeof(float) * static_cast<size_t>(elements), stream));
+  constexpr size_t kSmem = backward_smem_bytes<kD>();
+  auto kernel = wgmma_backward_kernel<T, kD>;
+  ANVIL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)));
+  // The key blocks of one head are adjacent in launch order: the blocks in flight walk the same
+  // Q / dout tiles and add into the same dQ rows, which stay in L2.
+  ANVIL_CHECK(args.kv_heads <= 65535 && args.batch <= 65535, "cuda attention: too many heads or sequences");
+  const dim3 grid(static_cast<unsigned>((args.seq + kBlockKeys - 1) / kBlockKeys), static_cast<unsigned>(args.kv_heads),
+                  static_cast<unsigned>(args.batch));
+  kernel<<<grid, kThreads, kSmem, stream>>>(args, dq_accum);
+  ANVIL_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void backward_typed(const Args& args, float* dq_accum, cudaStream_t stream) {
+  if (args.head_dim == 64) return launch<T, 64>(args, dq_accum, stream);
+  ANVIL_CHECK(args.head_dim == 128, "cuda attention: no wgmma backward for head_dim ", args.head_dim);
+  launch<T, 128>(args, dq_accum, stream);
+}
+
+}  // namespace
+
+void wgmma_backward(const Args& args, DType dtype, float* dq_accum, cudaStream_t stream) {
+  if (dtype == DType::BF16) {
+    backward_typed<__nv_bfloat16>(args, dq_accum, stream);
+  } else {
+    ANVIL_CHECK(dtype == DType::F16, "cuda attention: no wgmma backward for ", dtype_name(dtype));
+    backward_typed<__half>(args, dq_accum, stream);
+  }
+  dq_accum_to_dq(args, dtype, dq_accum, stream);
+}
+
+}  // namespace anvil::cuda::attention
