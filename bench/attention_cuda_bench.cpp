@@ -177,7 +177,7 @@ void backward_kernel_table(Ctx& ctx, const std::vector<Config>& configs, Device 
         run();
         synchronize();
         float diffs[3] = {0.0F, 0.0F, 0.0F};
-        if (which == 1) {
+        if (which > 0) {
           for (int i = 0; i < 3; ++i) diffs[i] = max_difference(ctx, g[i], grads[0][i]);
         }
         const double seconds = seconds_per_call(run);

@@ -143,14 +143,11 @@ void launch_attention_forward(const AttentionShape& shape, DType dtype, const vo
   args.out = out;
   args.lse = lse;
   if (use_mma(args, dtype, {q, k, v, out})) {
-    // Measured on the H100 (docs/perf.md): wgmma runs D = 128 1.31-1.39x faster than mma.sync;
-    // at D = 64 the two tie (softmax-bound), and mma.sync stays.
-    const bool wgmma = shape.forward_kernel == AttentionForwardKernel::Wgmma ||
-                       (shape.forward_kernel == AttentionForwardKernel::Auto && args.head_dim == 128);
-    if (wgmma) {
-      attention::wgmma_forward(args, dtype, stream);
-    } else {
+    // wgmma: 1.24-1.37x mma.sync on the H100 at D = 64 and 128 (docs/perf.md).
+    if (shape.forward_kernel == AttentionForwardKernel::MmaSync) {
       attention::mma_forward(args, dtype, /*delta_mode=*/false, stream);
+    } else {
+      attention::wgmma_forward(args, dtype, stream);
     }
   } else {
     attention::generic_forward(args, dtype, /*delta_mode=*/false, stream);
@@ -199,7 +196,7 @@ void launch_attention_backward(const AttentionShape& shape, DType dtype, bool ex
     }
   }
   if (mma && dq_accum != nullptr) {
-    // wgmma: 1.24-1.32x the mma.sync kernel on the H100 at D = 64 and 128 (docs/perf.md).
+    // wgmma: 1.27-1.35x the mma.sync kernel on the H100 at D = 64 and 128 (docs/perf.md).
     if (shape.backward_kernel != AttentionBackwardKernel::MmaSync) {
       attention::wgmma_backward(args, dtype, dq_accum, stream);
     } else {

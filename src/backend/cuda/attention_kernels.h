@@ -6,10 +6,9 @@
 //
 // bf16/f16 with D = 64 or 128 (and 16-byte aligned pointers) run on tensor cores (f32
 // accumulate, P and dS rounded to the storage dtype as mma operands): Hopper's warpgroup MMA
-// (wgmma) runs the forward at D = 128 and the one-pass backward (with a dQ accumulator),
-// mma.sync the forward at D = 64, the delta pre-pass and the deterministic two-kernel
-// backward; everything else (all f32, other head dims up to 256) runs on a generic f32
-// CUDA-core path.
+// (wgmma) runs the forward and the one-pass backward (with a dQ accumulator), mma.sync the
+// exact-delta pre-pass and the deterministic two-kernel backward; everything else (all f32, other head dims up to 256)
+// runs on a generic f32 CUDA-core path.
 #include <cuda_runtime_api.h>
 
 #include <cstdint>

@@ -144,6 +144,9 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
       const uint64_t bq = wgmma::descriptor(q_tile + (kk / 4) * kQBlockBytes + column, 16, 1024);
       wgmma::mma_ss<T, kBlockQ>(s, a, bq, kk > 0 ? 1 : 0);
     }
+    uint32_t p[kBlockQ / 16][4];
+    uint32_t ds[kBlockQ / 16][4];
+    wgmma::commit();
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       const uint32_t column = static_cast<uint32_t>(kk % 4) * 32U;
@@ -152,37 +155,38 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
       wgmma::mma_ss<T, kBlockQ>(dp, a, bd, kk > 0 ? 1 : 0);
     }
     wgmma::commit();
-    wgmma::wait<0>();
-    wgmma::fence_operands(s);
-    wgmma::fence_operands(dp);
 
-    // 2. P^T and dS^T (accumulator i: key row key_a + 8 ((i / 2) % 2), query column
-    // 8 (i / 4) + 2 quad_lane + i % 2); dS^T also to shared memory.
+    // 2. P^T (while dP^T is computed), then dS^T; accumulator i: key row
+    // key_a + 8 ((i / 2) % 2), query column 8 (i / 4) + 2 quad_lane + i % 2. dS^T also goes
+    // to shared memory.
+    wgmma::wait<1>();
+    wgmma::fence_operands(s);
     const bool need_mask = q0 + kBlockQ > seq || k0 + kBlockKeys > seq || (args.causal && q0 < k0 + kBlockKeys - 1);
-    uint32_t p[kBlockQ / 16][4];
-    uint32_t ds[kBlockQ / 16][4];
 #pragma unroll
     for (int nt = 0; nt < kBlockQ / 8; ++nt) {
       const int qi = 8 * nt + 2 * quad_lane;
       const float2 lse = *reinterpret_cast<const float2*>(lse_tile + qi);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int i = 4 * nt + e;
+        const int query = q0 + qi + (e & 1);
+        const int key = k0 + key_a + 8 * (e >> 1);
+        const bool visible = !need_mask || (query < seq && key < seq && (!args.causal || key <= query));
+        const float lse2 = ((e & 1) == 0 ? lse.x : lse.y) * kLog2e;
+        s[i] = visible ? fast_exp2(fmaf(s[i], args.scale_log2, -lse2)) : 0.0F;
+      }
+    }
+    wgmma::wait<0>();
+    wgmma::fence_operands(dp);
+#pragma unroll
+    for (int nt = 0; nt < kBlockQ / 8; ++nt) {
+      const int qi = 8 * nt + 2 * quad_lane;
       const float2 delta = *reinterpret_cast<const float2*>(delta_tile + qi);
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        float pv[2];
-        float dsv[2];
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const int i = 4 * nt + 2 * r + c;
-          const int query = q0 + qi + c;
-          const int key = k0 + key_a + 8 * r;
-          const bool visible = !need_mask || (query < seq && key < seq && (!args.causal || key <= query));
-          const float lse2 = (c == 0 ? lse.x : lse.y) * kLog2e;
-          const float e = visible ? fast_exp2(fmaf(s[i], args.scale_log2, -lse2)) : 0.0F;
-          pv[c] = e;
-          dsv[c] = e * (dp[i] - (c == 0 ? delta.x : delta.y));
-        }
-        const uint32_t p_bits = pack2<T>(pv[0], pv[1]);
-        const uint32_t ds_bits = pack2<T>(dsv[0], dsv[1]);
+        const int i = 4 * nt + 2 * r;
+        const uint32_t p_bits = pack2<T>(s[i], s[i + 1]);
+        const uint32_t ds_bits = pack2<T>(s[i] * (dp[i] - delta.x), s[i + 1] * (dp[i + 1] - delta.y));
         // A fragment of k-step nt / 2: registers {row g, cols 0-7}, {row g + 8, 0-7},
         // {row g, 8-15}, {row g + 8, 8-15} of its 16 columns.
         p[nt / 2][2 * (nt % 2) + r] = p_bits;

@@ -2,12 +2,14 @@
 // dims 64 and 128: FlashAttention-3's math and its intra-warpgroup pipeline, without its
 // producer warps (every thread queues cp.async copies one tile ahead).
 //
-// Grid (ceil(T / 128), Hq, B), 2 warpgroups of 128 threads, one block per SM. A block owns
-// 128 query rows of one (b, h); warpgroup g rows 64 g .. 64 g + 63. Q, and K / V tiles of 128
-// keys (double-buffered), sit in shared memory in the 128-byte-swizzle layout of wgmma.cuh.
+// Grid (ceil(T / 128), Hq, B), 2 warpgroups of 128 threads. A block owns 128 query rows of
+// one (b, h); warpgroup g rows 64 g .. 64 g + 63. Q, and K / V tiles of N keys
+// (double-buffered), sit in shared memory in the 128-byte-swizzle layout of wgmma.cuh. N = 128
+// at D = 128 (one block per SM, 254 registers); N = 64 at D = 64 (126 registers, two blocks
+// per SM, so that one block's matmuls run during the other's softmax).
 // Per key tile j and warpgroup:
-//   S_j = Q K_j^T: D / 16 wgmma m64n128k16, both operands from shared memory (64 x 128 f32,
-//   64 registers per thread), issued together with O += P_{j-1} V_{j-1}: 8 wgmma m64nDk16, P
+//   S_j = Q K_j^T: D / 16 wgmma m64nNk16, both operands from shared memory (64 x N f32,
+//   N / 2 registers per thread), issued together with O += P_{j-1} V_{j-1}: N / 16 wgmma m64nDk16, P
 //   rounded to bf16/f16 in registers as the A operand, V read transposed (MN-major) from its
 //   row-major tile;
 //   once S_j is done (the P V wgmmas still running): mask (only tiles crossing T or the
@@ -23,14 +25,13 @@
 namespace anvil::cuda::attention {
 namespace {
 
-constexpr int kBlockN = 128;  // keys per tile
-constexpr int kStages = 2;    // K/V tiles in shared memory
+constexpr int kStages = 2;  // K/V tiles in shared memory
 
 constexpr int kWarpGroups = 2;  // 64 query rows each (3 measured slower at D = 64)
 constexpr int kThreads = kWarpGroups * 128;
 constexpr int kBlockM = kWarpGroups * 64;
 
-template <int kD>
+template <int kD, int kBlockN>
 constexpr size_t wgmma_forward_smem_bytes() {
   // Q, kStages x (K, V), and 1 KB to align the tiles to the swizzle's 1024 bytes.
   return sizeof(uint16_t) * kD * (static_cast<size_t>(kBlockM) + 2 * kStages * kBlockN) + 1024;
@@ -38,7 +39,7 @@ constexpr size_t wgmma_forward_smem_bytes() {
 
 // Online softmax over one tile of S (this thread's 2 rows x 32 columns): S becomes the
 // unnormalised probabilities P, m and l move to the tile, alpha = exp2(m_old - m_new) per row.
-template <bool kMask>
+template <int kBlockN, bool kMask>
 __device__ __forceinline__ void softmax_scores(float (&s)[kBlockN / 2], float (&m)[2], float (&l)[2], float (&alpha)[2],
                                                int n0, int row_a, int seq, bool causal, float scale_log2, int lane) {
   float row_max[2] = {-INFINITY, -INFINITY};
@@ -69,13 +70,14 @@ __device__ __forceinline__ void softmax_scores(float (&s)[kBlockN / 2], float (&
 }
 
 // Scores of a tile that crosses T or the diagonal are masked; the others skip the index math.
+template <int kBlockN>
 __device__ __forceinline__ void softmax_tile(float (&s)[kBlockN / 2], float (&m)[2], float (&l)[2], float (&alpha)[2],
                                              int n0, int row_a, int row_first, int seq, bool causal, float scale_log2,
                                              int lane) {
   if (n0 + kBlockN > seq || (causal && n0 + kBlockN - 1 > row_first)) {
-    softmax_scores<true>(s, m, l, alpha, n0, row_a, seq, causal, scale_log2, lane);
+    softmax_scores<kBlockN, true>(s, m, l, alpha, n0, row_a, seq, causal, scale_log2, lane);
   } else {
-    softmax_scores<false>(s, m, l, alpha, n0, row_a, seq, causal, scale_log2, lane);
+    softmax_scores<kBlockN, false>(s, m, l, alpha, n0, row_a, seq, causal, scale_log2, lane);
   }
 }
 
@@ -90,7 +92,7 @@ __device__ __forceinline__ void rescale(float (&o)[kD / 2], const float (&alpha)
 }
 
 // P rounded into the A registers of O += P V (two adjacent 8-column tiles per k-step).
-template <typename T>
+template <typename T, int kBlockN>
 __device__ __forceinline__ void pack_probabilities(uint32_t (&p)[kBlockN / 16][4], const float (&s)[kBlockN / 2]) {
 #pragma unroll
   for (int kk = 0; kk < kBlockN / 16; ++kk) {
@@ -102,7 +104,7 @@ __device__ __forceinline__ void pack_probabilities(uint32_t (&p)[kBlockN / 16][4
 }
 
 // Issues S = Q K^T for one warpgroup (q_rows: its rows of the Q tile; k_tile: a K tile).
-template <typename T, int kD, uint32_t kQBlockBytes>
+template <typename T, int kD, int kBlockN, uint32_t kQBlockBytes>
 __device__ __forceinline__ void issue_scores(float (&s)[kBlockN / 2], uint32_t q_rows, uint32_t k_tile) {
   constexpr uint32_t kKVBlockBytes = kBlockN * 128;
 #pragma unroll
@@ -115,7 +117,7 @@ __device__ __forceinline__ void issue_scores(float (&s)[kBlockN / 2], uint32_t q
 }
 
 // Issues O += P V for one warpgroup (v_tile: a V tile, read transposed).
-template <typename T, int kD>
+template <typename T, int kD, int kBlockN>
 __device__ __forceinline__ void issue_values(float (&o)[kD / 2], const uint32_t (&p)[kBlockN / 16][4],
                                              uint32_t v_tile) {
   constexpr uint32_t kKVBlockBytes = kBlockN * 128;
@@ -126,8 +128,8 @@ __device__ __forceinline__ void issue_values(float (&o)[kD / 2], const uint32_t 
   }
 }
 
-template <typename T, int kD>
-__global__ void __launch_bounds__(kThreads, 1) wgmma_forward_kernel(Args args) {
+template <typename T, int kD, int kBlockN>
+__global__ void __launch_bounds__(kThreads, kBlockN == 64 ? 2 : 1) wgmma_forward_kernel(Args args) {
   constexpr uint32_t kQBytes = kBlockM * kD * 2;
   constexpr uint32_t kQBlockBytes = kBlockM * 128;  // one 64-column block of the Q tile
   constexpr uint32_t kKVBytes = kBlockN * kD * 2;   // one K or V tile
@@ -184,12 +186,12 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_forward_kernel(Args args) {
   wgmma::load_rows_swizzled<T, kD, kBlockN, kThreads>(v_tile(0), v, kv_step, 0, seq);
   cp_async_commit();
   wgmma::fence();
-  issue_scores<T, kD, kQBlockBytes>(s, q_rows, k_tile(0));
+  issue_scores<T, kD, kBlockN, kQBlockBytes>(s, q_rows, k_tile(0));
   wgmma::commit();
   wgmma::wait<0>();
   wgmma::fence_operands(s);
-  softmax_tile(s, m, l, alpha, 0, row_a, group_row0, seq, args.causal, scale_log2, lane);
-  pack_probabilities<T>(p, s);  // O is still 0: no rescale
+  softmax_tile<kBlockN>(s, m, l, alpha, 0, row_a, group_row0, seq, args.causal, scale_log2, lane);
+  pack_probabilities<T, kBlockN>(p, s);  // O is still 0: no rescale
   for (int tile = 1; tile < num_tiles; ++tile) {
     // Group tile - 1 has landed (K_tile, V_{tile-1}); every warpgroup is done with S_{tile-1}
     // and P V_{tile-2}, whose K and V slots the next group refills.
@@ -205,18 +207,18 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_forward_kernel(Args args) {
     wgmma::fence_operands(p);
     wgmma::fence_operands(o);
     wgmma::fence();
-    issue_scores<T, kD, kQBlockBytes>(s, q_rows, k_tile(tile));
+    issue_scores<T, kD, kBlockN, kQBlockBytes>(s, q_rows, k_tile(tile));
     wgmma::commit();
-    issue_values<T, kD>(o, p, v_tile(tile - 1));
+    issue_values<T, kD, kBlockN>(o, p, v_tile(tile - 1));
     wgmma::commit();
     wgmma::wait<1>();  // S_tile done; P V may still run
     wgmma::fence_operands(s);
-    softmax_tile(s, m, l, alpha, tile * kBlockN, row_a, group_row0, seq, args.causal, scale_log2, lane);
+    softmax_tile<kBlockN>(s, m, l, alpha, tile * kBlockN, row_a, group_row0, seq, args.causal, scale_log2, lane);
     wgmma::wait<0>();
     wgmma::fence_operands(o);
     wgmma::fence_operands(p);
     rescale<kD>(o, alpha);
-    pack_probabilities<T>(p, s);
+    pack_probabilities<T, kBlockN>(p, s);
   }
   // Epilogue: the last tile's P V.
   cp_async_wait<0>();
@@ -225,7 +227,7 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_forward_kernel(Args args) {
   wgmma::fence_operands(p);
   wgmma::fence_operands(o);
   wgmma::fence();
-  issue_values<T, kD>(o, p, v_tile(num_tiles - 1));
+  issue_values<T, kD, kBlockN>(o, p, v_tile(num_tiles - 1));
   wgmma::commit();
   wgmma::wait<0>();
   wgmma::fence_operands(o);
@@ -274,10 +276,10 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_forward_kernel(Args args) {
   }
 }
 
-template <typename T, int kD>
+template <typename T, int kD, int kBlockN>
 void launch(const Args& args, cudaStream_t stream) {
-  constexpr size_t kSmem = wgmma_forward_smem_bytes<kD>();
-  auto kernel = wgmma_forward_kernel<T, kD>;
+  constexpr size_t kSmem = wgmma_forward_smem_bytes<kD, kBlockN>();
+  auto kernel = wgmma_forward_kernel<T, kD, kBlockN>;
   ANVIL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)));
   ANVIL_CHECK(args.q_heads <= 65535 && args.batch <= 65535, "cuda attention: too many heads or sequences");
   const dim3 grid(static_cast<unsigned>((args.seq + kBlockM - 1) / kBlockM), static_cast<unsigned>(args.q_heads),
@@ -288,9 +290,11 @@ void launch(const Args& args, cudaStream_t stream) {
 
 template <typename T>
 void forward_typed(const Args& args, cudaStream_t stream) {
-  if (args.head_dim == 64) return launch<T, 64>(args, stream);
+  // D = 64: 64-key tiles, 2 blocks per SM (126 registers): 1.24x the 128-key tiles at one
+  // block per SM, whose softmax the matmuls of one block cannot hide (docs/perf.md).
+  if (args.head_dim == 64) return launch<T, 64, 64>(args, stream);
   ANVIL_CHECK(args.head_dim == 128, "cuda attention: no wgmma forward for head_dim ", args.head_dim);
-  launch<T, 128>(args, stream);
+  launch<T, 128, 128>(args, stream);
 }
 
 }  // namespace
