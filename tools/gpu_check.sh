@@ -9,6 +9,8 @@ OUT=${OUT:-/tmp/anvil-gpu-out}
 # Shared libraries the GPU machine lacks (gpu_pack.sh copies them).
 export LD_LIBRARY_PATH=$PWD/$BIN/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 mkdir -p "$OUT"
+# tools/gpu_pack.sh gzips the binaries for the trip.
+for packed in "$BIN"/*.gz; do [ -f "$packed" ] && gunzip -f "$packed"; done
 # The test binaries look for fixtures under the path they were built in.
 BUILT_IN=$(cat "$BIN/source_dir" 2>/dev/null || echo /work/main)
 if [ ! -e "$BUILT_IN" ]; then mkdir -p "$(dirname "$BUILT_IN")" && ln -sfn "$(pwd)" "$BUILT_IN"; fi
@@ -33,6 +35,8 @@ for what in "$@"; do
         cp /tmp/run_gpu/log.jsonl /tmp/run_gpu/loss.svg "$OUT/" 2>/dev/null || true
       fi ;;
     bench-train)
+      [ -d data/shakespeare ] || { echo "bench-train: data/shakespeare is missing (carry it: it is git-ignored)"; status=1; continue; }
+      rm -rf /tmp/gpt2_*  # a warm machine keeps the last run's logs
       precision=${PRECISION:-f32}
       step "GPT-2 124M training step: anvil ($precision) vs PyTorch (torch.compile; ${TORCH_PRECISION:-bf16 f32})"
       [ -f /tmp/shakespeare_bytes/meta.json ] || "$BIN/anvil" data prepare data/shakespeare -o /tmp/shakespeare_bytes 2>&1 | tail -1
