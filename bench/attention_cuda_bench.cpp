@@ -61,6 +61,19 @@ double seconds_per_call(Fn&& fn) {
   return std::chrono::duration<double>(Clock::now() - start).count() / calls;
 }
 
+// The launch API's description of a bench case.
+anvil::cuda::AttentionShape launch_shape_of(const Config& c, bool causal) {
+  anvil::cuda::AttentionShape shape;
+  shape.batch = c.batch;
+  shape.seq = c.seq;
+  shape.q_heads = c.heads;
+  shape.kv_heads = c.heads;
+  shape.head_dim = c.head_dim;
+  shape.scale = 1.0F / std::sqrt(static_cast<float>(c.head_dim));
+  shape.causal = causal;
+  return shape;
+}
+
 // Largest |a - b| of two bf16 device tensors of one shape; inf where either holds a NaN.
 float max_difference(Ctx& ctx, const Tensor& a, const Tensor& b) {
   const std::vector<float> x = ctx.to_device(a, Device::cpu()).to_f32_vector();
@@ -92,14 +105,7 @@ void forward_kernel_table(Ctx& ctx, const std::vector<Config>& configs, Device d
     Tensor out = ctx.empty(shape, DType::BF16, device);
     Tensor lse = ctx.empty({c.batch, c.heads, c.seq}, DType::F32, device);
     for (const bool causal : {false, true}) {
-      anvil::cuda::AttentionShape launch_shape;
-      launch_shape.batch = c.batch;
-      launch_shape.seq = c.seq;
-      launch_shape.q_heads = c.heads;
-      launch_shape.kv_heads = c.heads;
-      launch_shape.head_dim = c.head_dim;
-      launch_shape.scale = 1.0F / std::sqrt(static_cast<float>(c.head_dim));
-      launch_shape.causal = causal;
+      anvil::cuda::AttentionShape launch_shape = launch_shape_of(c, causal);
       for (const auto& kernel : kernels) {
         launch_shape.forward_kernel = kernel.kernel;
         Tensor& target = kernel.kernel == AttentionForwardKernel::MmaSync ? reference : out;
@@ -153,14 +159,7 @@ void backward_kernel_table(Ctx& ctx, const std::vector<Config>& configs, Device 
       for (Tensor& g : set) g = ctx.empty(shape, DType::BF16, device);
     }
     for (const bool causal : {false, true}) {
-      anvil::cuda::AttentionShape launch_shape;
-      launch_shape.batch = c.batch;
-      launch_shape.seq = c.seq;
-      launch_shape.q_heads = c.heads;
-      launch_shape.kv_heads = c.heads;
-      launch_shape.head_dim = c.head_dim;
-      launch_shape.scale = 1.0F / std::sqrt(static_cast<float>(c.head_dim));
-      launch_shape.causal = causal;
+      anvil::cuda::AttentionShape launch_shape = launch_shape_of(c, causal);
       anvil::cuda::launch_attention_forward(launch_shape, DType::BF16, q.raw_data(), k.raw_data(), v.raw_data(),
                                             out.raw_data(), static_cast<float*>(lse.raw_data()), nullptr);
       for (int which = 0; which < 2; ++which) {

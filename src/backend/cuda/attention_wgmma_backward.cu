@@ -137,23 +137,11 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
     wgmma::fence_operands(s);
     wgmma::fence_operands(dp);
     wgmma::fence();
-#pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk) {
-      const uint32_t column = static_cast<uint32_t>(kk % 4) * 32U;  // 16 elements per k-step
-      const uint64_t a = wgmma::descriptor(k_rows + (kk / 4) * kKVBlockBytes + column, 16, 1024);
-      const uint64_t bq = wgmma::descriptor(q_tile + (kk / 4) * kQBlockBytes + column, 16, 1024);
-      wgmma::mma_ss<T, kBlockQ>(s, a, bq, kk > 0 ? 1 : 0);
-    }
+    wgmma::gemm_kmajor<T, kD, kBlockQ>(s, k_rows, kKVBlockBytes, q_tile, kQBlockBytes);
     uint32_t p[kBlockQ / 16][4];
     uint32_t ds[kBlockQ / 16][4];
     wgmma::commit();
-#pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk) {
-      const uint32_t column = static_cast<uint32_t>(kk % 4) * 32U;
-      const uint64_t a = wgmma::descriptor(v_rows + (kk / 4) * kKVBlockBytes + column, 16, 1024);
-      const uint64_t bd = wgmma::descriptor(do_tile + (kk / 4) * kQBlockBytes + column, 16, 1024);
-      wgmma::mma_ss<T, kBlockQ>(dp, a, bd, kk > 0 ? 1 : 0);
-    }
+    wgmma::gemm_kmajor<T, kD, kBlockQ>(dp, v_rows, kKVBlockBytes, do_tile, kQBlockBytes);
     wgmma::commit();
 
     // 2. P^T (while dP^T is computed), then dS^T; accumulator i: key row
@@ -203,16 +191,8 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
     wgmma::fence_operands(dv);
     wgmma::fence_operands(dk);
     wgmma::fence();
-#pragma unroll
-    for (int kk = 0; kk < kBlockQ / 16; ++kk) {
-      const uint64_t bd = wgmma::descriptor(do_tile + static_cast<uint32_t>(kk) * 16U * 128U, kQBlockBytes, 1024);
-      wgmma::mma_rs_bt<T, kD>(dv, p[kk], bd, 1);
-    }
-#pragma unroll
-    for (int kk = 0; kk < kBlockQ / 16; ++kk) {
-      const uint64_t bq = wgmma::descriptor(q_tile + static_cast<uint32_t>(kk) * 16U * 128U, kQBlockBytes, 1024);
-      wgmma::mma_rs_bt<T, kD>(dk, ds[kk], bq, 1);
-    }
+    wgmma::gemm_registers_mn<T, kBlockQ, kD>(dv, p, do_tile, kQBlockBytes);
+    wgmma::gemm_registers_mn<T, kBlockQ, kD>(dk, ds, q_tile, kQBlockBytes);
     wgmma::commit();
 
     // 4. dQ += dS K once both warpgroups' dS^T rows are in shared memory.
@@ -224,12 +204,7 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
     const uint32_t ds_block = ds_s + (kBlockQ == 128 ? static_cast<uint32_t>(wg) * kDsBlockBytes : 0U);
     const uint32_t k_block = k_s + (kBlockQ == 128 ? 0U : static_cast<uint32_t>(wg) * kKVBlockBytes);
     wgmma::fence_operands(dq);
-#pragma unroll
-    for (int kk = 0; kk < kBlockKeys / 16; ++kk) {
-      const uint64_t a = wgmma::descriptor(ds_block + static_cast<uint32_t>(kk) * 16U * 128U, kDsBlockBytes, 1024);
-      const uint64_t bk = wgmma::descriptor(k_block + static_cast<uint32_t>(kk) * 16U * 128U, kKVBlockBytes, 1024);
-      wgmma::mma_ss<T, kDqN, 1, 1>(dq, a, bk, kk > 0 ? 1 : 0);
-    }
+    wgmma::gemm_mn<T, kBlockKeys, kDqN>(dq, ds_block, kDsBlockBytes, k_block, kKVBlockBytes);
     wgmma::commit();
     wgmma::wait<0>();
     wgmma::fence_operands(dq);

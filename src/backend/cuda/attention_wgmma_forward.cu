@@ -103,31 +103,6 @@ __device__ __forceinline__ void pack_probabilities(uint32_t (&p)[kBlockN / 16][4
   }
 }
 
-// Issues S = Q K^T for one warpgroup (q_rows: its rows of the Q tile; k_tile: a K tile).
-template <typename T, int kD, int kBlockN, uint32_t kQBlockBytes>
-__device__ __forceinline__ void issue_scores(float (&s)[kBlockN / 2], uint32_t q_rows, uint32_t k_tile) {
-  constexpr uint32_t kKVBlockBytes = kBlockN * 128;
-#pragma unroll
-  for (int kk = 0; kk < kD / 16; ++kk) {
-    const uint32_t column = static_cast<uint32_t>(kk % 4) * 32U;  // 16 elements per k-step
-    const uint64_t a = wgmma::descriptor(q_rows + (kk / 4) * kQBlockBytes + column, 16, 1024);
-    const uint64_t b = wgmma::descriptor(k_tile + (kk / 4) * kKVBlockBytes + column, 16, 1024);
-    wgmma::mma_ss<T, kBlockN>(s, a, b, kk > 0 ? 1 : 0);
-  }
-}
-
-// Issues O += P V for one warpgroup (v_tile: a V tile, read transposed).
-template <typename T, int kD, int kBlockN>
-__device__ __forceinline__ void issue_values(float (&o)[kD / 2], const uint32_t (&p)[kBlockN / 16][4],
-                                             uint32_t v_tile) {
-  constexpr uint32_t kKVBlockBytes = kBlockN * 128;
-#pragma unroll
-  for (int kk = 0; kk < kBlockN / 16; ++kk) {
-    const uint64_t b = wgmma::descriptor(v_tile + static_cast<uint32_t>(kk) * 16U * 128U, kKVBlockBytes, 1024);
-    wgmma::mma_rs_bt<T, kD>(o, p[kk], b, 1);
-  }
-}
-
 template <typename T, int kD, int kBlockN>
 __global__ void __launch_bounds__(kThreads, kBlockN == 64 ? 2 : 1) wgmma_forward_kernel(Args args) {
   constexpr uint32_t kQBytes = kBlockM * kD * 2;
@@ -186,7 +161,7 @@ __global__ void __launch_bounds__(kThreads, kBlockN == 64 ? 2 : 1) wgmma_forward
   wgmma::load_rows_swizzled<T, kD, kBlockN, kThreads>(v_tile(0), v, kv_step, 0, seq);
   cp_async_commit();
   wgmma::fence();
-  issue_scores<T, kD, kBlockN, kQBlockBytes>(s, q_rows, k_tile(0));
+  wgmma::gemm_kmajor<T, kD, kBlockN>(s, q_rows, kQBlockBytes, k_tile(0), kBlockN * 128);
   wgmma::commit();
   wgmma::wait<0>();
   wgmma::fence_operands(s);
@@ -207,9 +182,9 @@ __global__ void __launch_bounds__(kThreads, kBlockN == 64 ? 2 : 1) wgmma_forward
     wgmma::fence_operands(p);
     wgmma::fence_operands(o);
     wgmma::fence();
-    issue_scores<T, kD, kBlockN, kQBlockBytes>(s, q_rows, k_tile(tile));
+    wgmma::gemm_kmajor<T, kD, kBlockN>(s, q_rows, kQBlockBytes, k_tile(tile), kBlockN * 128);
     wgmma::commit();
-    issue_values<T, kD, kBlockN>(o, p, v_tile(tile - 1));
+    wgmma::gemm_registers_mn<T, kBlockN, kD>(o, p, v_tile(tile - 1), kBlockN * 128);
     wgmma::commit();
     wgmma::wait<1>();  // S_tile done; P V may still run
     wgmma::fence_operands(s);
@@ -227,7 +202,7 @@ __global__ void __launch_bounds__(kThreads, kBlockN == 64 ? 2 : 1) wgmma_forward
   wgmma::fence_operands(p);
   wgmma::fence_operands(o);
   wgmma::fence();
-  issue_values<T, kD, kBlockN>(o, p, v_tile(num_tiles - 1));
+  wgmma::gemm_registers_mn<T, kBlockN, kD>(o, p, v_tile(num_tiles - 1), kBlockN * 128);
   wgmma::commit();
   wgmma::wait<0>();
   wgmma::fence_operands(o);
