@@ -93,7 +93,8 @@ PY
         "$BIN/anvil_op_tests" --gtest_brief=1 2>&1 | tail -6 ;;
     bench-attention)
       step "attention: anvil vs PyTorch SDPA"
-      "$BIN/anvil_attention_cuda_bench" 2>&1 | tee "$OUT/attention_anvil.log" | tail -16
+      # A kernel that hangs (a wrong barrier phase) ends the step, not the call.
+      timeout 300 "$BIN/anvil_attention_cuda_bench" 2>&1 | tee "$OUT/attention_anvil.log" | tail -40
       python3 tools/bench_attention_torch.py 2>&1 | tee "$OUT/attention_torch.log" | tail -16 ;;
     bench-decode)
       step "batch-1 decode"
