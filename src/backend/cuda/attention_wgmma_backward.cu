@@ -138,8 +138,6 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
     wgmma::fence_operands(dp);
     wgmma::fence();
     wgmma::gemm_kmajor<T, kD, kBlockQ>(s, k_rows, kKVBlockBytes, q_tile, kQBlockBytes);
-    uint32_t p[kBlockQ / 16][4];
-    uint32_t ds[kBlockQ / 16][4];
     wgmma::commit();
     wgmma::gemm_kmajor<T, kD, kBlockQ>(dp, v_rows, kKVBlockBytes, do_tile, kQBlockBytes);
     wgmma::commit();
@@ -166,6 +164,8 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
     }
     wgmma::wait<0>();
     wgmma::fence_operands(dp);
+    uint32_t p[kBlockQ / 16][4];
+    uint32_t ds[kBlockQ / 16][4];
 #pragma unroll
     for (int nt = 0; nt < kBlockQ / 8; ++nt) {
       const int qi = 8 * nt + 2 * quad_lane;
@@ -181,7 +181,7 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
         ds[nt / 2][2 * (nt % 2) + r] = ds_bits;
         const uint32_t address =
             ds_s + wgmma::swizzled_offset<kBlockKeys>(key_a + 8 * r, nt) + 4U * static_cast<uint32_t>(quad_lane);
-        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(address), "r"(ds_bits) : "memory");
+        wgmma::store_shared(address, ds_bits);
       }
     }
 
@@ -237,8 +237,8 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
       const uint32_t offset = wgmma::swizzled_offset<kBlockKeys>(key_a + 8 * r, nt) + 4U * quad_lane;
       const uint32_t dk_bits = pack2<T>(dk[4 * nt + 2 * r] * args.scale, dk[4 * nt + 2 * r + 1] * args.scale);
       const uint32_t dv_bits = pack2<T>(dv[4 * nt + 2 * r], dv[4 * nt + 2 * r + 1]);
-      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(k_s + offset), "r"(dk_bits) : "memory");
-      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(v_s + offset), "r"(dv_bits) : "memory");
+      wgmma::store_shared(k_s + offset, dk_bits);
+      wgmma::store_shared(v_s + offset, dv_bits);
     }
   }
   __syncthreads();
@@ -252,17 +252,8 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
     if (key < seq) {
       const uint32_t offset = wgmma::swizzled_offset<kBlockKeys>(r, c);
       const int64_t out = args.kv_offset(b, key, kv_h) + c * 8;
-      uint4 chunk;
-      asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
-                   : "=r"(chunk.x), "=r"(chunk.y), "=r"(chunk.z), "=r"(chunk.w)
-                   : "r"(k_s + offset)
-                   : "memory");
-      *reinterpret_cast<uint4*>(dk_out + out) = chunk;
-      asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
-                   : "=r"(chunk.x), "=r"(chunk.y), "=r"(chunk.z), "=r"(chunk.w)
-                   : "r"(v_s + offset)
-                   : "memory");
-      *reinterpret_cast<uint4*>(dv_out + out) = chunk;
+      *reinterpret_cast<uint4*>(dk_out + out) = wgmma::load_shared_16(k_s + offset);
+      *reinterpret_cast<uint4*>(dv_out + out) = wgmma::load_shared_16(v_s + offset);
     }
   }
 }

@@ -91,16 +91,13 @@ __device__ __forceinline__ void rescale(float (&o)[kD / 2], const float (&alpha)
   }
 }
 
-// P rounded into the A registers of O += P V (two adjacent 8-column tiles per k-step).
+// P rounded into the A registers of O += P V: per k-step, two adjacent 8-column tiles of
+// accumulators (4 floats each, the mma.sync layout) as accumulators_to_a packs them.
 template <typename T, int kBlockN>
 __device__ __forceinline__ void pack_probabilities(uint32_t (&p)[kBlockN / 16][4], const float (&s)[kBlockN / 2]) {
+  const auto& tiles = reinterpret_cast<const float(&)[kBlockN / 8][4]>(s);
 #pragma unroll
-  for (int kk = 0; kk < kBlockN / 16; ++kk) {
-    p[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
-    p[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
-    p[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
-    p[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
-  }
+  for (int kk = 0; kk < kBlockN / 16; ++kk) accumulators_to_a<T>(p[kk], tiles[2 * kk], tiles[2 * kk + 1]);
 }
 
 template <typename T, int kD, int kBlockN>
@@ -222,7 +219,7 @@ __global__ void __launch_bounds__(kThreads, kBlockN == 64 ? 2 : 1) wgmma_forward
     for (int r = 0; r < 2; ++r) {
       const uint32_t address = q_s + wgmma::swizzled_offset<kBlockM>(local_row + 8 * r, nt) + 4U * (lane & 3);
       const uint32_t bits = pack2<T>(o[4 * nt + 2 * r] * inv_l[r], o[4 * nt + 2 * r + 1] * inv_l[r]);
-      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(address), "r"(bits) : "memory");
+      wgmma::store_shared(address, bits);
     }
   }
   asm volatile("bar.sync %0, 128;\n" ::"r"(group + 1) : "memory");  // this warpgroup's 128 threads
@@ -233,12 +230,8 @@ __global__ void __launch_bounds__(kThreads, kBlockN == 64 ? 2 : 1) wgmma_forward
     const int c = id % kChunksPerRow;
     const int row = group_row0 + r;
     if (row < seq) {
-      uint4 chunk;
-      asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
-                   : "=r"(chunk.x), "=r"(chunk.y), "=r"(chunk.z), "=r"(chunk.w)
-                   : "r"(q_s + wgmma::swizzled_offset<kBlockM>(group * 64 + r, c))
-                   : "memory");
-      *reinterpret_cast<uint4*>(out + args.q_offset(b, row, h) + c * 8) = chunk;
+      *reinterpret_cast<uint4*>(out + args.q_offset(b, row, h) + c * 8) =
+          wgmma::load_shared_16(q_s + wgmma::swizzled_offset<kBlockM>(group * 64 + r, c));
     }
   }
   if (args.lse != nullptr && (lane & 3) == 0) {

@@ -55,6 +55,20 @@ __device__ __forceinline__ void load_rows_swizzled(uint32_t dst, const T* base, 
   }
 }
 
+// Plain shared-memory accesses by address (the tiles above are addressed as u32 offsets):
+// a 4-byte store, e.g. two packed accumulators, and a 16-byte load, e.g. a chunk of a row.
+__device__ __forceinline__ void store_shared(uint32_t address, uint32_t bits) {
+  asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(address), "r"(bits) : "memory");
+}
+__device__ __forceinline__ uint4 load_shared_16(uint32_t address) {
+  uint4 chunk;
+  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(chunk.x), "=r"(chunk.y), "=r"(chunk.z), "=r"(chunk.w)
+               : "r"(address)
+               : "memory");
+  return chunk;
+}
+
 // Shared-memory matrix descriptor: start address, leading and stride byte offsets (both in
 // 16-byte units), 128-byte swizzle (mode 1, bits 62-63).
 __device__ __forceinline__ uint64_t descriptor(uint32_t smem_address, uint32_t leading_bytes, uint32_t stride_bytes) {
