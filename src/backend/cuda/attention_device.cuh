@@ -344,11 +344,12 @@ void mma_forward(const Args& args, DType dtype, bool delta_mode, cudaStream_t st
 // Hopper (sm_90a) forward: out and lse only.
 void wgmma_forward(const Args& args, DType dtype, cudaStream_t stream);
 void mma_backward(const Args& args, DType dtype, cudaStream_t stream);  // needs delta
-// One pass over the keys, dQ through `dq_accum` (B, T, Hq, D) f32 scratch (zeroed here).
+// One pass over the keys, dQ added up in `dq_accum` (B, T, Hq, D) f32 scratch, which the
+// caller zeroes before and rounds into dq with dq_accum_to_dq after.
 void mma_backward_fused(const Args& args, DType dtype, float* dq_accum, cudaStream_t stream);  // needs delta
 // The same on Hopper's wgmma (sm_90a).
 void wgmma_backward(const Args& args, DType dtype, float* dq_accum, cudaStream_t stream);  // needs delta
-// dq = scale * dq_accum rounded to the storage dtype (the last step of the two above).
+// dq = scale * dq_accum rounded to the storage dtype.
 void dq_accum_to_dq(const Args& args, DType dtype, const float* dq_accum, cudaStream_t stream);
 
 }  // namespace anvil::cuda::attention

@@ -196,12 +196,15 @@ void launch_attention_backward(const AttentionShape& shape, DType dtype, bool ex
     }
   }
   if (mma && dq_accum != nullptr) {
+    const int64_t elements = shape.batch * shape.seq * shape.q_heads * shape.head_dim;
+    ANVIL_CUDA_CHECK(cudaMemsetAsync(dq_accum, 0, sizeof(float) * static_cast<size_t>(elements), stream));
     // wgmma: 1.27-1.35x the mma.sync kernel on the H100 at D = 64 and 128 (docs/perf.md).
     if (shape.backward_kernel != AttentionBackwardKernel::MmaSync) {
       attention::wgmma_backward(args, dtype, dq_accum, stream);
     } else {
       attention::mma_backward_fused(args, dtype, dq_accum, stream);
     }
+    attention::dq_accum_to_dq(args, dtype, dq_accum, stream);
   } else if (mma) {
     attention::mma_backward(args, dtype, stream);
   } else {

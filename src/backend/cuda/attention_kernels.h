@@ -7,8 +7,8 @@
 // bf16/f16 with D = 64 or 128 (and 16-byte aligned pointers) run on tensor cores (f32
 // accumulate, P and dS rounded to the storage dtype as mma operands): Hopper's warpgroup MMA
 // (wgmma) runs the forward and the one-pass backward (with a dQ accumulator), mma.sync the
-// exact-delta pre-pass and the deterministic two-kernel backward; everything else (all f32, other head dims up to 256)
-// runs on a generic f32 CUDA-core path.
+// exact-delta pre-pass and the deterministic two-kernel backward; everything else (all f32,
+// other head dims up to 256) runs on a generic f32 CUDA-core path.
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -17,14 +17,15 @@
 
 namespace anvil::cuda {
 
-// The tensor-core forward kernels, for benchmarks and tests; Auto runs the fastest measured.
+// The tensor-core forward kernels, for the benchmark's side-by-side rows; Auto runs the
+// fastest measured.
 enum class AttentionForwardKernel : uint8_t {
   Auto,
   MmaSync,  // mma.sync m16n8k16, 128 query rows per block (attention_mma_forward.cu)
   Wgmma,    // wgmma, 128 query rows per block in 2 warpgroups (attention_wgmma_forward.cu)
 };
 
-// The tensor-core backward kernels (with a dQ accumulator), for benchmarks and tests.
+// The tensor-core backward kernels (with a dQ accumulator), likewise.
 enum class AttentionBackwardKernel : uint8_t {
   Auto,
   MmaSync,  // attention_mma_backward_fused.cu

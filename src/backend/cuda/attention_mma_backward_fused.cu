@@ -1,6 +1,6 @@
 // Tensor-core attention backward in one pass over the keys (FlashAttention-2's layout)
 // for bf16/f16 storage and head dims 64 and 128. Needs delta = rowsum(dout * out) and a
-// f32 dQ accumulator (B, T, Hq, D), zeroed here; a second small kernel rounds it into dq.
+// zeroed f32 dQ accumulator (B, T, Hq, D), which dq_accum_to_dq rounds into dq afterwards.
 // With the scores in the exp2 domain, P = exp2(scale log2(e) q.k - lse log2(e)) and
 // dS = P (dout.v - delta); dV = P^T dout, dK = scale dS^T Q, dQ = scale dS K.
 //
@@ -278,8 +278,6 @@ __global__ void __launch_bounds__(256) dq_convert_kernel(const float* dq_accum, 
 
 template <typename T, int kD, int kBlockQ>
 void fused_typed(const Args& args, float* dq_accum, cudaStream_t stream) {
-  const int64_t elements = static_cast<int64_t>(args.batch) * args.seq * args.q_heads * kD;
-  ANVIL_CUDA_CHECK(cudaMemsetAsync(dq_accum, 0, sizeof(float) * static_cast<size_t>(elements), stream));
   constexpr size_t kSmem = fused_smem_bytes<kD, kBlockQ>();
   auto kernel = mma_backward_fused_kernel<T, kD, kBlockQ>;
   ANVIL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)));
@@ -317,13 +315,9 @@ void dq_accum_to_dq(const Args& args, DType dtype, const float* dq_accum, cudaSt
 }
 
 void mma_backward_fused(const Args& args, DType dtype, float* dq_accum, cudaStream_t stream) {
-  if (dtype == DType::BF16) {
-    fused_by_dim<__nv_bfloat16>(args, dq_accum, stream);
-  } else {
-    ANVIL_CHECK(dtype == DType::F16, "cuda attention: no tensor-core backward for ", dtype_name(dtype));
-    fused_by_dim<__half>(args, dq_accum, stream);
-  }
-  dq_accum_to_dq(args, dtype, dq_accum, stream);
+  if (dtype == DType::BF16) return fused_by_dim<__nv_bfloat16>(args, dq_accum, stream);
+  ANVIL_CHECK(dtype == DType::F16, "cuda attention: no tensor-core backward for ", dtype_name(dtype));
+  fused_by_dim<__half>(args, dq_accum, stream);
 }
 
 }  // namespace anvil::cuda::attention

@@ -1,7 +1,6 @@
 // Attention backward on Hopper's warpgroup MMA (wgmma, sm_90a) for bf16/f16 storage and head
 // dims 64 and 128, in one pass over the keys (FlashAttention-3's layout). Needs delta =
-// rowsum(dout * out) and the f32 dQ accumulator of mma_backward_fused (zeroed, then rounded
-// into dq by dq_accum_to_dq). With the scores in the exp2 domain,
+// rowsum(dout * out) and a zeroed f32 dQ accumulator, as mma_backward_fused does. With the scores in the exp2 domain,
 // P = exp2(scale log2(e) q.k - lse log2(e)), dS = P (dout.v - delta); dV = P^T dout,
 // dK = scale dS^T Q, dQ = scale dS K.
 //
@@ -260,8 +259,6 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
 
 template <typename T, int kD>
 void launch(const Args& args, float* dq_accum, cudaStream_t stream) {
-  const int64_t elements = static_cast<int64_t>(args.batch) * args.seq * args.q_heads * kD;
-  ANVIL_CUDA_CHECK(cudaMemsetAsync(dq_accum, 0, sizeof(float) * static_cast<size_t>(elements), stream));
   constexpr size_t kSmem = backward_smem_bytes<kD>();
   auto kernel = wgmma_backward_kernel<T, kD>;
   ANVIL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)));
@@ -284,13 +281,9 @@ void backward_typed(const Args& args, float* dq_accum, cudaStream_t stream) {
 }  // namespace
 
 void wgmma_backward(const Args& args, DType dtype, float* dq_accum, cudaStream_t stream) {
-  if (dtype == DType::BF16) {
-    backward_typed<__nv_bfloat16>(args, dq_accum, stream);
-  } else {
-    ANVIL_CHECK(dtype == DType::F16, "cuda attention: no wgmma backward for ", dtype_name(dtype));
-    backward_typed<__half>(args, dq_accum, stream);
-  }
-  dq_accum_to_dq(args, dtype, dq_accum, stream);
+  if (dtype == DType::BF16) return backward_typed<__nv_bfloat16>(args, dq_accum, stream);
+  ANVIL_CHECK(dtype == DType::F16, "cuda attention: no wgmma backward for ", dtype_name(dtype));
+  backward_typed<__half>(args, dq_accum, stream);
 }
 
 }  // namespace anvil::cuda::attention
