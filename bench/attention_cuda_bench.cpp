@@ -61,6 +61,20 @@ double seconds_per_call(Fn&& fn) {
   return std::chrono::duration<double>(Clock::now() - start).count() / calls;
 }
 
+// FlashAttention's FLOP count of one forward (4 B H S^2 D; causal halves it).
+double forward_flops(const Config& c, bool causal) {
+  return 4.0 * static_cast<double>(c.batch * c.heads * c.head_dim) * static_cast<double>(c.seq * c.seq) *
+         (causal ? 0.5 : 1.0);
+}
+
+// "(B,H,S,D)" of a case, the first column of every table.
+std::string case_label(const Config& c) {
+  char label[64];
+  std::snprintf(label, sizeof(label), "(%lld,%lld,%lld,%lld)", static_cast<long long>(c.batch),
+                static_cast<long long>(c.heads), static_cast<long long>(c.seq), static_cast<long long>(c.head_dim));
+  return label;
+}
+
 // The launch API's description of a bench case.
 anvil::cuda::AttentionShape launch_shape_of(const Config& c, bool causal) {
   anvil::cuda::AttentionShape shape;
@@ -119,14 +133,10 @@ void forward_kernel_table(Ctx& ctx, const std::vector<Config>& configs, Device d
         const float diff =
             kernel.kernel == AttentionForwardKernel::MmaSync ? 0.0F : max_difference(ctx, out, reference);
         const double seconds = seconds_per_call(run);
-        const double flops = 4.0 * static_cast<double>(c.batch * c.heads * c.head_dim) *
-                             static_cast<double>(c.seq * c.seq) * (causal ? 0.5 : 1.0);
-        char label[64];
-        std::snprintf(label, sizeof(label), "(%lld,%lld,%lld,%lld)", static_cast<long long>(c.batch),
-                      static_cast<long long>(c.heads), static_cast<long long>(c.seq),
-                      static_cast<long long>(c.head_dim));
-        std::printf("%-22s %-7s %-10s %10.3f %10.1f %12.3g\n", label, causal ? "yes" : "no", kernel.name, seconds * 1e3,
-                    flops / seconds * 1e-12, static_cast<double>(diff));
+        const double flops = forward_flops(c, causal);
+        const std::string label = case_label(c);
+        std::printf("%-22s %-7s %-10s %10.3f %10.1f %12.3g\n", label.c_str(), causal ? "yes" : "no", kernel.name,
+                    seconds * 1e3, flops / seconds * 1e-12, static_cast<double>(diff));
       }
     }
   }
@@ -180,13 +190,9 @@ void backward_kernel_table(Ctx& ctx, const std::vector<Config>& configs, Device 
           for (int i = 0; i < 3; ++i) diffs[i] = max_difference(ctx, g[i], grads[0][i]);
         }
         const double seconds = seconds_per_call(run);
-        const double flops = 2.5 * 4.0 * static_cast<double>(c.batch * c.heads * c.head_dim) *
-                             static_cast<double>(c.seq * c.seq) * (causal ? 0.5 : 1.0);
-        char label[64];
-        std::snprintf(label, sizeof(label), "(%lld,%lld,%lld,%lld)", static_cast<long long>(c.batch),
-                      static_cast<long long>(c.heads), static_cast<long long>(c.seq),
-                      static_cast<long long>(c.head_dim));
-        std::printf("%-22s %-7s %-10s %10.3f %10.1f %10.3g %10.3g %10.3g\n", label, causal ? "yes" : "no",
+        const double flops = 2.5 * forward_flops(c, causal);
+        const std::string label = case_label(c);
+        std::printf("%-22s %-7s %-10s %10.3f %10.1f %10.3g %10.3g %10.3g\n", label.c_str(), causal ? "yes" : "no",
                     kernels[which].name, seconds * 1e3, flops / seconds * 1e-12, static_cast<double>(diffs[0]),
                     static_cast<double>(diffs[1]), static_cast<double>(diffs[2]));
       }
@@ -235,12 +241,9 @@ int main(int argc, char** argv) {
         anvil::attention(ctx, out, lse, q, k, v, params);
         anvil::attention_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, params);
       });
-      const double flops = 4.0 * static_cast<double>(c.batch * c.heads * c.head_dim) *
-                           static_cast<double>(c.seq * c.seq) * (causal ? 0.5 : 1.0);
-      char label[64];
-      std::snprintf(label, sizeof(label), "(%lld,%lld,%lld,%lld)", static_cast<long long>(c.batch),
-                    static_cast<long long>(c.heads), static_cast<long long>(c.seq), static_cast<long long>(c.head_dim));
-      std::printf("%-22s %-7s %10.3f %10.1f %12.3f %12.1f\n", label, causal ? "yes" : "no", fwd * 1e3,
+      const double flops = forward_flops(c, causal);
+      const std::string label = case_label(c);
+      std::printf("%-22s %-7s %10.3f %10.1f %12.3f %12.1f\n", label.c_str(), causal ? "yes" : "no", fwd * 1e3,
                   flops / fwd * 1e-12, fwd_bwd * 1e3, 3.5 * flops / fwd_bwd * 1e-12);
     }
   }
