@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -105,12 +106,16 @@ float max_difference(Ctx& ctx, const Tensor& a, const Tensor& b) {
 void forward_kernel_table(Ctx& ctx, const std::vector<Config>& configs, Device device, std::mt19937_64& rng) {
   using anvil::cuda::AttentionForwardKernel;
   std::printf("\nforward kernels alone (launch API), TFLOP/s; max |out - mma.sync out|\n");
-  std::printf("%-22s %-7s %-10s %10s %10s %12s\n", "(B,H,S,D)", "causal", "kernel", "fwd ms", "fwd TF/s", "max diff");
-  const struct {
+  std::printf("%-22s %-7s %-22s %10s %10s %12s\n", "(B,H,S,D)", "causal", "kernel", "fwd ms", "fwd TF/s", "max diff");
+  struct Row {
     AttentionForwardKernel kernel;
-    const char* name;
-  } kernels[] = {{AttentionForwardKernel::MmaSync, "mma.sync"}, {AttentionForwardKernel::Wgmma, "wgmma"}};
+    int variant;
+  };
   for (const Config& c : configs) {
+    std::vector<Row> rows = {{AttentionForwardKernel::MmaSync, 0}, {AttentionForwardKernel::Wgmma, 0}};
+    for (int variant = 0; variant < anvil::cuda::kTmaForwardVariants; ++variant) {
+      rows.push_back({AttentionForwardKernel::WgmmaTma, variant});
+    }
     const Shape shape = {c.batch, c.seq, c.heads, c.head_dim};
     const Tensor q = random_device(ctx, shape, device, rng);
     const Tensor k = random_device(ctx, shape, device, rng);
@@ -120,9 +125,11 @@ void forward_kernel_table(Ctx& ctx, const std::vector<Config>& configs, Device d
     Tensor lse = ctx.empty({c.batch, c.heads, c.seq}, DType::F32, device);
     for (const bool causal : {false, true}) {
       anvil::cuda::AttentionShape launch_shape = launch_shape_of(c, causal);
-      for (const auto& kernel : kernels) {
-        launch_shape.forward_kernel = kernel.kernel;
-        Tensor& target = kernel.kernel == AttentionForwardKernel::MmaSync ? reference : out;
+      for (const Row& row : rows) {
+        launch_shape.forward_kernel = row.kernel;
+        launch_shape.forward_variant = row.variant;
+        const bool is_reference = row.kernel == AttentionForwardKernel::MmaSync;
+        Tensor& target = is_reference ? reference : out;
         cudaMemset(target.raw_data(), 0xFF, static_cast<size_t>(target.numel()) * 2);  // NaN: unwritten shows
         const auto run = [&] {
           anvil::cuda::launch_attention_forward(launch_shape, DType::BF16, q.raw_data(), k.raw_data(), v.raw_data(),
@@ -130,12 +137,16 @@ void forward_kernel_table(Ctx& ctx, const std::vector<Config>& configs, Device d
         };
         run();
         synchronize();
-        const float diff =
-            kernel.kernel == AttentionForwardKernel::MmaSync ? 0.0F : max_difference(ctx, out, reference);
+        const float diff = is_reference ? 0.0F : max_difference(ctx, out, reference);
         const double seconds = seconds_per_call(run);
         const double flops = forward_flops(c, causal);
         const std::string label = case_label(c);
-        std::printf("%-22s %-7s %-10s %10.3f %10.1f %12.3g\n", label.c_str(), causal ? "yes" : "no", kernel.name,
+        const std::string name =
+            row.kernel == AttentionForwardKernel::MmaSync ? "mma.sync"
+            : row.kernel == AttentionForwardKernel::Wgmma
+                ? "wgmma"
+                : std::string("tma ") + anvil::cuda::tma_forward_variant_name(c.head_dim, row.variant);
+        std::printf("%-22s %-7s %-22s %10.3f %10.1f %12.3g\n", label.c_str(), causal ? "yes" : "no", name.c_str(),
                     seconds * 1e3, flops / seconds * 1e-12, static_cast<double>(diff));
       }
     }
@@ -164,7 +175,7 @@ void backward_kernel_table(Ctx& ctx, const std::vector<Config>& configs, Device 
     Tensor lse = ctx.empty({c.batch, c.heads, c.seq}, DType::F32, device);
     Tensor delta = ctx.empty({c.batch, c.heads, c.seq}, DType::F32, device);
     Tensor dq_accum = ctx.empty(shape, DType::F32, device);
-    Tensor grads[2][3];
+    Tensor grads[std::size(kernels)][3];
     for (auto& set : grads) {
       for (Tensor& g : set) g = ctx.empty(shape, DType::BF16, device);
     }
@@ -172,7 +183,7 @@ void backward_kernel_table(Ctx& ctx, const std::vector<Config>& configs, Device 
       anvil::cuda::AttentionShape launch_shape = launch_shape_of(c, causal);
       anvil::cuda::launch_attention_forward(launch_shape, DType::BF16, q.raw_data(), k.raw_data(), v.raw_data(),
                                             out.raw_data(), static_cast<float*>(lse.raw_data()), nullptr);
-      for (int which = 0; which < 2; ++which) {
+      for (size_t which = 0; which < std::size(kernels); ++which) {
         launch_shape.backward_kernel = kernels[which].kernel;
         Tensor* g = grads[which];
         for (int i = 0; i < 3; ++i) cudaMemset(g[i].raw_data(), 0xFF, static_cast<size_t>(g[i].numel()) * 2);

@@ -11,6 +11,12 @@
 #include "anvil/ops/attention.h"
 #include "support/op_harness.h"
 
+#ifdef ANVIL_WITH_CUDA
+#include <cuda_runtime_api.h>
+
+#include "cuda/attention_kernels.h"
+#endif
+
 namespace anvil::testing {
 namespace {
 
@@ -318,6 +324,107 @@ TEST(OpAttention, BackwardIsDeterministic) {
     }
   }
 }
+
+#ifdef ANVIL_WITH_CUDA
+// Every tensor-core forward kernel of the CUDA backend, picked through the launch API (the op
+// runs the fastest one only): out and lse against float64 for bf16 / f16, D = 64 and 128.
+TEST(OpAttention, EveryCudaForwardKernelMatchesFloat64) {
+  using cuda::AttentionForwardKernel;
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  struct Kernel {
+    AttentionForwardKernel kernel;
+    int variant;
+  };
+  std::vector<Kernel> kernels = {{AttentionForwardKernel::MmaSync, 0}, {AttentionForwardKernel::Wgmma, 0}};
+  for (int variant = 0; variant < cuda::kTmaForwardVariants; ++variant) {
+    kernels.push_back({AttentionForwardKernel::WgmmaTma, variant});
+  }
+  for (const Device device : test_devices(ctx)) {
+    if (device.is_cpu()) continue;
+    for (const DType dtype : {DType::BF16, DType::F16}) {
+      for (const Dims& dims : kForwardDims) {
+        if (dims.head_dim != 64 && dims.head_dim != 128) continue;
+        for (const bool causal : {true, false}) {
+          Inputs in(ctx, dims, rng, dtype, device);
+          const AttentionParams params{causal, 0.0F, AttentionImpl::Blocked};
+          HostArray lse_ref;
+          const HostArray out_ref = attention_reference(dims, params, in.q, in.k, in.v, &lse_ref);
+          cuda::AttentionShape shape{dims.batch,    dims.seq,      dims.q_heads,
+                                     dims.kv_heads, dims.head_dim, static_cast<float>(resolved_scale(dims, params)),
+                                     causal};
+          for (const Kernel& kernel : kernels) {
+            SCOPED_TRACE(case_label(dtype, device, dims.q_shape()) + " " + dims.label() + " kernel " +
+                         std::to_string(static_cast<int>(kernel.kernel)) + " variant " +
+                         std::to_string(kernel.variant) + (causal ? " causal" : " full"));
+            Tensor out = ctx.empty(dims.q_shape(), dtype, device);
+            Tensor lse = ctx.empty(dims.lse_shape(), DType::F32, device);
+            shape.forward_kernel = kernel.kernel;
+            shape.forward_variant = kernel.variant;
+            ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+            cuda::launch_attention_forward(shape, dtype, in.q_tensor.raw_data(), in.k_tensor.raw_data(),
+                                           in.v_tensor.raw_data(), out.raw_data(), static_cast<float*>(lse.raw_data()),
+                                           nullptr);
+            ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+            expect_close(to_host(ctx, out), out_ref, tolerance_for(dtype), "out");
+            expect_close(to_host(ctx, lse), lse_ref, lse_tolerance(), "lse");
+          }
+        }
+      }
+    }
+  }
+}
+
+// Every tensor-core backward kernel with a dQ accumulator, picked through the launch API:
+// dq, dk, dv against the float64 gradients for bf16 / f16, D = 64 and 128, T up to 520.
+TEST(OpAttention, EveryCudaBackwardKernelMatchesFloat64) {
+  using cuda::AttentionBackwardKernel;
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  const AttentionBackwardKernel kernels[] = {AttentionBackwardKernel::MmaSync, AttentionBackwardKernel::Wgmma};
+  const std::vector<Dims> dims_list = {{1, 130, 4, 1, 64},  {1, 97, 4, 2, 128}, {2, 300, 2, 1, 64},
+                                       {1, 300, 4, 2, 128}, {1, 520, 3, 1, 64}, {1, 520, 2, 2, 128}};
+  for (const Device device : test_devices(ctx)) {
+    if (device.is_cpu()) continue;
+    for (const DType dtype : {DType::BF16, DType::F16}) {
+      for (const Dims& dims : dims_list) {
+        for (const bool causal : {true, false}) {
+          Inputs in(ctx, dims, rng, dtype, device);
+          HostArray dout = random_array(dims.q_shape(), rng);
+          const Tensor dout_tensor = make_tensor(ctx, dout, dtype, device);
+          const AttentionParams params{causal, 0.0F, AttentionImpl::Blocked};
+          const Gradients ref = attention_gradients(dims, params, in.q, in.k, in.v, dout);
+          cuda::AttentionShape shape{dims.batch,    dims.seq,      dims.q_heads,
+                                     dims.kv_heads, dims.head_dim, static_cast<float>(resolved_scale(dims, params)),
+                                     causal};
+          Tensor out = ctx.empty(dims.q_shape(), dtype, device);
+          Tensor lse = ctx.empty(dims.lse_shape(), DType::F32, device);
+          Tensor delta = ctx.empty(dims.lse_shape(), DType::F32, device);
+          Tensor dq_accum = ctx.empty(dims.q_shape(), DType::F32, device);
+          attention(ctx, out, lse, in.q_tensor, in.k_tensor, in.v_tensor, params);
+          for (const AttentionBackwardKernel kernel : kernels) {
+            SCOPED_TRACE(case_label(dtype, device, dims.q_shape()) + " " + dims.label() + " kernel " +
+                         std::to_string(static_cast<int>(kernel)) + (causal ? " causal" : " full"));
+            Tensor dq = ctx.empty(dims.q_shape(), dtype, device);
+            Tensor dk = ctx.empty(dims.kv_shape(), dtype, device);
+            Tensor dv = ctx.empty(dims.kv_shape(), dtype, device);
+            shape.backward_kernel = kernel;
+            ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+            cuda::launch_attention_backward(shape, dtype, /*exact_delta=*/false, dout_tensor.raw_data(),
+                                            in.q_tensor.raw_data(), in.k_tensor.raw_data(), in.v_tensor.raw_data(),
+                                            out.raw_data(), static_cast<const float*>(lse.raw_data()), dq.raw_data(),
+                                            dk.raw_data(), dv.raw_data(), static_cast<float*>(delta.raw_data()),
+                                            static_cast<float*>(dq_accum.raw_data()), nullptr);
+            ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+            expect_gradients_close({to_host(ctx, dq), to_host(ctx, dk), to_host(ctx, dv)}, ref,
+                                   attention_gradient_tolerance(dtype, AttentionImpl::Blocked, device));
+          }
+        }
+      }
+    }
+  }
+}
+#endif
 
 TEST(OpAttention, RejectsBadArguments) {
   Ctx& ctx = test_ctx();

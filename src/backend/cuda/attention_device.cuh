@@ -343,6 +343,9 @@ void generic_backward(const Args& args, DType dtype, cudaStream_t stream);  // n
 void mma_forward(const Args& args, DType dtype, bool delta_mode, cudaStream_t stream);
 // Hopper (sm_90a) forward: out and lse only.
 void wgmma_forward(const Args& args, DType dtype, cudaStream_t stream);
+// The same warp-specialised (TMA producer warpgroup, attention_wgmma_tma_forward.cu);
+// `variant` picks its tiling (AttentionShape::forward_variant).
+void wgmma_tma_forward(const Args& args, DType dtype, int variant, cudaStream_t stream);
 void mma_backward(const Args& args, DType dtype, cudaStream_t stream);  // needs delta
 // One pass over the keys, dQ added up in `dq_accum` (B, T, Hq, D) f32 scratch, which the
 // caller zeroes before and rounds into dq with dq_accum_to_dq after.

@@ -143,11 +143,15 @@ void launch_attention_forward(const AttentionShape& shape, DType dtype, const vo
   args.out = out;
   args.lse = lse;
   if (use_mma(args, dtype, {q, k, v, out})) {
-    // wgmma: 1.24-1.37x mma.sync on the H100 at D = 64 and 128 (docs/perf.md).
-    if (shape.forward_kernel == AttentionForwardKernel::MmaSync) {
-      attention::mma_forward(args, dtype, /*delta_mode=*/false, stream);
-    } else {
-      attention::wgmma_forward(args, dtype, stream);
+    // Auto: the warp-specialised TMA kernel, 1.03-1.45x the plain wgmma one and 1.28-2.0x
+    // mma.sync on the H100 (docs/perf.md).
+    switch (shape.forward_kernel) {
+      case AttentionForwardKernel::MmaSync:
+        return attention::mma_forward(args, dtype, /*delta_mode=*/false, stream);
+      case AttentionForwardKernel::Wgmma:
+        return attention::wgmma_forward(args, dtype, stream);
+      default:
+        return attention::wgmma_tma_forward(args, dtype, shape.forward_variant, stream);
     }
   } else {
     attention::generic_forward(args, dtype, /*delta_mode=*/false, stream);

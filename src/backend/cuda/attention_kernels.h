@@ -18,12 +18,22 @@
 namespace anvil::cuda {
 
 // The tensor-core forward kernels, for the benchmark's side-by-side rows; Auto runs the
-// fastest measured.
+// fastest measured (WgmmaTma).
 enum class AttentionForwardKernel : uint8_t {
   Auto,
   MmaSync,  // mma.sync m16n8k16, 128 query rows per block (attention_mma_forward.cu)
   Wgmma,    // wgmma, 128 query rows per block in 2 warpgroups (attention_wgmma_forward.cu)
+  // wgmma fed by a TMA producer warpgroup (attention_wgmma_tma_forward.cu); its tilings
+  // are AttentionShape::forward_variant.
+  WgmmaTma,
 };
+
+// The tilings of the WgmmaTma forward (forward_variant 0 .. kTmaForwardVariants - 1, named by
+// tma_forward_variant_name; kTmaForwardFastest picks the fastest measured for the head dim
+// and mask).
+constexpr int kTmaForwardVariants = 3;
+constexpr int kTmaForwardFastest = -1;
+const char* tma_forward_variant_name(int64_t head_dim, int variant);
 
 // The tensor-core backward kernels (with a dQ accumulator), likewise.
 enum class AttentionBackwardKernel : uint8_t {
@@ -42,6 +52,7 @@ struct AttentionShape {
   bool causal = true;
   AttentionForwardKernel forward_kernel = AttentionForwardKernel::Auto;
   AttentionBackwardKernel backward_kernel = AttentionBackwardKernel::Auto;
+  int forward_variant = kTmaForwardFastest;  // with forward_kernel WgmmaTma
 };
 
 // out and (when lse is not null) lse, overwritten.
