@@ -174,7 +174,9 @@ void backward_kernel_table(Ctx& ctx, const std::vector<Config>& configs, Device 
     Tensor out = ctx.empty(shape, DType::BF16, device);
     Tensor lse = ctx.empty({c.batch, c.heads, c.seq}, DType::F32, device);
     Tensor delta = ctx.empty({c.batch, c.heads, c.seq}, DType::F32, device);
-    Tensor dq_accum = ctx.empty(shape, DType::F32, device);
+    Tensor dq_accum =
+        ctx.empty({anvil::cuda::attention_backward_dq_accum_elements(launch_shape_of(c, false), DType::BF16)},
+                  DType::F32, device);
     Tensor grads[std::size(kernels)][3];
     for (auto& set : grads) {
       for (Tensor& g : set) g = ctx.empty(shape, DType::BF16, device);

@@ -299,7 +299,13 @@ TEST(OpAttention, BackwardMatchesFloat64OnLargerShapes) {
             expect_gradients_close(by_impl[n], ref, attention_gradient_tolerance(dtype, kImpls[n], device));
           }
           SCOPED_TRACE("blocked vs reference");
-          expect_gradients_close(by_impl[1], by_impl[0], attention_gradient_tolerance(dtype, AttentionImpl::Blocked));
+          // On a GPU both run the tensor-core backward, each within its bound of float64 above
+          // (they differ in delta), so they may differ by the sum of the bounds: with one bound
+          // 1 element in 153600 of bf16 dq (T = 300, D = 128, causal) was out by 1.4x in a run
+          // on the H100 (seed 15805532885235577589).
+          Tolerance pairwise = attention_gradient_tolerance(dtype, AttentionImpl::Blocked);
+          if (!device.is_cpu()) pairwise.atol_scale *= 2.0;
+          expect_gradients_close(by_impl[1], by_impl[0], pairwise);
         }
       }
     }
@@ -400,7 +406,7 @@ TEST(OpAttention, EveryCudaBackwardKernelMatchesFloat64) {
           Tensor out = ctx.empty(dims.q_shape(), dtype, device);
           Tensor lse = ctx.empty(dims.lse_shape(), DType::F32, device);
           Tensor delta = ctx.empty(dims.lse_shape(), DType::F32, device);
-          Tensor dq_accum = ctx.empty(dims.q_shape(), DType::F32, device);
+          Tensor dq_accum = ctx.empty({cuda::attention_backward_dq_accum_elements(shape, dtype)}, DType::F32, device);
           attention(ctx, out, lse, in.q_tensor, in.k_tensor, in.v_tensor, params);
           for (const AttentionBackwardKernel kernel : kernels) {
             SCOPED_TRACE(case_label(dtype, device, dims.q_shape()) + " " + dims.label() + " kernel " +

@@ -350,8 +350,12 @@ void mma_backward(const Args& args, DType dtype, cudaStream_t stream);  // needs
 // One pass over the keys, dQ added up in `dq_accum` (B, T, Hq, D) f32 scratch, which the
 // caller zeroes before and rounds into dq with dq_accum_to_dq after.
 void mma_backward_fused(const Args& args, DType dtype, float* dq_accum, cudaStream_t stream);  // needs delta
-// The same on Hopper's wgmma (sm_90a).
+// The same on Hopper's wgmma (sm_90a); at D = 128 its dq_accum is tiled (wgmma_dq_accum_elements
+// floats, at most B * Hq * (T rounded up to 128) * D), and wgmma_dq_accum_to_dq (either head dim)
+// rounds it into dq.
 void wgmma_backward(const Args& args, DType dtype, float* dq_accum, cudaStream_t stream);  // needs delta
+int64_t wgmma_dq_accum_elements(const Args& args);
+void wgmma_dq_accum_to_dq(const Args& args, DType dtype, const float* dq_accum, cudaStream_t stream);
 // dq = scale * dq_accum rounded to the storage dtype.
 void dq_accum_to_dq(const Args& args, DType dtype, const float* dq_accum, cudaStream_t stream);
 

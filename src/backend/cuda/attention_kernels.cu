@@ -158,8 +158,10 @@ void launch_attention_forward(const AttentionShape& shape, DType dtype, const vo
   }
 }
 
-bool attention_backward_wants_dq_accum(const AttentionShape& shape, DType dtype) {
-  return (dtype == DType::BF16 || dtype == DType::F16) && (shape.head_dim == 64 || shape.head_dim == 128);
+int64_t attention_backward_dq_accum_elements(const AttentionShape& shape, DType dtype) {
+  if ((dtype != DType::BF16 && dtype != DType::F16) || (shape.head_dim != 64 && shape.head_dim != 128)) return 0;
+  // The wgmma kernel's tiled layout; the mma.sync kernel's (B, T, Hq, D) fits in it.
+  return attention::wgmma_dq_accum_elements(make_args(shape));
 }
 
 void launch_attention_backward(const AttentionShape& shape, DType dtype, bool exact_delta, const void* dout,
@@ -200,15 +202,16 @@ void launch_attention_backward(const AttentionShape& shape, DType dtype, bool ex
     }
   }
   if (mma && dq_accum != nullptr) {
-    const int64_t elements = shape.batch * shape.seq * shape.q_heads * shape.head_dim;
+    const int64_t elements = attention_backward_dq_accum_elements(shape, dtype);
     ANVIL_CUDA_CHECK(cudaMemsetAsync(dq_accum, 0, sizeof(float) * static_cast<size_t>(elements), stream));
     // wgmma: 1.27-1.35x the mma.sync kernel on the H100 at D = 64 and 128 (docs/perf.md).
     if (shape.backward_kernel != AttentionBackwardKernel::MmaSync) {
       attention::wgmma_backward(args, dtype, dq_accum, stream);
+      attention::wgmma_dq_accum_to_dq(args, dtype, dq_accum, stream);
     } else {
       attention::mma_backward_fused(args, dtype, dq_accum, stream);
+      attention::dq_accum_to_dq(args, dtype, dq_accum, stream);
     }
-    attention::dq_accum_to_dq(args, dtype, dq_accum, stream);
   } else if (mma) {
     attention::mma_backward(args, dtype, stream);
   } else {

@@ -62,7 +62,7 @@ void launch_attention_forward(const AttentionShape& shape, DType dtype, const vo
 // dq, dk, dv, overwritten. `delta` is scratch of B * Hq * T floats. exact_delta: take
 // delta = rowsum(dout * O) from O recomputed in f32 (one more forward pass) rather than
 // from `out` as stored in bf16/f16 (FlashAttention-2's choice); f32 storage is exact either way.
-// `dq_accum`: scratch of B * T * Hq * D floats where attention_backward_wants_dq_accum;
+// `dq_accum`: scratch of attention_backward_dq_accum_elements floats where that is not 0;
 // the tensor-core path then runs one pass over the keys with dQ added up in f32 by atomics
 // (fastest; dQ's last bits may vary run to run). With null it runs the deterministic
 // two-kernel backward (dK/dV, then dQ recomputing S and dP), which is slower.
@@ -70,8 +70,8 @@ void launch_attention_backward(const AttentionShape& shape, DType dtype, bool ex
                                const void* q, const void* k, const void* v, const void* out, const float* lse, void* dq,
                                void* dk, void* dv, float* delta, float* dq_accum, cudaStream_t stream);
 
-// Whether the backward of this shape and dtype takes the tensor-core path that
-// accumulates dQ in f32 scratch (bf16/f16 with D = 64 or 128).
-bool attention_backward_wants_dq_accum(const AttentionShape& shape, DType dtype);
+// The f32 scratch the backward of this shape and dtype wants for dQ (its tensor-core path,
+// bf16/f16 with D = 64 or 128): B * Hq * (T rounded up to 128) * D floats; 0 for the others.
+int64_t attention_backward_dq_accum_elements(const AttentionShape& shape, DType dtype);
 
 }  // namespace anvil::cuda

@@ -49,8 +49,8 @@ void CudaBackend::attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const T
   const bool exact_delta = params.impl == AttentionImpl::Reference;
   // The tensor-core path accumulates dQ in f32 over the key blocks (FlashAttention-2's scheme).
   Tensor dq_accum;
-  if (attention_backward_wants_dq_accum(shape, q.dtype())) {
-    dq_accum = Tensor::empty({shape.batch, shape.seq, shape.q_heads, shape.head_dim}, DType::F32, *allocator_);
+  if (const int64_t elements = attention_backward_dq_accum_elements(shape, q.dtype()); elements > 0) {
+    dq_accum = Tensor::empty({elements}, DType::F32, *allocator_);
   }
   launch_attention_backward(shape, q.dtype(), exact_delta, dout.raw_data(), q.raw_data(), k.raw_data(), v.raw_data(),
                             out.raw_data(), lse.data<const float>(), dq.raw_data(), dk.raw_data(), dv.raw_data(),

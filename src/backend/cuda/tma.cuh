@@ -58,6 +58,26 @@ __device__ __forceinline__ void load_4d(uint32_t dst, const CUtensorMap& map, ui
       : "memory");
 }
 
+// Adds `bytes` bytes of f32 values at shared address `src` element-wise into global memory at
+// `dst` (each element added atomically, like red.global.add), asynchronously; both 16-byte
+// aligned, bytes a multiple of 16. Committed as a bulk group by bulk_commit().
+__device__ __forceinline__ void bulk_reduce_add_f32(float* dst, uint32_t src, uint32_t bytes) {
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(dst), "r"(src),
+               "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// Waits until at most kPending bulk groups of this thread still read their shared source.
+template <int kPending>
+__device__ __forceinline__ void bulk_wait_read() {
+  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(kPending) : "memory");
+}
+// Waits until at most kPending bulk groups of this thread are incomplete.
+template <int kPending>
+__device__ __forceinline__ void bulk_wait() {
+  asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
 // Brings the tensor map (a __grid_constant__ kernel parameter) into the descriptor cache.
 __device__ __forceinline__ void prefetch_map(const CUtensorMap& map) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(&map)) : "memory");
