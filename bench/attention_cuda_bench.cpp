@@ -113,7 +113,7 @@ void forward_kernel_table(Ctx& ctx, const std::vector<Config>& configs, Device d
   };
   for (const Config& c : configs) {
     std::vector<Row> rows = {{AttentionForwardKernel::MmaSync, 0}, {AttentionForwardKernel::Wgmma, 0}};
-    for (int variant = 0; variant < anvil::cuda::kTmaForwardVariants; ++variant) {
+    for (int variant = 0; variant < anvil::cuda::tma_forward_variants(c.head_dim); ++variant) {
       rows.push_back({AttentionForwardKernel::WgmmaTma, variant});
     }
     const Shape shape = {c.batch, c.seq, c.heads, c.head_dim};

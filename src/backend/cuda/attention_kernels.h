@@ -28,11 +28,11 @@ enum class AttentionForwardKernel : uint8_t {
   WgmmaTma,
 };
 
-// The tilings of the WgmmaTma forward (forward_variant 0 .. kTmaForwardVariants - 1, named by
-// tma_forward_variant_name; kTmaForwardFastest picks the fastest measured for the head dim
-// and mask).
-constexpr int kTmaForwardVariants = 3;
+// The tilings of the WgmmaTma forward (forward_variant 0 .. tma_forward_variants(head_dim) - 1,
+// named by tma_forward_variant_name; kTmaForwardFastest picks the fastest measured for the
+// head dim and mask).
 constexpr int kTmaForwardFastest = -1;
+int tma_forward_variants(int64_t head_dim);
 const char* tma_forward_variant_name(int64_t head_dim, int variant);
 
 // The tensor-core backward kernels (with a dQ accumulator), likewise.

@@ -7,12 +7,14 @@
 // one (every consumer warp is done with it), see tma.cuh.
 //
 // The producer gives its registers up (setmaxnreg 24) to the consumers (240 with two, 160
-// with three consumer warpgroups, 104 with two at two blocks per SM). With kPingPong the consumers take turns at the
-// tensor cores through named barriers: warpgroup g issues its wgmmas of one step only after warpgroup g - 1 issued its
-// own, so one warpgroup's softmax runs while another's matmuls do.
+// with three, 112 with four consumer warpgroups, 104 with two at two blocks per SM). With
+// kPingPong the consumers take turns at the tensor cores through named barriers: warpgroup g
+// issues its wgmmas of one step only after warpgroup g - 1 issued its own, so one
+// warpgroup's softmax runs while another's matmuls do.
 //
 // Grid (ceil(T / (64 kConsumers)), Hq, B), (kConsumers + 1) x 128 threads.
 #include <algorithm>
+#include <iterator>
 
 #include "anvil/core/error.h"
 #include "cuda/attention_kernels.h"
@@ -225,17 +227,21 @@ struct Tiling {
   const char* name;
 };
 
-// Per head dim, as measured on the H100 (docs/perf.md): variant 0 is the default, and at
-// D = 64 variant 1 the causal one; the others are there for the benchmark's A/B.
-//  - D = 128: 128-key tiles in two consumer warpgroups: 578-604 TFLOP/s non-causal, 525-562
-//    causal; 64-key tiles 16% slower; 176-key tiles and 3 stages tie or lose by up to 2%;
-//    ping-pong ties (it is FlashAttention-3's default, so it stays).
-//  - D = 64: three consumer warpgroups (192 query rows) with 128-key tiles are fastest
-//    without a causal mask (362 vs 342 TFLOP/s for two blocks per SM of 64-key tiles); with
-//    it, the 192-row blocks waste work on the diagonal and the latter win (257 vs 227).
-constexpr Tiling kTilings64[kTmaForwardVariants] = {
-    {128, 3, 2, true, 1, "n128 x3 pp"}, {64, 2, 2, true, 2, "n64 x2 pp 2/SM"}, {128, 3, 2, false, 1, "n128 x3"}};
-constexpr Tiling kTilings128[kTmaForwardVariants] = {
+// Per head dim, as measured on the H100 (docs/perf.md); Auto (kTmaForwardFastest) takes
+// variant 0 without a causal mask and variant 1 with it at D = 64, 2 and 0 at D = 128.
+//  - D = 64: four consumer warpgroups (256 query rows) of 64-key tiles at 112 registers are
+//    the fastest without a mask (371 TFLOP/s; three of 128-key tiles 359, two blocks per SM
+//    of two 345, three of 64-key tiles 316); with it, the large blocks waste work on the
+//    diagonal and two blocks per SM of two warpgroups win (255 vs 242 and 226), although
+//    ptxas serialises their wgmmas for lack of registers (C7512).
+//  - D = 128: two consumer warpgroups; 176-key tiles 0-2% ahead of 128-key ones without a
+//    mask, 0-1% behind with it; 64-key tiles (two or three warpgroups) 4-16% slower, 3
+//    stages up to 2% slower. Ping-pong ties everywhere (FlashAttention-3's default, kept).
+constexpr Tiling kTilings64[] = {{64, 4, 2, true, 1, "n64 x4 pp"},
+                                 {64, 2, 2, true, 2, "n64 x2 pp 2/SM"},
+                                 {128, 3, 2, true, 1, "n128 x3 pp"},
+                                 {128, 3, 2, false, 1, "n128 x3"}};
+constexpr Tiling kTilings128[] = {
     {128, 2, 2, true, 1, "n128 x2 pp"}, {128, 2, 2, false, 1, "n128 x2"}, {176, 2, 2, true, 1, "n176 x2 pp"}};
 
 template <typename T, int kD, int kBlockN, int kConsumers, int kStages, bool kPingPong, int kMinBlocks>
@@ -262,14 +268,17 @@ void launch_tiling(const Args& args, cudaStream_t stream) {
                                                                                                            stream);
 }
 
-template <typename T, int kD, const Tiling* kTilings>
+template <typename T, int kD, const Tiling* kTilings, int kCount>
 void launch_variant(const Args& args, int variant, cudaStream_t stream) {
-  ANVIL_CHECK(variant >= 0 && variant < kTmaForwardVariants, "cuda attention: no TMA forward variant ", variant);
+  ANVIL_CHECK(variant >= 0 && variant < kCount, "cuda attention: no TMA forward variant ", variant);
   switch (variant) {
     case 1:
       return launch_tiling<T, kD, kTilings, 1>(args, stream);
     case 2:
       return launch_tiling<T, kD, kTilings, 2>(args, stream);
+    case 3:
+      if constexpr (kCount > 3) return launch_tiling<T, kD, kTilings, 3>(args, stream);
+      [[fallthrough]];
     default:
       return launch_tiling<T, kD, kTilings, 0>(args, stream);
   }
@@ -279,11 +288,11 @@ template <typename T>
 void forward_typed(const Args& args, int variant, cudaStream_t stream) {
   if (args.head_dim == 64) {
     if (variant == kTmaForwardFastest) variant = args.causal ? 1 : 0;
-    return launch_variant<T, 64, kTilings64>(args, variant, stream);
+    return launch_variant<T, 64, kTilings64, std::size(kTilings64)>(args, variant, stream);
   }
-  if (variant == kTmaForwardFastest) variant = 0;
+  if (variant == kTmaForwardFastest) variant = args.causal ? 0 : 2;
   ANVIL_CHECK(args.head_dim == 128, "cuda attention: no TMA forward for head_dim ", args.head_dim);
-  launch_variant<T, 128, kTilings128>(args, variant, stream);
+  launch_variant<T, 128, kTilings128, std::size(kTilings128)>(args, variant, stream);
 }
 
 }  // namespace
@@ -298,8 +307,13 @@ void wgmma_tma_forward(const Args& args, DType dtype, int variant, cudaStream_t 
 
 namespace anvil::cuda {
 
+int tma_forward_variants(int64_t head_dim) {
+  if (head_dim == 64) return static_cast<int>(std::size(attention::kTilings64));
+  return head_dim == 128 ? static_cast<int>(std::size(attention::kTilings128)) : 0;
+}
+
 const char* tma_forward_variant_name(int64_t head_dim, int variant) {
-  if (variant < 0 || variant >= kTmaForwardVariants || (head_dim != 64 && head_dim != 128)) return "?";
+  if (variant < 0 || variant >= tma_forward_variants(head_dim)) return "?";
   return (head_dim == 64 ? attention::kTilings64 : attention::kTilings128)[variant].name;
 }
 
