@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "anvil/ops/attention.h"
 #include "support/op_harness.h"
@@ -413,6 +414,14 @@ TEST(OpAttention, EveryCudaBackwardKernelMatchesFloat64) {
           Tensor delta = ctx.empty(dims.lse_shape(), DType::F32, device);
           Tensor dq_accum = ctx.empty({cuda::attention_backward_dq_accum_elements(shape, dtype)}, DType::F32, device);
           attention(ctx, out, lse, in.q_tensor, in.k_tensor, in.v_tensor, params);
+          // Against float64: the op's bound, doubled: delta taken from `out` as stored in bf16
+          // puts the largest errors on the first rows (few keys, large P), where one bf16 run
+          // on the H100 had 2 of 99840 dq elements out by 1.17x, the same value from both
+          // kernels (T = 520, D = 64, causal, seed 8726946067752096658). Between kernels (same
+          // rounding of P and dS, only the order of dQ's additions differs): the forward bound.
+          Tolerance bound = attention_gradient_tolerance(dtype, AttentionImpl::Blocked, device);
+          bound.atol_scale *= 2.0;
+          Gradients first;
           for (const AttentionBackwardKernel kernel : kernels) {
             SCOPED_TRACE(case_label(dtype, device, dims.q_shape()) + " " + dims.label() + " kernel " +
                          std::to_string(static_cast<int>(kernel)) + (causal ? " causal" : " full"));
@@ -427,8 +436,14 @@ TEST(OpAttention, EveryCudaBackwardKernelMatchesFloat64) {
                                             dk.raw_data(), dv.raw_data(), static_cast<float*>(delta.raw_data()),
                                             static_cast<float*>(dq_accum.raw_data()), nullptr);
             ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-            expect_gradients_close({to_host(ctx, dq), to_host(ctx, dk), to_host(ctx, dv)}, ref,
-                                   attention_gradient_tolerance(dtype, AttentionImpl::Blocked, device));
+            Gradients got{to_host(ctx, dq), to_host(ctx, dk), to_host(ctx, dv)};
+            expect_gradients_close(got, ref, bound);
+            if (kernel == kernels[0]) {
+              first = std::move(got);
+            } else {
+              SCOPED_TRACE("against the first kernel");
+              expect_gradients_close(got, first, tolerance_for(dtype));
+            }
           }
         }
       }

@@ -45,13 +45,24 @@ constexpr int kBlockQOf = kD == 64 ? 128 : 64;
 template <int kD>
 constexpr bool kTiledDq = kD == 128;
 
+// D = 128: one block barrier per step (before dQ), with 3 buffers of Q / dout / lse / delta
+// (a step's are refilled two steps later) and 2 of dS^T: 1.22-1.24x the two barriers per
+// step of D = 64 (a barrier at the top of each step, 2 buffers, 1 dS^T), which lost 5% at
+// D = 64 with one.
+template <int kD>
+constexpr bool kOneBarrier = kD == 128;
+template <int kD>
+constexpr int kBuffers = kOneBarrier<kD> ? 3 : 2;
+template <int kD>
+constexpr int kDsBuffers = kOneBarrier<kD> ? 2 : 1;
+
 template <int kD>
 constexpr size_t backward_smem_bytes() {
   constexpr size_t kQ = kBlockQOf<kD>;
-  // K, V; 2 buffers of Q and dout; dS^T (keys x queries); 2 buffers of lse and delta (f32);
-  // the dQ tile (f32, kTiledDq); 1 KB to align the tiles to the swizzle's 1024 bytes.
-  return sizeof(uint16_t) * (2 * kBlockKeys * kD + 4 * kQ * kD + kBlockKeys * kQ) + sizeof(float) * 4 * kQ +
-         (kTiledDq<kD> ? sizeof(float) * kQ * kD : 0) + 1024;
+  // K, V; kBuffers of Q and dout; kDsBuffers of dS^T (keys x queries); kBuffers of lse and
+  // delta (f32); the dQ tile (f32, kTiledDq); 1 KB to align the tiles to the swizzle's 1024 bytes.
+  return sizeof(uint16_t) * (2 * kBlockKeys * kD + 2 * kBuffers<kD> * kQ * kD + kDsBuffers<kD> * kBlockKeys * kQ) +
+         sizeof(float) * 2 * kBuffers<kD> * kQ + (kTiledDq<kD> ? sizeof(float) * kQ * kD : 0) + 1024;
 }
 
 // The dQ accumulator's layout: tile (b, h, query tile) of kBlockQ x kD floats at
@@ -68,12 +79,14 @@ __host__ __device__ __forceinline__ int64_t dq_tile_offset(const Args& args, int
 template <typename T, int kD>
 __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, float* dq_accum) {
   constexpr int kBlockQ = kBlockQOf<kD>;
+  constexpr int kBuffers = attention::kBuffers<kD>;
   constexpr uint32_t kKVBytes = kBlockKeys * kD * 2;
   constexpr uint32_t kKVBlockBytes = kBlockKeys * 128;  // a 64-column block of K or V
   constexpr uint32_t kQBytes = kBlockQ * kD * 2;
-  constexpr uint32_t kQBlockBytes = kBlockQ * 128;      // a 64-column block of a Q / dout tile
-  constexpr uint32_t kDsBlockBytes = kBlockKeys * 128;  // 64 queries of the dS^T tile
-  constexpr int kS = kBlockQ / 2;                       // S^T / dP^T accumulators per thread
+  constexpr uint32_t kQBlockBytes = kBlockQ * 128;         // a 64-column block of a Q / dout tile
+  constexpr uint32_t kDsBlockBytes = kBlockKeys * 128;     // 64 queries of the dS^T tile
+  constexpr uint32_t kDsBytes = kBlockKeys * kBlockQ * 2;  // one dS^T tile
+  constexpr int kS = kBlockQ / 2;                          // S^T / dP^T accumulators per thread
   // dQ: kBlockQ = 128: warpgroup g takes queries 64 g.., all D columns; 64: all queries,
   // columns 64 g.. (D = 128).
   constexpr int kDqN = kBlockQ == 128 ? kD : kD / 2;
@@ -81,11 +94,12 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const uint32_t k_s = (smem_address(smem_raw) + 1023U) & ~1023U;
   const uint32_t v_s = k_s + kKVBytes;
-  const uint32_t q_s = v_s + kKVBytes;                               // 2 buffers
-  const uint32_t do_s = q_s + 2 * kQBytes;                           // 2 buffers
-  const uint32_t ds_s = do_s + 2 * kQBytes;                          // (kBlockKeys, kBlockQ) in 64-query blocks
-  const uint32_t stats_s = ds_s + kBlockKeys * kBlockQ * 2;          // lse[2][kBlockQ], delta[2][kBlockQ]
-  [[maybe_unused]] const uint32_t dq_s = stats_s + 4 * kBlockQ * 4;  // (kBlockQ, kD) f32, dq_tile_offset's order
+  const uint32_t q_s = v_s + kKVBytes;                        // kBuffers
+  const uint32_t do_s = q_s + kBuffers * kQBytes;             // kBuffers
+  const uint32_t ds_s = do_s + kBuffers * kQBytes;            // 2 x (kBlockKeys, kBlockQ) in 64-query blocks
+  const uint32_t stats_s = ds_s + kDsBuffers<kD> * kDsBytes;  // lse[kBuffers][kBlockQ], delta[kBuffers][kBlockQ]
+  [[maybe_unused]] const uint32_t dq_s =
+      stats_s + 2 * kBuffers * kBlockQ * 4;  // (kBlockQ, kD) f32, dq_tile_offset's order
   float* stats = reinterpret_cast<float*>(smem_raw + (stats_s - smem_address(smem_raw)));
 
   const int seq = args.seq;
@@ -120,7 +134,7 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
       const bool valid = t < seq;
       const int64_t stat = args.stat_offset(b, h) + (valid ? t : 0);
       cp_async_4(stats + buffer * kBlockQ + tid, args.lse + stat, valid);
-      cp_async_4(stats + (2 + buffer) * kBlockQ + tid, args.delta + stat, valid);
+      cp_async_4(stats + (kBuffers + buffer) * kBlockQ + tid, args.delta + stat, valid);
     }
   };
 
@@ -130,6 +144,13 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
       v_s, static_cast<const T*>(args.v) + args.kv_offset(b, 0, kv_h), kv_step, k0, seq);
   if (steps > 0) load_step(0, 0);
   cp_async_commit();
+  if constexpr (kOneBarrier<kD>) {
+    if (steps > 1) load_step(1, 1);
+    cp_async_commit();
+    cp_async_wait<1>();  // K, V and step 0's tiles
+    wgmma::fence_shared_for_async();
+    __syncthreads();
+  }
 
   float dk[kD / 2];
   float dv[kD / 2];
@@ -138,21 +159,30 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
   const uint32_t k_rows = k_s + static_cast<uint32_t>(wg) * 64U * 128U;  // this warpgroup's keys
   const uint32_t v_rows = v_s + static_cast<uint32_t>(wg) * 64U * 128U;
 
+  // kOneBarrier: one block barrier per step, before dQ: by then every thread has its copies
+  // of the next step's tiles landed (issued one step earlier), both dS^T halves are stored,
+  // and both warpgroups are done with the step before (its wgmmas waited for), whose buffers
+  // the copies for two steps ahead refill. dS^T is double-buffered: the other warpgroup may
+  // still read this step's while this one stores the next. Otherwise also one at the top of
+  // each step, after which the next step's copies are issued.
   for (int step = 0; step < steps; ++step) {
-    const int buffer = step & 1;
-    // This step's tiles have landed; every warpgroup is done with the previous step (its
-    // buffers and the dS^T tile).
-    cp_async_wait<0>();
-    wgmma::fence_shared_for_async();
-    __syncthreads();
-    if (step + 1 < steps) load_step(step + 1, buffer ^ 1);
-    cp_async_commit();
+    const int buffer = step % kBuffers;
+    if constexpr (!kOneBarrier<kD>) {
+      // This step's tiles have landed; every warpgroup is done with the previous step (its
+      // buffers and the dS^T tile).
+      cp_async_wait<0>();
+      wgmma::fence_shared_for_async();
+      __syncthreads();
+      if (step + 1 < steps) load_step(step + 1, (step + 1) % kBuffers);
+      cp_async_commit();
+    }
     const int h = kv_h * group + step / q_tiles;
     const int q0 = (first_q_tile + step % q_tiles) * kBlockQ;
     const uint32_t q_tile = q_s + static_cast<uint32_t>(buffer) * kQBytes;
     const uint32_t do_tile = do_s + static_cast<uint32_t>(buffer) * kQBytes;
+    const uint32_t ds_tile = ds_s + static_cast<uint32_t>(step % kDsBuffers<kD>) * kDsBytes;
     const float* lse_tile = stats + buffer * kBlockQ;
-    const float* delta_tile = stats + (2 + buffer) * kBlockQ;
+    const float* delta_tile = stats + (kBuffers + buffer) * kBlockQ;
 
     // 1. S^T = K Q^T, dP^T = V dout^T.
     float s[kS];
@@ -203,7 +233,7 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
         p[nt / 2][2 * (nt % 2) + r] = p_bits;
         ds[nt / 2][2 * (nt % 2) + r] = ds_bits;
         const uint32_t address =
-            ds_s + wgmma::swizzled_offset<kBlockKeys>(key_a + 8 * r, nt) + 4U * static_cast<uint32_t>(quad_lane);
+            ds_tile + wgmma::swizzled_offset<kBlockKeys>(key_a + 8 * r, nt) + 4U * static_cast<uint32_t>(quad_lane);
         wgmma::store_shared(address, ds_bits);
       }
     }
@@ -219,14 +249,19 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
     wgmma::commit();
 
     // 4. dQ += dS K once both warpgroups' dS^T rows are in shared memory (and the previous
-    // step's dQ tile has been read by its bulk reduce).
+    // step's dQ tile has been read by its bulk reduce); then the copies for two steps ahead.
     if (kTiledDq<kD> && tid % 128 == 0) tma::bulk_wait_read<0>();
+    if constexpr (kOneBarrier<kD>) cp_async_wait<0>();  // the next step's tiles
     wgmma::fence_shared_for_async();
     __syncthreads();
+    if constexpr (kOneBarrier<kD>) {
+      if (step + 2 < steps) load_step(step + 2, (step + 2) % kBuffers);
+      cp_async_commit();
+    }
     float dq[kDqN / 2];
     // kBlockQ = 128: this warpgroup's 64 queries are dS^T's column block wg, all of K's
     // columns; kBlockQ = 64: all queries (column block 0), K's column block wg.
-    const uint32_t ds_block = ds_s + (kBlockQ == 128 ? static_cast<uint32_t>(wg) * kDsBlockBytes : 0U);
+    const uint32_t ds_block = ds_tile + (kBlockQ == 128 ? static_cast<uint32_t>(wg) * kDsBlockBytes : 0U);
     const uint32_t k_block = k_s + (kBlockQ == 128 ? 0U : static_cast<uint32_t>(wg) * kKVBlockBytes);
     wgmma::fence_operands(dq);
     wgmma::gemm_mn<T, kBlockKeys, kDqN>(dq, ds_block, kDsBlockBytes, k_block, kKVBlockBytes);
@@ -305,6 +340,7 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_backward_kernel(Args args, 
 template <typename T, int kD>
 void launch(const Args& args, float* dq_accum, cudaStream_t stream) {
   constexpr size_t kSmem = backward_smem_bytes<kD>();
+  static_assert(kSmem <= 227 * 1024, "shared memory beyond the SM's");
   auto kernel = wgmma_backward_kernel<T, kD>;
   ANVIL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem)));
   // The key blocks of one head are adjacent in launch order: the blocks in flight walk the same
