@@ -8,7 +8,8 @@
 // (b, kv head), K and V resident in shared memory (128-byte-swizzle layout, wgmma.cuh);
 // warpgroup g owns keys 64 g .. 64 g + 63. It walks the query heads of its group and, for
 // each, the query tiles of kBlockQ (64 at D = 128, 128 at D = 64) that can see its keys (Q,
-// dout, lse, delta double-buffered with cp.async). Per tile, each warpgroup computes the
+// dout, lse, delta copied by cp.async into kBuffers buffers: 3 at D = 128, so that one block
+// barrier per step suffices, 2 at D = 64; see kOneBarrier). Per tile, each warpgroup computes the
 // transposed products, so that its keys are the rows (M) of every accumulator:
 //  1. S^T = K Q^T and dP^T = V dout^T (64 keys x kBlockQ, operands from shared memory);
 //  2. P^T and dS^T in registers (masked only on tiles crossing T or the diagonal); dS^T also
