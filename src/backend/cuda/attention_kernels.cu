@@ -143,7 +143,7 @@ void launch_attention_forward(const AttentionShape& shape, DType dtype, const vo
   args.out = out;
   args.lse = lse;
   if (use_mma(args, dtype, {q, k, v, out})) {
-    // Auto: the warp-specialised TMA kernel, 1.03-1.45x the plain wgmma one and 1.28-2.0x
+    // Auto: the warp-specialised TMA kernel, 1.02-1.38x the plain wgmma one and 1.26-1.90x
     // mma.sync on the H100 (docs/perf.md).
     switch (shape.forward_kernel) {
       case AttentionForwardKernel::MmaSync:
@@ -204,7 +204,8 @@ void launch_attention_backward(const AttentionShape& shape, DType dtype, bool ex
   if (mma && dq_accum != nullptr) {
     const int64_t elements = attention_backward_dq_accum_elements(shape, dtype);
     ANVIL_CUDA_CHECK(cudaMemsetAsync(dq_accum, 0, sizeof(float) * static_cast<size_t>(elements), stream));
-    // wgmma: 1.27-1.35x the mma.sync kernel on the H100 at D = 64 and 128 (docs/perf.md).
+    // wgmma: 1.28-1.33x the mma.sync kernel on the H100 at D = 64, 1.63-1.74x at D = 128
+    // (docs/perf.md).
     if (shape.backward_kernel != AttentionBackwardKernel::MmaSync) {
       attention::wgmma_backward(args, dtype, dq_accum, stream);
       attention::wgmma_dq_accum_to_dq(args, dtype, dq_accum, stream);

@@ -251,9 +251,10 @@ void launch(const Args& args, cudaStream_t stream) {
   ANVIL_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(Config::kSmemBytes)));
   ANVIL_CHECK(args.q_heads <= 65535 && args.batch <= 65535, "cuda attention: too many heads or sequences");
-  const CUtensorMap q_map = make_row_tile_map(args.q, args.batch, args.seq, args.q_heads, kD, Config::kBlockM);
-  const CUtensorMap k_map = make_row_tile_map(args.k, args.batch, args.seq, args.kv_heads, kD, kBlockN);
-  const CUtensorMap v_map = make_row_tile_map(args.v, args.batch, args.seq, args.kv_heads, kD, kBlockN);
+  const TensorMapEncoder encoder;
+  const CUtensorMap q_map = encoder.row_tiles(args.q, args.batch, args.seq, args.q_heads, kD, Config::kBlockM);
+  const CUtensorMap k_map = encoder.row_tiles(args.k, args.batch, args.seq, args.kv_heads, kD, kBlockN);
+  const CUtensorMap v_map = encoder.row_tiles(args.v, args.batch, args.seq, args.kv_heads, kD, kBlockN);
   const dim3 grid(static_cast<unsigned>((args.seq + Config::kBlockM - 1) / Config::kBlockM),
                   static_cast<unsigned>(args.q_heads), static_cast<unsigned>(args.batch));
   kernel<<<grid, Config::kThreads, Config::kSmemBytes, stream>>>(q_map, k_map, v_map, args);

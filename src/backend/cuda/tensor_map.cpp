@@ -8,24 +8,18 @@
 #include "cuda/cuda_check.h"
 
 namespace anvil::cuda {
-namespace {
 
-// cuTensorMapEncodeTiled from the driver (its 12.0 ABI), looked up on each call: a table
-// lookup, microseconds against the kernels that use the maps.
-PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
-  void* function = nullptr;
+// cuTensorMapEncodeTiled from the driver, its 12.0 ABI.
+TensorMapEncoder::TensorMapEncoder() {
   cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
   ANVIL_CUDA_CHECK(
-      cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &function, 12000, cudaEnableDefault, &found));
-  ANVIL_CHECK(found == cudaDriverEntryPointSuccess && function != nullptr,
+      cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &encode_, 12000, cudaEnableDefault, &found));
+  ANVIL_CHECK(found == cudaDriverEntryPointSuccess && encode_ != nullptr,
               "cuda: the driver has no cuTensorMapEncodeTiled (TMA needs a CUDA 12 driver)");
-  return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(function);
 }
 
-}  // namespace
-
-CUtensorMap make_row_tile_map(const void* data, int64_t batch, int64_t rows, int64_t heads, int64_t cols,
-                              int box_rows) {
+CUtensorMap TensorMapEncoder::row_tiles(const void* data, int64_t batch, int64_t rows, int64_t heads, int64_t cols,
+                                        int box_rows) const {
   ANVIL_CHECK(reinterpret_cast<uintptr_t>(data) % 16 == 0, "cuda tensor map: data is not 16-byte aligned");
   ANVIL_CHECK(cols % 64 == 0 && box_rows >= 1 && box_rows <= 256, "cuda tensor map: cols ", cols, " box_rows ",
               box_rows, " unsupported");
@@ -40,10 +34,10 @@ CUtensorMap make_row_tile_map(const void* data, int64_t batch, int64_t rows, int
   const cuuint32_t box[4] = {64, 1, static_cast<cuuint32_t>(box_rows), 1};
   const cuuint32_t element_strides[4] = {1, 1, 1, 1};
   CUtensorMap map{};
-  const CUresult status =
-      tensor_map_encoder()(&map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 4, const_cast<void*>(data), dims, strides, box,
-                           element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                           CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const CUresult status = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(encode_)(
+      &map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 4, const_cast<void*>(data), dims, strides, box, element_strides,
+      CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   ANVIL_CHECK(status == CUDA_SUCCESS, "cuda tensor map: cuTensorMapEncodeTiled failed (CUresult ",
               static_cast<int>(status), ") for (", batch, ", ", rows, ", ", heads, ", ", cols, ")");
   return map;
