@@ -128,6 +128,10 @@ template <int kPerLane>
 __global__ void quantize_activations_kernel(const float* __restrict__ x, int8_t* __restrict__ codes,
                                             float* __restrict__ scales, int32_t* __restrict__ sums,
                                             float* __restrict__ block_sums, int64_t num_blocks) {
+  // Launched as a programmatic dependent: the blocks are resident before the kernel ahead
+  // (which may still read the codes this kernel writes) has finished, and wait for it here.
+  // Only then may the GEMV after it launch, so at most one kernel ahead is waiting.
+  wait_for_producer();
   allow_dependents();  // the GEMV may launch and start loading its weights
   const int64_t block = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize;
   const int lane = static_cast<int>(threadIdx.x % kWarpSize);
@@ -299,14 +303,15 @@ void launch_quantize_activations(const float* x, int64_t m, int64_t k, const Qua
   constexpr int kThreads = 256;
   const int64_t num_blocks = m * k / acts.block;
   const int64_t grid = (num_blocks * kWarpSize + kThreads - 1) / kThreads;
+  // A programmatic dependent (see quantize_activations_kernel): its blocks are resident and
+  // start the moment the kernel ahead ends, without a launch gap.
   if (acts.block == kQuantSuperBlock) {
-    quantize_activations_kernel<kQuantSuperBlock / kWarpSize><<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(
-        x, acts.codes, acts.scales, acts.sums, acts.block_sums, num_blocks);
+    launch_dependent(quantize_activations_kernel<kQuantSuperBlock / kWarpSize>, static_cast<unsigned>(grid), kThreads,
+                     0, stream, x, acts.codes, acts.scales, acts.sums, acts.block_sums, num_blocks);
   } else {
-    quantize_activations_kernel<kQuantBlock / kWarpSize><<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(
-        x, acts.codes, acts.scales, acts.sums, acts.block_sums, num_blocks);
+    launch_dependent(quantize_activations_kernel<kQuantBlock / kWarpSize>, static_cast<unsigned>(grid), kThreads, 0,
+                     stream, x, acts.codes, acts.scales, acts.sums, acts.block_sums, num_blocks);
   }
-  ANVIL_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
