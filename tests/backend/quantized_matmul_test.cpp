@@ -386,6 +386,55 @@ TEST(OpQuantizedMatmul, DecodeShapesMatchFloat64OnEveryDevice) {
   }
 }
 
+// Calls queued back to back with nothing read in between, alternating weights of two types
+// and two row lengths, as a decode step queues its projections: on the GPU each call's
+// activation quantiser is a programmatic dependent of the GEMV before it and its scratch may
+// be the memory that GEMV still reads, so a quantiser that wrote before that GEMV ended
+// would corrupt it. Every output is checked afterwards.
+TEST(OpQuantizedMatmul, BackToBackDecodeCallsMatchFloat64OnEveryDevice) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  for (const Device device : test_devices(ctx)) {
+    for (const auto& [first, second] : std::vector<std::pair<DType, DType>>{
+             {DType::Q4_0, DType::Q8_0}, {DType::Q4_1, DType::Q4_K}, {DType::Q6_K, DType::Q4_1}}) {
+      if (!ctx.backend(device).supports(OpKind::QuantizedMatmul, first) ||
+          !ctx.backend(device).supports(OpKind::QuantizedMatmul, second)) {
+        continue;
+      }
+      const auto k_for = [](DType dtype, int64_t units) {
+        return units * 8 * kQuantBlock * (dtype == DType::Q8_0 ? 2 : 1);
+      };
+      const std::vector<QuantWeight> weights = {random_weight(1500, k_for(first, 9), first, rng),
+                                                random_weight(700, k_for(second, 16), second, rng)};
+      const std::vector<DType> dtypes = {first, second};
+      std::vector<Tensor> device_weights;
+      device_weights.reserve(weights.size());
+      for (const QuantWeight& weight : weights) {
+        device_weights.push_back(device.is_cpu() ? weight.tensor : ctx.to_device(weight.tensor, device));
+      }
+      constexpr int kCalls = 8;
+      std::vector<HostArray> xs;
+      std::vector<Tensor> outs;
+      xs.reserve(kCalls);
+      outs.reserve(kCalls);
+      for (int call = 0; call < kCalls; ++call) {
+        const QuantWeight& weight = weights[static_cast<size_t>(call % 2)];
+        xs.push_back(random_x(1, weight.values.shape[1], rng));
+        Tensor x_tensor = make_tensor_exact(ctx, xs.back(), DType::F32, device);
+        outs.push_back(ctx.empty({1, weight.values.shape[0]}, DType::F32, device));
+        quantized_matmul(ctx, outs.back(), x_tensor, device_weights[static_cast<size_t>(call % 2)]);
+      }
+      for (int call = 0; call < kCalls; ++call) {
+        const auto w = static_cast<size_t>(call % 2);
+        SCOPED_TRACE(case_label(dtypes[w], device, {1, weights[w].values.shape[0], weights[w].values.shape[1]}) +
+                     " call " + std::to_string(call));
+        check_output(to_host(ctx, outs[static_cast<size_t>(call)]), xs[static_cast<size_t>(call)], weights[w],
+                     dtypes[w], "back to back");
+      }
+    }
+  }
+}
+
 TEST(OpQuantizedMatmul, PlainWeightsMatchFloat64) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());
