@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "anvil/core/quant.h"
 #include "anvil/ops/paged_attention.h"
 #include "anvil/ops/quantized_matmul.h"
+#include "anvil/ops/rms_norm.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/paged_attention_kernels.h"
 #include "cuda/paged_attention_tiled.h"
@@ -103,8 +105,11 @@ void gemv_table(Ctx& ctx, cudaStream_t stream, double copy, std::mt19937_64& rng
   const Device gpu = Device::cuda(0);
   std::printf(
       "GEMV, M = 1: out (1, N) = x (1, K) @ W (N, K)^T; us and %% of copy per call, queued one by one "
-      "(op) and replayed as a CUDA graph\n");
-  std::printf("%-6s %-14s %9s %6s %9s %6s\n", "dtype", "(N, K)", "op us", "%", "graph us", "%");
+      "(op) and replayed as a CUDA graph; from x quantised already (\"codes\": quantize_activations once, as\n"
+      "the norm or SwiGLU before it writes them in a decode step); and, as graphs, the pair a decode step runs\n"
+      "(add_rms_norm of K channels, then the GEMV): into f32 with the quantiser in the GEMV call, or into codes\n");
+  std::printf("%-6s %-14s %9s %6s %9s %6s %9s %6s %9s %6s %9s %6s %9s %6s\n", "dtype", "(N, K)", "op us", "%",
+              "graph us", "%", "codes op", "%", "codes gr", "%", "norm+f32", "%", "norm+cod", "%");
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {1024, 4096}};
   for (const DType dtype : {DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q6_K}) {
     for (const auto& [n, k] : shapes) {
@@ -137,6 +142,46 @@ void gemv_table(Ctx& ctx, cudaStream_t stream, double copy, std::mt19937_64& rng
                   static_cast<long long>(k));
       print_rate(bytes, seconds, copy);
       print_rate(bytes, graph_seconds, copy);
+      const std::optional<DType> codes_dtype = anvil::activation_dtype_for(dtype);
+      if (codes_dtype) {
+        Tensor codes = ctx.empty({1, k}, *codes_dtype, gpu);
+        anvil::quantize_activations(ctx, codes, x);
+        next = 0;
+        print_rate(
+            bytes,
+            seconds_per_call(
+                [&] { anvil::quantized_matmul(ctx, out, codes, weights[static_cast<size_t>(next++ % copies)]); }, 64),
+            copy);
+        print_rate(bytes,
+                   graph_seconds_per_call(
+                       stream,
+                       [&] {
+                         for (int c = 0; c < calls; ++c)
+                           anvil::quantized_matmul(ctx, out, codes, weights[static_cast<size_t>(c % copies)]);
+                       },
+                       calls),
+                   copy);
+        // The decode step's pair: the residual add + RMSNorm that makes x, then the GEMV.
+        Tensor stream_x = ctx.to_device(Tensor::from_f32({1, k}, xs), gpu);
+        const Tensor delta =
+            ctx.to_device(Tensor::from_f32({1, k}, std::vector<float>(static_cast<size_t>(k), 0.0F)), gpu);
+        const Tensor norm_weight =
+            ctx.to_device(Tensor::from_f32({k}, std::vector<float>(static_cast<size_t>(k), 1.0F)), gpu);
+        Tensor normed = ctx.empty({1, k}, DType::F32, gpu);
+        for (Tensor* target : {&normed, &codes}) {
+          print_rate(bytes,
+                     graph_seconds_per_call(
+                         stream,
+                         [&] {
+                           for (int c = 0; c < calls; ++c) {
+                             anvil::add_rms_norm(ctx, *target, stream_x, delta, norm_weight, 1e-5F);
+                             anvil::quantized_matmul(ctx, out, *target, weights[static_cast<size_t>(c % copies)]);
+                           }
+                         },
+                         calls),
+                     copy);
+        }
+      }
       std::printf("\n");
     }
   }

@@ -46,6 +46,7 @@ const char* op_name(OpKind op) {
       "paged_attention",
       "add_rms_norm",
       "rope_kv_cache_write",
+      "quantize_activations",
   };
   const auto index = static_cast<size_t>(op);
   return index < kNames.size() ? kNames[index] : "unknown_op";
@@ -170,6 +171,7 @@ void Backend::sample_multinomial(Tensor&, const Tensor&, float, uint64_t, uint64
   not_supported(OpKind::SampleMultinomial);
 }
 void Backend::quantized_matmul(Tensor&, const Tensor&, const Tensor&) { not_supported(OpKind::QuantizedMatmul); }
+void Backend::quantize_activations(Tensor&, const Tensor&) { not_supported(OpKind::QuantizeActivations); }
 void Backend::add_rms_norm(Tensor&, Tensor&, const Tensor&, const Tensor&, float) { not_supported(OpKind::AddRmsNorm); }
 
 namespace {

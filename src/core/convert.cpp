@@ -124,8 +124,16 @@ void convert_host(DType src_dtype, const void* src, DType dst_dtype, void* dst, 
     std::memcpy(dst, src, static_cast<size_t>(dtype_bytes_for(src_dtype, num_elems)));
     return;
   }
+  ANVIL_CHECK(!is_activation_codes(dst_dtype), "convert: ", dtype_name(dst_dtype),
+              " activations are made by quantize_activations (or the op producing them), not by a conversion");
   const bool src_quantized = dtype_info(src_dtype).is_quantized;
   const bool dst_quantized = dtype_info(dst_dtype).is_quantized;
+  if (is_activation_codes(src_dtype)) {  // a whole tensor of them (they have no row views)
+    std::vector<float> staging(static_cast<size_t>(num_elems));
+    dequantize_activations(src_dtype, src, staging.data(), num_elems);
+    convert_host(DType::F32, staging.data(), dst_dtype, dst, num_elems);
+    return;
+  }
   if (src_quantized || dst_quantized) {
     // Go through f32: dequantise, or quantise from f32.
     std::vector<float> staging(static_cast<size_t>(num_elems));

@@ -1,5 +1,7 @@
 #include "anvil/core/quant.h"
 
+#include <cstring>
+
 #include "anvil/core/error.h"
 
 // Row-level entry points: validate, then walk the blocks with the per-format codecs in
@@ -47,6 +49,32 @@ int64_t checked_num_blocks(DType dtype, int64_t num_elems, const char* what) {
 }
 
 }  // namespace
+
+ActivationLayout activation_layout(DType activation_dtype, int64_t num_elems) {
+  ANVIL_CHECK(is_activation_codes(activation_dtype), "activation_layout: ", dtype_name(activation_dtype),
+              " is not an activation type");
+  const int64_t blocks = checked_num_blocks(activation_dtype, num_elems, "activation_layout");
+  ActivationLayout layout;
+  layout.block = activation_dtype == DType::Q8Act ? kQuantBlock : kQuantSuperBlock;
+  const int64_t groups = num_elems / kQuantBlock;
+  layout.scales_offset = num_elems;
+  layout.sums_offset = layout.scales_offset + blocks * static_cast<int64_t>(sizeof(float));
+  layout.block_sums_offset = layout.sums_offset + groups * static_cast<int64_t>(sizeof(int32_t));
+  layout.total_bytes =
+      layout.block_sums_offset + (activation_dtype == DType::Q8Act ? groups * static_cast<int64_t>(sizeof(float)) : 0);
+  return layout;
+}
+
+void dequantize_activations(DType activation_dtype, const void* data, float* out, int64_t num_elems) {
+  const ActivationLayout layout = activation_layout(activation_dtype, num_elems);
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  for (int64_t i = 0; i < num_elems; ++i) {
+    float scale = 0.0F;
+    std::memcpy(&scale, bytes + layout.scales_offset + (i / layout.block) * static_cast<int64_t>(sizeof(float)),
+                sizeof(float));
+    out[i] = scale * static_cast<float>(static_cast<int8_t>(bytes[i]));
+  }
+}
 
 void dequantize_row(DType dtype, const void* blocks, float* out, int64_t num_elems) {
   const BlockCodec codec = codec_for(dtype, "dequantize_row");

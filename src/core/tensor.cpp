@@ -126,6 +126,8 @@ Tensor Tensor::slice(int64_t axis, int64_t begin, int64_t end) const {
   const DTypeInfo& info = dtype_info(dtype_);
   Tensor result = *this;
   const int64_t skipped_elems = begin * strides_[static_cast<size_t>(axis)];
+  ANVIL_CHECK(!is_activation_codes(dtype_) || (begin == 0 && end == extent), "slice of a ", info.name,
+              " tensor: its activations are laid out per tensor and are only used whole");
   if (info.is_quantized) {
     ANVIL_CHECK(axis != dim() - 1 || (begin % info.block_elems == 0 && end % info.block_elems == 0),
                 "slice of quantized tensor must keep whole blocks");

@@ -3,6 +3,7 @@
 #include "anvil/ops/activations.h"
 #include "anvil/ops/elementwise.h"
 #include "anvil/ops/paged_attention.h"
+#include "anvil/ops/quantized_matmul.h"
 #include "anvil/ops/rms_norm.h"
 #include "anvil/ops/rope.h"
 #include "architectures.h"
@@ -60,20 +61,21 @@ class LlamaModel final : public CausalLM {
   // The residual stream x (N, C) through every layer. Each residual add is fused with the
   // norm that follows it (add_rms_norm); the last one is a plain add (the head norms later).
   void run_layers(Ctx& ctx, Tensor& x, const StepInputs& step, PagedKvCache& cache) const {
-    const DType h_dtype = normed_dtype(step.tokens);
-    Tensor h = norm(ctx, x, weights_.layers.front().attn_norm, h_dtype);
+    const int64_t n = step.tokens;
+    Tensor h = norm(ctx, x, weights_.layers.front().attn_norm, attention_input_dtype(n, weights_.layers.front()));
     for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
       const LayerWeights& w = weights_.layers[static_cast<size_t>(layer)];
       tap("attn_norm", layer, h);
       const Tensor attn_out = attention(ctx, layer, h, step, cache);
       tap("attn_out", layer, attn_out);
-      h = add_norm(ctx, x, attn_out, w.ffn_norm, h_dtype);
+      h = add_norm(ctx, x, attn_out, w.ffn_norm, mlp_input_dtype(n, w));
       tap("ffn_inp", layer, x);
       tap("ffn_norm", layer, h);
       const Tensor out = mlp(ctx, layer, w, h);
       tap("ffn_out", layer, out);
       if (layer + 1 < config_.num_layers) {
-        h = add_norm(ctx, x, out, weights_.layers[static_cast<size_t>(layer) + 1].attn_norm, h_dtype);
+        const LayerWeights& next = weights_.layers[static_cast<size_t>(layer) + 1];
+        h = add_norm(ctx, x, out, next.attn_norm, attention_input_dtype(n, next));
       } else {
         add(ctx, x, x, out);
       }
@@ -141,7 +143,8 @@ class LlamaModel final : public CausalLM {
     }
     tap("ffn_gate", layer, gate);
     tap("ffn_up", layer, up);
-    Tensor hidden = ctx.empty(gate.shape(), half_input_dtype(n, w.w_down), device_);
+    const DType codes = activation_input_dtype(n, {&w.w_down});
+    Tensor hidden = ctx.empty(gate.shape(), codes != DType::F32 ? codes : half_input_dtype(n, w.w_down), device_);
     swiglu(ctx, hidden, gate, up);
     tap("ffn_swiglu", layer, hidden);
     return project(ctx, hidden, w.w_down, Tensor());
@@ -167,6 +170,37 @@ class LlamaModel final : public CausalLM {
   [[nodiscard]] DType half_input_dtype(int64_t rows, const Tensor& weight) const {
     const DType dtype = normed_dtype(rows);
     return weight.defined() && weight.dtype() == dtype ? dtype : DType::F32;
+  }
+
+  // The dtype in which the normed stream h (N, C) that layer `w`'s attention projects is made.
+  [[nodiscard]] DType attention_input_dtype(int64_t rows, const LayerWeights& w) const {
+    const DType codes = rows == 1 && w.wqkv.defined() ? activation_input_dtype(rows, {&w.wqkv})
+                                                      : activation_input_dtype(rows, {&w.wq, &w.wk, &w.wv});
+    return codes != DType::F32 ? codes : normed_dtype(rows);
+  }
+
+  // The same for the normed stream its MLP projects (gate and up).
+  [[nodiscard]] DType mlp_input_dtype(int64_t rows, const LayerWeights& w) const {
+    const DType codes = rows == 1 && w.w_gate_up.defined() ? activation_input_dtype(rows, {&w.w_gate_up})
+                                                           : activation_input_dtype(rows, {&w.w_gate, &w.w_up});
+    return codes != DType::F32 ? codes : normed_dtype(rows);
+  }
+
+  // On a GPU, for decode-sized steps (the GEMV kernels) whose projections all take one
+  // activation dtype (quantized weights of one family): that dtype, so that the op making
+  // their input (the norm, SwiGLU) quantises it in its own kernel, once, rather than each
+  // quantized_matmul in a kernel of its own. Else (and while a tap watches the f32
+  // intermediates) f32.
+  [[nodiscard]] DType activation_input_dtype(int64_t rows, std::initializer_list<const Tensor*> weights) const {
+    if (device_.is_cpu() || rows >= kHalfInputMinRows || tapping()) return DType::F32;
+    std::optional<DType> shared;
+    for (const Tensor* weight : weights) {
+      if (!weight->defined()) return DType::F32;
+      const std::optional<DType> codes = activation_dtype_for(weight->dtype());
+      if (!codes || (shared && *shared != *codes)) return DType::F32;
+      shared = codes;
+    }
+    return shared.value_or(DType::F32);
   }
 
   // f16/bf16 when on a GPU every Q, K, V, gate and up weight has that one dtype, else f32.

@@ -55,6 +55,7 @@ enum class OpKind : uint8_t {
   PagedAttention,
   AddRmsNorm,
   RopeKvCacheWrite,
+  QuantizeActivations,
 };
 const char* op_name(OpKind op);
 
@@ -221,7 +222,14 @@ class Backend {
   // for quantized weights; for f16/bf16 weights a backend may round x to the weight's dtype
   // from 16 rows on (CUDA does: a tensor-core GEMM with f32 accumulation, for prefill).
   // x may also be given in the f16/bf16 dtype of such a weight (then used as it is).
+  // x may also be Q8Act / Q8KAct activations (quantize_activations) for such a weight: then
+  // the matmul reads them as they are (its result is the same bits as from the f32 x).
   virtual void quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight);
+  // out (M, K) Q8Act / Q8KAct = x (M, K) f32 quantised as quantized_matmul quantises x.
+  virtual void quantize_activations(Tensor& out, const Tensor& x);
+  // Whether `op` (AddRmsNorm, Swiglu) writes a Q8Act / Q8KAct out itself; where not, the op
+  // layer runs it into an f32 scratch and then quantize_activations.
+  [[nodiscard]] virtual bool writes_activation_codes(OpKind /*op*/) const { return false; }
 
   // ---- Device graphs (CUDA); the defaults throw "not supported".
   // Whether the calls below work here.

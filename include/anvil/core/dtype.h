@@ -26,8 +26,15 @@ enum class DType : uint8_t {
   Q4_K,
   Q5_K,
   Q6_K,
+  // quantized_matmul's 8-bit activations (x quantised once, for every GEMV that reads it;
+  // made by the op that produces x or by quantize_activations): blocks of 32 for Q8_0..Q5_1
+  // weights (Q8Act), of 256 for the K-quants (Q8KAct). Unlike the weight types they are laid
+  // out per tensor, not per block (activation_layout in quant.h), so a tensor of them is only
+  // ever used whole: no row slices.
+  Q8Act,
+  Q8KAct,
 };
-inline constexpr int kNumDTypes = 18;
+inline constexpr int kNumDTypes = 20;
 
 struct DTypeInfo {
   std::string_view name;
@@ -47,5 +54,7 @@ std::optional<DType> dtype_from_name(std::string_view name);
 int64_t dtype_bytes_for(DType dtype, int64_t num_elems);
 // Bytes of one element of a plain type; throws for block types.
 int64_t dtype_elem_bytes(DType dtype);
+// Whether dtype is one of quantized_matmul's activation types (Q8Act, Q8KAct).
+inline bool is_activation_codes(DType dtype) { return dtype == DType::Q8Act || dtype == DType::Q8KAct; }
 
 }  // namespace anvil

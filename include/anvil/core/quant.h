@@ -69,6 +69,22 @@ static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(Block
 static_assert(sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24);
 static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
 
+// Where the parts of a Q8Act / Q8KAct tensor of `num_elems` elements (rows of K, each a whole
+// number of blocks) lie, as byte offsets from its start: codes (num_elems) i8 at 0, then
+// scales (num_elems / block) f32 (x ~ scale * code per block), code sums of each 32 elements
+// (num_elems / 32) i32, and for Q8Act the scaled sums fp16(d * sum) of each block (f32), the
+// term Q4_1 / Q5_1 weights multiply by their min. Codes start 16-byte aligned with the tensor.
+struct ActivationLayout {
+  int block = kQuantBlock;
+  int64_t scales_offset = 0;
+  int64_t sums_offset = 0;
+  int64_t block_sums_offset = 0;  // Q8Act only
+  int64_t total_bytes = 0;
+};
+ActivationLayout activation_layout(DType activation_dtype, int64_t num_elems);
+// Dequantises a whole Q8Act / Q8KAct tensor of `num_elems` elements: out[i] = scale * code.
+void dequantize_activations(DType activation_dtype, const void* data, float* out, int64_t num_elems);
+
 // Dequantises `num_elems` (a whole number of blocks) from `blocks` into `out`.
 void dequantize_row(DType dtype, const void* blocks, float* out, int64_t num_elems);
 // Quantises `num_elems` floats into blocks (round-to-nearest reference quantizers).

@@ -45,6 +45,7 @@ class CausalLM {
   void tap(std::string_view name, int64_t layer, const Tensor& value) const {
     if (tap_) tap_(name, layer, value);
   }
+  [[nodiscard]] bool tapping() const { return static_cast<bool>(tap_); }
 
  private:
   Tap tap_;

@@ -69,6 +69,7 @@ class CpuBackend final : public Backend {
   void sample_multinomial(Tensor& ids, const Tensor& logits, float temperature, uint64_t seed,
                           uint64_t offset) override;
   void quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight) override;
+  void quantize_activations(Tensor& out, const Tensor& x) override;
 
  private:
   ThreadPool& pool_;

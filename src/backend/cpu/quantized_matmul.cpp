@@ -93,6 +93,49 @@ QuantizedActivations quantize_activations(ThreadPool& pool, qmm::RowQuantizer qu
   return acts;
 }
 
+// x (M, K) quantised for a weight family: blocks of 32 (legacy) or 256 (K-quants).
+QuantizedActivations quantize_for(ThreadPool& pool, CpuIsa isa, const Tensor& x, bool k_quant) {
+  const qmm::RowQuantizer quantize_row = isa == CpuIsa::Avx512 ? qmm::quantize_row_avx512
+                                         : isa == CpuIsa::Avx2 ? qmm::quantize_row_avx2
+                                                               : qmm::quantize_row_scalar;
+  return k_quant ? quantize_activations(pool, quantize_row, x, kQuantSuperBlock, qmm::kSuperSumGroup)
+                 : quantize_activations(pool, quantize_row, x, kQuantBlock, kQuantBlock);
+}
+
+// A Q8Act / Q8KAct tensor (M, K) in the kernels' form: the same codes and scales; code sums
+// as i16 per 32 (legacy) or recomputed per 16 from the codes (K-quants).
+QuantizedActivations unpack_activations(const Tensor& x) {
+  const ActivationLayout layout = activation_layout(x.dtype(), x.numel());
+  const auto* bytes = static_cast<const uint8_t*>(x.raw_data());
+  const bool legacy = layout.block == kQuantBlock;
+  QuantizedActivations acts;
+  acts.k = x.size(1);
+  acts.blocks_per_row = acts.k / layout.block;
+  acts.sums_per_row = acts.k / (legacy ? kQuantBlock : qmm::kSuperSumGroup);
+  const auto count = static_cast<size_t>(x.numel());
+  acts.codes.resize(count);
+  std::memcpy(acts.codes.data(), bytes, count);
+  acts.scales.resize(count / static_cast<size_t>(layout.block));
+  std::memcpy(acts.scales.data(), bytes + layout.scales_offset, acts.scales.size() * sizeof(float));
+  acts.sums.resize(count / static_cast<size_t>(legacy ? kQuantBlock : qmm::kSuperSumGroup));
+  if (legacy) {
+    std::vector<int32_t> sums(acts.sums.size());
+    std::memcpy(sums.data(), bytes + layout.sums_offset, sums.size() * sizeof(int32_t));
+    for (size_t i = 0; i < sums.size(); ++i) acts.sums[i] = static_cast<int16_t>(sums[i]);  // |sum| <= 32 * 127
+    acts.block_sums.resize(acts.scales.size());
+    std::memcpy(acts.block_sums.data(), bytes + layout.block_sums_offset, acts.block_sums.size() * sizeof(float));
+  } else {
+    for (size_t g = 0; g < acts.sums.size(); ++g) {
+      int sum = 0;
+      for (size_t i = 0; i < static_cast<size_t>(qmm::kSuperSumGroup); ++i) {
+        sum += acts.codes[g * qmm::kSuperSumGroup + i];
+      }
+      acts.sums[g] = static_cast<int16_t>(sum);
+    }
+  }
+  return acts;
+}
+
 // ---------------------------------------------------------------------------------------
 // Scalar kernels: decode a block's integer codes, integer dot per activation row, scale.
 
@@ -393,8 +436,8 @@ RowKernel scalar_row_kernel(DType dtype) {
 
 void CpuBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight) {
   const DTypeInfo& info = dtype_info(weight.dtype());
-  if (x.size(0) == 0 || weight.size(0) == 0) return;  // empty output
-  if (x.dtype() != DType::F32) {                      // f16/bf16 x of a f16/bf16 weight: exact in f32
+  if (x.size(0) == 0 || weight.size(0) == 0) return;                 // empty output
+  if (x.dtype() != DType::F32 && !is_activation_codes(x.dtype())) {  // f16/bf16 x of a f16/bf16 weight: exact in f32
     quantized_matmul(out, x.to_dtype(DType::F32), weight);
     return;
   }
@@ -406,12 +449,8 @@ void CpuBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& we
   const int64_t k = x.size(1);
   const int64_t n = weight.size(0);
   const bool k_quant = info.block_elems == kQuantSuperBlock;
-  const qmm::RowQuantizer quantize_row = isa_ == CpuIsa::Avx512 ? qmm::quantize_row_avx512
-                                         : isa_ == CpuIsa::Avx2 ? qmm::quantize_row_avx2
-                                                                : qmm::quantize_row_scalar;
   const QuantizedActivations acts =
-      k_quant ? quantize_activations(pool_, quantize_row, x, kQuantSuperBlock, qmm::kSuperSumGroup)
-              : quantize_activations(pool_, quantize_row, x, kQuantBlock, kQuantBlock);
+      is_activation_codes(x.dtype()) ? unpack_activations(x) : quantize_for(pool_, isa_, x, k_quant);
   const qmm::RowKernel kernel = pick_kernel(isa_, features_.avx512_vnni, weight.dtype());
   const qmm::PairKernel pair_kernel =
       isa_ == CpuIsa::Avx512 ? qmm::avx512_ggml_order_pair_kernel(weight.dtype(), features_.avx512_vnni) : nullptr;
@@ -445,6 +484,25 @@ void CpuBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& we
       }
     }
   });
+}
+
+void CpuBackend::quantize_activations(Tensor& out, const Tensor& x) {
+  const bool k_quant = out.dtype() == DType::Q8KAct;
+  const QuantizedActivations acts = quantize_for(pool_, isa_, x.view({x.numel() / x.size(-1), x.size(-1)}), k_quant);
+  const ActivationLayout layout = activation_layout(out.dtype(), out.numel());
+  auto* bytes = static_cast<uint8_t*>(out.raw_data());
+  std::memcpy(bytes, acts.codes.data(), acts.codes.size());
+  std::memcpy(bytes + layout.scales_offset, acts.scales.data(), acts.scales.size() * sizeof(float));
+  // Code sums per 32 as i32: the legacy ones as they are, the K-quants' pairs of 16 added.
+  const size_t per_sum = k_quant ? 2 : 1;
+  std::vector<int32_t> sums(acts.sums.size() / per_sum);
+  for (size_t i = 0; i < sums.size(); ++i) {
+    sums[i] = acts.sums[i * per_sum] + (k_quant ? acts.sums[i * per_sum + 1] : 0);
+  }
+  std::memcpy(bytes + layout.sums_offset, sums.data(), sums.size() * sizeof(int32_t));
+  if (!k_quant) {
+    std::memcpy(bytes + layout.block_sums_offset, acts.block_sums.data(), acts.block_sums.size() * sizeof(float));
+  }
 }
 
 }  // namespace anvil::cpu

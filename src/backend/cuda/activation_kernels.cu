@@ -4,6 +4,7 @@
 // the CPU backend's (src/backend/cpu/activations.cpp), in the same f32 order.
 #include <algorithm>
 
+#include "cuda/activation_codes.cuh"
 #include "cuda/activation_kernels.h"
 #include "cuda/dependent_launch.cuh"
 #include "cuda/cuda_check.h"
@@ -139,6 +140,44 @@ __global__ void activation_vec_kernel(TypedArgs<T> args, int64_t count) {
   for (int n = 0; n < kOut; ++n) args.outputs[n][tail] = narrow<T>(element_out[n]);
 }
 
+// silu(gate) * up of f32, 16-byte aligned gate and up (count a multiple of codes.block),
+// written as quantized_matmul's activations: each thread 8 consecutive elements, kLanes
+// threads a block. The loop bound is uniform over each block's lanes (they shuffle).
+template <int kLanes>
+__global__ void swiglu_codes_kernel(const float* gate, const float* up, QuantizedActivations codes, int64_t count) {
+  // Launched early after a GEMV (launch_dependent): its inputs. Only then may the GEMV after
+  // it launch (as the quantiser it replaces: a chain of early launches slows the long rows).
+  wait_for_producer();
+  allow_dependents();
+  const int64_t eights = count / 8;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t base = static_cast<int64_t>(blockIdx.x) * blockDim.x; base < eights; base += stride) {
+    const int64_t e = base + threadIdx.x;
+    const bool valid = e < eights;
+    float values[8] = {};
+    if (valid) {
+      // gate and up come from the kernel ahead: __ldcg (L2; a load the wait orders, see
+      // dependent_launch.cuh), read once.
+      const auto* gate4 = reinterpret_cast<const float4*>(gate) + 2 * e;
+      const auto* up4 = reinterpret_cast<const float4*>(up) + 2 * e;
+      const float4 g0 = __ldcg(gate4);
+      const float4 g1 = __ldcg(gate4 + 1);
+      const float4 u0 = __ldcg(up4);
+      const float4 u1 = __ldcg(up4 + 1);
+      const float g[8] = {g0.x, g0.y, g0.z, g0.w, g1.x, g1.y, g1.z, g1.w};
+      const float u[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        const float in[kMaxActivationInputs] = {g[k], u[k], 0.0F};
+        float out[kMaxActivationOutputs];
+        compute<ActivationOp::Swiglu>(in, out);
+        values[k] = out[0];
+      }
+    }
+    quantize_eight<kLanes>(values, e * 8, valid, codes);
+  }
+}
+
 unsigned grid_for(int64_t work_items) {
   return static_cast<unsigned>(std::max<int64_t>(1, std::min(kMaxBlocks, (work_items + kThreads - 1) / kThreads)));
 }
@@ -183,6 +222,21 @@ void launch_activation(ActivationOp op, const ActivationArgs& args, int64_t coun
     case ActivationOp::SwigluBackward:
       return launch_typed<ActivationOp::SwigluBackward>(args, count, stream);
   }
+}
+
+bool launch_swiglu_codes(const QuantizedActivations& codes, ConstFloatBuffer gate, ConstFloatBuffer up, int64_t count,
+                         cudaStream_t stream) {
+  if (count == 0) return true;
+  if (!vector_ready(DType::F32, {gate, up}) || count % codes.block != 0) return false;
+  const unsigned grid = grid_for(count / 8);
+  if (codes.block == kQuantBlock) {
+    launch_dependent(swiglu_codes_kernel<kLegacyCodeLanes>, grid, kThreads, 0, stream,
+                     static_cast<const float*>(gate.data), static_cast<const float*>(up.data), codes, count);
+  } else {
+    launch_dependent(swiglu_codes_kernel<kSuperCodeLanes>, grid, kThreads, 0, stream,
+                     static_cast<const float*>(gate.data), static_cast<const float*>(up.data), codes, count);
+  }
+  return true;
 }
 
 }  // namespace anvil::cuda

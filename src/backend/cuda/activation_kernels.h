@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "cuda/float_buffer.h"
+#include "cuda/quantized_matmul_kernels.h"
 
 namespace anvil::cuda {
 
@@ -28,5 +29,11 @@ struct ActivationArgs {
 
 // Applies `op` to `count` elements; unused inputs/outputs are ignored.
 void launch_activation(ActivationOp op, const ActivationArgs& args, int64_t count, cudaStream_t stream);
+
+// out = silu(gate) * up written as quantized_matmul's activations (`codes`, blocks of
+// codes.block) in one kernel. False, launching nothing, unless gate and up are f32 and
+// 16-byte aligned and count is a multiple of the block.
+bool launch_swiglu_codes(const QuantizedActivations& codes, ConstFloatBuffer gate, ConstFloatBuffer up, int64_t count,
+                         cudaStream_t stream);
 
 }  // namespace anvil::cuda

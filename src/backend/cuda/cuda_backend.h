@@ -143,6 +143,11 @@ class CudaBackend final : public Backend {
   void matmul(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, float alpha,
               float beta) override;
   void quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight) override;
+  void quantize_activations(Tensor& out, const Tensor& x) override;
+  // add_rms_norm and swiglu write Q8Act / Q8KAct outs in their own kernels.
+  [[nodiscard]] bool writes_activation_codes(OpKind op) const override {
+    return op == OpKind::AddRmsNorm || op == OpKind::Swiglu;
+  }
   void argmax(Tensor& ids, const Tensor& logits) override;
   void top_k_filter(Tensor& logits, int64_t k) override;
   void top_p_filter(Tensor& logits, float top_p) override;

@@ -60,6 +60,8 @@ bool CudaBackend::linalg_supports(OpKind op, DType dtype) {
       return dtype == DType::F32;
     case OpKind::QuantizedMatmul:
       return quantized_matmul_supported(dtype);
+    case OpKind::QuantizeActivations:
+      return dtype == DType::F32;
     default:
       return false;
   }
@@ -148,6 +150,13 @@ void CudaBackend::linear_weight_grad(Tensor& dweight, Tensor& dbias, const Tenso
 void CudaBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight) {
   if (x.size(0) == 0 || weight.size(0) == 0) return;  // empty output
   const DeviceGuard guard(device_index_);
+  if (is_activation_codes(x.dtype())) {  // quantised already (by the op that made x)
+    const QuantizedMatmulArgs args{weight.dtype(), weight.raw_data(), nullptr,  out.data<float>(),
+                                   x.size(0),      weight.size(0),    x.size(1)};
+    launch_quantized_matmul_codes(
+        args, activations_at(const_cast<void*>(x.raw_data()), x.dtype(), x.size(0), x.size(1)), stream_);
+    return;
+  }
   if (x.dtype() != DType::F32) return half_x_matmul(out, x, weight);
   const QuantizedMatmulArgs args{weight.dtype(), weight.raw_data(), x.data<const float>(), out.data<float>(), x.size(0),
                                  weight.size(0), x.size(1)};
@@ -161,6 +170,13 @@ void CudaBackend::quantized_matmul(Tensor& out, const Tensor& x, const Tensor& w
   const QuantizedActivationLayout layout = activation_layout(weight.dtype(), x.size(0), x.size(1));
   const ScratchBuffer scratch(*allocator_, layout.total_bytes);
   launch_quantized_matmul(args, layout, scratch.get(), stream_);
+}
+
+void CudaBackend::quantize_activations(Tensor& out, const Tensor& x) {
+  const DeviceGuard guard(device_index_);
+  const int64_t k = x.size(-1);
+  const int64_t m = x.numel() / k;
+  launch_quantize_activations(x.data<const float>(), m, k, activations_at(out.raw_data(), out.dtype(), m, k), stream_);
 }
 
 void CudaBackend::half_x_matmul(Tensor& out, const Tensor& x, const Tensor& weight) {

@@ -219,6 +219,17 @@ void CudaBackend::rms_norm(Tensor& out, Tensor& rstd, const Tensor& x, const Ten
 
 void CudaBackend::add_rms_norm(Tensor& out, Tensor& x, const Tensor& delta, const Tensor& weight, float eps) {
   const DeviceGuard guard(device_index_);
+  if (is_activation_codes(out.dtype())) {  // one kernel where the rows suit it, else norm then quantiser
+    const QuantizedActivations codes = activations_at(out.raw_data(), out.dtype(), rows_of(x), x.size(-1));
+    if (launch_add_rms_norm_codes(codes, floats(x), const_floats(delta), const_floats(weight), rows_of(x), x.size(-1),
+                                  eps, stream_)) {
+      return;
+    }
+    Tensor values = Tensor::empty(x.shape(), DType::F32, *allocator_);
+    add_rms_norm(values, x, delta, weight, eps);
+    quantize_activations(out, values);
+    return;
+  }
   launch_add_rms_norm(floats(out), floats(x), const_floats(delta), const_floats(weight), rows_of(x), x.size(-1), eps,
                       stream_);
 }
@@ -272,6 +283,14 @@ void CudaBackend::silu_backward(Tensor& dx, const Tensor& dout, const Tensor& x)
 
 void CudaBackend::swiglu(Tensor& out, const Tensor& gate, const Tensor& up) {
   const DeviceGuard guard(device_index_);
+  if (is_activation_codes(out.dtype())) {  // one kernel where the rows suit it, else swiglu then quantiser
+    const QuantizedActivations codes = activations_at(out.raw_data(), out.dtype(), rows_of(gate), gate.size(-1));
+    if (launch_swiglu_codes(codes, const_floats(gate), const_floats(up), gate.numel(), stream_)) return;
+    Tensor values = Tensor::empty(gate.shape(), DType::F32, *allocator_);
+    swiglu(values, gate, up);
+    quantize_activations(out, values);
+    return;
+  }
   launch_activation(ActivationOp::Swiglu, activation_args({&gate, &up}, {&out}), gate.numel(), stream_);
 }
 

@@ -88,9 +88,8 @@ __device__ __forceinline__ float dot8(const uint4& w, const float4& a, const flo
 // weight (N, K) f16/bf16 as 16-byte vectors (K / 8 per row), x (K) f32: grid ceil(N / kRows),
 // block kThreads; thread t takes vectors t, t + kThreads, ... of each of the block's rows.
 template <typename Pair, int kRows, int kUnroll>
-__global__ void __launch_bounds__(kThreads)
-    half_gemv_kernel(const uint4* __restrict__ weight, const float* __restrict__ x, float* __restrict__ out, int64_t n,
-                     int64_t vectors) {
+__global__ void __launch_bounds__(kThreads) half_gemv_kernel(const uint4* __restrict__ weight, const float* x,
+                                                             float* __restrict__ out, int64_t n, int64_t vectors) {
   allow_dependents();  // the next kernel may launch into the slots this grid frees
   const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
   const uint4* rows[kRows];
@@ -112,8 +111,8 @@ __global__ void __launch_bounds__(kThreads)
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t v = base + u * kThreads;
       if (v >= vectors) break;
-      const float4 a = x_vectors[2 * v];
-      const float4 b = x_vectors[2 * v + 1];
+      const float4 a = __ldca(x_vectors + 2 * v);
+      const float4 b = __ldca(x_vectors + 2 * v + 1);
 #pragma unroll
       for (int r = 0; r < kRows; ++r) acc[r] += dot8<Pair>(w[u][r], a, b);
     }
@@ -122,10 +121,13 @@ __global__ void __launch_bounds__(kThreads)
   store_rows(acc, out, first_row, n);
 }
 
-// The 32 activation codes at `codes` (32-byte aligned) as eight packed words.
+// The 32 activation codes at `codes` (32-byte aligned) as eight packed words. The codes (and
+// scales, sums, x) come from the kernel ahead: read with __ldca after wait_for_producer(), never
+// through `const __restrict__` parameters, whose loads nvcc may hoist above the wait
+// (dependent_launch.cuh).
 __device__ __forceinline__ void load_codes(const int8_t* codes, int (&x)[8]) {
-  const int4 low = reinterpret_cast<const int4*>(codes)[0];
-  const int4 high = reinterpret_cast<const int4*>(codes)[1];
+  const int4 low = __ldca(reinterpret_cast<const int4*>(codes));
+  const int4 high = __ldca(reinterpret_cast<const int4*>(codes) + 1);
   x[0] = low.x, x[1] = low.y, x[2] = low.z, x[3] = low.w;
   x[4] = high.x, x[5] = high.y, x[6] = high.z, x[7] = high.w;
 }
@@ -140,9 +142,8 @@ __device__ __forceinline__ int dot_words(const int (&w)[8], const int (&x)[8], i
 // blocks t, t + kBlockThreads, ... of each row. Per block and row the CPU's terms (d * dx) * dot (+ m * s).
 template <typename Format, int kRows, int kBlockThreads>
 __global__ void __launch_bounds__(kBlockThreads)
-    legacy_gemv_kernel(const uint8_t* __restrict__ weight, int64_t row_bytes, const int8_t* __restrict__ codes,
-                       const float* __restrict__ scales, const float* __restrict__ block_sums, float* __restrict__ out,
-                       int64_t n, int64_t num_blocks) {
+    legacy_gemv_kernel(const uint8_t* __restrict__ weight, int64_t row_bytes, const int8_t* codes, const float* scales,
+                       const float* block_sums, float* __restrict__ out, int64_t n, int64_t num_blocks) {
   allow_dependents();  // the next kernel may launch into the slots this grid frees
   const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
   const uint8_t* rows[kRows];
@@ -157,8 +158,8 @@ __global__ void __launch_bounds__(kBlockThreads)
     if (!waited) wait_for_producer(), waited = true;  // the codes come from the quantiser
     int x[8];
     load_codes(codes + b * kSubBlock, x);
-    const float dx = scales[b];
-    const float s = Format::kHasMin ? block_sums[b] : 0.0F;
+    const float dx = __ldca(scales + b);
+    const float s = Format::kHasMin ? __ldca(block_sums + b) : 0.0F;
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
       acc[r] += (blocks[r].d * dx) * static_cast<float>(dot_words(blocks[r].w, x, 0, 8));
@@ -181,9 +182,8 @@ __device__ __forceinline__ int sum_over_group(int value) {
 // super-block adds the CPU's two f32 terms once. sums: the code sum of each 32 activations.
 template <typename Format, int kRows>
 __global__ void __launch_bounds__(kThreads)
-    kquant_gemv_kernel(const uint8_t* __restrict__ weight, int64_t row_bytes, const int8_t* __restrict__ codes,
-                       const float* __restrict__ scales, const int32_t* __restrict__ sums, float* __restrict__ out,
-                       int64_t n, int64_t num_super) {
+    kquant_gemv_kernel(const uint8_t* __restrict__ weight, int64_t row_bytes, const int8_t* codes, const float* scales,
+                       const int32_t* sums, float* __restrict__ out, int64_t n, int64_t num_super) {
   allow_dependents();  // the next kernel may launch into the slots this grid frees
   const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
   const uint8_t* rows[kRows];
@@ -207,7 +207,7 @@ __global__ void __launch_bounds__(kThreads)
       wait_for_producer();  // the codes come from the quantiser (repeated waits return at once)
       int x[8];
       load_codes(codes + u * kSubBlock, x);
-      const int code_sum = Format::kHasMin ? sums[u] : 0;
+      const int code_sum = Format::kHasMin ? __ldca(sums + u) : 0;
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
         scaled_dot[r] =
@@ -225,7 +225,7 @@ __global__ void __launch_bounds__(kThreads)
       if (Format::kHasMin) min_dot[r] = sum_over_group(min_dot[r]);
     }
     if (valid && j == 0) {
-      const float dx = scales[sb];
+      const float dx = __ldca(scales + sb);
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
         acc[r] += (d[r] * dx) * static_cast<float>(scaled_dot[r]);
@@ -306,7 +306,7 @@ struct Q4KPair {
     scale_min(data.head, 2 * q + 1, scale_high, min_high);
     KTerms out;
     out.scaled = scale_low * low_dot + scale_high * high_dot;
-    out.min = min_low * super_sums[2 * q] + min_high * super_sums[2 * q + 1];
+    out.min = min_low * __ldca(super_sums + 2 * q) + min_high * __ldca(super_sums + 2 * q + 1);
     out.d = __half2float(__ushort_as_half(static_cast<unsigned short>(data.head.x & 0xFFFFU)));
     out.dmin = __half2float(__ushort_as_half(static_cast<unsigned short>(data.head.x >> 16)));
     return out;
@@ -371,9 +371,9 @@ __device__ __forceinline__ int sum_over_four(int value) {
 // units per row: blocks of 64 threads keep every thread busy.
 template <typename Format, int kRows, int kBlockThreads>
 __global__ void __launch_bounds__(kBlockThreads)
-    kquant_pair_gemv_kernel(const uint8_t* __restrict__ weight, int64_t row_bytes, const int8_t* __restrict__ codes,
-                            const float* __restrict__ scales, const int32_t* __restrict__ sums, float* __restrict__ out,
-                            int64_t n, int64_t num_super) {
+    kquant_pair_gemv_kernel(const uint8_t* __restrict__ weight, int64_t row_bytes, const int8_t* codes,
+                            const float* scales, const int32_t* sums, float* __restrict__ out, int64_t n,
+                            int64_t num_super) {
   allow_dependents();  // the next kernel may launch into the slots this grid frees
   constexpr int kLanes = 4;
   const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
@@ -407,7 +407,7 @@ __global__ void __launch_bounds__(kBlockThreads)
       if (Format::kHasMin) terms[r].min = sum_over_four(terms[r].min);
     }
     if (valid && q == 0) {
-      const float dx = scales[sb];
+      const float dx = __ldca(scales + sb);
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
         acc[r] += (terms[r].d * dx) * static_cast<float>(terms[r].scaled);

@@ -6,6 +6,12 @@
 // which returns when the previous kernel has completed and its writes are visible. Outside
 // such a launch both calls are no-ops. Stream capture keeps the edge (a programmatic graph
 // edge), so decode graphs overlap the same way.
+//
+// What the kernel ahead writes must be read after wait_for_producer(), through loads the
+// compiler cannot move above it: not through `const T* __restrict__` parameters (nvcc may
+// treat those loads as invariant, issue them as ld.global.nc and hoist them over the wait:
+// decode graphs then read activations before the kernel ahead had written them), but through
+// plain pointers or __ldcg (ld.global.cg, at L2).
 #include <cuda_runtime_api.h>
 
 #include "cuda/cuda_check.h"

@@ -5,7 +5,9 @@
 // block order. Formulas and their f32 order follow src/backend/cpu/{layer,rms}_norm.cpp.
 #include <algorithm>
 #include <array>
+#include <type_traits>
 
+#include "cuda/activation_codes.cuh"
 #include "cuda/block_reduce.cuh"
 #include "cuda/column_sum_kernels.h"
 #include "cuda/cuda_check.h"
@@ -201,11 +203,14 @@ __device__ __forceinline__ void store_group(float* base, int64_t group, const fl
   store_vec(base, 2 * group + 1, values + 4);
 }
 
-template <typename W, int kGroups>
+// kCodeLanes 0: out (N, C) f32; else the normed rows are written to `codes` as quantized_matmul's
+// activations (activation_codes.cuh: kCodeLanes lanes per block) and out is not used.
+template <typename W, int kGroups, int kCodeLanes>
 __global__ void __launch_bounds__(kRowVectorMaxThreads)
-    add_rms_norm_vec_kernel(float* out, float* x, const float* delta, const W* weight, int64_t channels, float eps) {
+    add_rms_norm_vec_kernel(float* out, QuantizedActivations codes, float* x, const float* delta, const W* weight,
+                            int64_t channels, float eps) {
   __shared__ float scratch[kWarpSize];
-  allow_dependents();  // a decode GEMV after it may start streaming its weights
+  if constexpr (kCodeLanes == 0) allow_dependents();  // a decode GEMV after it may start streaming its weights
   const int64_t groups = channels / kNormGroup;
   float w[kGroups][kNormGroup];
 #pragma unroll
@@ -213,7 +218,8 @@ __global__ void __launch_bounds__(kRowVectorMaxThreads)
     const int64_t g = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
     if (g < groups) load_group(weight, g, w[i]);
   }
-  wait_for_producer();  // delta is the output of the GEMV before it
+  wait_for_producer();                                // delta is the output of the GEMV before it
+  if constexpr (kCodeLanes != 0) allow_dependents();  // writing codes: as the quantiser, after the wait
   const int64_t row = blockIdx.x;
   float* residual = x + row * channels;
   const float* d = delta + row * channels;
@@ -238,14 +244,20 @@ __global__ void __launch_bounds__(kRowVectorMaxThreads)
     for (int k = 0; k < kNormGroup; ++k) sum_squares += v[i][k] * v[i][k];
   }
   const float inv_rms = 1.0F / sqrtf(block_sum(sum_squares, scratch) / static_cast<float>(channels) + eps);
-  float* y = out + row * channels;
 #pragma unroll
   for (int i = 0; i < kGroups; ++i) {
     const int64_t g = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
-    if (g >= groups) continue;
+    if constexpr (kCodeLanes == 0) {
+      if (g >= groups) continue;
 #pragma unroll
-    for (int k = 0; k < kNormGroup; ++k) v[i][k] = v[i][k] * inv_rms * w[i][k];
-    store_group(y, g, v[i]);
+      for (int k = 0; k < kNormGroup; ++k) v[i][k] = v[i][k] * inv_rms * w[i][k];
+      store_group(out + row * channels, g, v[i]);
+    } else {  // every lane takes part in the block's shuffles; blocks are all in or all out
+      const bool valid = g < groups;
+#pragma unroll
+      for (int k = 0; k < kNormGroup; ++k) v[i][k] = valid ? v[i][k] * inv_rms * w[i][k] : 0.0F;
+      quantize_eight<kCodeLanes>(v[i], row * channels + g * kNormGroup, valid, codes);
+    }
   }
 }
 
@@ -719,33 +731,59 @@ void launch_rms_norm_backward(FloatBuffer dx, float* dweight, ConstFloatBuffer d
   launch_add_column_sums(partials, num_partials, channels, outs, stream);
 }
 
-void launch_add_rms_norm(FloatBuffer out, FloatBuffer x, ConstFloatBuffer delta, ConstFloatBuffer weight, int64_t rows,
-                         int64_t channels, float eps, cudaStream_t stream) {
-  if (rows == 0) return;
+namespace {
+
+// The vector kernel into out (f32) or, when codes is given, quantized_matmul's activations;
+// false (nothing launched) when the rows do not suit it.
+bool launch_add_rms_norm_vec(FloatBuffer out, const QuantizedActivations* codes, FloatBuffer x, ConstFloatBuffer delta,
+                             ConstFloatBuffer weight, int64_t rows, int64_t channels, float eps, cudaStream_t stream) {
   // The vector kernel: f32 stream, delta and out, 16-byte aligned rows of whole groups, at
   // most 4 groups per thread of up to kRowVectorMaxThreads.
   const int64_t groups = channels / kNormGroup;
   const bool aligned = reinterpret_cast<uintptr_t>(weight.data) % 16 == 0;
-  if (channels % kNormGroup == 0 && aligned && vector_ready(DType::F32, {as_const(out), as_const(x), delta}) &&
-      groups <= 4 * kRowVectorMaxThreads) {
-    const int per_thread = groups <= kRowVectorPreferredThreads ? 1 : groups <= 2 * kRowVectorPreferredThreads ? 2 : 4;
-    const int64_t busy_threads = ceil_div(groups, per_thread);
-    const auto threads = static_cast<unsigned>(ceil_div(busy_threads, kWarpSize) * kWarpSize);
-    dispatch_storage(weight.dtype, [&](auto zero) {
-      using W = decltype(zero);
-      const auto launch = [&](auto kernel) {
-        launch_dependent(kernel, static_cast<unsigned>(rows), threads, 0, stream, static_cast<float*>(out.data),
-                         static_cast<float*>(x.data), static_cast<const float*>(delta.data),
-                         static_cast<const W*>(weight.data), channels, eps);
-      };
-      if (per_thread == 1) return launch(add_rms_norm_vec_kernel<W, 1>);
-      if (per_thread == 2) return launch(add_rms_norm_vec_kernel<W, 2>);
-      launch(add_rms_norm_vec_kernel<W, 4>);
-    });
-    return;
+  const bool out_ready = codes != nullptr || vector_ready(DType::F32, {as_const(out)});
+  if (channels % kNormGroup != 0 || !aligned || !out_ready || !vector_ready(DType::F32, {as_const(x), delta}) ||
+      groups > 4 * kRowVectorMaxThreads) {
+    return false;
   }
+  const int per_thread = groups <= kRowVectorPreferredThreads ? 1 : groups <= 2 * kRowVectorPreferredThreads ? 2 : 4;
+  const int64_t busy_threads = ceil_div(groups, per_thread);
+  const auto threads = static_cast<unsigned>(ceil_div(busy_threads, kWarpSize) * kWarpSize);
+  const QuantizedActivations no_codes{};
+  dispatch_storage(weight.dtype, [&](auto zero) {
+    using W = decltype(zero);
+    const auto launch = [&](auto kernel) {
+      launch_dependent(kernel, static_cast<unsigned>(rows), threads, 0, stream, static_cast<float*>(out.data),
+                       codes != nullptr ? *codes : no_codes, static_cast<float*>(x.data),
+                       static_cast<const float*>(delta.data), static_cast<const W*>(weight.data), channels, eps);
+    };
+    const auto with_lanes = [&](auto lanes) {
+      if (per_thread == 1) return launch(add_rms_norm_vec_kernel<W, 1, lanes()>);
+      if (per_thread == 2) return launch(add_rms_norm_vec_kernel<W, 2, lanes()>);
+      launch(add_rms_norm_vec_kernel<W, 4, lanes()>);
+    };
+    if (codes == nullptr) return with_lanes(std::integral_constant<int, 0>{});
+    if (codes->block == kQuantBlock) return with_lanes(std::integral_constant<int, kLegacyCodeLanes>{});
+    with_lanes(std::integral_constant<int, kSuperCodeLanes>{});
+  });
+  return true;
+}
+
+}  // namespace
+
+void launch_add_rms_norm(FloatBuffer out, FloatBuffer x, ConstFloatBuffer delta, ConstFloatBuffer weight, int64_t rows,
+                         int64_t channels, float eps, cudaStream_t stream) {
+  if (rows == 0) return;
+  if (launch_add_rms_norm_vec(out, nullptr, x, delta, weight, rows, channels, eps, stream)) return;
   launch_dependent(add_rms_norm_kernel, static_cast<unsigned>(rows), row_threads(channels), 0, stream, out, x, delta,
                    weight, channels, eps);
+}
+
+bool launch_add_rms_norm_codes(const QuantizedActivations& codes, FloatBuffer x, ConstFloatBuffer delta,
+                               ConstFloatBuffer weight, int64_t rows, int64_t channels, float eps,
+                               cudaStream_t stream) {
+  if (rows == 0) return true;
+  return launch_add_rms_norm_vec(FloatBuffer{}, &codes, x, delta, weight, rows, channels, eps, stream);
 }
 
 }  // namespace anvil::cuda

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "cuda/float_buffer.h"
+#include "cuda/quantized_matmul_kernels.h"
 
 namespace anvil::cuda {
 
@@ -45,6 +46,11 @@ void launch_rms_norm(FloatBuffer out, float* rstd, ConstFloatBuffer x, ConstFloa
 // x += delta (rounded to x's dtype), then out = x * rstd * weight (inference: no rstd).
 void launch_add_rms_norm(FloatBuffer out, FloatBuffer x, ConstFloatBuffer delta, ConstFloatBuffer weight, int64_t rows,
                          int64_t channels, float eps, cudaStream_t stream);
+// The same with the normed rows written as quantized_matmul's activations (`codes`, blocks of
+// codes.block) in the same kernel. False, launching nothing, when the rows do not suit it
+// (f32 x and delta, 16-byte aligned, C a multiple of the block, at most 16384).
+bool launch_add_rms_norm_codes(const QuantizedActivations& codes, FloatBuffer x, ConstFloatBuffer delta,
+                               ConstFloatBuffer weight, int64_t rows, int64_t channels, float eps, cudaStream_t stream);
 
 // dx from dout and the saved rstd; dweight (may be null) += its row sums. `partials` is
 // scratch of norm_backward_num_partials(rows) * C floats (null when dweight is). dx may

@@ -73,7 +73,7 @@ __device__ __forceinline__ float block_sum(float value, float* reduce) {
 // Cache write: one block per token, threads over the token's Hkv * D elements.
 
 template <typename Src, typename Dst>
-__global__ void kv_cache_write_kernel(const Src* __restrict__ k, const Src* __restrict__ v, Dst* __restrict__ key_cache,
+__global__ void kv_cache_write_kernel(const Src* k, const Src* v, Dst* __restrict__ key_cache,
                                       Dst* __restrict__ value_cache, const int32_t* __restrict__ slots,
                                       int64_t row_elems) {
   allow_dependents();   // the attention kernel after it may launch and wait

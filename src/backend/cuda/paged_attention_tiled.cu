@@ -235,7 +235,8 @@ template <typename Q, typename C, typename Cfg>
 __global__ void __launch_bounds__(Cfg::kThreads)
     tiled_paged_attention_kernel(PagedAttentionArgs args, PagedPartials parts) {
   allow_dependents();  // the o projection's GEMV (or the combine) may launch and wait
-  const auto* __restrict__ q = static_cast<const Q*>(args.q);
+  const auto* q =
+      static_cast<const Q*>(args.q);  // the kernel ahead's output: no __restrict__ (see dependent_launch.cuh)
   auto* __restrict__ out = static_cast<Q*>(args.out);
   const auto* __restrict__ key_cache = static_cast<const C*>(args.key_cache);
   const auto* __restrict__ value_cache = static_cast<const C*>(args.value_cache);

@@ -125,9 +125,9 @@ __device__ __forceinline__ float warp_sum(float value) {
 // [kPerLane l, kPerLane (l + 1)). codes (M, K) i8, scales (M * K / block) f32: the CPU's
 // quantize_row_scalar, operation for operation; sums (M * K / 32) i32: code sums per 32.
 template <int kPerLane>
-__global__ void quantize_activations_kernel(const float* __restrict__ x, int8_t* __restrict__ codes,
-                                            float* __restrict__ scales, int32_t* __restrict__ sums,
-                                            float* __restrict__ block_sums, int64_t num_blocks) {
+__global__ void quantize_activations_kernel(const float* x, int8_t* __restrict__ codes, float* __restrict__ scales,
+                                            int32_t* __restrict__ sums, float* __restrict__ block_sums,
+                                            int64_t num_blocks) {
   // Launched as a programmatic dependent: the blocks are resident before the kernel ahead
   // (which may still read the codes this kernel writes) has finished, and wait for it here.
   // Only then may the GEMV after it launch, so at most one kernel ahead is waiting.
@@ -140,7 +140,7 @@ __global__ void quantize_activations_kernel(const float* __restrict__ x, int8_t*
   float values[kPerLane];
   float amax = 0.0F;
   for (int i = 0; i < kPerLane; ++i) {
-    values[i] = x[first + i];
+    values[i] = __ldca(x + first + i);  // written by the kernel ahead (dependent_launch.cuh)
     const float magnitude = values[i] < 0.0F ? -values[i] : values[i];
     amax = magnitude > amax ? magnitude : amax;  // NaN is skipped
   }
@@ -298,6 +298,8 @@ void launch_format(const QuantizedMatmulArgs& args, const QuantizedActivations& 
   ANVIL_CUDA_CHECK_LAUNCH();
 }
 
+}  // namespace
+
 void launch_quantize_activations(const float* x, int64_t m, int64_t k, const QuantizedActivations& acts,
                                  cudaStream_t stream) {
   constexpr int kThreads = 256;
@@ -313,8 +315,6 @@ void launch_quantize_activations(const float* x, int64_t m, int64_t k, const Qua
                      stream, x, acts.codes, acts.scales, acts.sums, acts.block_sums, num_blocks);
   }
 }
-
-}  // namespace
 
 bool quantized_matmul_supported(DType weight_dtype) {
   switch (weight_dtype) {
@@ -356,6 +356,25 @@ void launch_quantized_matmul(const QuantizedMatmulArgs& args, const QuantizedAct
   acts.sums = reinterpret_cast<int32_t*>(static_cast<char*>(scratch) + layout.sums_offset);
   acts.block_sums = reinterpret_cast<float*>(static_cast<char*>(scratch) + layout.block_sums_offset);
   launch_quantize_activations(args.x, args.m, args.k, acts, stream);
+  launch_quantized_matmul_codes(args, acts, stream);
+}
+
+QuantizedActivations activations_at(void* data, DType activation_dtype, int64_t m, int64_t k) {
+  ANVIL_CHECK(reinterpret_cast<uintptr_t>(data) % 16 == 0, "cuda quantized_matmul: ", dtype_name(activation_dtype),
+              " activations must start 16-byte aligned");
+  const ActivationLayout layout = activation_layout(activation_dtype, m * k);
+  auto* bytes = static_cast<char*>(data);
+  QuantizedActivations acts;
+  acts.block = layout.block;
+  acts.codes = reinterpret_cast<int8_t*>(bytes);
+  acts.scales = reinterpret_cast<float*>(bytes + layout.scales_offset);
+  acts.sums = reinterpret_cast<int32_t*>(bytes + layout.sums_offset);
+  acts.block_sums = layout.block == kQuantBlock ? reinterpret_cast<float*>(bytes + layout.block_sums_offset) : nullptr;
+  return acts;
+}
+
+void launch_quantized_matmul_codes(const QuantizedMatmulArgs& args, const QuantizedActivations& acts,
+                                   cudaStream_t stream) {
   if (args.m >= kMmaMinRows) {
     launch_quantized_matmul_mma(args, acts, stream);
     return;

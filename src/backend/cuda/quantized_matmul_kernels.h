@@ -57,6 +57,18 @@ QuantizedActivationLayout activation_layout(DType weight_dtype, int64_t m, int64
 void launch_quantized_matmul(const QuantizedMatmulArgs& args, const QuantizedActivationLayout& layout, void* scratch,
                              cudaStream_t stream);
 
+// The activations of a Q8Act / Q8KAct tensor of (M, K) at `data` (16-byte aligned; layout:
+// anvil/core/quant.h's activation_layout).
+QuantizedActivations activations_at(void* data, DType activation_dtype, int64_t m, int64_t k);
+
+// x (M, K) f32 quantised into `acts` (one kernel, a programmatic dependent of the one ahead).
+void launch_quantize_activations(const float* x, int64_t m, int64_t k, const QuantizedActivations& acts,
+                                 cudaStream_t stream);
+
+// The matmul of activations quantised already (args.x is not read).
+void launch_quantized_matmul_codes(const QuantizedMatmulArgs& args, const QuantizedActivations& acts,
+                                   cudaStream_t stream);
+
 // f32/f16/bf16 weights: out = x @ weight^T with f32 accumulation, x not quantised.
 void launch_plain_weight_matmul(const QuantizedMatmulArgs& args, cudaStream_t stream);
 

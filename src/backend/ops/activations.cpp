@@ -1,5 +1,6 @@
 #include "anvil/ops/activations.h"
 
+#include "ops/activation_codes.h"
 #include "ops/op_checks.h"
 
 namespace anvil {
@@ -46,9 +47,18 @@ void silu_backward(Ctx& ctx, Tensor& dx, const Tensor& dout, const Tensor& x) {
 
 void swiglu(Ctx& ctx, Tensor& out, const Tensor& gate, const Tensor& up) {
   constexpr const char* kOp = "swiglu";
-  require_same_float(kOp, {{"gate", &gate}, {"up", &up}, {"out", &out}});
+  if (is_activation_codes(out.dtype())) {  // quantized_matmul's input: from f32 gate and up
+    require_same_float(kOp, {{"gate", &gate}, {"up", &up}});
+    oc::require_dtype(kOp, {"gate", &gate}, {DType::F32});
+    oc::require_dtype(kOp, {"up", &up}, {DType::F32});
+    oc::require_same_shape(kOp, {"gate", &gate}, {"out", &out});
+    oc::require_activation_codes(kOp, out);
+  } else {
+    require_same_float(kOp, {{"gate", &gate}, {"up", &up}, {"out", &out}});
+  }
   const Device device = oc::common_device(kOp, {{"out", &out}, {"gate", &gate}, {"up", &up}});
-  ctx.backend(device).swiglu(out, gate, up);
+  Backend& backend = ctx.backend(device);
+  oc::produce_activations(ctx, backend, OpKind::Swiglu, out, [&](Tensor& target) { backend.swiglu(target, gate, up); });
 }
 
 void swiglu_backward(Ctx& ctx, Tensor& dgate, Tensor& dup, const Tensor& dout, const Tensor& gate, const Tensor& up) {

@@ -1,5 +1,6 @@
 #include "anvil/ops/rms_norm.h"
 
+#include "ops/activation_codes.h"
 #include "ops/op_checks.h"
 
 namespace anvil {
@@ -19,8 +20,11 @@ void rms_norm(Ctx& ctx, Tensor& out, Tensor& rstd, const Tensor& x, const Tensor
     oc::require_shape(kOp, {"rstd", &rstd}, {rows});
     oc::require_dtype(kOp, {"rstd", &rstd}, {DType::F32});
   }
+  if (is_activation_codes(out.dtype())) oc::require_activation_codes(kOp, out);
   const Device device = oc::common_device(kOp, {{"out", &out}, {"rstd", &rstd}, {"x", &x}, {"weight", &weight}});
-  ctx.backend(device).rms_norm(out, rstd, x, weight, eps);
+  Backend& backend = ctx.backend(device);
+  oc::produce_activations(ctx, backend, OpKind::RmsNorm, out,
+                          [&](Tensor& target) { backend.rms_norm(target, rstd, x, weight, eps); });
 }
 
 void add_rms_norm(Ctx& ctx, Tensor& out, Tensor& x, const Tensor& delta, const Tensor& weight, float eps) {
@@ -33,8 +37,11 @@ void add_rms_norm(Ctx& ctx, Tensor& out, Tensor& x, const Tensor& delta, const T
   oc::require_float(kOp, {"delta", &delta});
   oc::require_shape(kOp, {"weight", &weight}, {channels});
   oc::require_float(kOp, {"weight", &weight});
+  if (is_activation_codes(out.dtype())) oc::require_activation_codes(kOp, out);
   const Device device = oc::common_device(kOp, {{"out", &out}, {"x", &x}, {"delta", &delta}, {"weight", &weight}});
-  ctx.backend(device).add_rms_norm(out, x, delta, weight, eps);
+  Backend& backend = ctx.backend(device);
+  oc::produce_activations(ctx, backend, OpKind::AddRmsNorm, out,
+                          [&](Tensor& target) { backend.add_rms_norm(target, x, delta, weight, eps); });
 }
 
 void rms_norm_backward(Ctx& ctx, Tensor& dx, Tensor& dweight, const Tensor& dout, const Tensor& x, const Tensor& weight,
