@@ -215,13 +215,15 @@ Tensor prompt_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor
 }  // namespace
 
 Tensor cached_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, PagedKvCache& cache, int64_t layer,
-                        const StepInputs& step, const ModelConfig& config, DType half_out, bool kv_written) {
+                        const StepInputs& step, const ModelConfig& config, DType half_out, bool kv_written,
+                        DType codes_out) {
   if (!kv_written)
     kv_cache_write(ctx, cache.keys(layer), cache.values(layer), k, v, step.slots, /*slots_checked=*/true);
   if (prompt_takes_flash_attention(q, cache, step, config)) {
     return prompt_attention(ctx, q, k, v, cache.shape().dtype, half_out);
   }
-  Tensor out = activation(ctx, q.shape(), q.device());
+  Tensor out =
+      codes_out != DType::F32 ? ctx.empty(q.shape(), codes_out, q.device()) : activation(ctx, q.shape(), q.device());
   PagedAttentionParams params;
   params.sliding_window = config.sliding_window;
   params.checked_max_visible = step.max_visible;

@@ -67,10 +67,11 @@ void gather_rows_host(const Tensor& table, std::span<const int32_t> ids, float* 
 // (N, Hq, D) of q (N, Hq, D) over each token's cached context: f32, or `half_out` (f16/bf16)
 // when the step's attention is computed in that dtype anyway (a GPU prompt's FlashAttention
 // in the cache's dtype), sparing a cast pass to f32 and back before a projection whose
-// weights have that dtype.
+// weights have that dtype. `codes_out` (Q8Act, or f32 for none): where the paged kernel
+// runs, the output is made as the o projection's quantized_matmul activations instead.
 Tensor cached_attention(Ctx& ctx, const Tensor& q, const Tensor& k, const Tensor& v, PagedKvCache& cache, int64_t layer,
                         const StepInputs& step, const ModelConfig& config, DType half_out = DType::F32,
-                        bool kv_written = false);
+                        bool kv_written = false, DType codes_out = DType::F32);
 
 // Logits (R, V) on the host of the batch's logit rows of the final hidden state x (N, C):
 // final norm (RMSNorm or LayerNorm per config), then the head.

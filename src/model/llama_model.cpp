@@ -1,5 +1,6 @@
 // The Llama family's inference forward pass over a paged KV cache.
 #include "anvil/core/error.h"
+#include "anvil/core/quant.h"
 #include "anvil/ops/activations.h"
 #include "anvil/ops/elementwise.h"
 #include "anvil/ops/paged_attention.h"
@@ -121,8 +122,12 @@ class LlamaModel final : public CausalLM {
     }
     tap("Qcur_rope", layer, q);
     tap("Kcur_rope", layer, k);
+    // The o projection's activations from the attention kernel itself where it can (blocks
+    // of 32 within a head: Q8Act for f32 queries).
+    const bool attention_codes =
+        activation_input_dtype(n, {&w.wo}) == DType::Q8Act && q.dtype() == DType::F32 && d % kQuantBlock == 0;
     const Tensor attended = cached_attention(ctx, q, k, v, cache, layer, step, config_, half_input_dtype(n, w.wo),
-                                             /*kv_written=*/qkv.defined());
+                                             /*kv_written=*/qkv.defined(), attention_codes ? DType::Q8Act : DType::F32);
     tap("kqv_out", layer, attended);
     return project(ctx, attended.view({n, config_.num_heads * d}), w.wo, w.bo);
   }

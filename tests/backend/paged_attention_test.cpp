@@ -12,6 +12,7 @@
 #include <string>
 
 #include "anvil/ops/paged_attention.h"
+#include "anvil/ops/quantized_matmul.h"
 #include "anvil/ops/rope.h"
 #include "cpu/cpu_backend.h"
 #include "support/op_harness.h"
@@ -291,6 +292,67 @@ TEST(OpPagedAttention, ModelShapesOnLowPrecisionCaches) {
     bound.sliding_window = 100;
     bound.checked_max_visible = 1000;
     run_case(ctx, device, rng, {9, 3, 64}, batch, {DType::F32, DType::F16, 16, bound, f32_query_tolerance(DType::F16)});
+  }
+}
+
+// Out as the o projection's Q8Act activations (f32 queries, as a decode step's): the same
+// bytes as the f32 output quantised by quantize_activations on the same device. The GPU writes
+// them from its tiled kernel (one partition, or up to 32 merged in the kernel) and goes
+// through f32 for the rest (the combine kernel, the warp kernel's head dims); Q8KAct always
+// goes through f32.
+TEST(OpPagedAttention, ActivationCodesOutIsTheQuantisedOutputOnEveryDevice) {
+  Ctx& ctx = test_ctx();
+  Rng rng(test_seed());
+  struct Case {
+    Heads heads;
+    std::vector<SequenceCase> batch;
+    DType cache_dtype;
+    DType codes_dtype;
+  };
+  const std::vector<Case> cases = {
+      {{9, 3, 64}, {{40, 1}}, DType::BF16, DType::Q8Act},                        // one partition
+      {{9, 3, 64}, {{700, 1}, {33, 1}}, DType::BF16, DType::Q8Act},              // merged in the kernel
+      {{32, 8, 128}, {{300, 1}, {1100, 1}, {9, 2}}, DType::BF16, DType::Q8Act},  // D 128, prefill rows
+      {{9, 3, 64}, {{6000, 1}}, DType::BF16, DType::Q8Act},                      // many partitions
+      {{4, 2, 32}, {{37, 1}, {20, 3}}, DType::F32, DType::Q8Act},                // not tiled
+      {{4, 2, 64}, {{300, 1}, {9, 3}}, DType::BF16, DType::Q8KAct},              // super-blocks
+  };
+  for (const Device device : test_devices(ctx)) {
+    for (const Case& c : cases) {
+      Scenario s = make_scenario(c.heads, 16, c.batch, rng);
+      const auto tokens = static_cast<int64_t>(s.positions.size());
+      SCOPED_TRACE(case_label(c.codes_dtype, device, s.q.shape) + " cache " + std::string(dtype_name(c.cache_dtype)));
+      Tensor key_cache = nan_cache(ctx, s, c.cache_dtype, device);
+      Tensor value_cache = nan_cache(ctx, s, c.cache_dtype, device);
+      fill_caches(ctx, s, c.cache_dtype, device, key_cache, value_cache, false);
+      const Tensor q = make_tensor(ctx, s.q, DType::F32, device);
+      const Tensor sequences = int_tensor(ctx, {tokens}, s.token_sequences, device);
+      const Tensor positions = int_tensor(ctx, {tokens}, s.positions, device);
+      const Tensor tables =
+          int_tensor(ctx, {static_cast<int64_t>(c.batch.size()), s.max_blocks}, s.block_tables, device);
+      Tensor values = ctx.empty(s.q.shape, DType::F32, device);
+      paged_attention(ctx, values, q, key_cache, value_cache, sequences, positions, tables, {});
+      Tensor expected = ctx.empty({tokens, c.heads.q_heads * c.heads.head_dim}, c.codes_dtype, device);
+      Tensor flat = values.view({tokens, c.heads.q_heads * c.heads.head_dim});
+      quantize_activations(ctx, expected, flat);
+      if (c.codes_dtype == DType::Q8KAct) {  // rows of D = 64 are no super-blocks: (N, Hq * D) only
+        EXPECT_THROW((void)ctx.empty(s.q.shape, c.codes_dtype, device), Error);
+        continue;
+      }
+      Tensor codes = ctx.empty(s.q.shape, c.codes_dtype, device);
+      paged_attention(ctx, codes, q, key_cache, value_cache, sequences, positions, tables, {});
+      const Tensor got_host = device.is_cpu() ? codes : ctx.to_device(codes, Device::cpu());
+      const Tensor want_host = device.is_cpu() ? expected : ctx.to_device(expected, Device::cpu());
+      ASSERT_EQ(got_host.nbytes(), want_host.nbytes());
+      const auto* got = static_cast<const uint8_t*>(got_host.raw_data());
+      const auto* want = static_cast<const uint8_t*>(want_host.raw_data());
+      int64_t differing = 0;
+      for (int64_t i = 0; i < got_host.nbytes(); ++i) differing += got[i] != want[i] ? 1 : 0;
+      EXPECT_EQ(differing, 0) << "bytes of the activations differ from the quantised f32 output";
+      // And the f32 output itself is right (float64 reference).
+      expect_close(to_host(ctx, values), paged_attention_reference(s, 1.0 / std::sqrt(c.heads.head_dim), 0),
+                   tolerance_for(DType::F32), "out");
+    }
   }
 }
 

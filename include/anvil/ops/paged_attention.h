@@ -22,8 +22,9 @@ void kv_cache_write(Ctx& ctx, Tensor& key_cache, Tensor& value_cache, const Tens
 void rope_kv_cache_write(Ctx& ctx, Tensor& qkv, Tensor& key_cache, Tensor& value_cache, const Tensor& positions,
                          const Tensor& slots, const RopeParams& params, bool slots_checked = false);
 
-// out (N, Hq, D) for q (N, Hq, D): token i of sequence s = token_sequences[i] at position
-// p = positions[i] attends to that sequence's cached positions 0..p (causal; its own K/V
+// out (N, Hq, D) for q (N, Hq, D) (out in q's dtype, or for f32 q quantized_matmul's Q8Act /
+// Q8KAct activations of the o projection, quantised as quantize_activations does): token i of sequence s =
+// token_sequences[i] at position p = positions[i] attends to that sequence's cached positions 0..p (causal; its own K/V
 // must already be written). block_tables (S, max_blocks) i32 maps position / block_size
 // to a block id. Hq % Hkv == 0 (grouped-query heads).
 void paged_attention(Ctx& ctx, Tensor& out, const Tensor& q, const Tensor& key_cache, const Tensor& value_cache,

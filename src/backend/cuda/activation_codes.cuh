@@ -66,4 +66,31 @@ __device__ __forceinline__ void quantize_eight(const float (&values)[8], int64_t
   }
 }
 
+// A warp's 32 consecutive values, one per lane, element `index` of the flat tensor (lane 0's
+// index a multiple of 32), quantised into Q8Act `acts` as one block. Every lane calls it.
+__device__ __forceinline__ void quantize_warp_block(float value, int64_t index, const QuantizedActivations& acts) {
+  constexpr unsigned kFull = 0xffffffffU;
+  float amax = value < 0.0F ? -value : value;
+  amax = amax == amax ? amax : 0.0F;  // NaN is skipped
+#pragma unroll
+  for (int offset = 1; offset < 32; offset <<= 1) {
+    const float other = __shfl_xor_sync(kFull, amax, offset);
+    amax = other > amax ? other : amax;
+  }
+  const float inverse = amax > 0.0F ? 127.0F / amax : 0.0F;
+  float scaled = value * inverse;
+  scaled = scaled >= -127.0F ? scaled : -127.0F;  // NaN becomes -127, as on the CPU
+  scaled = scaled <= 127.0F ? scaled : 127.0F;
+  const int code = __float2int_rn(scaled);  // ties to even
+  acts.codes[index] = static_cast<int8_t>(code);
+  int code_sum = code;
+#pragma unroll
+  for (int offset = 1; offset < 32; offset <<= 1) code_sum += __shfl_xor_sync(kFull, code_sum, offset);
+  if (index % 32 != 0) return;
+  const float d = amax / 127.0F;
+  acts.sums[index / 32] = code_sum;
+  acts.scales[index / 32] = __half2float(__float2half_rn(d));  // ggml's f16 d and s
+  acts.block_sums[index / 32] = __half2float(__float2half_rn(d * static_cast<float>(code_sum)));
+}
+
 }  // namespace anvil::cuda

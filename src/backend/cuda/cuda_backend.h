@@ -144,9 +144,10 @@ class CudaBackend final : public Backend {
               float beta) override;
   void quantized_matmul(Tensor& out, const Tensor& x, const Tensor& weight) override;
   void quantize_activations(Tensor& out, const Tensor& x) override;
-  // add_rms_norm and swiglu write Q8Act / Q8KAct outs in their own kernels.
+  // add_rms_norm, swiglu and paged_attention write Q8Act / Q8KAct outs in their own kernels
+  // (paged_attention: Q8Act from its tiled kernel, else through an f32 scratch).
   [[nodiscard]] bool writes_activation_codes(OpKind op) const override {
-    return op == OpKind::AddRmsNorm || op == OpKind::Swiglu;
+    return op == OpKind::AddRmsNorm || op == OpKind::Swiglu || op == OpKind::PagedAttention;
   }
   void argmax(Tensor& ids, const Tensor& logits) override;
   void top_k_filter(Tensor& logits, int64_t k) override;

@@ -123,7 +123,7 @@ void CudaBackend::paged_attention(Tensor& out, const Tensor& q, const Tensor& ke
                                   const Tensor& token_sequences, const Tensor& positions, const Tensor& block_tables,
                                   const PagedAttentionParams& params) {
   const DeviceGuard guard(device_index_);
-  const PagedAttentionArgs args =
+  PagedAttentionArgs args =
       paged_args(out, q, key_cache, value_cache, token_sequences, positions, block_tables, params);
   PagedTokenCheck check;
   if (params.checked_max_visible > 0) {  // checked by the caller: no wait for the device
@@ -140,8 +140,24 @@ void CudaBackend::paged_attention(Tensor& out, const Tensor& q, const Tensor& ke
   const int num_sms = num_sms_;
   const PagedPartitioning plan = plan_paged_attention(args, check.max_visible, num_sms);
   const ScratchBuffer partials(*allocator_, plan.scratch_bytes);
-  launch_paged_attention(args, plan, partials.get(), plan.counters <= kPagedCounters ? paged_counters_ : nullptr,
-                         stream_);
+  int32_t* counters = plan.counters <= kPagedCounters ? paged_counters_ : nullptr;
+  if (is_activation_codes(out.dtype())) {
+    // The tiled kernel writes Q8Act codes where it writes the outputs itself (one partition,
+    // or its fused merge); other plans and Q8KAct go through f32 and the quantiser.
+    const bool tiled_writes = plan.tiled && (plan.partitions == 1 || (plan.counters > 0 && counters != nullptr));
+    if (out.dtype() == DType::Q8Act && tiled_writes) {
+      args.out = nullptr;
+      args.codes = activations_at(out.raw_data(), out.dtype(), out.numel() / out.size(-1), out.size(-1));
+      launch_paged_attention(args, plan, partials.get(), counters, stream_);
+      return;
+    }
+    Tensor values = Tensor::empty(out.shape(), DType::F32, *allocator_);
+    args.out = values.raw_data();
+    launch_paged_attention(args, plan, partials.get(), counters, stream_);
+    quantize_activations(out, values);
+    return;
+  }
+  launch_paged_attention(args, plan, partials.get(), counters, stream_);
 }
 
 }  // namespace anvil::cuda

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "anvil/core/dtype.h"
+#include "cuda/quantized_matmul_kernels.h"
 
 namespace anvil::cuda {
 
@@ -36,6 +37,9 @@ struct PagedAttentionArgs {
   int64_t num_blocks, block_size, sequences, max_blocks;
   int64_t window;  // 0 = none
   float scale;     // resolved, never 0
+  // When codes.codes is set (tiled kernel only, f32 q, head_dim a multiple of 32): out is
+  // not written; each 32 outputs are quantised into these Q8Act activations instead.
+  QuantizedActivations codes{};
 };
 
 // What the index check found: the first token whose sequence, position or visible block

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "cuda/activation_codes.cuh"
 #include "cuda/attention_device.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/dependent_launch.cuh"
@@ -159,6 +160,18 @@ __device__ __forceinline__ bool is_last_partition(int32_t* counter, int count) {
   return true;
 }
 
+// Output `index` of out (N * Hq * D), or, when the call writes quantized_matmul's activations,
+// its code: the 32 lanes of a warp hold 32 consecutive outputs of one head (D is 64 or 128,
+// output o of a block is thread o % threads), a block of Q8Act, so every lane must call.
+template <typename Q>
+__device__ __forceinline__ void store_output(const QuantizedActivations& codes, Q* out, int64_t index, float value) {
+  if (codes.codes != nullptr) {
+    quantize_warp_block(value, index, codes);
+  } else {
+    store_float(out + index, value);
+  }
+}
+
 // The fused combine, run by the last block of a (token, kv head, head chunk): merges the
 // `count` partials of each of its `heads` query rows as combine_partitions_kernel does
 // (paged_attention_kernels.cu). Its cost is a chain of L2 round trips after the last
@@ -171,7 +184,8 @@ __device__ __forceinline__ bool is_last_partition(int32_t* counter, int count) {
 // fixed orders throughout, whichever block runs it.
 template <typename Q, typename Cfg>
 __device__ void merge_partitions(const PagedPartials& parts, int64_t first_q_row, int heads, int count,
-                                 Q* __restrict__ out, float* weights, float* inverse) {
+                                 Q* __restrict__ out, const QuantizedActivations& codes, float* weights,
+                                 float* inverse) {
   constexpr int kD = Cfg::kD;
   constexpr int kOutputs = Cfg::kHeads * kD / Cfg::kThreads;  // outputs per thread (heads <= kHeads)
   constexpr int kPrefetch = 64 / kOutputs;                    // 64 registers of acc partials
@@ -225,7 +239,7 @@ __device__ void merge_partitions(const PagedPartials& parts, int64_t first_q_row
     }
 #pragma unroll 8
     for (int z = kPrefetch; z < count; ++z) value += __ldcg(acc + static_cast<int64_t>(z) * kD) * weight[z];
-    store_float(out + (first_q_row + h) * kD + o % kD, value * inverse[h]);
+    store_output(codes, out, (first_q_row + h) * kD + o % kD, value * inverse[h]);
   }
 }
 
@@ -416,7 +430,7 @@ __global__ void __launch_bounds__(Cfg::kThreads)
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) total += warp_sum[w * kHeads + h];
     if (parts.partitions == 1) {
-      store_float(out + (first_q_row + h) * kD + d, value * (1.0F / total));
+      store_output(args.codes, out, (first_q_row + h) * kD + d, value * (1.0F / total));
     } else {
       const int64_t partial = (first_q_row + h) * parts.partitions + blockIdx.z;
       parts.acc[partial * kD + d] = value;
@@ -433,7 +447,8 @@ __global__ void __launch_bounds__(Cfg::kThreads)
     const int count =
         static_cast<int>(min(parts.partitions, (position - first + parts.partition_len) / parts.partition_len));
     if (is_last_partition(parts.counters + token * gridDim.y + blockIdx.y, count)) {
-      merge_partitions<Q, Cfg>(parts, first_q_row, heads, count, out, reinterpret_cast<float*>(shared_raw), warp_max);
+      merge_partitions<Q, Cfg>(parts, first_q_row, heads, count, out, args.codes, reinterpret_cast<float*>(shared_raw),
+                               warp_max);
     }
   }
 }

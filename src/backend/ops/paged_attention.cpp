@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "ops/activation_codes.h"
 #include "ops/op_checks.h"
 
 namespace anvil {
@@ -83,7 +84,12 @@ void paged_attention(Ctx& ctx, Tensor& out, const Tensor& q, const Tensor& key_c
   const int64_t tokens = q.size(0);
   check_heads(kOp, {"q", &q}, q.size(1), key_cache);
   oc::require_same_shape(kOp, {"q", &q}, {"out", &out});
-  oc::require_dtype(kOp, {"out", &out}, {q.dtype()});
+  if (is_activation_codes(out.dtype())) {  // the o projection's input: from f32 queries
+    oc::require_dtype(kOp, {"q", &q}, {DType::F32});
+    oc::require_activation_codes(kOp, out);
+  } else {
+    oc::require_dtype(kOp, {"out", &out}, {q.dtype()});
+  }
   check_token_ids(kOp, {"token_sequences", &token_sequences}, tokens);
   check_token_ids(kOp, {"positions", &positions}, tokens);
   oc::require_rank(kOp, {"block_tables", &block_tables}, 2);
@@ -100,7 +106,10 @@ void paged_attention(Ctx& ctx, Tensor& out, const Tensor& q, const Tensor& key_c
                                                 {"positions", &positions},
                                                 {"block_tables", &block_tables}});
   if (tokens == 0) return;
-  ctx.backend(device).paged_attention(out, q, key_cache, value_cache, token_sequences, positions, block_tables, params);
+  Backend& backend = ctx.backend(device);
+  oc::produce_activations(ctx, backend, OpKind::PagedAttention, out, [&](Tensor& target) {
+    backend.paged_attention(target, q, key_cache, value_cache, token_sequences, positions, block_tables, params);
+  });
 }
 
 }  // namespace anvil
