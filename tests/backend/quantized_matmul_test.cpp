@@ -351,7 +351,7 @@ TEST(OpQuantizedMatmul, HalfInputsOfHalfWeightsMatchFloat64) {
 // chunks of weight blocks with a partial last one (legacy K = 33 blocks, K-quant K = 10
 // super-blocks); 9 rows take two activation row tiles; N = 301 ends the GPU's M = 1 GEMV
 // (4 weight rows per block) in a partial block; legacy rows of 133 blocks take its
-// long-row blocks (64 threads).
+// long-row blocks (compiled for 8 per SM).
 TEST(OpQuantizedMatmul, DecodeShapesMatchFloat64OnEveryDevice) {
   Ctx& ctx = test_ctx();
   Rng rng(test_seed());

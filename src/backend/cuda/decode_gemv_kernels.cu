@@ -140,8 +140,8 @@ __device__ __forceinline__ int dot_words(const int (&w)[8], const int (&x)[8], i
 
 // Legacy blocks (32 elements): grid ceil(N / kRows), block kBlockThreads; thread t takes
 // blocks t, t + kBlockThreads, ... of each row. Per block and row the CPU's terms (d * dx) * dot (+ m * s).
-template <typename Format, int kRows, int kBlockThreads>
-__global__ void __launch_bounds__(kBlockThreads)
+template <typename Format, int kRows, int kBlockThreads, int kMinBlocks = 1>
+__global__ void __launch_bounds__(kBlockThreads, kMinBlocks)
     legacy_gemv_kernel(const uint8_t* __restrict__ weight, int64_t row_bytes, const int8_t* codes, const float* scales,
                        const float* block_sums, float* __restrict__ out, int64_t n, int64_t num_blocks) {
   allow_dependents();  // the next kernel may launch into the slots this grid frees
@@ -436,11 +436,13 @@ void launch_half(const QuantizedMatmulArgs& args, cudaStream_t stream) {
 }
 
 constexpr int kQuantRows = 4;
-constexpr int kLongRowThreads = 64;
+constexpr int kLongRowMinBlocks = 8;
 
 // Rows of up to kThreads blocks (K <= 4096) take blocks of kThreads threads, each one block
-// per row. Longer rows take blocks of 64 threads: then N = 4096 fits in one wave of blocks
-// (1024 blocks of 128 threads were 1.1 waves: a tail of long-lived blocks).
+// per row. Longer rows take the same blocks compiled for 8 per SM (at most 64 registers), so
+// that N = 4096 is one wave (1024 blocks; at 7 per SM they were 1.1 waves, and the 64-thread
+// blocks used before left half the threads idle: 4096 x 14336 from codes 77 -> 89% of copy
+// for Q4_0, docs/perf.md).
 template <typename Format>
 void launch_legacy(const QuantizedMatmulArgs& args, const QuantizedActivations& acts, cudaStream_t stream) {
   const int64_t num_blocks = args.k / kQuantBlock;
@@ -450,7 +452,7 @@ void launch_legacy(const QuantizedMatmulArgs& args, const QuantizedActivations& 
                      acts.scales, acts.block_sums, args.out, args.n, num_blocks);
   };
   if (num_blocks <= kThreads) return launch(legacy_gemv_kernel<Format, kQuantRows, kThreads>, kThreads);
-  launch(legacy_gemv_kernel<Format, kQuantRows, kLongRowThreads>, kLongRowThreads);
+  launch(legacy_gemv_kernel<Format, kQuantRows, kThreads, kLongRowMinBlocks>, kThreads);
 }
 
 template <typename Format>
