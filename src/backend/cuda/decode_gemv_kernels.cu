@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "anvil/core/quant.h"
 #include "cuda/cuda_check.h"
@@ -468,13 +469,21 @@ void launch_kquant_pair(const QuantizedMatmulArgs& args, const QuantizedActivati
   if (Pair::kNeedsAlignedRows && reinterpret_cast<uintptr_t>(args.weight) % 16 != 0) {
     return launch_kquant<Format>(args, acts, stream);
   }
+  const auto run = [&](auto kernel, int rows, int threads) {
+    launch_dependent(kernel, row_blocks(args.n, rows), threads, 0, stream, static_cast<const uint8_t*>(args.weight),
+                     dtype_bytes_for(args.weight_dtype, args.k), acts.codes, acts.scales, acts.sums, args.out, args.n,
+                     args.k / kQuantSuperBlock);
+  };
+  // Rows longer than 4096 (more units than 64 threads take in one step): 128 threads, with 2
+  // rows per block for Q4_K and 4 for Q6_K. At 4096 x 14336 from codes (graph % of copy, one
+  // call): Q6_K 72 -> 82%, Q4_K 68 -> 72% (docs/perf.md).
+  if (args.k > 4096) {
+    if constexpr (std::is_same_v<Pair, Q4KPair>) return run(kquant_pair_gemv_kernel<Pair, 2, 128>, 2, 128);
+    return run(kquant_pair_gemv_kernel<Pair, 4, 128>, 4, 128);
+  }
   // 64 threads: K = 4096 has 64 units per row; 4 rows (~128 registers, 8 blocks per SM) so that
   // N = 4096 is one wave of blocks.
-  constexpr int kPairRows = 4;
-  constexpr int kPairThreads = 64;
-  launch_dependent(kquant_pair_gemv_kernel<Pair, kPairRows, kPairThreads>, row_blocks(args.n, kPairRows), kPairThreads,
-                   0, stream, static_cast<const uint8_t*>(args.weight), dtype_bytes_for(args.weight_dtype, args.k),
-                   acts.codes, acts.scales, acts.sums, args.out, args.n, args.k / kQuantSuperBlock);
+  run(kquant_pair_gemv_kernel<Pair, 4, 64>, 4, 64);
 }
 
 }  // namespace
